@@ -1,0 +1,183 @@
+//! Problems found in a desired-state file, each tied to a line and column, and how they are shown.
+
+use std::fmt;
+
+use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+use serde::Serialize;
+
+use super::path::FieldPath;
+use super::source::{Location, SourceFile};
+
+/// One problem in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// Where it is written; `None` only when the file is empty.
+    #[serde(flatten)]
+    pub location: Option<Location>,
+    /// The field, when the problem belongs to one (syntax errors do not).
+    #[serde(serialize_with = "display_path", skip_serializing_if = "Option::is_none")]
+    pub path: Option<FieldPath>,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// Whether the location points at the field's key (unknown fields) rather than its value.
+    #[serde(skip)]
+    pub at_key: bool,
+    /// Whether the value at the location is a secret, to be masked wherever its line is shown.
+    #[serde(skip)]
+    pub secret: bool,
+}
+
+fn display_path<S: serde::Serializer>(path: &Option<FieldPath>, serializer: S) -> Result<S::Ok, S::Error> {
+    match path {
+        Some(path) => serializer.collect_str(path),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// A desired-state file that cannot be used, with every problem found in it.
+#[derive(Debug)]
+pub struct InvalidFile {
+    source: Box<SourceFile>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl InvalidFile {
+    /// Pairs the problems with their file, sorted by position.
+    pub(crate) fn new(source: SourceFile, mut diagnostics: Vec<Diagnostic>) -> Self {
+        diagnostics.sort_by(|a, b| a.location.cmp(&b.location).then_with(|| a.message.cmp(&b.message)));
+        diagnostics.dedup();
+        Self { source: Box::new(source), diagnostics }
+    }
+
+    /// The problems, in file order.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+
+    /// The problems as cargo-style reports, each showing its source line; `color` for terminals.
+    pub fn report(&self, color: bool) -> String {
+        let renderer = if color { Renderer::styled() } else { Renderer::plain() };
+        let path = self.source.path().display().to_string();
+        let mut out = String::new();
+        for diagnostic in &self.diagnostics {
+            let mut groups = vec![self.group(diagnostic, &path)];
+            if let Some(hint) = &diagnostic.hint {
+                groups.push(Group::with_title(Level::HELP.secondary_title(hint.as_str())));
+            }
+            out.push_str(&renderer.render(&groups));
+            out.push_str("\n\n");
+        }
+        let count = self.diagnostics.len();
+        out.push_str(&format!(
+            "error: {path} has {count} problem{}; nothing was changed. Fix {} and run `seclab validate` again.\n",
+            if count == 1 { "" } else { "s" },
+            if count == 1 { "it" } else { "them" },
+        ));
+        out
+    }
+
+    fn group<'a>(&'a self, diagnostic: &'a Diagnostic, path: &'a str) -> Group<'a> {
+        let title = Level::ERROR.primary_title(diagnostic.message.as_str());
+        let Some(location) = diagnostic.location else {
+            return Group::with_title(title);
+        };
+        let (Some(line), Some(start)) = (self.source.line_range(location.line), self.source.offset(location)) else {
+            return Group::with_title(title);
+        };
+        let (text, from, to) = self.masked_line(location.line, line.clone(), start - line.start, diagnostic.at_key);
+        let mut annotation = AnnotationKind::Primary.span(from..to.max(from));
+        if let Some(field) = &diagnostic.path {
+            annotation = annotation.label(format!("at `{field}`"));
+        }
+        title.element(Snippet::source(text).line_start(location.line).path(path).annotation(annotation))
+    }
+
+    /// A source line with every secret value on it replaced by `<redacted>`, and the
+    /// annotated span `from..to` moved to match.
+    fn masked_line(
+        &self,
+        number: usize,
+        range: std::ops::Range<usize>,
+        mut from: usize,
+        at_key: bool,
+    ) -> (String, usize, usize) {
+        let mut text = self.source.text()[range.clone()].to_owned();
+        let mut to = from + token_len(&text[from..], at_key);
+        let mut secrets: Vec<usize> = self
+            .diagnostics
+            .iter()
+            .filter(|d| d.secret)
+            .filter_map(|d| d.location.filter(|l| l.line == number))
+            .filter_map(|l| self.source.offset(l))
+            .map(|offset| offset - range.start)
+            .collect();
+        secrets.sort_unstable();
+        secrets.dedup();
+        for start in secrets.into_iter().rev() {
+            let end = start + token_len(&text[start..], false);
+            text.replace_range(start..end, REDACTED);
+            let shift = |at: usize| if at >= end { at + REDACTED.len() - (end - start) } else { at };
+            if from == start {
+                to = start + REDACTED.len();
+            } else {
+                (from, to) = (shift(from), shift(to));
+            }
+        }
+        (text, from, to)
+    }
+}
+
+/// What a secret value is shown as.
+const REDACTED: &str = "<redacted>";
+
+/// The length of the key or value starting `rest`: a key ends at its colon, a value at a comment.
+fn token_len(rest: &str, key: bool) -> usize {
+    if key {
+        return rest.find(':').unwrap_or(rest.len());
+    }
+    let value = rest.find(" #").map_or(rest, |end| &rest[..end]);
+    value.trim_end().len()
+}
+
+impl fmt::Display for InvalidFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            let at = d.location.map(|l| format!(":{}:{}", l.line, l.column)).unwrap_or_default();
+            write!(f, "{}{at}: {}", self.source.path().display(), d.message)?;
+            if let Some(hint) = &d.hint {
+                write!(f, " ({hint})")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for InvalidFile {}
+
+impl Serialize for InvalidFile {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("InvalidFile", 2)?;
+        s.serialize_field("file", &self.source.path().display().to_string())?;
+        s.serialize_field("errors", &self.diagnostics)?;
+        s.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_end_at_colons_and_comments() {
+        assert_eq!(token_len("replica: 2", true), 7);
+        assert_eq!(token_len("\"0 2 * *\"  # nightly", false), 9);
+        assert_eq!(token_len("10.0.0.0/33", false), 11);
+    }
+}

@@ -1,0 +1,301 @@
+//! Checks of single field values: names, addresses, ports, schedules, quantities.
+//!
+//! Each check returns the parsed value, or a [`Problem`] saying what is wrong and how to fix it.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use croner::parser::{CronParser, Seconds, Year};
+use ipnetwork::IpNetwork;
+
+/// What is wrong with a value, and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What is wrong, naming the value.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+impl Problem {
+    fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self { message: message.into(), hint: Some(hint.into()) }
+    }
+}
+
+/// A DNS-1123 label: what Kubernetes accepts as a Namespace or Service name.
+pub fn dns_label(value: &str) -> Result<(), Problem> {
+    if value.len() <= 63 && is_label(value) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            format!("`{value}` is not a valid name"),
+            "use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit",
+        ))
+    }
+}
+
+/// A DNS-1123 subdomain: dot-separated labels, at most 253 characters (host names, object names).
+pub fn dns_subdomain(value: &str) -> Result<(), Problem> {
+    if !value.is_empty() && value.len() <= 253 && value.split('.').all(is_label) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            format!("`{value}` is not a valid DNS name"),
+            "use dot-separated lower-case labels of letters, digits and '-', e.g. `k.my.domain`",
+        ))
+    }
+}
+
+fn is_label(label: &str) -> bool {
+    let bytes = label.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+/// A scan target as nmap takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One address.
+    Address(IpAddr),
+    /// A network in CIDR notation.
+    Network(IpNetwork),
+    /// An inclusive IPv4 range, `198.51.100.10-20` or `198.51.100.10-198.51.100.20`.
+    Range(Ipv4Addr, Ipv4Addr),
+    /// A host name, resolved by nmap.
+    HostName(String),
+}
+
+impl Target {
+    /// Parses one target.
+    pub fn parse(value: &str) -> Result<Self, Problem> {
+        let bad = |why: &str| {
+            Problem::new(
+                format!("`{value}` is not a valid target: {why}"),
+                "write an address (`198.51.100.7`), a CIDR (`198.51.100.0/24`), a range (`198.51.100.10-20`) or a host name",
+            )
+        };
+        let looks_numeric = value.starts_with(|c: char| c.is_ascii_digit()) || value.contains(':');
+        if value.contains('/') {
+            return IpNetwork::from_str(value).map(Self::Network).map_err(|e| bad(&e.to_string()));
+        }
+        if let Some((start, end)) = value.split_once('-').filter(|_| looks_numeric) {
+            let start = Ipv4Addr::from_str(start).map_err(|_| bad("the range must start with an IPv4 address"))?;
+            let end = if end.contains('.') {
+                Ipv4Addr::from_str(end).map_err(|_| bad("the range must end with an IPv4 address"))?
+            } else {
+                let last: u8 = end.parse().map_err(|_| bad("the range must end with a number from 0 to 255"))?;
+                let [a, b, c, _] = start.octets();
+                Ipv4Addr::new(a, b, c, last)
+            };
+            if end < start {
+                return Err(bad("the range ends before it starts"));
+            }
+            return Ok(Self::Range(start, end));
+        }
+        if looks_numeric {
+            return IpAddr::from_str(value).map(Self::Address).map_err(|_| bad("not an IP address"));
+        }
+        dns_subdomain(value).map(|()| Self::HostName(value.to_owned())).map_err(|_| bad("not a host name"))
+    }
+}
+
+/// A port list such as `22,80,443,8000-8100`, as inclusive ranges.
+pub fn port_list(value: &str) -> Result<Vec<(u16, u16)>, Problem> {
+    let bad = |item: &str| {
+        Problem::new(
+            format!("`{item}` in `{value}` is not a port or port range"),
+            "write ports from 1 to 65535 separated by commas, with ranges as `8000-8100`",
+        )
+    };
+    let port = |text: &str, item: &str| text.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| bad(item));
+    value
+        .split(',')
+        .map(|item| match item.split_once('-') {
+            Some((low, high)) => {
+                let (low, high) = (port(low, item)?, port(high, item)?);
+                if low > high { Err(bad(item)) } else { Ok((low, high)) }
+            }
+            None => port(item, item).map(|p| (p, p)),
+        })
+        .collect()
+}
+
+/// A CronJob schedule: five fields or a `@daily`-style macro, no seconds.
+pub fn cron_schedule(value: &str) -> Result<(), Problem> {
+    let hint =
+        "write five fields `minute hour day-of-month month day-of-week`, e.g. `0 2 * * *` (02:00 daily), or `@daily`";
+    if value.trim_start().starts_with("TZ=") || value.trim_start().starts_with("CRON_TZ=") {
+        return Err(Problem::new(
+            format!("`{value}` sets a time zone inside the schedule"),
+            "set the group's `timeZone` field instead",
+        ));
+    }
+    if !value.trim_start().starts_with('@') && value.split_whitespace().count() != 5 {
+        return Err(Problem::new(format!("`{value}` is not a cron schedule: it needs exactly 5 fields"), hint));
+    }
+    let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
+    parser.parse(value).map(drop).map_err(|e| Problem::new(format!("`{value}` is not a cron schedule: {e}"), hint))
+}
+
+/// An IANA time-zone name such as `Europe/London` or `UTC`.
+pub fn time_zone(value: &str) -> Result<(), Problem> {
+    let ok = !value.is_empty()
+        && value
+            .split('/')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c)));
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            format!("`{value}` is not a time-zone name"),
+            "use an IANA name such as `Europe/London` or `UTC`",
+        ))
+    }
+}
+
+/// A positive Kubernetes quantity such as `10Gi` or `500Mi`.
+pub fn quantity(value: &str) -> Result<(), Problem> {
+    const SUFFIXES: [&str; 13] = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", ""];
+    let number = SUFFIXES.iter().find_map(|s| value.strip_suffix(s).filter(|n| !n.is_empty()));
+    let valid = number.is_some_and(|n| {
+        let mut parts = n.splitn(2, '.');
+        let whole = parts.next().unwrap_or_default();
+        let fraction = parts.next().unwrap_or("0");
+        !whole.is_empty()
+            && whole.bytes().all(|b| b.is_ascii_digit())
+            && !fraction.is_empty()
+            && fraction.bytes().all(|b| b.is_ascii_digit())
+            && n.bytes().any(|b| (b'1'..=b'9').contains(&b))
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(Problem::new(format!("`{value}` is not a size"), "write a positive size such as `10Gi` or `500Mi`"))
+    }
+}
+
+/// A duration such as `5m` or `300ms`.
+pub fn duration(value: &str) -> Result<std::time::Duration, Problem> {
+    humantime::parse_duration(value).map_err(|e| {
+        Problem::new(format!("`{value}` is not a duration: {e}"), "write a duration such as `300ms`, `30s` or `5m`")
+    })
+}
+
+/// An absolute path.
+pub fn absolute_path(value: &str) -> Result<(), Problem> {
+    if value.starts_with('/') {
+        Ok(())
+    } else {
+        Err(Problem::new(format!("`{value}` is not an absolute path"), "start the path with `/`"))
+    }
+}
+
+/// An http(s) URL that carries no credentials.
+pub fn webhook_url(value: &str) -> Result<(), Problem> {
+    // Messages never echo the URL: it may hold credentials.
+    let url = url::Url::parse(value).map_err(|e| {
+        Problem::new(
+            format!("the webhook URL is not valid: {e}"),
+            "write a full URL such as `https://hooks.example.org/seclab`",
+        )
+    })?;
+    if url.password().is_some() {
+        return Err(Problem::new(
+            "the webhook URL contains a password",
+            "remove the credentials from the URL and set `secret` (by reference) to sign requests instead",
+        ));
+    }
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Problem::new(
+            format!("the webhook URL's scheme `{}` is not http or https", url.scheme()),
+            "webhooks are sent with HTTP POST",
+        ));
+    }
+    Ok(())
+}
+
+/// A mail address, `user@host`.
+pub fn email_address(value: &str) -> Result<(), Problem> {
+    match value.split_once('@') {
+        Some((user, host))
+            if !user.is_empty() && !host.is_empty() && !host.contains('@') && !value.contains(char::is_whitespace) =>
+        {
+            Ok(())
+        }
+        _ => {
+            Err(Problem::new(format!("`{value}` is not a mail address"), "write an address such as `soc@example.org`"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(dns_label("barbican").is_ok());
+        assert!(dns_label("Barbican").is_err());
+        assert!(dns_label("-a").is_err());
+        assert!(dns_label(&"a".repeat(64)).is_err());
+        assert!(dns_subdomain("registry.k.my.domain").is_ok());
+        assert!(dns_subdomain("k..domain").is_err());
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(Target::parse("127.0.0.1").unwrap(), Target::Address("127.0.0.1".parse().unwrap()));
+        assert!(matches!(Target::parse("198.51.100.0/24").unwrap(), Target::Network(_)));
+        assert!(matches!(Target::parse("::1").unwrap(), Target::Address(_)));
+        assert_eq!(
+            Target::parse("198.51.100.10-20").unwrap(),
+            Target::Range("198.51.100.10".parse().unwrap(), "198.51.100.20".parse().unwrap())
+        );
+        assert!(matches!(Target::parse("dmz.example.org").unwrap(), Target::HostName(_)));
+        for bad in ["10.0.0.0/33", "10.0.0.300", "10.0.0.20-10", "10.0.0.1-300", "not a host", ""] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(port_list("22,80,8000-8100").unwrap(), vec![(22, 22), (80, 80), (8000, 8100)]);
+        for bad in ["0", "70000", "80-22", "http", "22,,80", ""] {
+            assert!(port_list(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn schedules() {
+        for good in ["0 2 * * *", "*/15 * * * 1-5", "@daily", "0 0 1 JAN *"] {
+            assert!(cron_schedule(good).is_ok(), "{good}");
+        }
+        for bad in ["0 2 * *", "0 0 2 * * *", "61 * * * *", "TZ=UTC 0 2 * * *", "nightly"] {
+            assert!(cron_schedule(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_durations_urls_addresses() {
+        assert!(quantity("10Gi").is_ok());
+        assert!(quantity("1.5G").is_ok());
+        for bad in ["0", "Gi", "10 Gi", "-1Gi", "ten"] {
+            assert!(quantity(bad).is_err(), "{bad}");
+        }
+        assert_eq!(duration("300ms").unwrap().as_millis(), 300);
+        assert!(duration("soon").is_err());
+        assert!(webhook_url("https://hooks.example.org/x").is_ok());
+        let leak = webhook_url("https://u:hunter2@hooks.example.org/x").unwrap_err();
+        assert!(!leak.message.contains("hunter2"));
+        assert!(webhook_url("ftp://x").is_err());
+        assert!(!webhook_url("ftp://u:hunter2@x").unwrap_err().message.contains("hunter2"));
+        assert!(email_address("soc@example.org").is_ok());
+        assert!(email_address("soc").is_err());
+        assert!(time_zone("Europe/London").is_ok());
+        assert!(time_zone("Europe/ London").is_err());
+    }
+}

@@ -1,0 +1,157 @@
+//! The desired-state file: its model, defaults, validation and JSON Schema.
+//!
+//! [`load`] reads a file and returns a [`Lab`] only when every check passes; otherwise an
+//! [`InvalidFile`] carries every problem found, each with its line and column.
+
+mod diagnostics;
+pub mod fields;
+pub mod model;
+mod path;
+mod schema;
+mod secret;
+mod source;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use diagnostics::{Diagnostic, InvalidFile};
+pub use model::LabFile;
+pub use path::{FieldPath, Segment};
+pub use schema::json_schema;
+pub use secret::{SecretKeyRef, SecretSource};
+pub use source::{Location, SourceFile};
+
+/// A commented starter file that validates, written by `seclab init`.
+pub const STARTER: &str = include_str!("starter.yaml");
+
+/// A desired-state file that passed every check: the only input later stages accept.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    spec: LabFile,
+    path: PathBuf,
+}
+
+impl Lab {
+    /// The validated content, with every default filled in.
+    pub fn spec(&self) -> &LabFile {
+        &self.spec
+    }
+
+    /// The lab's name.
+    pub fn name(&self) -> &str {
+        &self.spec.metadata.name
+    }
+
+    /// The file this lab was read from; relative paths in it are relative to its directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Why a desired-state file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read at all.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The file was read but has problems.
+    #[error("{0}")]
+    Invalid(#[from] InvalidFile),
+}
+
+/// Reads and checks the desired-state file at `path`.
+pub fn load(path: &Path) -> Result<Lab, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    Ok(parse(SourceFile::new(path, text))?)
+}
+
+/// Checks a desired-state file already in memory.
+pub fn parse(source: SourceFile) -> Result<Lab, InvalidFile> {
+    if source.text().lines().all(|line| line.trim().is_empty() || line.trim_start().starts_with('#')) {
+        let empty = Diagnostic {
+            location: None,
+            path: None,
+            message: "the file is empty".into(),
+            hint: Some("run `seclab init` to write a commented starter file".into()),
+            at_key: false,
+            secret: false,
+        };
+        return Err(InvalidFile::new(source, vec![empty]));
+    }
+    let mut unknown = Vec::new();
+    let parsed: Result<LabFile, _> =
+        serde_ignored::deserialize(serde_yaml::Deserializer::from_str(source.text()), |p| {
+            unknown.push(FieldPath::from_ignored(&p))
+        });
+    let schema = json_schema();
+    let mut diagnostics: Vec<Diagnostic> = unknown.iter().map(|path| unknown_field(&source, &schema, path)).collect();
+    let spec = match parsed {
+        Ok(spec) => spec,
+        Err(error) => {
+            diagnostics.push(syntax_or_type_error(&source, &error));
+            return Err(InvalidFile::new(source, diagnostics));
+        }
+    };
+    diagnostics.extend(validate::check(&spec, &source));
+    if diagnostics.is_empty() {
+        Ok(Lab { spec, path: source.path().to_owned() })
+    } else {
+        Err(InvalidFile::new(source, diagnostics))
+    }
+}
+
+fn unknown_field(source: &SourceFile, schema: &serde_json::Value, path: &FieldPath) -> Diagnostic {
+    let (parent, key) = match path.segments().last() {
+        Some(Segment::Key(key)) => (path.parent().unwrap_or_default(), key.as_str()),
+        _ => (path.clone(), ""),
+    };
+    let allowed = schema::fields_at(schema, &parent);
+    let hint = match validate::suggest(key, allowed.iter().map(String::as_str)) {
+        Some(close) => format!("did you mean `{close}`?"),
+        None if allowed.is_empty() => "remove it".to_owned(),
+        None => format!("expected one of: {}", allowed.join(", ")),
+    };
+    Diagnostic {
+        location: source.key_location(path),
+        path: Some(path.clone()),
+        message: format!("unknown field `{key}`"),
+        hint: Some(hint),
+        at_key: true,
+        secret: false,
+    }
+}
+
+fn syntax_or_type_error(source: &SourceFile, error: &serde_yaml::Error) -> Diagnostic {
+    // The parser may point just past the end of the file; show the last line instead.
+    let last_line = source.text().lines().count().max(1);
+    let location = error.location().map(|l| {
+        if l.line() > last_line {
+            let column = source.text().lines().last().map_or(1, |line| line.chars().count() + 1);
+            Location { line: last_line, column }
+        } else {
+            Location { line: l.line(), column: l.column() }
+        }
+    });
+    let text = error.to_string();
+    let message = match text.find(" at line ") {
+        Some(start) => {
+            let rest = &text[start + 1..];
+            let after = rest.find(", ").map_or("", |comma| &rest[comma..]);
+            format!("{}{after}", &text[..start])
+        }
+        None => text.clone(),
+    };
+    let syntax =
+        text.contains("while scanning") || text.contains("while parsing") || text.contains("did not find expected");
+    let hint = if syntax {
+        "check the quoting and indentation here and on the lines just before"
+    } else {
+        "`seclab schema` prints the type of every field"
+    };
+    Diagnostic { location, path: None, message, hint: Some(hint.into()), at_key: false, secret: false }
+}

@@ -1,0 +1,697 @@
+//! The desired-state file as written: every section, every field, every default.
+//!
+//! Field values that need parsing (names, CIDRs, ports, cron expressions) stay text here so
+//! that one run can report every bad value at once; `validate` checks them all.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::secret::SecretSource;
+
+/// The `apiVersion` every desired-state file declares.
+pub const API_VERSION: &str = "seclab.dev/v1alpha1";
+/// The `kind` every desired-state file declares.
+pub const KIND: &str = "Lab";
+
+/// A whole lab: one file, one running security stack.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields, title = "seclab Lab")]
+pub struct LabFile {
+    /// Always `seclab.dev/v1alpha1`.
+    pub api_version: String,
+    /// Always `Lab`.
+    pub kind: String,
+    /// The lab's name, used as a prefix and in the `app.kubernetes.io/part-of` label.
+    pub metadata: Metadata,
+    /// Where the lab runs and how it is named on the network.
+    #[serde(default)]
+    pub cluster: Cluster,
+    /// The private container registry, `registry.<domain>`.
+    #[serde(default)]
+    pub registry: Registry,
+    /// Shared ReadWriteMany volumes.
+    #[serde(default)]
+    pub storage: Storage,
+    /// Elasticsearch (ECK) or OpenSearch, the store behind Cortex.
+    #[serde(default)]
+    pub elasticsearch: Elasticsearch,
+    /// Cortex, the observable-analysis engine, running analyzers as Kubernetes Jobs.
+    #[serde(default)]
+    pub cortex: Cortex,
+    /// Service accounts, roles and bindings.
+    #[serde(default)]
+    pub rbac: Rbac,
+    /// One network-scanning app instance per customer site, each with its scan groups.
+    #[serde(default)]
+    pub tenants: Vec<Tenant>,
+    /// Where scan results are stored and compared.
+    #[serde(default)]
+    pub scan_database: ScanDatabase,
+    /// Where alerts about network changes go, and what counts as noise.
+    #[serde(default)]
+    pub alerts: Alerts,
+    /// Continuous mode (`seclab watch`).
+    #[serde(default)]
+    pub watch: Watch,
+}
+
+/// Identity of the lab.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Metadata {
+    /// DNS-1123 label, at most 63 characters.
+    pub name: String,
+}
+
+/// Cluster-wide settings.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+#[schemars(deny_unknown_fields)]
+pub struct Cluster {
+    /// kubeconfig context to use; the current context when unset.
+    pub context: Option<String>,
+    /// Base DNS domain: the registry is `registry.<domain>`, Cortex `cortex.<domain>`.
+    pub domain: String,
+    /// The cluster's internal DNS domain, used in certificate names.
+    pub cluster_domain: String,
+    /// Default namespace for every component that does not set its own.
+    pub namespace: String,
+    /// IngressClass for every Ingress; the cluster's default class when unset.
+    pub ingress_class: Option<String>,
+    /// The node's IP address, for the dnsmasq line that sends `*.<domain>` to it.
+    pub node_address: Option<String>,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self {
+            context: None,
+            domain: "home.arpa".into(),
+            cluster_domain: "cluster.local".into(),
+            namespace: "seclab".into(),
+            ingress_class: None,
+            node_address: None,
+        }
+    }
+}
+
+/// The private container registry.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+#[schemars(deny_unknown_fields)]
+pub struct Registry {
+    /// Deploy the registry.
+    pub enabled: bool,
+    /// Namespace; `cluster.namespace` when unset.
+    pub namespace: Option<String>,
+    /// Host name of the registry's Ingress; `registry.<domain>` when unset.
+    pub host: Option<String>,
+    /// Registry image.
+    pub image: String,
+    /// Serve plain HTTP (the home-lab default): nodes get insecure-registry settings.
+    pub insecure: bool,
+    /// Storage volume holding the images (a `storage.volumes` name), mounted at subPath `registry`.
+    pub volume: String,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            namespace: None,
+            host: None,
+            image: "registry:2".into(),
+            insecure: true,
+            volume: "data".into(),
+        }
+    }
+}
+
+/// Shared storage.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct Storage {
+    /// ReadWriteMany volumes; one hostPath volume `data` at `/mnt/data` when unset.
+    pub volumes: Vec<Volume>,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self {
+            volumes: vec![Volume {
+                name: "data".into(),
+                namespace: None,
+                size: default_volume_size(),
+                host_path: Some("/mnt/data".into()),
+                storage_class: None,
+                node: None,
+            }],
+        }
+    }
+}
+
+/// One ReadWriteMany volume and its claim.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Volume {
+    /// Name of the claim (and of the PersistentVolume for hostPath volumes).
+    pub name: String,
+    /// Namespace of the claim; `cluster.namespace` when unset. Only workloads in it can mount it.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Capacity, as a Kubernetes quantity.
+    #[serde(default = "default_volume_size")]
+    pub size: String,
+    /// A directory on the node: seclab renders a hostPath PersistentVolume (single-node labs).
+    #[serde(default)]
+    pub host_path: Option<String>,
+    /// StorageClass: the provisioner for dynamic volumes (Longhorn, NFS), or the class
+    /// name binding a hostPath volume to its claim (`manual` when unset).
+    #[serde(default)]
+    pub storage_class: Option<String>,
+    /// For hostPath volumes: pin the volume to this node.
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+fn default_volume_size() -> String {
+    "10Gi".into()
+}
+
+/// Which search engine backs Cortex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchEngine {
+    /// An ECK `Elasticsearch` resource (needs the ECK operator).
+    Eck,
+    /// An OpenSearch StatefulSet with certificates generated by seclab.
+    Opensearch,
+}
+
+/// Elasticsearch or OpenSearch.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+#[schemars(deny_unknown_fields)]
+pub struct Elasticsearch {
+    /// Deploy a search engine.
+    pub enabled: bool,
+    /// `eck` or `opensearch`.
+    pub mode: SearchEngine,
+    /// Name of the cluster (ECK derives its Service and Secret names from it).
+    pub name: String,
+    /// Namespace; `cluster.namespace` when unset. Must be Cortex's namespace.
+    pub namespace: Option<String>,
+    /// Version; 7.10.2 for ECK and 2.19.1 for OpenSearch when unset.
+    pub version: Option<String>,
+    /// Number of nodes.
+    pub nodes: u32,
+    /// `node.store.allow_mmap` (false suits hosts without a raised vm.max_map_count).
+    pub allow_mmap: bool,
+    /// OpenSearch only: image repository (the version is the tag).
+    pub image: String,
+    /// OpenSearch only: storage volume for data (subPath per pod); a claim per pod when unset.
+    pub volume: Option<String>,
+    /// OpenSearch only: size of each pod's claim when `volume` is unset.
+    pub storage_size: String,
+    /// OpenSearch only: StorageClass of each pod's claim when `volume` is unset.
+    pub storage_class: Option<String>,
+    /// OpenSearch only: the `admin` user's password; generated and kept in the cluster when unset.
+    pub admin_password: Option<SecretSource>,
+    /// OpenSearch only: JVM heap options.
+    pub java_opts: String,
+}
+
+impl Default for Elasticsearch {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            mode: SearchEngine::Eck,
+            name: "elasticsearch".into(),
+            namespace: None,
+            version: None,
+            nodes: 1,
+            allow_mmap: false,
+            image: "opensearchproject/opensearch".into(),
+            volume: None,
+            storage_size: "10Gi".into(),
+            storage_class: None,
+            admin_password: None,
+            java_opts: "-Xms512m -Xmx512m".into(),
+        }
+    }
+}
+
+/// Cortex and its Kubernetes job runner.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+#[schemars(deny_unknown_fields)]
+pub struct Cortex {
+    /// Deploy Cortex (needs `elasticsearch.enabled`).
+    pub enabled: bool,
+    /// Namespace; `cluster.namespace` when unset.
+    pub namespace: Option<String>,
+    /// Image; `thehiveproject/cortex:<version>` when unset.
+    pub image: Option<String>,
+    /// Cortex version (3.2 or later ships the Kubernetes job runner).
+    pub version: String,
+    /// Host name of the Ingress; `cortex.<domain>` when unset.
+    pub host: Option<String>,
+    /// Number of Cortex pods.
+    pub replicas: u32,
+    /// Storage volume shared with analyzer Jobs (a `storage.volumes` name).
+    pub job_volume: String,
+    /// Where the job volume is mounted in Cortex (`job.directory`).
+    pub job_directory: String,
+    /// Play's application secret; generated and kept in the cluster when unset.
+    pub secret_key: Option<SecretSource>,
+}
+
+impl Default for Cortex {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            namespace: None,
+            image: None,
+            version: "3.2.0".into(),
+            host: None,
+            replicas: 1,
+            job_volume: "data".into(),
+            job_directory: "/tmp/cortex-jobs".into(),
+            secret_key: None,
+        }
+    }
+}
+
+/// Access control declared in the file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+#[schemars(deny_unknown_fields)]
+pub struct Rbac {
+    /// ServiceAccounts to create.
+    pub service_accounts: Vec<ServiceAccount>,
+    /// Namespaced Roles.
+    pub roles: Vec<Role>,
+    /// ClusterRoles.
+    pub cluster_roles: Vec<ClusterRole>,
+    /// RoleBindings and ClusterRoleBindings.
+    pub bindings: Vec<Binding>,
+}
+
+/// A ServiceAccount.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ServiceAccount {
+    /// Name.
+    pub name: String,
+    /// Namespace; `cluster.namespace` when unset.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// A namespaced Role.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Role {
+    /// Name.
+    pub name: String,
+    /// Namespace; `cluster.namespace` when unset.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// What the role allows.
+    pub rules: Vec<Rule>,
+}
+
+/// A ClusterRole.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ClusterRole {
+    /// Name.
+    pub name: String,
+    /// What the role allows.
+    pub rules: Vec<Rule>,
+}
+
+/// One policy rule.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Rule {
+    /// API groups; `[""]` (the core group) when unset.
+    #[serde(default = "core_group")]
+    pub api_groups: Vec<String>,
+    /// Resources, e.g. `pods`, `jobs`, `pods/log`.
+    pub resources: Vec<String>,
+    /// Verbs, e.g. `get`, `list`, `watch`, `create`.
+    pub verbs: Vec<String>,
+    /// Restrict the rule to these object names.
+    #[serde(default)]
+    pub resource_names: Vec<String>,
+}
+
+fn core_group() -> Vec<String> {
+    vec![String::new()]
+}
+
+/// A RoleBinding (or, with `clusterWide`, a ClusterRoleBinding).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Binding {
+    /// Name.
+    pub name: String,
+    /// Namespace of a RoleBinding; `cluster.namespace` when unset.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// A Role of this file, in the binding's namespace.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// A ClusterRole of this file, or one of `view`, `edit`, `admin`, `cluster-admin`.
+    #[serde(default)]
+    pub cluster_role: Option<String>,
+    /// Bind cluster-wide (a ClusterRoleBinding; needs `clusterRole`).
+    #[serde(default)]
+    pub cluster_wide: bool,
+    /// ServiceAccounts: `name` (binding's namespace) or `namespace/name`.
+    #[serde(default)]
+    pub service_accounts: Vec<String>,
+    /// User names.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Group names.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// One customer site: a Netdelta-style app instance and its scan groups.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Tenant {
+    /// Site name (DNS-1123 label): names the Deployment, Service and Ingress path.
+    pub name: String,
+    /// Namespace; `cluster.namespace` when unset.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// App image; `<registry host>/netdelta/<name>:1.0` when unset.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Port the app listens on.
+    #[serde(default = "default_tenant_port")]
+    pub port: u16,
+    /// Container arguments; `[<name>, <port>]` when unset.
+    #[serde(default)]
+    pub args: Option<Vec<String>>,
+    /// Ingress host; `netdelta.<domain>` when unset. The site is served under `/<name>`.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Number of app pods.
+    #[serde(default = "one")]
+    pub replicas: u32,
+    /// Volumes mounted into the app.
+    #[serde(default)]
+    pub volumes: Vec<Mount>,
+    /// The app's database.
+    #[serde(default)]
+    pub database: TenantDatabase,
+    /// Extra environment variables (not secrets: those go in `database.password`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Scan groups: targets scanned by nmap on a schedule.
+    #[serde(default)]
+    pub scans: Vec<ScanGroup>,
+}
+
+fn default_tenant_port() -> u16 {
+    9004
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A storage volume mounted into a container.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Mount {
+    /// A `storage.volumes` name, in the same namespace.
+    pub volume: String,
+    /// Absolute path in the container.
+    pub mount_path: String,
+    /// Sub-directory of the volume; the whole volume when unset.
+    #[serde(default)]
+    pub sub_path: Option<String>,
+    /// Mount read-only.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// A tenant app's database connection.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+#[schemars(deny_unknown_fields)]
+pub struct TenantDatabase {
+    /// Database name; `netdelta-<tenant>` when unset.
+    pub name: Option<String>,
+    /// Database host (a Service name or DNS name).
+    pub host: String,
+    /// Database user.
+    pub user: String,
+    /// Password, by reference.
+    pub password: Option<SecretSource>,
+}
+
+impl Default for TenantDatabase {
+    fn default() -> Self {
+        Self { name: None, host: "mysql-netdelta".into(), user: "netdelta".into(), password: None }
+    }
+}
+
+/// A group of targets scanned together on a schedule, compared scan to scan.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct ScanGroup {
+    /// Group name (DNS-1123 label), unique within the tenant.
+    pub name: String,
+    /// Addresses, CIDRs (`198.51.100.0/24`), ranges (`198.51.100.10-20`) or host names.
+    pub targets: Vec<String>,
+    /// Addresses, CIDRs or ranges to leave out.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Ports, e.g. `22,80,443,8000-8100`; nmap's top 1000 when unset.
+    #[serde(default)]
+    pub ports: Option<String>,
+    /// Cron schedule (5 fields or `@daily`-style), as Kubernetes CronJobs take it.
+    pub schedule: String,
+    /// IANA time zone of the schedule, e.g. `Europe/London`; the cluster's when unset.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// A host missing from this many consecutive scans counts as down.
+    #[serde(default = "default_down_after")]
+    pub down_after: u32,
+    /// Alert routes (names from `alerts.routes`, or `log`); `alerts.defaultRoutes` when unset.
+    #[serde(default)]
+    pub alerts: Option<Vec<String>>,
+    /// Extra nmap options (seclab sets the output and the targets itself).
+    #[serde(default = "default_nmap_args")]
+    pub nmap_args: Vec<String>,
+    /// Image that runs nmap.
+    #[serde(default = "default_scan_image")]
+    pub image: String,
+    /// Keep the CronJob but stop scheduling scans.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+fn default_down_after() -> u32 {
+    3
+}
+
+fn default_nmap_args() -> Vec<String> {
+    vec!["-sV".into()]
+}
+
+fn default_scan_image() -> String {
+    "instrumentisto/nmap:7.95".into()
+}
+
+/// The scan database and where scan files land.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+#[schemars(deny_unknown_fields)]
+pub struct ScanDatabase {
+    /// SQLite file, relative to the desired-state file.
+    pub path: String,
+    /// PostgreSQL URL, by reference (`env:VAR`, `file:PATH`); replaces `path` when set.
+    pub url: Option<SecretSource>,
+    /// Storage volume the scan CronJobs write into, under `scans/<tenant>/<group>/`.
+    pub scan_volume: String,
+    /// Where seclab reads scan files on this machine; the hostPath of `scanVolume` plus
+    /// `/scans` when unset.
+    pub scan_directory: Option<String>,
+}
+
+impl Default for ScanDatabase {
+    fn default() -> Self {
+        Self { path: "seclab-scans.db".into(), url: None, scan_volume: "data".into(), scan_directory: None }
+    }
+}
+
+/// Alert routes and noise control.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+#[schemars(deny_unknown_fields)]
+pub struct Alerts {
+    /// Named routes: each sends to a webhook, email, or the log.
+    pub routes: Vec<Route>,
+    /// Routes for scan groups that name none. The route `log` always exists.
+    pub default_routes: Vec<String>,
+    /// Do not re-alert a change already alerted within this many previous scans (0: always alert).
+    pub repeat_window: u32,
+    /// Ignore ports nmap reports as `tcpwrapped`.
+    pub ignore_tcpwrapped: bool,
+    /// Ignore service changes caused by service-detection time-outs.
+    pub ignore_service_timeouts: bool,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Self {
+            routes: Vec::new(),
+            default_routes: vec!["log".into()],
+            repeat_window: 0,
+            ignore_tcpwrapped: true,
+            ignore_service_timeouts: true,
+        }
+    }
+}
+
+/// One alert route; exactly one of `webhook`, `email`, `log`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Route {
+    /// Route name (DNS-1123 label), referenced from scan groups.
+    pub name: String,
+    /// POST each alert as JSON.
+    #[serde(default)]
+    pub webhook: Option<Webhook>,
+    /// Send each alert by email.
+    #[serde(default)]
+    pub email: Option<Email>,
+    /// Write each alert to seclab's log.
+    #[serde(default)]
+    pub log: Option<LogRoute>,
+}
+
+/// A webhook route.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Webhook {
+    /// http(s) URL, without credentials.
+    pub url: String,
+    /// HMAC-SHA256 key signing each body (header `X-Seclab-Signature`), by reference.
+    #[serde(default)]
+    pub secret: Option<SecretSource>,
+}
+
+/// An email route.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Email {
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Sender address.
+    pub from: String,
+    /// The SMTP server.
+    pub smtp: Smtp,
+}
+
+/// How mail is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// STARTTLS on the submission port.
+    #[default]
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
+    /// Plain SMTP (for a relay on localhost).
+    None,
+}
+
+/// An SMTP server.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Smtp {
+    /// Host name.
+    pub host: String,
+    /// Port.
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// `starttls`, `tls` or `none`.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// User name, when the server needs a login.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password, by reference.
+    #[serde(default)]
+    pub password: Option<SecretSource>,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+/// A route that writes alerts to seclab's log.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct LogRoute {}
+
+/// Continuous mode.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+#[schemars(deny_unknown_fields)]
+pub struct Watch {
+    /// Address of the health, metrics and status endpoints.
+    pub listen: String,
+    /// Full resync interval, e.g. `5m`.
+    pub resync_interval: String,
+    /// How long to wait after a save before applying, e.g. `300ms`.
+    pub debounce: String,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9464".into(), resync_interval: "5m".into(), debounce: "300ms".into() }
+    }
+}
+
+impl LabFile {
+    /// A component's namespace: its own when set, else `cluster.namespace`.
+    pub fn namespace_or_default<'a>(&'a self, explicit: &'a Option<String>) -> &'a str {
+        explicit.as_deref().unwrap_or(&self.cluster.namespace)
+    }
+}
+
+impl ScanGroup {
+    /// nmap's arguments for this group, except the output option: options, ports,
+    /// exclusions, then targets. The CronJob and `seclab scan run` both use these.
+    pub fn nmap_arguments(&self) -> Vec<String> {
+        let mut arguments = self.nmap_args.clone();
+        if let Some(ports) = &self.ports {
+            arguments.extend(["-p".to_owned(), ports.replace(' ', "")]);
+        }
+        if !self.exclude.is_empty() {
+            arguments.extend(["--exclude".to_owned(), self.exclude.join(",")]);
+        }
+        arguments.extend(self.targets.iter().cloned());
+        arguments
+    }
+}

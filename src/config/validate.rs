@@ -1,0 +1,823 @@
+//! Semantic checks of a parsed file: every problem is collected, none stops the others.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use super::diagnostics::Diagnostic;
+use super::fields::{self, Problem, Target};
+use super::model::*;
+use super::path::FieldPath;
+use super::secret::SecretSource;
+use super::source::SourceFile;
+
+/// ClusterRoles every cluster has, which bindings may name without declaring them.
+const BUILTIN_CLUSTER_ROLES: [&str; 4] = ["view", "edit", "admin", "cluster-admin"];
+/// Verbs Kubernetes RBAC knows.
+const VERBS: [&str; 13] = [
+    "get",
+    "list",
+    "watch",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "impersonate",
+    "bind",
+    "escalate",
+    "use",
+    "*",
+];
+/// nmap options that seclab sets itself, with the field to use instead.
+const RESERVED_NMAP_OPTIONS: [(&str, &str); 10] = [
+    ("-oX", "seclab writes the XML output itself"),
+    ("-oN", "seclab writes the XML output itself"),
+    ("-oG", "seclab writes the XML output itself"),
+    ("-oA", "seclab writes the XML output itself"),
+    ("-oS", "seclab writes the XML output itself"),
+    ("-iL", "put targets in `targets`"),
+    ("-iR", "put targets in `targets`"),
+    ("-p", "put ports in `ports`"),
+    ("--exclude", "put exclusions in `exclude`"),
+    ("--resume", "each scheduled scan starts afresh"),
+];
+/// Longest CronJob name Kubernetes accepts (Job names add 11 characters).
+const MAX_CRONJOB_NAME: usize = 52;
+
+/// Runs every check and returns the problems found.
+pub(crate) fn check(file: &LabFile, source: &SourceFile) -> Vec<Diagnostic> {
+    let mut checker = Checker { file, source, found: Vec::new(), volumes: HashMap::new() };
+    checker.run();
+    checker.found
+}
+
+struct Checker<'a> {
+    file: &'a LabFile,
+    source: &'a SourceFile,
+    found: Vec<Diagnostic>,
+    /// Storage volumes by name: their namespace and index in `storage.volumes`.
+    volumes: HashMap<&'a str, (&'a str, usize)>,
+}
+
+fn root() -> FieldPath {
+    FieldPath::root()
+}
+
+impl<'a> Checker<'a> {
+    fn run(&mut self) {
+        self.header();
+        self.cluster();
+        self.storage();
+        self.registry();
+        self.elasticsearch();
+        self.cortex();
+        self.rbac();
+        self.tenants();
+        self.scan_database();
+        self.alerts();
+        self.watch();
+    }
+
+    fn report(&mut self, path: FieldPath, problem: Problem) {
+        let location = self.source.value_location(&path);
+        self.found.push(Diagnostic {
+            location,
+            path: Some(path),
+            message: problem.message,
+            hint: problem.hint,
+            at_key: false,
+            secret: false,
+        });
+    }
+
+    fn complain(&mut self, path: FieldPath, message: impl Into<String>, hint: impl Into<String>) {
+        self.report(path, Problem { message: message.into(), hint: Some(hint.into()) });
+    }
+
+    /// Reports a problem whose value is a secret: its line is shown with the value masked.
+    fn complain_secret(&mut self, path: FieldPath, message: impl Into<String>, hint: impl Into<String>) {
+        self.complain(path, message, hint);
+        if let Some(last) = self.found.last_mut() {
+            last.secret = true;
+        }
+    }
+
+    fn check<T>(&mut self, path: FieldPath, result: Result<T, Problem>) -> Option<T> {
+        result.map_err(|problem| self.report(path, problem)).ok()
+    }
+
+    fn namespace(&self, explicit: &'a Option<String>) -> &'a str {
+        self.file.namespace_or_default(explicit)
+    }
+
+    fn optional_namespace(&mut self, path: FieldPath, namespace: &Option<String>) {
+        if let Some(ns) = namespace {
+            self.check(path, fields::dns_label(ns));
+        }
+    }
+
+    fn secret(&mut self, path: FieldPath, secret: &Option<SecretSource>) {
+        match secret {
+            Some(SecretSource::Literal) => self.complain_secret(
+                path.clone(),
+                format!("`{path}` holds a secret written in the file"),
+                "secrets are never written in the file: use `env:VAR`, `file:PATH`, or `secretRef: {name: <secret>, key: <key>}`",
+            ),
+            Some(SecretSource::SecretRef(reference)) => {
+                self.check(path.key("secretRef").key("name"), fields::dns_subdomain(&reference.name));
+                if reference.key.is_empty() {
+                    self.complain(path.key("secretRef").key("key"), "the secret key is empty", "name the key within the Secret's data");
+                }
+            }
+            Some(SecretSource::Env(_) | SecretSource::File(_)) | None => {}
+        }
+    }
+
+    /// Checks that `name` is a storage volume in `namespace`, where `consumer` runs.
+    fn volume_ref(&mut self, path: FieldPath, name: &str, namespace: &str, consumer: &str) {
+        match self.volumes.get(name) {
+            None => {
+                let names: Vec<&str> = self.volumes.keys().copied().collect();
+                let hint = match suggest(name, names.iter().copied()) {
+                    Some(close) => format!("did you mean `{close}`? Volumes are declared under `storage.volumes`"),
+                    None if names.is_empty() => "declare the volume under `storage.volumes`".to_owned(),
+                    None => format!("declare it under `storage.volumes`, or use one of: {}", sorted(names).join(", ")),
+                };
+                self.complain(path, format!("{consumer} uses storage volume `{name}`, which is not declared"), hint);
+            }
+            Some(&(volume_ns, index)) if volume_ns != namespace => self.complain(
+                // Point at what the user wrote: the reference, or else the volume's namespace.
+                if self.source.contains(&path) { path } else { root().key("storage").key("volumes").index(index).key("namespace") },
+                format!("{consumer} runs in namespace `{namespace}`, but storage volume `{name}` is claimed in `{volume_ns}`"),
+                format!("a claim can only be mounted in its own namespace: set the volume's `namespace` to `{namespace}`"),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    fn header(&mut self) {
+        if self.file.api_version != API_VERSION {
+            self.complain(
+                root().key("apiVersion"),
+                format!("unsupported apiVersion `{}`", self.file.api_version),
+                format!("this seclab reads `apiVersion: {API_VERSION}`"),
+            );
+        }
+        if self.file.kind != KIND {
+            self.complain(
+                root().key("kind"),
+                format!("unsupported kind `{}`", self.file.kind),
+                "a desired-state file declares `kind: Lab`",
+            );
+        }
+        self.check(root().key("metadata").key("name"), fields::dns_label(&self.file.metadata.name));
+    }
+
+    fn cluster(&mut self) {
+        let cluster = &self.file.cluster;
+        let path = root().key("cluster");
+        self.check(path.key("domain"), fields::dns_subdomain(&cluster.domain));
+        self.check(path.key("clusterDomain"), fields::dns_subdomain(&cluster.cluster_domain));
+        self.check(path.key("namespace"), fields::dns_label(&cluster.namespace));
+        if let Some(class) = &cluster.ingress_class {
+            self.check(path.key("ingressClass"), fields::dns_subdomain(class));
+        }
+        if let Some(address) = &cluster.node_address
+            && address.parse::<IpAddr>().is_err()
+        {
+            self.complain(
+                path.key("nodeAddress"),
+                format!("`{address}` is not an IP address"),
+                "give the node's address, e.g. `192.168.1.20`",
+            );
+        }
+        if cluster.context.as_deref() == Some("") {
+            self.complain(
+                path.key("context"),
+                "the context is empty",
+                "name a context from your kubeconfig, or remove the field",
+            );
+        }
+    }
+
+    fn storage(&mut self) {
+        let file = self.file;
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        for (i, volume) in file.storage.volumes.iter().enumerate() {
+            let path = root().key("storage").key("volumes").index(i);
+            self.check(path.key("name"), fields::dns_label(&volume.name));
+            self.duplicate(&mut first, &volume.name, i, path.key("name"), "storage volume");
+            self.optional_namespace(path.key("namespace"), &volume.namespace);
+            self.check(path.key("size"), fields::quantity(&volume.size));
+            if let Some(host_path) = &volume.host_path {
+                self.check(path.key("hostPath"), fields::absolute_path(host_path));
+            }
+            if let Some(class) = &volume.storage_class {
+                self.check(path.key("storageClass"), fields::dns_subdomain(class));
+            }
+            if let Some(node) = &volume.node {
+                self.check(path.key("node"), fields::dns_subdomain(node));
+                if volume.host_path.is_none() {
+                    self.complain(
+                        path.key("node"),
+                        "`node` only applies to hostPath volumes",
+                        "remove `node`, or set `hostPath`",
+                    );
+                }
+            }
+            let namespace = self.namespace(&volume.namespace);
+            self.volumes.entry(&volume.name).or_insert((namespace, i));
+        }
+    }
+
+    /// Reports the second and later uses of a name that must be unique; `path` is the name field.
+    fn duplicate<'n>(
+        &mut self,
+        first: &mut HashMap<&'n str, usize>,
+        name: &'n str,
+        index: usize,
+        path: FieldPath,
+        what: &str,
+    ) {
+        let Some(&earlier) = first.get(name) else {
+            first.insert(name, index);
+            return;
+        };
+        let list = path.parent().and_then(|item| item.parent()).unwrap_or_default();
+        let hint = match self.source.value_location(&list.index(earlier)) {
+            Some(at) => format!("the first is at line {}; names must be unique", at.line),
+            None => "names must be unique".to_owned(),
+        };
+        self.complain(path, format!("{what} `{name}` is declared twice"), hint);
+    }
+
+    fn registry(&mut self) {
+        let registry = &self.file.registry;
+        if !registry.enabled {
+            return;
+        }
+        let path = root().key("registry");
+        self.optional_namespace(path.key("namespace"), &registry.namespace);
+        if let Some(host) = &registry.host {
+            self.check(path.key("host"), fields::dns_subdomain(host));
+        }
+        not_empty(self, path.key("image"), &registry.image, "an image such as `registry:2`");
+        let namespace = self.namespace(&registry.namespace);
+        self.volume_ref(path.key("volume"), &registry.volume, namespace, "the registry");
+    }
+
+    fn elasticsearch(&mut self) {
+        let es = &self.file.elasticsearch;
+        if !es.enabled {
+            return;
+        }
+        let path = root().key("elasticsearch");
+        self.check(path.key("name"), fields::dns_label(&es.name));
+        self.optional_namespace(path.key("namespace"), &es.namespace);
+        if let Some(version) = &es.version
+            && !is_version(version)
+        {
+            self.complain(
+                path.key("version"),
+                format!("`{version}` is not a version"),
+                "write a release number such as `7.10.2`",
+            );
+        }
+        if es.nodes == 0 {
+            self.complain(path.key("nodes"), "`nodes` is 0", "a search cluster needs at least one node");
+        }
+        match es.mode {
+            SearchEngine::Eck => {
+                for (field, set) in [("adminPassword", es.admin_password.is_some()), ("volume", es.volume.is_some())] {
+                    if set {
+                        self.complain(
+                            path.key(field),
+                            format!("`{field}` only applies to `mode: opensearch`"),
+                            "ECK manages its own users and storage: remove the field, or set `mode: opensearch`",
+                        );
+                    }
+                }
+            }
+            SearchEngine::Opensearch => {
+                not_empty(self, path.key("image"), &es.image, "an image such as `opensearchproject/opensearch`");
+                self.secret(path.key("adminPassword"), &es.admin_password);
+                self.check(path.key("storageSize"), fields::quantity(&es.storage_size));
+                if let Some(class) = &es.storage_class {
+                    self.check(path.key("storageClass"), fields::dns_subdomain(class));
+                }
+                if let Some(volume) = &es.volume {
+                    let namespace = self.namespace(&es.namespace);
+                    self.volume_ref(path.key("volume"), volume, namespace, "OpenSearch");
+                }
+            }
+        }
+    }
+
+    fn cortex(&mut self) {
+        let cortex = &self.file.cortex;
+        if !cortex.enabled {
+            return;
+        }
+        let path = root().key("cortex");
+        self.optional_namespace(path.key("namespace"), &cortex.namespace);
+        let namespace = self.namespace(&cortex.namespace);
+        let es = &self.file.elasticsearch;
+        if !es.enabled {
+            self.complain(
+                root().key("elasticsearch").key("enabled"),
+                "Cortex needs Elasticsearch, but `elasticsearch.enabled` is false",
+                "enable `elasticsearch`, or set `cortex.enabled: false`",
+            );
+        } else if self.namespace(&es.namespace) != namespace {
+            self.complain(
+                path.key("namespace"),
+                format!(
+                    "Cortex runs in namespace `{namespace}`, but Elasticsearch in `{}`; Cortex reads its credentials from Secrets there",
+                    self.namespace(&es.namespace)
+                ),
+                "give `cortex.namespace` and `elasticsearch.namespace` the same value",
+            );
+        }
+        if let Some(host) = &cortex.host {
+            self.check(path.key("host"), fields::dns_subdomain(host));
+        }
+        if let Some(image) = &cortex.image {
+            not_empty(self, path.key("image"), image, "an image such as `thehiveproject/cortex:3.2.0`");
+        }
+        if !is_version(&cortex.version) {
+            self.complain(
+                path.key("version"),
+                format!("`{}` is not a version", cortex.version),
+                "write a release number such as `3.2.0`",
+            );
+        }
+        if cortex.replicas == 0 {
+            self.complain(
+                path.key("replicas"),
+                "`replicas` is 0",
+                "run at least one Cortex pod, or set `cortex.enabled: false`",
+            );
+        }
+        self.volume_ref(path.key("jobVolume"), &cortex.job_volume, namespace, "Cortex's job runner");
+        self.check(path.key("jobDirectory"), fields::absolute_path(&cortex.job_directory));
+        self.secret(path.key("secretKey"), &cortex.secret_key);
+    }
+
+    fn rbac(&mut self) {
+        let rbac = &self.file.rbac;
+        let path = root().key("rbac");
+        let mut accounts: HashMap<(String, String), usize> = HashMap::new();
+        if self.file.cortex.enabled {
+            accounts.insert((self.namespace(&self.file.cortex.namespace).to_owned(), "cortex".to_owned()), usize::MAX);
+        }
+        for (i, account) in rbac.service_accounts.iter().enumerate() {
+            let item = path.key("serviceAccounts").index(i);
+            self.check(item.key("name"), fields::dns_subdomain(&account.name));
+            self.optional_namespace(item.key("namespace"), &account.namespace);
+            let key = (self.namespace(&account.namespace).to_owned(), account.name.clone());
+            if accounts.insert(key, i).is_some() {
+                self.complain(
+                    item.key("name"),
+                    format!(
+                        "service account `{}` is declared twice in namespace `{}`",
+                        account.name,
+                        self.namespace(&account.namespace)
+                    ),
+                    "names must be unique per namespace (Cortex's own account is `cortex`)",
+                );
+            }
+        }
+        let mut roles: HashMap<(String, String), usize> = HashMap::new();
+        for (i, role) in rbac.roles.iter().enumerate() {
+            let item = path.key("roles").index(i);
+            self.check(item.key("name"), fields::dns_subdomain(&role.name));
+            self.optional_namespace(item.key("namespace"), &role.namespace);
+            self.rules(item.key("rules"), &role.rules);
+            if roles.insert((self.namespace(&role.namespace).to_owned(), role.name.clone()), i).is_some() {
+                self.complain(
+                    item.key("name"),
+                    format!("role `{}` is declared twice", role.name),
+                    "names must be unique per namespace",
+                );
+            }
+        }
+        let mut cluster_roles: HashMap<&str, usize> = HashMap::new();
+        for (i, role) in rbac.cluster_roles.iter().enumerate() {
+            let item = path.key("clusterRoles").index(i);
+            self.check(item.key("name"), fields::dns_subdomain(&role.name));
+            self.rules(item.key("rules"), &role.rules);
+            self.duplicate(&mut cluster_roles, &role.name, i, item.key("name"), "cluster role");
+        }
+        for (i, binding) in rbac.bindings.iter().enumerate() {
+            let item = path.key("bindings").index(i);
+            self.binding(item, binding, &accounts, &roles, &cluster_roles);
+        }
+    }
+
+    fn rules(&mut self, path: FieldPath, rules: &[Rule]) {
+        if rules.is_empty() {
+            self.complain(path.clone(), "the role has no rules", "add at least one rule with `resources` and `verbs`");
+        }
+        for (i, rule) in rules.iter().enumerate() {
+            let item = path.index(i);
+            if rule.resources.is_empty() {
+                self.complain(
+                    item.key("resources"),
+                    "the rule names no resources",
+                    "list resources such as `pods` or `jobs`",
+                );
+            }
+            if rule.verbs.is_empty() {
+                self.complain(
+                    item.key("verbs"),
+                    "the rule names no verbs",
+                    "list verbs such as `get`, `list`, `watch`",
+                );
+            }
+            for (j, verb) in rule.verbs.iter().enumerate() {
+                if !VERBS.contains(&verb.as_str()) {
+                    let hint = match suggest(verb, VERBS) {
+                        Some(close) => format!("did you mean `{close}`?"),
+                        None => format!("use one of: {}", VERBS.join(", ")),
+                    };
+                    self.complain(item.key("verbs").index(j), format!("unknown verb `{verb}`"), hint);
+                }
+            }
+        }
+    }
+
+    fn binding(
+        &mut self,
+        path: FieldPath,
+        binding: &Binding,
+        accounts: &HashMap<(String, String), usize>,
+        roles: &HashMap<(String, String), usize>,
+        cluster_roles: &HashMap<&str, usize>,
+    ) {
+        self.check(path.key("name"), fields::dns_subdomain(&binding.name));
+        self.optional_namespace(path.key("namespace"), &binding.namespace);
+        let namespace = self.namespace(&binding.namespace);
+        match (&binding.role, &binding.cluster_role) {
+            (Some(_), Some(_)) | (None, None) => self.complain(
+                path.clone(),
+                format!("binding `{}` must name exactly one of `role` and `clusterRole`", binding.name),
+                "set `role` for a Role in the binding's namespace, or `clusterRole`",
+            ),
+            (Some(role), None) => {
+                if binding.cluster_wide {
+                    self.complain(
+                        path.key("clusterWide"),
+                        "a cluster-wide binding must name a `clusterRole`",
+                        "replace `role` with `clusterRole`",
+                    );
+                }
+                if !roles.contains_key(&(namespace.to_owned(), role.clone())) {
+                    let names: Vec<&str> =
+                        roles.keys().filter(|(ns, _)| ns == namespace).map(|(_, n)| n.as_str()).collect();
+                    let hint = match suggest(role, names.iter().copied()) {
+                        Some(close) => format!("did you mean `{close}`?"),
+                        None => format!("declare it under `rbac.roles` in namespace `{namespace}`"),
+                    };
+                    self.complain(
+                        path.key("role"),
+                        format!("role `{role}` is not declared in namespace `{namespace}`"),
+                        hint,
+                    );
+                }
+            }
+            (None, Some(role)) => {
+                if !cluster_roles.contains_key(role.as_str()) && !BUILTIN_CLUSTER_ROLES.contains(&role.as_str()) {
+                    let known = cluster_roles.keys().copied().chain(BUILTIN_CLUSTER_ROLES);
+                    let hint = match suggest(role, known) {
+                        Some(close) => format!("did you mean `{close}`?"),
+                        None => {
+                            "declare it under `rbac.clusterRoles`, or use `view`, `edit`, `admin` or `cluster-admin`"
+                                .to_owned()
+                        }
+                    };
+                    self.complain(path.key("clusterRole"), format!("cluster role `{role}` is not declared"), hint);
+                }
+            }
+        }
+        if binding.service_accounts.is_empty() && binding.users.is_empty() && binding.groups.is_empty() {
+            self.complain(
+                path.clone(),
+                format!("binding `{}` has no subjects", binding.name),
+                "list `serviceAccounts`, `users` or `groups`",
+            );
+        }
+        for (i, account) in binding.service_accounts.iter().enumerate() {
+            let (ns, name) = account.split_once('/').unwrap_or((namespace, account));
+            if !accounts.contains_key(&(ns.to_owned(), name.to_owned())) {
+                self.complain(
+                    path.key("serviceAccounts").index(i),
+                    format!("service account `{name}` is not declared in namespace `{ns}`"),
+                    "declare it under `rbac.serviceAccounts`, or write `namespace/name`",
+                );
+            }
+        }
+    }
+
+    fn tenants(&mut self) {
+        let file = self.file;
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        for (i, tenant) in file.tenants.iter().enumerate() {
+            let path = root().key("tenants").index(i);
+            self.check(path.key("name"), fields::dns_label(&tenant.name));
+            self.duplicate(&mut first, &tenant.name, i, path.key("name"), "tenant");
+            self.optional_namespace(path.key("namespace"), &tenant.namespace);
+            let namespace = self.namespace(&tenant.namespace);
+            if let Some(image) = &tenant.image {
+                not_empty(
+                    self,
+                    path.key("image"),
+                    image,
+                    "an image such as `registry.k.my.domain/netdelta/barbican:1.0`",
+                );
+            }
+            if tenant.port == 0 {
+                self.complain(
+                    path.key("port"),
+                    "port 0 is not a port",
+                    "give the port the app listens on, e.g. `9004`",
+                );
+            }
+            if let Some(host) = &tenant.host {
+                self.check(path.key("host"), fields::dns_subdomain(host));
+            }
+            for (j, mount) in tenant.volumes.iter().enumerate() {
+                let item = path.key("volumes").index(j);
+                self.volume_ref(item.key("volume"), &mount.volume, namespace, &format!("tenant `{}`", tenant.name));
+                self.check(item.key("mountPath"), fields::absolute_path(&mount.mount_path));
+                if let Some(sub) = &mount.sub_path
+                    && (sub.starts_with('/') || sub.split('/').any(|part| part == ".."))
+                {
+                    self.complain(
+                        item.key("subPath"),
+                        format!("`{sub}` leaves the volume"),
+                        "use a relative path without `..`",
+                    );
+                }
+            }
+            self.tenant_database(path.key("database"), tenant);
+            for (key, value) in &tenant.env {
+                self.env_var(path.key("env").key(key), key, value);
+            }
+            self.scans(&path, tenant, namespace);
+        }
+    }
+
+    fn tenant_database(&mut self, path: FieldPath, tenant: &Tenant) {
+        let db = &tenant.database;
+        if let Some(name) = &db.name
+            && (name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        {
+            self.complain(
+                path.key("name"),
+                format!("`{name}` is not a database name"),
+                "use letters, digits, `_` and `-`",
+            );
+        }
+        not_empty(self, path.key("host"), &db.host, "the database's Service or host name");
+        self.secret(path.key("password"), &db.password);
+    }
+
+    fn env_var(&mut self, path: FieldPath, key: &str, value: &str) {
+        let valid_name = !key.is_empty()
+            && !key.starts_with(|c: char| c.is_ascii_digit())
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            self.complain(
+                path.clone(),
+                format!("`{key}` is not an environment variable name"),
+                "use letters, digits and `_`, not starting with a digit",
+            );
+        }
+        let upper = key.to_ascii_uppercase();
+        let secret_like =
+            ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "PRIVATE_KEY", "API_KEY"].iter().any(|word| upper.contains(word));
+        if secret_like && !value.is_empty() {
+            self.complain_secret(
+                path,
+                format!("environment variable `{key}` looks like a secret written in the file"),
+                "secrets are never written in the file: put the database password in `database.password` as `env:VAR`, `file:PATH` or `secretRef`",
+            );
+        }
+    }
+
+    fn scans(&mut self, tenant_path: &FieldPath, tenant: &Tenant, namespace: &str) {
+        let routes: Vec<&str> = self.route_names();
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        for (i, group) in tenant.scans.iter().enumerate() {
+            let path = tenant_path.key("scans").index(i);
+            self.check(path.key("name"), fields::dns_label(&group.name));
+            self.duplicate(&mut first, &group.name, i, path.key("name"), "scan group");
+            let cron_job = format!("{}-{}-scan", tenant.name, group.name);
+            if cron_job.len() > MAX_CRONJOB_NAME {
+                self.complain(
+                    path.key("name"),
+                    format!("the CronJob name `{cron_job}` is longer than {MAX_CRONJOB_NAME} characters"),
+                    "shorten the tenant or group name",
+                );
+            }
+            if group.targets.is_empty() {
+                self.complain(
+                    path.key("targets"),
+                    "the group has no targets",
+                    "list addresses, CIDRs, ranges or host names to scan",
+                );
+            }
+            for (j, target) in group.targets.iter().enumerate() {
+                self.check(path.key("targets").index(j), Target::parse(target));
+            }
+            for (j, target) in group.exclude.iter().enumerate() {
+                self.check(path.key("exclude").index(j), Target::parse(target));
+            }
+            if let Some(ports) = &group.ports {
+                self.check(path.key("ports"), fields::port_list(ports));
+            }
+            self.check(path.key("schedule"), fields::cron_schedule(&group.schedule));
+            if let Some(zone) = &group.time_zone {
+                self.check(path.key("timeZone"), fields::time_zone(zone));
+            }
+            if group.down_after == 0 {
+                self.complain(
+                    path.key("downAfter"),
+                    "`downAfter` is 0",
+                    "count a host as down after at least 1 missed scan (3 suppresses time-outs)",
+                );
+            }
+            for (j, route) in group.alerts.iter().flatten().enumerate() {
+                self.route_ref(path.key("alerts").index(j), route, &routes);
+            }
+            self.nmap_args(path.key("nmapArgs"), &group.nmap_args);
+            not_empty(
+                self,
+                path.key("image"),
+                &group.image,
+                "an image with nmap and a shell, such as `instrumentisto/nmap:7.95`",
+            );
+        }
+        if !tenant.scans.is_empty() {
+            let volume = &self.file.scan_database.scan_volume;
+            self.volume_ref(
+                root().key("scanDatabase").key("scanVolume"),
+                volume,
+                namespace,
+                &format!("the scans of tenant `{}`", tenant.name),
+            );
+        }
+    }
+
+    fn nmap_args(&mut self, path: FieldPath, args: &[String]) {
+        for (i, arg) in args.iter().enumerate() {
+            let item = path.index(i);
+            if let Some((option, instead)) =
+                RESERVED_NMAP_OPTIONS.iter().find(|(option, _)| arg == option || arg.starts_with(&format!("{option}=")))
+            {
+                self.complain(item, format!("nmap option `{option}` is set by seclab"), *instead);
+            } else if !arg.starts_with('-') {
+                self.complain(
+                    item,
+                    format!("`{arg}` in nmapArgs is not an option"),
+                    "put targets in `targets`; give option values in the same item, e.g. `--max-retries=2`",
+                );
+            }
+        }
+    }
+
+    fn route_names(&self) -> Vec<&'a str> {
+        let file = self.file;
+        file.alerts.routes.iter().map(|r| r.name.as_str()).chain(["log"]).collect()
+    }
+
+    fn route_ref(&mut self, path: FieldPath, route: &str, routes: &[&str]) {
+        if !routes.contains(&route) {
+            let hint = match suggest(route, routes.iter().copied()) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => format!("declare it under `alerts.routes`, or use one of: {}", routes.join(", ")),
+            };
+            self.complain(path, format!("alert route `{route}` is not declared"), hint);
+        }
+    }
+
+    fn scan_database(&mut self) {
+        let db = &self.file.scan_database;
+        let path = root().key("scanDatabase");
+        not_empty(self, path.key("path"), &db.path, "a file name such as `seclab-scans.db`");
+        self.secret(path.key("url"), &db.url);
+    }
+
+    fn alerts(&mut self) {
+        let file = self.file;
+        let path = root().key("alerts");
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        for (i, route) in file.alerts.routes.iter().enumerate() {
+            let item = path.key("routes").index(i);
+            self.check(item.key("name"), fields::dns_label(&route.name));
+            if route.name == "log" {
+                self.complain(
+                    item.key("name"),
+                    "the route name `log` is built in",
+                    "choose another name; scan groups can always use `log`",
+                );
+            }
+            self.duplicate(&mut first, &route.name, i, item.key("name"), "alert route");
+            let kinds = [route.webhook.is_some(), route.email.is_some(), route.log.is_some()];
+            if kinds.iter().filter(|set| **set).count() != 1 {
+                self.complain(
+                    item.clone(),
+                    format!("alert route `{}` must have exactly one of `webhook`, `email` and `log`", route.name),
+                    "split it into one route per destination",
+                );
+            }
+            if let Some(webhook) = &route.webhook {
+                if let Err(problem) = fields::webhook_url(&webhook.url) {
+                    let url = item.key("webhook").key("url");
+                    let hint = problem.hint.unwrap_or_default();
+                    // The URL may hold credentials: never show it.
+                    self.complain_secret(url, problem.message, hint);
+                }
+                self.secret(item.key("webhook").key("secret"), &webhook.secret);
+            }
+            if let Some(email) = &route.email {
+                self.email(item.key("email"), email);
+            }
+        }
+        let routes = self.route_names();
+        for (i, route) in file.alerts.default_routes.iter().enumerate() {
+            self.route_ref(path.key("defaultRoutes").index(i), route, &routes);
+        }
+    }
+
+    fn email(&mut self, path: FieldPath, email: &Email) {
+        if email.to.is_empty() {
+            self.complain(path.key("to"), "the email route has no recipients", "list at least one address in `to`");
+        }
+        for (i, to) in email.to.iter().enumerate() {
+            self.check(path.key("to").index(i), fields::email_address(to));
+        }
+        self.check(path.key("from"), fields::email_address(&email.from));
+        let host = &email.smtp.host;
+        if host.parse::<IpAddr>().is_err() {
+            self.check(path.key("smtp").key("host"), fields::dns_subdomain(host));
+        }
+        if email.smtp.port == 0 {
+            self.complain(path.key("smtp").key("port"), "port 0 is not a port", "use 587 (STARTTLS), 465 (TLS) or 25");
+        }
+        self.secret(path.key("smtp").key("password"), &email.smtp.password);
+    }
+
+    fn watch(&mut self) {
+        let watch = &self.file.watch;
+        let path = root().key("watch");
+        if watch.listen.parse::<SocketAddr>().is_err() {
+            self.complain(
+                path.key("listen"),
+                format!("`{}` is not an address and port", watch.listen),
+                "write `address:port`, e.g. `127.0.0.1:9464`",
+            );
+        }
+        self.check(path.key("resyncInterval"), fields::duration(&watch.resync_interval));
+        self.check(path.key("debounce"), fields::duration(&watch.debounce));
+    }
+}
+
+fn not_empty(checker: &mut Checker<'_>, path: FieldPath, value: &str, what: &str) {
+    if value.trim().is_empty() {
+        checker.complain(path.clone(), format!("`{path}` is empty"), format!("give {what}"));
+    }
+}
+
+fn is_version(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('.').collect();
+    (2..=3).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn sorted(mut names: Vec<&str>) -> Vec<&str> {
+    names.sort_unstable();
+    names
+}
+
+/// The candidate closest to `word`, if it is close enough to be a likely typo.
+pub(crate) fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    let lower = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()), c))
+        .filter(|(distance, c)| *distance <= (c.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(distance, c)| (*distance, *c))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::suggest;
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(suggest("replica", ["replicas", "image"]), Some("replicas"));
+        assert_eq!(suggest("shedule", ["schedule", "scans"]), Some("schedule"));
+        assert_eq!(suggest("xyz", ["replicas", "image"]), None);
+    }
+}

@@ -1,0 +1,7 @@
+//! seclab: one desired-state file to a running home-lab security stack on Kubernetes.
+//!
+//! The stages run in one direction: [`config`] reads and checks the file, [`render`] turns
+//! it into Kubernetes objects and node-side files.
+
+pub mod config;
+pub mod render;

@@ -1,0 +1,165 @@
+//! `seclab validate` on broken files: every problem at once, with file:line:column and the fix.
+
+mod support;
+
+use support::{lab_dir, run};
+
+const HEADER: &str = "apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: lab\n";
+
+/// Validates `body` (after a valid header) and returns stderr, asserting exit code 2.
+fn invalid(body: &str) -> String {
+    let dir = lab_dir(&format!("{HEADER}{body}"));
+    let (code, stdout, stderr) = run(dir.path(), &["validate"]);
+    assert_eq!(code, 2, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.is_empty(), "nothing on stdout: {stdout}");
+    stderr
+}
+
+#[test]
+fn every_problem_of_a_file_is_reported_in_one_run() {
+    let stderr = invalid(
+        r#"cortex:
+  replica: 2
+tenants:
+  - name: barbican
+    database:
+      password: hunter2
+    scans:
+      - name: dmz
+        targets: [10.0.0.0/33]
+        schedule: "0 2 * *"
+        alerts: [soc]
+  - name: barbican
+    volumes:
+      - { volume: logs, mountPath: /srv/logs }
+"#,
+    );
+    for expected in [
+        "seclab.yaml:6:3",
+        "unknown field `replica`",
+        "did you mean `replicas`?",
+        "seclab.yaml:10:17",
+        "`tenants[0].database.password` holds a secret written in the file",
+        "seclab.yaml:13:19",
+        "`10.0.0.0/33` is not a valid target",
+        "seclab.yaml:14:19",
+        "it needs exactly 5 fields",
+        "seclab.yaml:15:18",
+        "alert route `soc` is not declared",
+        "seclab.yaml:16:11",
+        "tenant `barbican` is declared twice",
+        "the first is at line 8",
+        "seclab.yaml:18:19",
+        "storage volume `logs`, which is not declared",
+        "has 7 problems; nothing was changed",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("hunter2"), "the secret leaked:\n{stderr}");
+    insta::assert_snapshot!(stderr);
+}
+
+#[test]
+fn json_output_lists_every_error_with_its_position() {
+    let dir = lab_dir(&format!("{HEADER}cortex:\n  replica: 2\nwatch:\n  listen: nowhere\n"));
+    let (code, stdout, _) = run(dir.path(), &["validate", "--output", "json"]);
+    assert_eq!(code, 2);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    insta::assert_json_snapshot!(report);
+}
+
+/// Each error kind a user can hit, with its message and position.
+#[test]
+fn each_error_message() {
+    let cases: &[(&str, &str)] = &[
+        ("syntax", "cluster:\n  domain: \"unterminated\n"),
+        ("wrong_type", "cortex:\n  replicas: many\n"),
+        ("unknown_top_level_field", "tennants: []\n"),
+        ("unknown_field_without_close_match", "registry:\n  colour: blue\n"),
+        ("bad_name", "tenants:\n  - name: Barbican\n"),
+        ("bad_domain", "cluster:\n  domain: k..my.domain\n"),
+        ("bad_node_address", "cluster:\n  nodeAddress: 192.168.1.300\n"),
+        ("bad_size", "storage:\n  volumes:\n    - name: data\n      hostPath: mnt/data\n      size: lots\n"),
+        ("dangling_job_volume", "cortex:\n  jobVolume: jobs\n"),
+        (
+            "volume_in_other_namespace",
+            "storage:\n  volumes:\n    - name: data\n      namespace: other\n      hostPath: /mnt/data\n",
+        ),
+        ("cortex_without_elasticsearch", "elasticsearch:\n  enabled: false\n"),
+        ("eck_with_opensearch_field", "elasticsearch:\n  adminPassword: env:X\n"),
+        (
+            "bad_ports",
+            "tenants:\n  - name: a\n    scans:\n      - name: dmz\n        targets: [127.0.0.1]\n        ports: 22,80-70\n        schedule: '@daily'\n",
+        ),
+        (
+            "reserved_nmap_option",
+            "tenants:\n  - name: a\n    scans:\n      - name: dmz\n        targets: [127.0.0.1]\n        schedule: '@daily'\n        nmapArgs: [-sV, -oX, out.xml]\n",
+        ),
+        (
+            "bad_cron_field",
+            "tenants:\n  - name: a\n    scans:\n      - name: dmz\n        targets: [127.0.0.1]\n        schedule: '61 * * * *'\n",
+        ),
+        (
+            "duplicate_scan_group",
+            "tenants:\n  - name: a\n    scans:\n      - {name: dmz, targets: [127.0.0.1], schedule: '@daily'}\n      - {name: dmz, targets: [127.0.0.2], schedule: '@daily'}\n",
+        ),
+        (
+            "literal_webhook_secret",
+            "alerts:\n  routes:\n    - name: hook\n      webhook:\n        url: https://hooks.example.org/x\n        secret: s3cr3t-value\n",
+        ),
+        (
+            "webhook_url_with_password",
+            "alerts:\n  routes:\n    - name: hook\n      webhook:\n        url: https://user:s3cr3t-value@hooks.example.org/x\n",
+        ),
+        (
+            "route_with_two_kinds",
+            "alerts:\n  routes:\n    - name: both\n      log: {}\n      webhook: {url: 'https://hooks.example.org/x'}\n",
+        ),
+        ("secret_in_env", "tenants:\n  - name: a\n    env:\n      API_TOKEN: s3cr3t-value\n"),
+        (
+            "binding_to_unknown_role",
+            "rbac:\n  bindings:\n    - name: b\n      role: reader\n      serviceAccounts: [cortex]\n",
+        ),
+        ("unknown_verb", "rbac:\n  roles:\n    - name: r\n      rules:\n        - {resources: [pods], verbs: [gte]}\n"),
+        ("bad_duration", "watch:\n  debounce: soon\n"),
+        ("wrong_api_version", "cluster: {}\n"),
+    ];
+    let mut failures = Vec::new();
+    for (name, body) in cases {
+        let text = if *name == "wrong_api_version" {
+            format!("apiVersion: seclab.dev/v1\nkind: Lab\nmetadata:\n  name: lab\n{body}")
+        } else {
+            format!("{HEADER}{body}")
+        };
+        let dir = lab_dir(&text);
+        let (code, _, stderr) = run(dir.path(), &["validate"]);
+        if code != 2 {
+            failures.push(format!("{name}: exit code {code}"));
+        }
+        assert!(stderr.contains("seclab.yaml:"), "{name}: no file:line:column in\n{stderr}");
+        assert!(stderr.contains("help: ") || *name == "syntax", "{name}: no hint in\n{stderr}");
+        assert!(!stderr.contains("s3cr3t-value"), "{name}: the secret leaked:\n{stderr}");
+        insta::assert_snapshot!(*name, stderr);
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
+#[test]
+fn a_missing_file_says_how_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(dir.path(), &["validate"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr.trim(),
+        "error: seclab.yaml does not exist; run `seclab init` to write a starter file, or pass --file"
+    );
+}
+
+#[test]
+fn an_empty_file_says_how_to_start() {
+    let dir = lab_dir("# nothing yet\n");
+    let (code, _, stderr) = run(dir.path(), &["validate"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("the file is empty"), "{stderr}");
+    assert!(stderr.contains("seclab init"), "{stderr}");
+}

@@ -1,0 +1,305 @@
+//! `seclab validate`, `render`, `init` and `schema` on good files.
+
+mod support;
+
+use serde_json::Value;
+use support::{EXAMPLES, example, lab_dir, root, run};
+
+fn render_json(file: &std::path::Path) -> Value {
+    let (code, stdout, stderr) = run(&root(), &["--file", file.to_str().unwrap(), "render", "--output", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    serde_json::from_str(&stdout).expect("render --output json prints one JSON document")
+}
+
+#[test]
+fn every_example_validates() {
+    for name in EXAMPLES {
+        let (code, stdout, stderr) = run(&root(), &["--file", example(name).to_str().unwrap(), "validate"]);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        assert!(stdout.contains("is valid"), "{name}: {stdout}");
+    }
+}
+
+#[test]
+fn every_example_renders_the_same_bytes_twice() {
+    for name in EXAMPLES {
+        let file = example(name);
+        let args = ["--file", file.to_str().unwrap(), "render"];
+        let (first, second) = (run(&root(), &args), run(&root(), &args));
+        assert_eq!(first.0, 0, "{name}: {}", first.2);
+        assert_eq!(first.1, second.1, "{name}: two renders differ");
+        insta::assert_snapshot!(format!("render_{name}"), first.1);
+    }
+}
+
+/// Serialises a typed object back to JSON, for comparison with what was rendered.
+fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(manifest: &Value) -> Result<Value, String> {
+    let typed: T = serde_json::from_value(manifest.clone()).map_err(|e| e.to_string())?;
+    serde_json::to_value(typed).map_err(|e| e.to_string())
+}
+
+/// Every built-in object deserialises into its k8s-openapi type and loses no field doing so
+/// (a misspelt or misplaced field would be dropped, and the comparison would fail).
+#[test]
+fn every_rendered_object_is_a_valid_kubernetes_object() {
+    use k8s_openapi::api::{
+        apps::v1 as apps, batch::v1 as batch, core::v1 as core, networking::v1 as net, rbac::v1 as rbac,
+    };
+    let mut kinds = std::collections::BTreeSet::new();
+    for name in EXAMPLES {
+        let rendered = render_json(&example(name));
+        for manifest in rendered["objects"].as_array().unwrap() {
+            let api_version = manifest["apiVersion"].as_str().unwrap();
+            let kind = manifest["kind"].as_str().unwrap();
+            kinds.insert(format!("{api_version}/{kind}"));
+            let typed = match (api_version, kind) {
+                ("v1", "Namespace") => round_trip::<core::Namespace>(manifest),
+                ("v1", "PersistentVolume") => round_trip::<core::PersistentVolume>(manifest),
+                ("v1", "PersistentVolumeClaim") => round_trip::<core::PersistentVolumeClaim>(manifest),
+                ("v1", "Service") => round_trip::<core::Service>(manifest),
+                ("v1", "ServiceAccount") => round_trip::<core::ServiceAccount>(manifest),
+                ("v1", "ConfigMap") => round_trip::<core::ConfigMap>(manifest),
+                ("apps/v1", "Deployment") => round_trip::<apps::Deployment>(manifest),
+                ("apps/v1", "StatefulSet") => round_trip::<apps::StatefulSet>(manifest),
+                ("batch/v1", "CronJob") => round_trip::<batch::CronJob>(manifest),
+                ("networking.k8s.io/v1", "Ingress") => round_trip::<net::Ingress>(manifest),
+                ("rbac.authorization.k8s.io/v1", "Role") => round_trip::<rbac::Role>(manifest),
+                ("rbac.authorization.k8s.io/v1", "RoleBinding") => round_trip::<rbac::RoleBinding>(manifest),
+                ("rbac.authorization.k8s.io/v1", "ClusterRole") => round_trip::<rbac::ClusterRole>(manifest),
+                ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+                    round_trip::<rbac::ClusterRoleBinding>(manifest)
+                }
+                // A custom resource: no k8s-openapi type; its shape is checked by the cluster tests.
+                ("elasticsearch.k8s.elastic.co/v1", "Elasticsearch") => Ok(manifest.clone()),
+                _ => panic!("{name}: add {api_version}/{kind} to this test"),
+            };
+            let typed = typed.unwrap_or_else(|e| panic!("{name}: {kind} {}: {e}", manifest["metadata"]["name"]));
+            assert_eq!(&typed, manifest, "{name}: {kind} {} changed in a round trip", manifest["metadata"]["name"]);
+        }
+    }
+    for expected in [
+        "apps/v1/StatefulSet",
+        "batch/v1/CronJob",
+        "v1/PersistentVolume",
+        "elasticsearch.k8s.elastic.co/v1/Elasticsearch",
+    ] {
+        assert!(kinds.contains(expected), "no example renders {expected}: {kinds:?}");
+    }
+}
+
+#[test]
+fn every_object_carries_the_lab_labels() {
+    let rendered = render_json(&example("homelab.yaml"));
+    for manifest in rendered["objects"].as_array().unwrap() {
+        let labels = &manifest["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "seclab", "{manifest}");
+        assert_eq!(labels["app.kubernetes.io/part-of"], "homelab", "{manifest}");
+        assert!(labels["app.kubernetes.io/component"].is_string(), "{manifest}");
+    }
+}
+
+#[test]
+fn the_homelab_matches_the_cortex_seed() {
+    let rendered = render_json(&example("homelab.yaml"));
+    let objects = rendered["objects"].as_array().unwrap();
+    let find = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+    };
+    let es = find("Elasticsearch", "esquickstart");
+    assert_eq!(es["spec"]["version"], "7.10.2");
+    assert_eq!(es["spec"]["nodeSets"][0]["count"], 1);
+    assert_eq!(es["spec"]["nodeSets"][0]["config"]["node.store.allow_mmap"], false);
+    let pv = find("PersistentVolume", "homelab-cortex-data");
+    assert_eq!(pv["spec"]["hostPath"]["path"], "/mnt/data");
+    assert_eq!(pv["spec"]["accessModes"][0], "ReadWriteMany");
+    let role = find("Role", "cortex-job-runner");
+    assert_eq!(role["rules"][0]["verbs"], serde_json::json!(["create", "get", "list", "watch", "delete"]));
+    let config = find("ConfigMap", "cortex-config")["data"]["application.conf"].as_str().unwrap();
+    for line in [
+        "runners = [kubernetes]",
+        "persistentVolumeClaimName = \"data\"",
+        "uri = \"https://esquickstart-es-http:9200\"",
+    ] {
+        assert!(config.contains(line), "{line} missing from\n{config}");
+    }
+    let cortex = find("Deployment", "cortex");
+    let env = cortex["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(env.contains("esquickstart-es-elastic-user"), "{env}");
+    assert_eq!(find("Ingress", "registry")["spec"]["rules"][0]["host"], "registry.k.my.domain");
+    assert_eq!(find("Ingress", "cortex")["spec"]["rules"][0]["host"], "cortex.k.my.domain");
+    let files: Vec<&str> =
+        rendered["nodeFiles"].as_array().unwrap().iter().map(|f| f["installPath"].as_str().unwrap()).collect();
+    assert!(
+        files.contains(&"/etc/rancher/k3s/registries.yaml") && files.contains(&"/etc/docker/daemon.json"),
+        "{files:?}"
+    );
+    let dnsmasq = rendered["nodeFiles"].as_array().unwrap().iter().find(|f| f["name"] == "dnsmasq.conf").unwrap();
+    assert!(dnsmasq["content"].as_str().unwrap().contains("address=/k.my.domain/192.168.1.20"));
+}
+
+#[test]
+fn scan_cronjobs_write_complete_files_atomically() {
+    let rendered = render_json(&example("tenants.yaml"));
+    let cronjob = rendered["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "CronJob" && o["metadata"]["name"] == "barbican-dmz-scan")
+        .expect("a CronJob per group");
+    assert_eq!(cronjob["spec"]["schedule"], "0 2 * * *");
+    assert_eq!(cronjob["spec"]["timeZone"], "Europe/London");
+    let container = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    let command: Vec<&str> = container["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let script = command[2];
+    assert!(script.contains("nmap -oX \"$dir/.$start.xml.partial\" \"$@\""), "{script}");
+    assert!(script.contains("mv \"$dir/.$start.xml.partial\" \"$dir/$start.xml\""), "{script}");
+    assert_eq!(
+        &command[4..],
+        ["-sV", "-p", "21-23,25,53,80,110,143,443,445,3306,3389,8000-8100", "198.51.100.0/28", "198.51.100.40-50"]
+    );
+    assert_eq!(container["env"][0]["value"], "barbican/dmz");
+}
+
+#[test]
+fn secrets_are_referenced_and_never_rendered() {
+    let dir = lab_dir(&std::fs::read_to_string(example("tenants.yaml")).unwrap());
+    let (code, stdout, stderr) = seclab_env(dir.path(), &["render"], "BARBICAN_DB_PASSWORD", "s3cr3t-value");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("s3cr3t-value"));
+    assert!(
+        stdout.contains("#   netdelta/netdelta-barbican-db key password: from env:BARBICAN_DB_PASSWORD"),
+        "{stdout}"
+    );
+    let rendered = render_json(&example("opensearch.yaml"));
+    let secrets: Vec<String> = rendered["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{}/{}", s["name"].as_str().unwrap(), s["key"].as_str().unwrap()))
+        .collect();
+    for expected in
+        ["opensearch-transport-certs/tls.key", "opensearch-http-certs/tls.crt", "oslab-opensearch-admin/password"]
+    {
+        assert!(secrets.contains(&expected.to_string()), "{expected} missing from {secrets:?}");
+    }
+}
+
+fn seclab_env(dir: &std::path::Path, args: &[&str], key: &str, value: &str) -> (i32, String, String) {
+    let output = support::seclab(dir).args(args).env(key, value).output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn render_out_writes_one_file_per_object_and_replaces_its_own_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("manifests");
+    let file = example("homelab.yaml");
+    let args = ["--file", file.to_str().unwrap(), "render", "--out", out.to_str().unwrap()];
+    let (code, stdout, stderr) = run(dir.path(), &args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("wrote 14 objects and 3 node files under"), "{stdout}");
+    assert!(out.join("cortex/deployment-cortex.yaml").is_file());
+    assert!(out.join("cluster/persistentvolume-homelab-cortex-data.yaml").is_file());
+    assert!(out.join("node/registries.yaml").is_file());
+    std::fs::write(out.join("cortex/stale.yaml"), "old").unwrap();
+    assert_eq!(run(dir.path(), &args).0, 0);
+    assert!(!out.join("cortex/stale.yaml").exists(), "a second render replaces the first");
+
+    let foreign = dir.path().join("mine");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "keep me").unwrap();
+    let (code, _, stderr) =
+        run(dir.path(), &["--file", file.to_str().unwrap(), "render", "--out", foreign.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("is not empty and was not written by `seclab render`"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).unwrap(), "keep me");
+}
+
+#[test]
+fn templates_directory_overrides_and_extends_the_built_in_set() {
+    let dir = lab_dir(&std::fs::read_to_string(example("homelab.yaml")).unwrap());
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(templates.join("registry")).unwrap();
+    std::fs::create_dir_all(templates.join("extra")).unwrap();
+    std::fs::write(templates.join("registry/registry.yaml"), "").unwrap();
+    std::fs::write(
+        templates.join("extra/note.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: note\n  namespace: {{ cluster.namespace }}\ndata:\n  lab: {{ lab.name }}\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(dir.path(), &["--templates", "templates", "render", "--output", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let rendered: Value = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<String> = rendered["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| format!("{}/{}", o["kind"], o["metadata"]["name"]))
+        .collect();
+    assert!(names.contains(&"\"ConfigMap\"/\"note\"".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("registry")), "the override emptied the registry: {names:?}");
+}
+
+#[test]
+fn template_errors_name_the_template_file_and_line() {
+    let dir = lab_dir(&std::fs::read_to_string(example("homelab.yaml")).unwrap());
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(templates.join("cortex")).unwrap();
+    std::fs::write(
+        templates.join("cortex/cortex.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\n{{ cortex.no_such_field }}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(dir.path(), &["--templates", "templates", "render"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("templates/cortex/cortex.yaml:3"), "{stderr}");
+    assert!(stderr.contains("undefined value"), "{stderr}");
+
+    std::fs::write(templates.join("cortex/cortex.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n")
+        .unwrap();
+    let (code, _, stderr) = run(dir.path(), &["--templates", "templates", "render"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("templates/cortex/cortex.yaml rendered an invalid object"), "{stderr}");
+    assert!(stderr.contains("ConfigMap x has no `metadata.namespace`"), "{stderr}");
+}
+
+#[test]
+fn init_writes_a_starter_that_validates_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, _) = run(dir.path(), &["init"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("wrote seclab.yaml"), "{stdout}");
+    assert_eq!(run(dir.path(), &["validate"]).0, 0);
+    std::fs::write(dir.path().join("seclab.yaml"), "mine").unwrap();
+    let (code, _, stderr) = run(dir.path(), &["init"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("seclab.yaml already exists; pass --force to replace it"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("seclab.yaml")).unwrap(), "mine");
+    assert_eq!(run(dir.path(), &["init", "--force"]).0, 0);
+}
+
+#[test]
+fn a_ten_line_file_yields_a_complete_lab() {
+    let dir = lab_dir(
+        "apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: tiny\ncluster:\n  domain: lab.example.org\n",
+    );
+    let (code, stdout, stderr) = run(dir.path(), &["validate"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("renders 14 objects"), "{stdout}");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, stdout, _) = run(&root(), &["completions", shell]);
+        assert_eq!(code, 0);
+        assert!(stdout.contains("seclab"), "{shell}");
+    }
+}

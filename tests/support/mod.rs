@@ -1,0 +1,43 @@
+//! Helpers shared by the integration tests: running the real `seclab` binary on files.
+#![allow(dead_code)] // Each test crate uses a different subset.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An example file's path.
+pub fn example(name: &str) -> PathBuf {
+    root().join("examples").join(name)
+}
+
+/// The example files, by name.
+pub const EXAMPLES: [&str; 3] = ["homelab.yaml", "opensearch.yaml", "tenants.yaml"];
+
+/// `seclab` with colour off, run in `dir`.
+pub fn seclab(dir: &Path) -> Command {
+    let mut command = Command::cargo_bin("seclab").expect("the seclab binary is built");
+    command.current_dir(dir).env("NO_COLOR", "1").env_remove("SECLAB_FILE").env_remove("SECLAB_TEMPLATES");
+    command
+}
+
+/// Runs `seclab` and returns (exit code, stdout, stderr).
+pub fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = seclab(dir).args(args).output().expect("seclab runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    )
+}
+
+/// A temporary directory holding `seclab.yaml` with `text`.
+pub fn lab_dir(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join("seclab.yaml"), text).expect("the file is written");
+    dir
+}
