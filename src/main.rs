@@ -9,6 +9,8 @@ use serde_json::json;
 
 use seclab::config::{self, InvalidFile, Lab, LoadError};
 use seclab::render::{self, Rendered, Templates};
+use seclab::scan::diff::{self, Matching, NoisePolicy};
+use seclab::scan::{parse, report};
 
 /// One desired-state file to a running home-lab security stack on Kubernetes.
 #[derive(Parser)]
@@ -51,6 +53,11 @@ enum Command {
     },
     /// Print the JSON Schema of the desired-state file (for yaml-language-server).
     Schema,
+    /// Work with nmap scans by hand.
+    Scan {
+        #[command(subcommand)]
+        command: ScanCommand,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -58,10 +65,37 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ScanCommand {
+    /// Compare two nmap XML files (no database): exit 0 when they agree, 3 when they differ.
+    Diff {
+        /// The earlier scan.
+        before: PathBuf,
+        /// The later scan.
+        after: PathBuf,
+        /// Pair hosts by `address` (seclab) or by address and host name (`ndiff`).
+        #[arg(long = "match", value_enum, default_value_t = MatchBy::Address)]
+        matching: MatchBy,
+        /// Leave out ports whose service is `tcpwrapped`.
+        #[arg(long)]
+        ignore_tcpwrapped: bool,
+        /// Leave out service changes where one side is only nmap's port-table guess.
+        #[arg(long)]
+        ignore_service_timeouts: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MatchBy {
+    Address,
+    Ndiff,
+}
+
 /// Exit codes, as documented in the README.
 mod exit {
     pub const ERROR: u8 = 1;
     pub const INVALID_INPUT: u8 = 2;
+    pub const DIFFERENT: u8 = 3;
 }
 
 /// A failed command: what to print, and the exit code.
@@ -88,6 +122,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(failure) if failure.code == exit::DIFFERENT => ExitCode::from(failure.code),
         Err(failure) => {
             match cli.output {
                 Output::Text => eprintln!("{}", failure.text.trim_end()),
@@ -103,6 +138,19 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Init { force } => init(cli, *force),
         Command::Validate => validate(cli),
         Command::Render { out } => render_lab(cli, out.as_deref()),
+        Command::Scan {
+            command: ScanCommand::Diff { before, after, matching, ignore_tcpwrapped, ignore_service_timeouts },
+        } => {
+            let noise = NoisePolicy {
+                ignore_tcpwrapped: *ignore_tcpwrapped,
+                ignore_service_timeouts: *ignore_service_timeouts,
+            };
+            let matching = match matching {
+                MatchBy::Address => Matching::Address,
+                MatchBy::Ndiff => Matching::Ndiff,
+            };
+            scan_diff(cli, before, after, matching, noise)
+        }
         Command::Schema => print(&serde_json::to_string_pretty(&config::json_schema()).map_err(Failure::error)?),
         Command::Completions { shell } => {
             let mut command = Cli::command();
@@ -232,4 +280,36 @@ fn render_text(rendered: &Rendered) -> String {
         }
     }
     out
+}
+
+fn scan_diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: NoisePolicy) -> Result<(), Failure> {
+    let read = |path: &Path| {
+        parse::read_scan_file(path).map_err(|error| {
+            let text = format!("error: {}: {error}; it was not compared", path.display());
+            Failure {
+                code: exit::INVALID_INPUT,
+                json: json!({ "error": text, "file": path.display().to_string() }),
+                text,
+            }
+        })
+    };
+    let (a, b) = (read(before)?, read(after)?);
+    let diffs = diff::compare(&a.hosts, &b.hosts, matching, noise);
+    match cli.output {
+        Output::Json => print(
+            &json!({
+                "matching": matching,
+                "before": { "file": before.display().to_string(), "start": a.info.start, "hosts": a.hosts.len() },
+                "after": { "file": after.display().to_string(), "start": b.info.start, "hosts": b.hosts.len() },
+                "hosts": diffs,
+            })
+            .to_string(),
+        )?,
+        Output::Text => print(&report::diff_text(&diffs))?,
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure { code: exit::DIFFERENT, text: String::new(), json: serde_json::Value::Null })
+    }
 }

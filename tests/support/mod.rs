@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: running the real `seclab` binary on files.
 #![allow(dead_code)] // Each test crate uses a different subset.
 
+pub mod nmap;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;

@@ -1,0 +1,368 @@
+//! A streaming reader of nmap's XML output: hosts come out one at a time, so memory
+//! stays flat however large the file. A scan counts only if it ends with a successful
+//! `<runstats><finished exit="success">`; anything else is rejected whole.
+
+use std::io::BufRead;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::{Reader, XmlVersion};
+
+use super::model::{Address, ExtraPorts, Host, Hostname, OsMatch, Port, RunInfo, RunStats, Scan, Script, Service};
+
+/// Why a file is not a usable scan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    /// The file could not be read.
+    #[error("cannot read the scan: {0}")]
+    Io(String),
+    /// The file is not nmap XML output at all.
+    #[error("not an nmap XML file: {0}")]
+    NotNmap(String),
+    /// The XML is broken.
+    #[error("malformed XML at byte {offset}: {message}")]
+    Malformed {
+        /// Byte offset where the parser stopped.
+        offset: u64,
+        /// What the parser found.
+        message: String,
+    },
+    /// The scan did not finish: nmap was killed, the file was cut short, or nmap failed.
+    #[error("incomplete scan: {0}")]
+    Incomplete(String),
+}
+
+/// Reads hosts from nmap XML one at a time.
+pub struct ScanReader<R: BufRead> {
+    reader: Reader<R>,
+    buf: Vec<u8>,
+    info: RunInfo,
+    stats: Option<RunStats>,
+    /// Set by `<finished exit="error">`.
+    failure: Option<String>,
+    closed: bool,
+    hosts_read: u64,
+    in_host: bool,
+}
+
+impl<R: BufRead> ScanReader<R> {
+    /// Starts reading; fails unless the document's root is `<nmaprun>`.
+    pub fn new(input: R) -> Result<Self, ScanError> {
+        let mut reader = Reader::from_reader(input);
+        let config = reader.config_mut();
+        config.expand_empty_elements = true;
+        config.check_end_names = true;
+        let mut this = Self {
+            reader,
+            buf: Vec::new(),
+            info: RunInfo::default(),
+            stats: None,
+            failure: None,
+            closed: false,
+            hosts_read: 0,
+            in_host: false,
+        };
+        loop {
+            match this.event()? {
+                Event::Start(e) if e.name().as_ref() == "nmaprun" => {
+                    this.info = RunInfo {
+                        scanner: attr(&e, "scanner").unwrap_or_default(),
+                        args: attr(&e, "args").unwrap_or_default(),
+                        start: attr(&e, "start").and_then(|s| s.parse().ok()).unwrap_or_default(),
+                        version: attr(&e, "version").unwrap_or_default(),
+                    };
+                    return Ok(this);
+                }
+                Event::Start(e) => {
+                    let name = e.name().as_ref().to_owned();
+                    return Err(ScanError::NotNmap(format!("the root element is <{name}>, not <nmaprun>")));
+                }
+                Event::Eof => return Err(ScanError::NotNmap("the file holds no <nmaprun> element".into())),
+                _ => {}
+            }
+        }
+    }
+
+    /// Run information from `<nmaprun>`.
+    pub fn info(&self) -> &RunInfo {
+        &self.info
+    }
+
+    fn event(&mut self) -> Result<Event<'static>, ScanError> {
+        self.buf.clear();
+        let offset = self.reader.buffer_position();
+        match self.reader.read_event_into(&mut self.buf) {
+            Ok(event) => Ok(event.into_owned()),
+            // An unclosed tag, comment or attribute at the end of input: the file was cut short.
+            Err(quick_xml::Error::Syntax(error))
+                if !matches!(error, quick_xml::errors::SyntaxError::InvalidBangMarkup) =>
+            {
+                Err(self.truncated())
+            }
+            Err(error) => Err(ScanError::Malformed {
+                offset: self.reader.error_position().max(offset),
+                message: error.to_string(),
+            }),
+        }
+    }
+
+    /// The next host, or `None` once the document has ended.
+    pub fn next_host(&mut self) -> Result<Option<Host>, ScanError> {
+        while !self.closed {
+            match self.event()? {
+                Event::Start(e) => match e.name().as_ref() {
+                    "host" => return self.host(&e).map(Some),
+                    "hosthint" | "prescript" | "postscript" | "taskprogress" => {
+                        self.skip(e.name().as_ref().to_owned())?
+                    }
+                    "finished" => {
+                        if attr(&e, "exit").as_deref() == Some("success") {
+                            self.stats = Some(RunStats {
+                                finished: attr(&e, "time").and_then(|t| t.parse().ok()).unwrap_or_default(),
+                                summary: attr(&e, "summary").unwrap_or_default(),
+                                ..RunStats::default()
+                            });
+                        } else {
+                            let message = attr(&e, "errormsg").unwrap_or_else(|| "nmap reported an error".into());
+                            self.failure = Some(message);
+                        }
+                    }
+                    "hosts" => {
+                        if let Some(stats) = &mut self.stats {
+                            stats.hosts_up = attr(&e, "up").and_then(|v| v.parse().ok()).unwrap_or_default();
+                            stats.hosts_down = attr(&e, "down").and_then(|v| v.parse().ok()).unwrap_or_default();
+                        }
+                    }
+                    _ => {}
+                },
+                Event::End(e) if e.name().as_ref() == "nmaprun" => self.closed = true,
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Skips an element and everything inside it.
+    fn skip(&mut self, name: String) -> Result<(), ScanError> {
+        let mut depth = 1usize;
+        while depth > 0 {
+            match self.event()? {
+                Event::Start(e) if e.name().as_ref() == name => depth += 1,
+                Event::End(e) if e.name().as_ref() == name => depth -= 1,
+                Event::Eof => return Err(self.truncated()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn truncated(&self) -> ScanError {
+        let place = if self.in_host {
+            format!("inside host {}", self.hosts_read + 1)
+        } else {
+            "before the scan finished".to_owned()
+        };
+        ScanError::Incomplete(format!("the file ends {place} (nmap was stopped or the file was cut short)"))
+    }
+
+    fn host(&mut self, start: &BytesStart<'_>) -> Result<Host, ScanError> {
+        self.in_host = true;
+        let mut host = Host { timed_out: attr(start, "timedout").as_deref() == Some("true"), ..Host::default() };
+        let mut port: Option<Port> = None;
+        let mut in_hostscript = false;
+        loop {
+            match self.event()? {
+                Event::Start(e) => match e.name().as_ref() {
+                    "status" => {
+                        host.state = attr(&e, "state").unwrap_or_else(|| "unknown".into());
+                        host.reason = attr(&e, "reason").unwrap_or_default();
+                    }
+                    "address" => {
+                        if let Some(addr) = attr(&e, "addr") {
+                            let kind = attr(&e, "addrtype").unwrap_or_else(|| "ipv4".into());
+                            host.addresses.push(Address { kind, addr, vendor: attr(&e, "vendor") });
+                        }
+                    }
+                    "hostname" => {
+                        if let Some(name) = attr(&e, "name") {
+                            host.hostnames.push(Hostname { name, kind: attr(&e, "type").unwrap_or_default() });
+                        }
+                    }
+                    "extraports" => host.extraports.push(ExtraPorts {
+                        state: attr(&e, "state").unwrap_or_else(|| "unknown".into()),
+                        count: attr(&e, "count").and_then(|c| c.parse().ok()).unwrap_or_default(),
+                    }),
+                    "port" => {
+                        port = Some(Port {
+                            protocol: attr(&e, "protocol").unwrap_or_default(),
+                            port: attr(&e, "portid").and_then(|p| p.parse().ok()).unwrap_or_default(),
+                            ..Port::default()
+                        });
+                    }
+                    "state" => {
+                        if let Some(port) = &mut port {
+                            port.state = attr(&e, "state").unwrap_or_else(|| "unknown".into());
+                            port.reason = attr(&e, "reason").unwrap_or_default();
+                        }
+                    }
+                    "service" => {
+                        if let Some(port) = &mut port {
+                            port.service = Some(Service {
+                                name: attr(&e, "name"),
+                                product: attr(&e, "product"),
+                                version: attr(&e, "version"),
+                                extrainfo: attr(&e, "extrainfo"),
+                                tunnel: attr(&e, "tunnel"),
+                                method: attr(&e, "method"),
+                            });
+                        }
+                    }
+                    "script" => {
+                        let script = Script {
+                            id: attr(&e, "id").unwrap_or_default(),
+                            output: attr(&e, "output").unwrap_or_default(),
+                        };
+                        match &mut port {
+                            Some(port) => port.scripts.push(script),
+                            None if in_hostscript => host.scripts.push(script),
+                            None => {}
+                        }
+                    }
+                    "hostscript" => in_hostscript = true,
+                    "osmatch" => host.os.push(OsMatch {
+                        name: attr(&e, "name").unwrap_or_default(),
+                        accuracy: attr(&e, "accuracy").and_then(|a| a.parse().ok()).unwrap_or_default(),
+                    }),
+                    _ => {}
+                },
+                Event::End(e) => match e.name().as_ref() {
+                    "port" => {
+                        if let Some(port) = port.take().filter(|p| p.port != 0 && !p.protocol.is_empty()) {
+                            host.ports.push(port);
+                        }
+                    }
+                    "hostscript" => in_hostscript = false,
+                    "host" => {
+                        self.in_host = false;
+                        self.hosts_read += 1;
+                        return Ok(host);
+                    }
+                    _ => {}
+                },
+                Event::Eof => return Err(self.truncated()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Ends the read: the run statistics if the scan finished successfully and the
+    /// document is whole, else why it is incomplete. Reads any hosts left unread.
+    pub fn finish(mut self) -> Result<RunStats, ScanError> {
+        while self.next_host()?.is_some() {}
+        if let Some(message) = self.failure.take() {
+            return Err(ScanError::Incomplete(format!("nmap failed: {message}")));
+        }
+        if !self.closed {
+            return Err(ScanError::Incomplete(
+                "the file ends before </nmaprun> (nmap was stopped or the file was cut short)".into(),
+            ));
+        }
+        self.stats
+            .take()
+            .ok_or_else(|| ScanError::Incomplete("the file has no <runstats><finished>: nmap did not finish".into()))
+    }
+}
+
+fn attr(element: &BytesStart<'_>, name: &str) -> Option<String> {
+    element
+        .try_get_attribute(name)
+        .ok()
+        .flatten()
+        .and_then(|a| a.normalized_value(XmlVersion::Implicit1_0).ok().map(|v| v.into_owned()))
+}
+
+/// Reads a whole scan into memory (for `scan diff`); rejects it unless it is complete.
+pub fn read_scan(input: impl BufRead) -> Result<Scan, ScanError> {
+    let mut reader = ScanReader::new(input)?;
+    let info = reader.info().clone();
+    let mut hosts = Vec::new();
+    while let Some(host) = reader.next_host()? {
+        hosts.push(host);
+    }
+    let stats = reader.finish()?;
+    Ok(Scan { info, hosts, stats })
+}
+
+/// Reads a scan file, rejecting it unless it is complete.
+pub fn read_scan_file(path: &std::path::Path) -> Result<Scan, ScanError> {
+    let file = std::fs::File::open(path).map_err(|e| ScanError::Io(format!("{}: {e}", path.display())))?;
+    read_scan(std::io::BufReader::with_capacity(64 * 1024, file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const SCAN: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<nmaprun scanner="nmap" args="nmap -sV 127.0.0.1" start="1700000000" version="7.93" xmloutputversion="1.05">
+<scaninfo type="connect" protocol="tcp" numservices="1000" services="1-1000"/>
+<hosthint><status state="up" reason="unknown-response"/><address addr="127.0.0.1" addrtype="ipv4"/></hosthint>
+<host starttime="1700000000" endtime="1700000001"><status state="up" reason="conn-refused" reason_ttl="0"/>
+<address addr="127.0.0.1" addrtype="ipv4"/>
+<hostnames><hostname name="localhost" type="PTR"/></hostnames>
+<ports><extraports state="closed" count="998"><extrareasons reason="conn-refused" count="998"/></extraports>
+<port protocol="tcp" portid="22"><state state="open" reason="syn-ack" reason_ttl="0"/><service name="ssh" product="OpenSSH" version="9.2p1" extrainfo="protocol 2.0" method="probed" conf="10"><cpe>cpe:/a:openbsd:openssh:9.2p1</cpe></service></port>
+<port protocol="tcp" portid="443"><state state="open" reason="syn-ack"/><service name="https" tunnel="ssl" method="table" conf="3"/><script id="ssl-cert" output="Subject: CN=a&amp;b"><elem key="x">y</elem></script></port>
+</ports>
+<os><osmatch name="Linux 5.0 - 5.14" accuracy="100" line="1"/></os>
+<hostscript><script id="clock-skew" output="0s"/></hostscript>
+<times srtt="100" rttvar="50" to="100000"/>
+</host>
+<host timedout="true"><status state="up" reason="user-set"/><address addr="127.0.0.2" addrtype="ipv4"/></host>
+<runstats><finished time="1700000002" timestr="x" summary="Nmap done: 2 IP addresses (2 hosts up) scanned in 2.00 seconds" elapsed="2.00" exit="success"/><hosts up="2" down="0" total="2"/></runstats>
+</nmaprun>
+"#;
+
+    #[test]
+    fn reads_every_part_of_a_host() {
+        let scan = read_scan(SCAN.as_bytes()).unwrap();
+        assert_eq!(scan.info.version, "7.93");
+        assert_eq!(scan.info.start, 1_700_000_000);
+        assert_eq!(scan.stats.hosts_up, 2);
+        assert_eq!(scan.hosts.len(), 2, "the hosthint is not a host");
+        let host = &scan.hosts[0];
+        assert!(host.is_up());
+        assert_eq!(host.primary_address(), Some("127.0.0.1"));
+        assert_eq!(host.primary_hostname(), Some("localhost"));
+        assert_eq!(host.extraports, vec![ExtraPorts { state: "closed".into(), count: 998 }]);
+        assert_eq!(host.ports.len(), 2);
+        let ssh = host.ports[0].service.as_ref().unwrap();
+        assert_eq!((ssh.product.as_deref(), ssh.version.as_deref()), (Some("OpenSSH"), Some("9.2p1")));
+        assert_eq!(host.ports[1].scripts[0].output, "Subject: CN=a&b");
+        assert_eq!(host.ports[1].service.as_ref().unwrap().tunnel.as_deref(), Some("ssl"));
+        assert_eq!(host.os[0].accuracy, 100);
+        assert_eq!(host.scripts[0].id, "clock-skew");
+        assert!(scan.hosts[1].timed_out && !scan.hosts[1].is_up());
+    }
+
+    #[test]
+    fn rejects_truncated_failed_and_foreign_files() {
+        for cut in [
+            SCAN.find("<port protocol=\"tcp\" portid=\"443\"").unwrap(),
+            SCAN.find("<runstats>").unwrap(),
+            SCAN.len() - 12,
+        ] {
+            let error = read_scan(&SCAN.as_bytes()[..cut]).unwrap_err();
+            assert!(matches!(error, ScanError::Incomplete(_)), "cut at {cut}: {error}");
+        }
+        let failed = SCAN.replace(r#"exit="success""#, r#"exit="error" errormsg="Failed to open device""#);
+        assert_eq!(
+            read_scan(failed.as_bytes()).unwrap_err(),
+            ScanError::Incomplete("nmap failed: Failed to open device".into())
+        );
+        assert!(matches!(read_scan("<html></html>".as_bytes()).unwrap_err(), ScanError::NotNmap(_)));
+        assert!(matches!(read_scan("".as_bytes()).unwrap_err(), ScanError::NotNmap(_)));
+        let broken = SCAN.replace("</ports>", "</port>");
+        assert!(matches!(read_scan(broken.as_bytes()).unwrap_err(), ScanError::Malformed { .. }));
+    }
+}

@@ -1,0 +1,96 @@
+//! Scan differences as text for people: one line per change, easy to grep.
+
+use std::fmt::Write;
+
+use super::diff::{Change, HostDiff, PortChangeKind, PortView};
+
+/// One line per change, then a summary line.
+pub fn diff_text(diffs: &[HostDiff]) -> String {
+    let mut out = String::new();
+    let (mut new, mut gone, mut ports, mut other) = (0, 0, 0, 0);
+    for host in diffs {
+        let name = match &host.hostname {
+            Some(hostname) => format!("{} ({hostname})", host.address),
+            None => host.address.clone(),
+        };
+        for change in &host.changes {
+            let text = match change {
+                Change::HostNew => {
+                    new += 1;
+                    "new host".to_owned()
+                }
+                Change::HostGone => {
+                    gone += 1;
+                    "host gone".to_owned()
+                }
+                Change::HostState { before, after } => format!("host {before} -> {after}"),
+                Change::Addresses { before, after } => format!("addresses {} -> {}", list(before), list(after)),
+                Change::Hostnames { before, after } => format!("host names {} -> {}", list(before), list(after)),
+                Change::Port { protocol, port, kind, before, after } => {
+                    ports += 1;
+                    let what = match kind {
+                        PortChangeKind::Opened => "opened",
+                        PortChangeKind::Closed => "closed",
+                        PortChangeKind::StateChanged => "state changed",
+                        PortChangeKind::ServiceChanged => "service changed",
+                        PortChangeKind::ScriptsChanged => "script output changed",
+                    };
+                    format!(
+                        "port {port}/{protocol} {what}: {} -> {}",
+                        port_text(before.as_deref()),
+                        port_text(after.as_deref())
+                    )
+                }
+                Change::ExtraPorts { before, after } => format!("not shown {} -> {}", list(before), list(after)),
+                Change::Os { before, after } => format!("OS {} -> {}", list(before), list(after)),
+                Change::HostScripts { before, after } => format!("host scripts {} -> {}", list(before), list(after)),
+            };
+            if !matches!(change, Change::HostNew | Change::HostGone | Change::Port { .. }) {
+                other += 1;
+            }
+            let _ = writeln!(out, "{name}: {text}");
+        }
+    }
+    if diffs.is_empty() {
+        out.push_str("no differences\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "{} host{} differ: {new} new, {gone} gone, {ports} port change{}, {other} other change{}",
+            diffs.len(),
+            if diffs.len() == 1 { "" } else { "s" },
+            if ports == 1 { "" } else { "s" },
+            if other == 1 { "" } else { "s" },
+        );
+    }
+    out
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() { "(none)".to_owned() } else { items.join(", ") }
+}
+
+fn port_text(port: Option<&PortView>) -> String {
+    let Some(port) = port else { return "(not listed)".to_owned() };
+    let mut text = port.state.clone();
+    if let Some(service) = &port.service {
+        let name = match (&service.tunnel, &service.name) {
+            (Some(tunnel), Some(name)) => format!("{tunnel}/{name}"),
+            (None, Some(name)) => name.clone(),
+            (Some(tunnel), None) => tunnel.clone(),
+            (None, None) => String::new(),
+        };
+        let version: Vec<String> =
+            [service.product.clone(), service.version.clone(), service.extrainfo.as_ref().map(|e| format!("({e})"))]
+                .into_iter()
+                .flatten()
+                .collect();
+        for part in [name, version.join(" ")] {
+            if !part.is_empty() {
+                text.push(' ');
+                text.push_str(&part);
+            }
+        }
+    }
+    text
+}
