@@ -4,5 +4,6 @@
 //! it into Kubernetes objects and node-side files.
 
 pub mod config;
+pub mod reconcile;
 pub mod render;
 pub mod scan;

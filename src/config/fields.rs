@@ -103,6 +103,18 @@ impl Target {
     }
 }
 
+impl Target {
+    /// Whether `ip` is this target (host names contain no addresses until resolved).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self, ip) {
+            (Self::Address(address), ip) => *address == ip,
+            (Self::Network(network), ip) => network.contains(ip),
+            (Self::Range(start, end), IpAddr::V4(v4)) => *start <= v4 && v4 <= *end,
+            _ => false,
+        }
+    }
+}
+
 /// A port list such as `22,80,443,8000-8100`, as inclusive ranges.
 pub fn port_list(value: &str) -> Result<Vec<(u16, u16)>, Problem> {
     let bad = |item: &str| {
@@ -256,6 +268,10 @@ mod tests {
             Target::Range("198.51.100.10".parse().unwrap(), "198.51.100.20".parse().unwrap())
         );
         assert!(matches!(Target::parse("dmz.example.org").unwrap(), Target::HostName(_)));
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(Target::parse("198.51.100.0/24").unwrap().contains(ip("198.51.100.9")));
+        assert!(Target::parse("198.51.100.10-20").unwrap().contains(ip("198.51.100.20")));
+        assert!(!Target::parse("198.51.100.10-20").unwrap().contains(ip("198.51.100.21")));
         for bad in ["10.0.0.0/33", "10.0.0.300", "10.0.0.20-10", "10.0.0.1-300", "not a host", ""] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }

@@ -14,41 +14,13 @@ pub fn diff_text(diffs: &[HostDiff]) -> String {
             None => host.address.clone(),
         };
         for change in &host.changes {
-            let text = match change {
-                Change::HostNew => {
-                    new += 1;
-                    "new host".to_owned()
-                }
-                Change::HostGone => {
-                    gone += 1;
-                    "host gone".to_owned()
-                }
-                Change::HostState { before, after } => format!("host {before} -> {after}"),
-                Change::Addresses { before, after } => format!("addresses {} -> {}", list(before), list(after)),
-                Change::Hostnames { before, after } => format!("host names {} -> {}", list(before), list(after)),
-                Change::Port { protocol, port, kind, before, after } => {
-                    ports += 1;
-                    let what = match kind {
-                        PortChangeKind::Opened => "opened",
-                        PortChangeKind::Closed => "closed",
-                        PortChangeKind::StateChanged => "state changed",
-                        PortChangeKind::ServiceChanged => "service changed",
-                        PortChangeKind::ScriptsChanged => "script output changed",
-                    };
-                    format!(
-                        "port {port}/{protocol} {what}: {} -> {}",
-                        port_text(before.as_deref()),
-                        port_text(after.as_deref())
-                    )
-                }
-                Change::ExtraPorts { before, after } => format!("not shown {} -> {}", list(before), list(after)),
-                Change::Os { before, after } => format!("OS {} -> {}", list(before), list(after)),
-                Change::HostScripts { before, after } => format!("host scripts {} -> {}", list(before), list(after)),
-            };
-            if !matches!(change, Change::HostNew | Change::HostGone | Change::Port { .. }) {
-                other += 1;
+            match change {
+                Change::HostNew => new += 1,
+                Change::HostGone => gone += 1,
+                Change::Port { .. } => ports += 1,
+                _ => other += 1,
             }
-            let _ = writeln!(out, "{name}: {text}");
+            let _ = writeln!(out, "{name}: {}", change_text(change));
         }
     }
     if diffs.is_empty() {
@@ -56,14 +28,42 @@ pub fn diff_text(diffs: &[HostDiff]) -> String {
     } else {
         let _ = writeln!(
             out,
-            "{} host{} differ: {new} new, {gone} gone, {ports} port change{}, {other} other change{}",
+            "{} {}: {new} new, {gone} gone, {ports} port change{}, {other} other change{}",
             diffs.len(),
-            if diffs.len() == 1 { "" } else { "s" },
+            if diffs.len() == 1 { "host differs" } else { "hosts differ" },
             if ports == 1 { "" } else { "s" },
             if other == 1 { "" } else { "s" },
         );
     }
     out
+}
+
+/// One change as a short phrase, e.g. `port 80/tcp opened: closed http -> open http`.
+pub fn change_text(change: &Change) -> String {
+    match change {
+        Change::HostNew => "new host".to_owned(),
+        Change::HostGone => "host gone".to_owned(),
+        Change::HostState { before, after } => format!("host {before} -> {after}"),
+        Change::Addresses { before, after } => format!("addresses {} -> {}", list(before), list(after)),
+        Change::Hostnames { before, after } => format!("host names {} -> {}", list(before), list(after)),
+        Change::Port { protocol, port, kind, before, after } => {
+            let what = match kind {
+                PortChangeKind::Opened => "opened",
+                PortChangeKind::Closed => "closed",
+                PortChangeKind::StateChanged => "state changed",
+                PortChangeKind::ServiceChanged => "service changed",
+                PortChangeKind::ScriptsChanged => "script output changed",
+            };
+            format!(
+                "port {port}/{protocol} {what}: {} -> {}",
+                port_text(before.as_deref()),
+                port_text(after.as_deref())
+            )
+        }
+        Change::ExtraPorts { before, after } => format!("not shown {} -> {}", list(before), list(after)),
+        Change::Os { before, after } => format!("OS {} -> {}", list(before), list(after)),
+        Change::HostScripts { before, after } => format!("host scripts {} -> {}", list(before), list(after)),
+    }
 }
 
 fn list(items: &[String]) -> String {

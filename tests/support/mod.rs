@@ -2,6 +2,8 @@
 #![allow(dead_code)] // Each test crate uses a different subset.
 
 pub mod nmap;
+pub mod postgres;
+pub mod receivers;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,107 @@
+//! `init`, `validate` and `render`.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use seclab::config;
+use seclab::render::{self, Rendered};
+
+use super::{Failure, load, print};
+use crate::{Cli, Output};
+
+/// `seclab init`.
+pub fn init(cli: &Cli, force: bool) -> Result<(), Failure> {
+    let path = &cli.file;
+    if path.exists() && !force {
+        return Err(Failure::error(format!("{} already exists; pass --force to replace it", path.display())));
+    }
+    std::fs::write(path, config::STARTER)
+        .map_err(|e| Failure::error(format!("cannot write {}: {e}", path.display())))?;
+    match cli.output {
+        Output::Json => print(&json!({ "file": path.display().to_string(), "written": true }).to_string()),
+        Output::Text => {
+            print(&format!("wrote {}: edit it, then run `seclab validate` and `seclab render`", path.display()))
+        }
+    }
+}
+
+/// `seclab validate`.
+pub fn validate(cli: &Cli) -> Result<(), Failure> {
+    let lab = load(cli)?;
+    let rendered = super::render_lab(cli, &lab)?;
+    let spec = lab.spec();
+    let groups: usize = spec.tenants.iter().map(|t| t.scans.len()).sum();
+    match cli.output {
+        Output::Json => print(
+            &json!({
+                "file": cli.file.display().to_string(),
+                "valid": true,
+                "lab": lab.name(),
+                "objects": rendered.objects.len(),
+                "tenants": spec.tenants.len(),
+                "scanGroups": groups,
+                "errors": [],
+            })
+            .to_string(),
+        ),
+        Output::Text => print(&format!(
+            "{} is valid: lab `{}` renders {} objects ({} tenants, {} scan groups)",
+            cli.file.display(),
+            lab.name(),
+            rendered.objects.len(),
+            spec.tenants.len(),
+            groups
+        )),
+    }
+}
+
+/// `seclab render`.
+pub fn render(cli: &Cli, out: Option<&Path>) -> Result<(), Failure> {
+    let lab = load(cli)?;
+    let rendered = super::render_lab(cli, &lab)?;
+    if let Some(dir) = out {
+        let written = rendered.write_to_dir(dir).map_err(Failure::error)?;
+        return match cli.output {
+            Output::Json => print(&json!({ "directory": dir.display().to_string(), "files": written }).to_string()),
+            Output::Text => print(&format!(
+                "wrote {} objects and {} node files under {}",
+                rendered.objects.len(),
+                rendered.node_files.len(),
+                dir.display()
+            )),
+        };
+    }
+    match cli.output {
+        Output::Json => {
+            let objects: Vec<&serde_json::Value> = rendered.objects.iter().map(|o| &o.manifest).collect();
+            let document = json!({ "objects": objects, "nodeFiles": rendered.node_files, "secrets": rendered.secrets });
+            print(&serde_json::to_string_pretty(&document).map_err(Failure::error)?)
+        }
+        Output::Text => print(&render_text(&rendered)),
+    }
+}
+
+/// The YAML stream, then the node files and the Secrets apply creates, as YAML comments.
+fn render_text(rendered: &Rendered) -> String {
+    let mut out = rendered.to_yaml_stream();
+    for file in &rendered.node_files {
+        out.push_str(&format!("\n# Node file {}: {}\n", file.install_path, file.purpose));
+        for line in file.content.trim_end().lines() {
+            out.push_str(&format!("#   {line}\n"));
+        }
+    }
+    if !rendered.secrets.is_empty() {
+        out.push_str("\n# Secrets that `seclab apply` creates (values are never rendered):\n");
+        for secret in &rendered.secrets {
+            let origin = match &secret.origin {
+                render::SecretOrigin::Generated => "generated".to_owned(),
+                render::SecretOrigin::Env(var) => format!("from env:{var}"),
+                render::SecretOrigin::File(path) => format!("from file:{path}"),
+                render::SecretOrigin::Certificate => "issued by seclab's CA".to_owned(),
+            };
+            out.push_str(&format!("#   {}/{} key {}: {origin}\n", secret.namespace, secret.name, secret.key));
+        }
+    }
+    out
+}

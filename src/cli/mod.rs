@@ -1,0 +1,78 @@
+//! Command implementations: each loads what it needs, calls the library, and prints
+//! text for people or one JSON document for scripts.
+
+pub mod lab;
+pub mod scan;
+
+use std::io::{IsTerminal, Write};
+
+use serde_json::json;
+
+use seclab::config::{self, InvalidFile, Lab, LoadError};
+use seclab::render::{self, Rendered, Templates};
+
+use crate::Cli;
+
+/// Exit codes, as documented in the README.
+pub mod exit {
+    pub const ERROR: u8 = 1;
+    pub const INVALID_INPUT: u8 = 2;
+    pub const DIFFERENT: u8 = 3;
+}
+
+/// A failed command: what to print, and the exit code.
+pub struct Failure {
+    /// The exit code.
+    pub code: u8,
+    /// What people read (on stderr).
+    pub text: String,
+    /// What scripts read (on stdout) with `--output json`.
+    pub json: serde_json::Value,
+}
+
+impl Failure {
+    /// A failure with exit code 1.
+    pub fn error(error: impl std::fmt::Display) -> Self {
+        let text = format!("error: {error}");
+        Self { code: exit::ERROR, json: json!({ "error": error.to_string() }), text }
+    }
+
+    /// A desired-state file with problems: exit code 2.
+    pub fn invalid(file: &InvalidFile) -> Self {
+        let mut json = serde_json::to_value(file).unwrap_or_default();
+        json["valid"] = false.into();
+        Self { code: exit::INVALID_INPUT, text: file.report(color(std::io::stderr().is_terminal())), json }
+    }
+}
+
+/// Prints `text` and a newline on stdout.
+pub fn print(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", text.trim_end()).map_err(Failure::error)
+}
+
+/// Colour only on a terminal, and never with `NO_COLOR` set.
+pub fn color(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Loads and checks the desired-state file.
+pub fn load(cli: &Cli) -> Result<Lab, Failure> {
+    config::load(&cli.file).map_err(|error| match error {
+        LoadError::Invalid(file) => Failure::invalid(&file),
+        LoadError::Read { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => Failure::error(format!(
+            "{} does not exist; run `seclab init` to write a starter file, or pass --file",
+            cli.file.display()
+        )),
+        other => Failure::error(other),
+    })
+}
+
+fn templates(cli: &Cli) -> Templates {
+    cli.templates.as_ref().map_or_else(Templates::embedded, Templates::with_overrides)
+}
+
+/// Renders the lab.
+pub fn render_lab(cli: &Cli, lab: &Lab) -> Result<Rendered, Failure> {
+    render::render(lab, &templates(cli)).map_err(Failure::error)
+}

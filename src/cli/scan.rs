@@ -1,0 +1,344 @@
+//! `seclab scan ...`: the scan side by hand.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use seclab::config::Lab;
+use seclab::reconcile::scan_database;
+use seclab::scan::alerts::{self, DeliveryReport};
+use seclab::scan::diff::{self, Matching, NoisePolicy};
+use seclab::scan::files::{self, ScanFile};
+use seclab::scan::store::{IngestOutcome, Store, StoreError, SyncAction};
+use seclab::scan::{parse, report, run as nmap};
+
+use super::{Failure, exit, load, print};
+use crate::{Cli, DeliveryArgs, Output, ScanCommand};
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Failure::error(error)
+    }
+}
+
+/// The scan commands that use the scan database.
+pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
+    let lab = load(cli)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::error)?;
+    runtime.block_on(async {
+        let store = scan_database::open(&lab).await?;
+        let result = match command {
+            ScanCommand::Sync => sync(cli, &lab, &store).await,
+            ScanCommand::Ingest { paths, group, delivery } => {
+                let files = scan_files(&lab, paths, group.as_deref())?;
+                ingest(cli, &lab, &store, files, delivery).await
+            }
+            ScanCommand::Run { group, nmap, delivery } => {
+                let (tenant, name) = split_group(group)?;
+                let spec = lab
+                    .spec()
+                    .tenants
+                    .iter()
+                    .find(|t| t.name == tenant)
+                    .and_then(|t| t.scans.iter().find(|g| g.name == name));
+                let Some(spec) = spec else {
+                    return Err(Failure::error(format!(
+                        "no scan group `{group}` in {}; see `tenants[].scans`",
+                        cli.file.display()
+                    )));
+                };
+                let dir = scan_database::scan_directory(&lab).join(tenant).join(name);
+                let path = nmap::run_nmap(nmap, &spec.nmap_arguments(), &dir).await.map_err(Failure::error)?;
+                let file = ScanFile { tenant: tenant.to_owned(), group: name.to_owned(), path };
+                ingest(cli, &lab, &store, vec![file], delivery).await
+            }
+            ScanCommand::Deliver { timeout } => {
+                let report = alerts::deliver(&store, lab.spec(), &scan_database::base_dir(&lab), *timeout).await?;
+                print_delivery(cli, &report)
+            }
+            ScanCommand::Status => status(cli, &store).await,
+            ScanCommand::History { group, host, limit } => history(cli, &store, group, host.as_deref(), *limit).await,
+            ScanCommand::Diff { .. } => unreachable!("scan diff needs no database and is dispatched by main"),
+        };
+        store.close().await;
+        result
+    })
+}
+
+fn split_group(group: &str) -> Result<(&str, &str), Failure> {
+    group
+        .split_once('/')
+        .filter(|(t, g)| !t.is_empty() && !g.is_empty() && !g.contains('/'))
+        .ok_or_else(|| Failure::error(format!("`{group}` is not a group: write `tenant/group`, e.g. `barbican/dmz`")))
+}
+
+async fn sync(cli: &Cli, lab: &Lab, store: &Store) -> Result<(), Failure> {
+    let changes = store.sync(lab.spec()).await?;
+    match cli.output {
+        Output::Json => print(&json!({ "changes": changes }).to_string()),
+        Output::Text if changes.is_empty() => print("scan database is up to date"),
+        Output::Text => {
+            let lines: Vec<String> = changes
+                .iter()
+                .map(|c| {
+                    let action = match c.action {
+                        SyncAction::Created => "created",
+                        SyncAction::Updated => "updated",
+                        SyncAction::Retired => "retired (history kept)",
+                        SyncAction::Restored => "restored",
+                    };
+                    format!("{} {}: {action}", c.object, c.name)
+                })
+                .collect();
+            print(&lines.join("\n"))
+        }
+    }
+}
+
+/// The files to ingest: those named (with their group from `--group` or their directory),
+/// every finished scan under the directories named, or under the scan directory.
+fn scan_files(lab: &Lab, paths: &[PathBuf], group: Option<&str>) -> Result<Vec<ScanFile>, Failure> {
+    let forced = group.map(split_group).transpose()?;
+    let default = [scan_database::scan_directory(lab)];
+    let roots: &[PathBuf] = if paths.is_empty() { &default } else { paths };
+    let mut found = Vec::new();
+    for root in roots {
+        if root.is_dir() {
+            let files =
+                files::find(root).map_err(|e| Failure::error(format!("cannot read {}: {e}", root.display())))?;
+            found.extend(files);
+        } else if root.is_file() {
+            let (tenant, group) = match forced {
+                Some((t, g)) => (t.to_owned(), g.to_owned()),
+                None => files::group_of(root).ok_or_else(|| {
+                    Failure::error(format!("cannot tell the group of {}: pass --group tenant/group", root.display()))
+                })?,
+            };
+            found.push(ScanFile { tenant, group, path: root.clone() });
+        } else {
+            let hint = if paths.is_empty() { "; pass scan files, or set scanDatabase.scanDirectory" } else { "" };
+            return Err(Failure::error(format!("{} does not exist{hint}", root.display())));
+        }
+    }
+    Ok(found)
+}
+
+async fn ingest(
+    cli: &Cli,
+    lab: &Lab,
+    store: &Store,
+    files: Vec<ScanFile>,
+    delivery: &DeliveryArgs,
+) -> Result<(), Failure> {
+    store.sync(lab.spec()).await?;
+    let alerts = &lab.spec().alerts;
+    let noise = NoisePolicy {
+        ignore_tcpwrapped: alerts.ignore_tcpwrapped,
+        ignore_service_timeouts: alerts.ignore_service_timeouts,
+    };
+    let mut outcomes = Vec::new();
+    for file in &files {
+        let outcome = store.ingest(&file.tenant, &file.group, &file.path, noise, alerts.repeat_window).await?;
+        outcomes.push((file, outcome));
+    }
+    let rejected = outcomes.iter().any(|(_, o)| matches!(o, IngestOutcome::Rejected { .. }));
+    let report = if delivery.no_deliver {
+        None
+    } else {
+        Some(alerts::deliver(store, lab.spec(), &scan_database::base_dir(lab), delivery.alert_timeout).await?)
+    };
+    match cli.output {
+        Output::Json => {
+            let files: Vec<_> =
+                outcomes.iter().map(|(f, o)| json!({ "file": f.path.display().to_string(), "outcome": o })).collect();
+            print(&json!({ "files": files, "alerts": report }).to_string())?;
+        }
+        Output::Text => {
+            let mut lines: Vec<String> = outcomes.iter().map(|(f, o)| ingest_line(f, o)).collect();
+            if files.is_empty() {
+                lines.push("no scan files found".to_owned());
+            }
+            if let Some(report) = report.as_ref().filter(|r| r.delivered > 0 || r.pending > 0 || r.failed_attempts > 0)
+            {
+                lines.push(delivery_line(report));
+            }
+            print(&lines.join("\n"))?;
+        }
+    }
+    if rejected {
+        return Err(Failure {
+            code: exit::INVALID_INPUT,
+            text: "error: some scans were rejected; they are recorded as failed and were not compared".into(),
+            json: serde_json::Value::Null,
+        });
+    }
+    Ok(())
+}
+
+fn ingest_line(file: &ScanFile, outcome: &IngestOutcome) -> String {
+    let name =
+        file.path.file_name().map_or_else(|| file.path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let what = match outcome {
+        IngestOutcome::Ingested(i) if i.baseline => {
+            format!(
+                "baseline: {} hosts up (the group's first complete scan; later scans are compared with it)",
+                i.hosts_up
+            )
+        }
+        IngestOutcome::Ingested(i) => {
+            let suppressed = if i.suppressed > 0 {
+                format!(" ({} seen within the repeat window, not alerted)", i.suppressed)
+            } else {
+                String::new()
+            };
+            format!("ingested: {} hosts up, {} changes{suppressed}, {} alerts queued", i.hosts_up, i.events, i.alerts)
+        }
+        IngestOutcome::AlreadyIngested { scan_id, .. } => {
+            format!("already ingested as scan {scan_id}; nothing changed")
+        }
+        IngestOutcome::Rejected { scan_id, reason, .. } => {
+            format!("rejected: {reason}; recorded as failed scan {scan_id}")
+        }
+    };
+    format!("{}/{} {name}: {what}", file.tenant, file.group)
+}
+
+fn delivery_line(report: &DeliveryReport) -> String {
+    let mut line = format!("alerts: {} delivered", report.delivered);
+    if report.pending > 0 {
+        line.push_str(&format!(", {} still waiting (retried by `seclab scan deliver`)", report.pending));
+    }
+    line
+}
+
+fn print_delivery(cli: &Cli, report: &DeliveryReport) -> Result<(), Failure> {
+    match cli.output {
+        Output::Json => print(&json!({ "alerts": report }).to_string()),
+        Output::Text => print(&delivery_line(report)),
+    }
+}
+
+fn time(seconds: Option<i64>) -> String {
+    seconds
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map_or_else(|| "-".to_owned(), |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
+async fn status(cli: &Cli, store: &Store) -> Result<(), Failure> {
+    let groups = store.status().await?;
+    if cli.output == Output::Json {
+        return print(&json!({ "groups": groups }).to_string());
+    }
+    if groups.is_empty() {
+        return print("no scan groups yet: add `scans` to a tenant, then run `seclab scan sync`");
+    }
+    let mut rows =
+        vec![["GROUP".to_owned(), "LAST SCAN".into(), "RESULT".into(), "HOSTS".into(), "ALERTS WAITING".into()]];
+    for g in &groups {
+        let hosts = if g.hosts.is_empty() {
+            "-".to_owned()
+        } else {
+            g.hosts.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", ")
+        };
+        let (when, result) = match &g.last_scan {
+            Some(scan) => (time(scan.started_at.or(Some(scan.ingested_at))), scan.status.clone()),
+            None => ("never".to_owned(), "-".to_owned()),
+        };
+        rows.push([g.group.clone(), when, result, hosts, g.pending_alerts.to_string()]);
+    }
+    print(&table(&rows))
+}
+
+async fn history(cli: &Cli, store: &Store, group: &str, host: Option<&str>, limit: i64) -> Result<(), Failure> {
+    let (tenant, name) = split_group(group)?;
+    if let Some(address) = host {
+        let events = store.event_history(tenant, name, Some(address), limit).await?;
+        let status = store.host_status(tenant, name, address).await?;
+        if cli.output == Output::Json {
+            let status = status.map(|(code, misses)| json!({ "status": code, "misses": misses }));
+            return print(&json!({ "group": group, "host": address, "current": status, "events": events }).to_string());
+        }
+        let Some((code, misses)) = status else {
+            return Err(Failure::error(format!("{address} has never been seen in {group}")));
+        };
+        let mut lines = vec![format!("{address} in {group}: {code} (missed {misses} scans in a row)")];
+        lines.extend(events.iter().map(|e| {
+            let note = if e.suppressed { " (not alerted: repeat)" } else { "" };
+            format!("scan {} {}: {}{note}", e.scan_id, time(Some(e.created_at)), e.summary)
+        }));
+        return print(&lines.join("\n"));
+    }
+    let scans = store.scan_history(tenant, name, limit).await?;
+    if cli.output == Output::Json {
+        return print(&json!({ "group": group, "scans": scans }).to_string());
+    }
+    let mut rows = vec![[
+        "SCAN".to_owned(),
+        "STARTED".into(),
+        "RESULT".into(),
+        "HOSTS UP".into(),
+        "CHANGES".into(),
+        "FILE".into(),
+    ]];
+    for s in &scans {
+        let result = match (&s.error, s.baseline) {
+            (Some(error), _) => format!("{}: {error}", s.status),
+            (None, true) => format!("{} (baseline)", s.status),
+            (None, false) => s.status.clone(),
+        };
+        rows.push([
+            s.id.to_string(),
+            time(s.started_at),
+            result,
+            s.hosts_up.to_string(),
+            s.events.to_string(),
+            s.source.clone(),
+        ]);
+    }
+    print(&table(&rows))
+}
+
+/// Rows as aligned columns, like `kubectl get`.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+            cells.join("  ").trim_end().to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `seclab scan diff`.
+pub fn diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: NoisePolicy) -> Result<(), Failure> {
+    let read = |path: &Path| {
+        parse::read_scan_file(path).map_err(|error| {
+            let text = format!("error: {}: {error}; it was not compared", path.display());
+            Failure {
+                code: exit::INVALID_INPUT,
+                json: json!({ "error": text, "file": path.display().to_string() }),
+                text,
+            }
+        })
+    };
+    let (a, b) = (read(before)?, read(after)?);
+    let diffs = diff::compare(&a.hosts, &b.hosts, matching, noise);
+    match cli.output {
+        Output::Json => print(
+            &json!({
+                "matching": matching,
+                "before": { "file": before.display().to_string(), "start": a.info.start, "hosts": a.hosts.len() },
+                "after": { "file": after.display().to_string(), "start": b.info.start, "hosts": b.hosts.len() },
+                "hosts": diffs,
+            })
+            .to_string(),
+        )?,
+        Output::Text => print(&report::diff_text(&diffs))?,
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure { code: exit::DIFFERENT, text: String::new(), json: serde_json::Value::Null })
+    }
+}

@@ -1,0 +1,47 @@
+//! The scan-database side of a lab: where it is, and the file's tenants and groups
+//! reconciled into it.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Lab;
+use crate::scan::alerts::resolve_secret;
+use crate::scan::store::{Store, StoreError};
+
+/// The directory a lab's relative paths are relative to: the desired-state file's.
+pub fn base_dir(lab: &Lab) -> PathBuf {
+    lab.path()
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Opens the lab's scan database: PostgreSQL when `scanDatabase.url` is set, else SQLite.
+pub async fn open(lab: &Lab) -> Result<Store, StoreError> {
+    let spec = &lab.spec().scan_database;
+    let base = base_dir(lab);
+    match &spec.url {
+        Some(url) => {
+            let url = resolve_secret(url, &base)
+                .map_err(|message| StoreError::Open { target: "scanDatabase.url".into(), message })?;
+            Store::open_postgres(&url).await
+        }
+        None => Store::open_sqlite(&base.join(&spec.path)).await,
+    }
+}
+
+/// Where this machine finds scan files: `scanDatabase.scanDirectory`, else the hostPath of
+/// the scan volume plus `/scans`, else `scans/` beside the file.
+pub fn scan_directory(lab: &Lab) -> PathBuf {
+    let spec = lab.spec();
+    let base = base_dir(lab);
+    if let Some(dir) = &spec.scan_database.scan_directory {
+        return base.join(dir);
+    }
+    spec.storage
+        .volumes
+        .iter()
+        .find(|v| v.name == spec.scan_database.scan_volume)
+        .and_then(|v| v.host_path.as_ref())
+        .map_or_else(|| base.join("scans"), |host_path| Path::new(host_path).join("scans"))
+}

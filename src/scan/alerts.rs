@@ -1,0 +1,183 @@
+//! Delivering queued alerts to their routes: a webhook (JSON, signed with HMAC-SHA256
+//! when a secret is set), email over SMTP, or seclab's log. Failed attempts are retried
+//! with exponential backoff; a delivery is marked done only once its route accepted it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::Serialize;
+use sha2::Sha256;
+
+use super::store::{Delivery, Store, StoreError};
+use crate::config::SecretSource;
+use crate::config::model::{Email, LabFile, Route, SmtpTls, Webhook};
+
+/// What a delivery run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryReport {
+    /// Deliveries accepted by their route.
+    pub delivered: u64,
+    /// Attempts that failed (each is retried later).
+    pub failed_attempts: u64,
+    /// Deliveries still waiting when the run ended.
+    pub pending: i64,
+}
+
+/// Delivers every due alert, retrying failures with backoff until none is left or
+/// `within` has passed.
+pub async fn deliver(
+    store: &Store,
+    lab: &LabFile,
+    base_dir: &Path,
+    within: Duration,
+) -> Result<DeliveryReport, StoreError> {
+    let deadline = tokio::time::Instant::now() + within;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| StoreError::Query(e.to_string()))?;
+    let mut report = DeliveryReport::default();
+    loop {
+        let due = store.claim_due(100).await?;
+        if due.is_empty() {
+            if store.pending_deliveries().await? == 0 || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250).min(deadline - tokio::time::Instant::now())).await;
+            continue;
+        }
+        for delivery in due {
+            match send(&client, lab, base_dir, &delivery).await {
+                Ok(()) => {
+                    store.mark_delivered(delivery.id).await?;
+                    report.delivered += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(route = %delivery.route, delivery = delivery.id, "alert not delivered, will retry: {error}");
+                    store.mark_failed(delivery.id, delivery.attempts, &error).await?;
+                    report.failed_attempts += 1;
+                }
+            }
+        }
+    }
+    report.pending = store.pending_deliveries().await?;
+    Ok(report)
+}
+
+/// The JSON body a webhook receives.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookBody<'a> {
+    delivery: i64,
+    event: i64,
+    group: &'a str,
+    address: &'a str,
+    kind: &'a str,
+    summary: &'a str,
+    detail: &'a serde_json::Value,
+    created_at: i64,
+}
+
+async fn send(client: &reqwest::Client, lab: &LabFile, base_dir: &Path, delivery: &Delivery) -> Result<(), String> {
+    if delivery.route == "log" {
+        tracing::info!(target: "seclab::alert", group = %delivery.group, kind = %delivery.kind, "{}", delivery.summary);
+        return Ok(());
+    }
+    let route = lab
+        .alerts
+        .routes
+        .iter()
+        .find(|r| r.name == delivery.route)
+        .ok_or_else(|| format!("route `{}` is no longer in the desired-state file", delivery.route))?;
+    match route {
+        Route { webhook: Some(webhook), .. } => send_webhook(client, webhook, base_dir, delivery).await,
+        Route { email: Some(email), .. } => send_email(email, base_dir, delivery).await,
+        Route { log: Some(_), .. } => {
+            tracing::info!(target: "seclab::alert", route = %route.name, group = %delivery.group, kind = %delivery.kind, "{}", delivery.summary);
+            Ok(())
+        }
+        _ => Err(format!("route `{}` has no destination", route.name)),
+    }
+}
+
+async fn send_webhook(
+    client: &reqwest::Client,
+    webhook: &Webhook,
+    base_dir: &Path,
+    delivery: &Delivery,
+) -> Result<(), String> {
+    let body = WebhookBody {
+        delivery: delivery.id,
+        event: delivery.event_id,
+        group: &delivery.group,
+        address: &delivery.address,
+        kind: &delivery.kind,
+        summary: &delivery.summary,
+        detail: &delivery.detail,
+        created_at: delivery.created_at,
+    };
+    let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+    let mut request = client
+        .post(&webhook.url)
+        .header("content-type", "application/json")
+        .header("x-seclab-delivery", delivery.id.to_string())
+        .header("x-seclab-event", delivery.event_id.to_string());
+    if let Some(secret) = &webhook.secret {
+        let key = resolve_secret(secret, base_dir)?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).map_err(|e| e.to_string())?;
+        mac.update(&body);
+        request = request.header("x-seclab-signature", format!("sha256={}", hex::encode(mac.finalize().into_bytes())));
+    }
+    // Errors never carry the URL: it may hold a token in its path.
+    let response =
+        request.body(body).send().await.map_err(|e| format!("webhook request failed: {}", e.without_url()))?;
+    if response.status().is_success() { Ok(()) } else { Err(format!("webhook answered {}", response.status())) }
+}
+
+async fn send_email(email: &Email, base_dir: &Path, delivery: &Delivery) -> Result<(), String> {
+    let from: Mailbox = email.from.parse().map_err(|e| format!("sender `{}`: {e}", email.from))?;
+    let mut message =
+        Message::builder().from(from).subject(format!("[seclab] {} {}", delivery.group, delivery.summary));
+    for to in &email.to {
+        message = message.to(to.parse().map_err(|e| format!("recipient `{to}`: {e}"))?);
+    }
+    let text = format!(
+        "{}\n\ngroup: {}\nhost: {}\nchange: {}\ndetail: {}\ndelivery: {}\n",
+        delivery.summary, delivery.group, delivery.address, delivery.kind, delivery.detail, delivery.id
+    );
+    let message = message.body(text).map_err(|e| e.to_string())?;
+    let smtp = &email.smtp;
+    let mut transport = match smtp.tls {
+        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
+        SmtpTls::Starttls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host).map_err(|e| e.to_string())?
+        }
+        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host).map_err(|e| e.to_string())?,
+    }
+    .port(smtp.port)
+    .timeout(Some(Duration::from_secs(10)));
+    if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
+        transport = transport.credentials(Credentials::new(user.clone(), resolve_secret(password, base_dir)?));
+    }
+    transport.build().send(message).await.map(drop).map_err(|e| format!("SMTP delivery to {} failed: {e}", smtp.host))
+}
+
+/// Reads a secret seclab needs itself. Errors name the reference, never the value.
+pub fn resolve_secret(secret: &SecretSource, base_dir: &Path) -> Result<String, String> {
+    match secret {
+        SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set")),
+        SecretSource::File(path) => std::fs::read_to_string(base_dir.join(path))
+            .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+            .map_err(|e| format!("cannot read secret file {path}: {e}")),
+        SecretSource::SecretRef(reference) => Err(format!(
+            "secret {}/{} lives in the cluster; alerts sent from this machine need `env:VAR` or `file:PATH`",
+            reference.name, reference.key
+        )),
+        SecretSource::Literal => Err("a literal secret is not allowed".to_owned()),
+    }
+}

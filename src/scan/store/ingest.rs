@@ -1,0 +1,463 @@
+//! Ingesting one scan file: one transaction holds the scan, every host sighting, the
+//! host status changes, the events and their alert deliveries. A file already ingested
+//! changes nothing; an incomplete one is recorded as failed and nothing else.
+
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{Any, Row, Transaction};
+
+use super::{Store, StoreError, now};
+use crate::scan::diff::{Change, NoisePolicy, PortChangeKind, compare_host};
+use crate::scan::model::Host;
+use crate::scan::parse::{ScanError, ScanReader};
+use crate::scan::report::change_text;
+use crate::scan::state::{self, HostStatus, Sighting, StatusEvent};
+
+/// What became of a file handed to [`Store::ingest`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum IngestOutcome {
+    /// Stored and compared.
+    Ingested(Ingested),
+    /// The same content was ingested before: nothing changed.
+    AlreadyIngested {
+        /// The group, `tenant/group`.
+        group: String,
+        /// The earlier scan.
+        scan_id: i64,
+    },
+    /// Incomplete or malformed: recorded as a failed scan, never compared.
+    Rejected {
+        /// The group, `tenant/group`.
+        group: String,
+        /// The failed scan's record.
+        scan_id: i64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A scan that was stored and compared.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ingested {
+    /// The group, `tenant/group`.
+    pub group: String,
+    /// The scan's record.
+    pub scan_id: i64,
+    /// Hosts seen up.
+    pub hosts_up: u64,
+    /// The group's first complete scan: the baseline, compared with nothing and not alerted.
+    pub baseline: bool,
+    /// Changes found (events recorded).
+    pub events: u64,
+    /// Events not alerted because the same change was alerted within `repeatWindow` scans.
+    pub suppressed: u64,
+    /// Alert deliveries queued.
+    pub alerts: u64,
+}
+
+/// A group as ingest needs it.
+struct Group {
+    id: i64,
+    name: String,
+    down_after: u32,
+    routes: Vec<String>,
+}
+
+/// An event about to be recorded.
+struct NewEvent {
+    address: String,
+    kind: String,
+    summary: String,
+    detail: String,
+    fingerprint: String,
+}
+
+impl Store {
+    /// Ingests the scan file at `path` into group `tenant/group`.
+    pub async fn ingest(
+        &self,
+        tenant: &str,
+        group: &str,
+        path: &Path,
+        noise: NoisePolicy,
+        repeat_window: u32,
+    ) -> Result<IngestOutcome, StoreError> {
+        let group = self.group(tenant, group).await?;
+        let hash = content_hash(path).map_err(|e| StoreError::Query(format!("cannot read {}: {e}", path.display())))?;
+        let earlier = sqlx::query("SELECT id FROM scans WHERE group_id = $1 AND content_hash = $2")
+            .bind(group.id)
+            .bind(&hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = earlier {
+            return Ok(IngestOutcome::AlreadyIngested { group: group.name, scan_id: row.try_get(0)? });
+        }
+        let source = path.display().to_string();
+        match self.ingest_complete(&group, path, &hash, &source, noise, repeat_window).await? {
+            Ok(ingested) => Ok(IngestOutcome::Ingested(ingested)),
+            Err(error) => {
+                let scan_id: i64 = sqlx::query(
+                    "INSERT INTO scans (group_id, content_hash, source, status, error, ingested_at) VALUES ($1, $2, $3, 'failed', $4, $5) RETURNING id",
+                )
+                .bind(group.id)
+                .bind(&hash)
+                .bind(&source)
+                .bind(error.to_string())
+                .bind(now())
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+                Ok(IngestOutcome::Rejected { group: group.name, scan_id, reason: error.to_string() })
+            }
+        }
+    }
+
+    async fn group(&self, tenant: &str, group: &str) -> Result<Group, StoreError> {
+        let name = format!("{tenant}/{group}");
+        let row = sqlx::query(
+            "SELECT g.id, g.down_after, g.spec FROM scan_groups g JOIN tenants t ON t.id = g.tenant_id \
+             WHERE t.name = $1 AND g.name = $2 AND g.retired_at IS NULL",
+        )
+        .bind(tenant)
+        .bind(group)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::UnknownGroup(name.clone()))?;
+        let spec: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>(2)?).unwrap_or_default();
+        let routes = spec["alerts"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let down_after = u32::try_from(row.try_get::<i64, _>(1)?).unwrap_or(1);
+        Ok(Group { id: row.try_get(0)?, name, down_after, routes })
+    }
+
+    /// Stores a complete scan in one transaction; the inner error says why the file was
+    /// rejected (the transaction is then rolled back).
+    async fn ingest_complete(
+        &self,
+        group: &Group,
+        path: &Path,
+        hash: &str,
+        source: &str,
+        noise: NoisePolicy,
+        repeat_window: u32,
+    ) -> Result<Result<Ingested, ScanError>, StoreError> {
+        let file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) => return Ok(Err(ScanError::Io(e.to_string()))),
+        };
+        let mut reader = match ScanReader::new(BufReader::with_capacity(64 * 1024, file)) {
+            Ok(reader) => reader,
+            Err(error) => return Ok(Err(error)),
+        };
+        let mut tx = self.pool.begin().await?;
+        let baseline = sqlx::query("SELECT id FROM scans WHERE group_id = $1 AND status = 'complete' LIMIT 1")
+            .bind(group.id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none();
+        let info = reader.info().clone();
+        let scan_id: i64 = sqlx::query(
+            "INSERT INTO scans (group_id, content_hash, source, status, started_at, ingested_at, nmap_version, args, baseline) \
+             VALUES ($1, $2, $3, 'complete', $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(group.id)
+        .bind(hash)
+        .bind(source)
+        .bind(info.start)
+        .bind(now())
+        .bind(&info.version)
+        .bind(&info.args)
+        .bind(i64::from(baseline))
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let mut events = Vec::new();
+        let mut hosts_up = 0u64;
+        loop {
+            let host = match reader.next_host() {
+                Ok(Some(host)) => host,
+                Ok(None) => break,
+                Err(error) => return Ok(Err(error)),
+            };
+            if !host.is_up() {
+                continue;
+            }
+            let Some(address) = host.primary_address().map(str::to_owned) else { continue };
+            if self.sighted(&mut tx, group, scan_id, &address, &host, noise, &mut events).await? {
+                hosts_up += 1;
+            }
+        }
+        let stats = match reader.finish() {
+            Ok(stats) => stats,
+            Err(error) => return Ok(Err(error)),
+        };
+        self.missed(&mut tx, group, scan_id, &mut events).await?;
+        sqlx::query("UPDATE scans SET finished_at = $1, hosts_up = $2 WHERE id = $3")
+            .bind(stats.finished)
+            .bind(i64::try_from(hosts_up).unwrap_or(i64::MAX))
+            .bind(scan_id)
+            .execute(&mut *tx)
+            .await?;
+        let mut ingested =
+            Ingested { group: group.name.clone(), scan_id, hosts_up, baseline, events: 0, suppressed: 0, alerts: 0 };
+        if !baseline {
+            self.record_events(&mut tx, group, scan_id, events, repeat_window, &mut ingested).await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(ingested))
+    }
+
+    /// Records a host seen up; returns false when it was already sighted in this scan.
+    #[allow(clippy::too_many_arguments)]
+    async fn sighted(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        group: &Group,
+        scan_id: i64,
+        address: &str,
+        host: &Host,
+        noise: NoisePolicy,
+        events: &mut Vec<NewEvent>,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, status, misses, seen_scan_id, observation FROM hosts WHERE group_id = $1 AND address = $2",
+        )
+        .bind(group.id)
+        .bind(address)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let observation = serde_json::to_string(host).map_err(|e| StoreError::Query(e.to_string()))?;
+        let now = now();
+        match row {
+            Some(row) => {
+                if row.try_get::<Option<i64>, _>(3)? == Some(scan_id) {
+                    return Ok(false);
+                }
+                let status: HostStatus = row.try_get::<String, _>(1)?.parse().map_err(StoreError::Query)?;
+                let misses = u32::try_from(row.try_get::<i64, _>(2)?).unwrap_or(u32::MAX);
+                let last: Option<Host> =
+                    row.try_get::<Option<String>, _>(4)?.and_then(|json| serde_json::from_str(&json).ok());
+                let changes: Vec<Change> = match &last {
+                    Some(last) => {
+                        compare_host(Some(last), Some(host), noise).changes.into_iter().filter(alertable).collect()
+                    }
+                    None => Vec::new(),
+                };
+                let transition = state::next(
+                    Some((status, misses)),
+                    Sighting::Seen { changed: !changes.is_empty() },
+                    group.down_after,
+                );
+                let changed_scan = if changes.is_empty() { None } else { Some(scan_id) };
+                sqlx::query(
+                    "UPDATE hosts SET status = $1, misses = 0, seen_scan_id = $2, last_seen_at = $3, observation = $4, \
+                     changed_scan_id = COALESCE($5, changed_scan_id) WHERE id = $6",
+                )
+                .bind(transition.status.code())
+                .bind(scan_id)
+                .bind(now)
+                .bind(&observation)
+                .bind(changed_scan)
+                .bind(row.try_get::<i64, _>(0)?)
+                .execute(&mut **tx)
+                .await?;
+                if let Some(event) = transition.event {
+                    events.push(status_event(address, event));
+                }
+                events.extend(changes.iter().map(|change| change_event(address, change)));
+            }
+            None => {
+                let transition = state::next(None, Sighting::Seen { changed: false }, group.down_after);
+                sqlx::query(
+                    "INSERT INTO hosts (group_id, address, status, misses, first_scan_id, seen_scan_id, last_seen_at, observation) \
+                     VALUES ($1, $2, $3, 0, $4, $4, $5, $6)",
+                )
+                .bind(group.id)
+                .bind(address)
+                .bind(transition.status.code())
+                .bind(scan_id)
+                .bind(now)
+                .bind(&observation)
+                .execute(&mut **tx)
+                .await?;
+                if let Some(event) = transition.event {
+                    events.push(status_event(address, event));
+                }
+            }
+        }
+        sqlx::query("INSERT INTO observations (scan_id, address, host) VALUES ($1, $2, $3)")
+            .bind(scan_id)
+            .bind(address)
+            .bind(&observation)
+            .execute(&mut **tx)
+            .await?;
+        Ok(true)
+    }
+
+    /// Advances every host of the group that this scan did not see.
+    async fn missed(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        group: &Group,
+        scan_id: i64,
+        events: &mut Vec<NewEvent>,
+    ) -> Result<(), StoreError> {
+        let rows = sqlx::query("SELECT id, address, status, misses FROM hosts WHERE group_id = $1 AND (seen_scan_id IS NULL OR seen_scan_id <> $2)")
+            .bind(group.id)
+            .bind(scan_id)
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in rows {
+            let status: HostStatus = row.try_get::<String, _>(2)?.parse().map_err(StoreError::Query)?;
+            let misses = u32::try_from(row.try_get::<i64, _>(3)?).unwrap_or(u32::MAX);
+            let transition = state::next(Some((status, misses)), Sighting::Missed, group.down_after);
+            sqlx::query("UPDATE hosts SET status = $1, misses = $2 WHERE id = $3")
+                .bind(transition.status.code())
+                .bind(i64::from(transition.misses))
+                .bind(row.try_get::<i64, _>(0)?)
+                .execute(&mut **tx)
+                .await?;
+            if let Some(event) = transition.event {
+                events.push(status_event(&row.try_get::<String, _>(1)?, event));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the events, and queues an alert per route for each one not seen within
+    /// the repeat window.
+    async fn record_events(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        group: &Group,
+        scan_id: i64,
+        events: Vec<NewEvent>,
+        repeat_window: u32,
+        ingested: &mut Ingested,
+    ) -> Result<(), StoreError> {
+        let now = now();
+        for event in events {
+            let repeated = repeat_window > 0
+                && sqlx::query(
+                    "SELECT e.id FROM events e WHERE e.group_id = $1 AND e.fingerprint = $2 AND e.suppressed = 0 AND e.scan_id IN \
+                     (SELECT s.id FROM scans s WHERE s.group_id = $1 AND s.status = 'complete' AND s.id < $3 ORDER BY s.id DESC LIMIT $4) LIMIT 1",
+                )
+                .bind(group.id)
+                .bind(&event.fingerprint)
+                .bind(scan_id)
+                .bind(i64::from(repeat_window))
+                .fetch_optional(&mut **tx)
+                .await?
+                .is_some();
+            let event_id: i64 = sqlx::query(
+                "INSERT INTO events (scan_id, group_id, address, kind, summary, detail, fingerprint, suppressed, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            )
+            .bind(scan_id)
+            .bind(group.id)
+            .bind(&event.address)
+            .bind(&event.kind)
+            .bind(&event.summary)
+            .bind(&event.detail)
+            .bind(&event.fingerprint)
+            .bind(i64::from(repeated))
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?;
+            ingested.events += 1;
+            if repeated {
+                ingested.suppressed += 1;
+                continue;
+            }
+            for route in &group.routes {
+                sqlx::query("INSERT INTO outbox (event_id, route, next_attempt_at) VALUES ($1, $2, $3)")
+                    .bind(event_id)
+                    .bind(route)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                ingested.alerts += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Changes worth an alert: ports, services, names, addresses and OS; not script output
+/// or the count of ports nmap did not list.
+fn alertable(change: &Change) -> bool {
+    match change {
+        Change::Port { kind, .. } => *kind != PortChangeKind::ScriptsChanged,
+        Change::Addresses { .. } | Change::Hostnames { .. } | Change::Os { .. } => true,
+        _ => false,
+    }
+}
+
+fn status_event(address: &str, event: StatusEvent) -> NewEvent {
+    let (kind, text) = match event {
+        StatusEvent::HostNew => ("host-new", "new host"),
+        StatusEvent::HostDown => ("host-down", "host down"),
+        StatusEvent::HostBackUp => ("host-back-up", "host back up"),
+    };
+    NewEvent {
+        address: address.to_owned(),
+        kind: kind.to_owned(),
+        summary: format!("{address}: {text}"),
+        detail: serde_json::json!({ "change": kind }).to_string(),
+        fingerprint: format!("{kind} {address}"),
+    }
+}
+
+fn change_event(address: &str, change: &Change) -> NewEvent {
+    let detail = serde_json::to_value(change).unwrap_or_default();
+    let kind = match change {
+        Change::Port { kind, .. } => match kind {
+            PortChangeKind::Opened => "port-opened",
+            PortChangeKind::Closed => "port-closed",
+            PortChangeKind::StateChanged => "port-state-changed",
+            PortChangeKind::ServiceChanged => "service-changed",
+            PortChangeKind::ScriptsChanged => "scripts-changed",
+        },
+        Change::Hostnames { .. } => "hostnames-changed",
+        Change::Addresses { .. } => "addresses-changed",
+        Change::Os { .. } => "os-changed",
+        _ => "changed",
+    };
+    // The same change seen again is the same fingerprint: what changed, and to what.
+    let after = match change {
+        Change::Port { protocol, port, after, .. } => {
+            format!("{port}/{protocol} {}", serde_json::to_string(after).unwrap_or_default())
+        }
+        other => serde_json::to_value(other).map(|v| v["after"].to_string()).unwrap_or_default(),
+    };
+    NewEvent {
+        address: address.to_owned(),
+        kind: kind.to_owned(),
+        summary: format!("{address}: {}", change_text(change)),
+        detail: detail.to_string(),
+        fingerprint: format!("{kind} {address} {after}"),
+    }
+}
+
+/// SHA-256 of the file, read in chunks.
+fn content_hash(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}

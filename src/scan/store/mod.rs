@@ -1,0 +1,139 @@
+//! The scan database: SQLite by default (one file, WAL), PostgreSQL through a URL. Both
+//! run the same queries (through sqlx's `Any` driver) on the same logical schema, so
+//! every behaviour is tested against both.
+
+mod ingest;
+mod outbox;
+mod queries;
+mod sync;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+pub use ingest::{IngestOutcome, Ingested};
+pub use outbox::Delivery;
+pub use queries::{EventRecord, GroupStatus, ScanRecord};
+pub use sync::{SyncAction, SyncChange};
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Why the scan database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the scan database {target}: {message}")]
+    Open {
+        /// The file, or the server without credentials.
+        target: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A query failed.
+    #[error("scan database: {0}")]
+    Query(String),
+    /// A scan group named on the command line does not exist.
+    #[error("no scan group `{0}`; groups come from `tenants[].scans` in the desired-state file")]
+    UnknownGroup(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Query(error.to_string())
+    }
+}
+
+/// A connection pool to the scan database, migrated to the current schema.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("src/scan/store/migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("src/scan/store/migrations/postgres");
+
+impl Store {
+    /// Opens (creating it if needed) the SQLite database at `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let target = path.display().to_string();
+        let open_error = |e: sqlx::Error| StoreError::Open { target: target.clone(), message: e.to_string() };
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(open_error)?;
+        pool.execute("PRAGMA journal_mode = WAL").await.map_err(open_error)?;
+        SQLITE.run(&pool).await.map_err(|e| StoreError::Open { target: target.clone(), message: e.to_string() })?;
+        Ok(Self { pool, backend: Backend::Sqlite })
+    }
+
+    /// Connects to the PostgreSQL server at `url` (`postgres://user:password@host/db`).
+    pub async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let target = redact_url(url);
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Open { target: target.clone(), message: redact_message(&e.to_string(), url) })?;
+        POSTGRES.run(&pool).await.map_err(|e| StoreError::Open { target: target.clone(), message: e.to_string() })?;
+        Ok(Self { pool, backend: Backend::Postgres })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("<redacted>"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<the configured URL>".to_owned(),
+    }
+}
+
+fn redact_message(message: &str, url: &str) -> String {
+    match url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned)) {
+        Some(password) if !password.is_empty() => message.replace(&password, "<redacted>"),
+        _ => message.to_owned(),
+    }
+}
+
+/// Seconds since the epoch.
+pub(crate) fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}

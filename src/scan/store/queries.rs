@@ -1,0 +1,199 @@
+//! Reading the scan database back for people: per-group status and history.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// One scan group at a glance.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStatus {
+    /// `tenant/group`.
+    pub group: String,
+    /// The latest scan, complete or failed.
+    pub last_scan: Option<ScanRecord>,
+    /// Host count per status code.
+    pub hosts: BTreeMap<String, i64>,
+    /// Alert deliveries not yet accepted by their route.
+    pub pending_alerts: i64,
+}
+
+/// One scan as recorded.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanRecord {
+    /// Its id.
+    pub id: i64,
+    /// `complete` or `failed`.
+    pub status: String,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When nmap started it.
+    pub started_at: Option<i64>,
+    /// When it was ingested.
+    pub ingested_at: i64,
+    /// Hosts seen up.
+    pub hosts_up: i64,
+    /// Whether it was the group's baseline.
+    pub baseline: bool,
+    /// Changes found.
+    pub events: i64,
+    /// The file it came from.
+    pub source: String,
+}
+
+/// One change as recorded.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRecord {
+    /// The scan that found it.
+    pub scan_id: i64,
+    /// The host.
+    pub address: String,
+    /// `host-new`, `port-opened`...
+    pub kind: String,
+    /// One line for people.
+    pub summary: String,
+    /// Not alerted: seen within the repeat window.
+    pub suppressed: bool,
+    /// When it was found.
+    pub created_at: i64,
+}
+
+const SCAN_COLUMNS: &str = "s.id, s.status, s.error, s.started_at, s.ingested_at, s.hosts_up, s.baseline, \
+     (SELECT COUNT(*) FROM events e WHERE e.scan_id = s.id), s.source";
+
+fn scan_record(row: &sqlx::any::AnyRow) -> Result<ScanRecord, StoreError> {
+    Ok(ScanRecord {
+        id: row.try_get(0)?,
+        status: row.try_get(1)?,
+        error: row.try_get(2)?,
+        started_at: row.try_get(3)?,
+        ingested_at: row.try_get(4)?,
+        hosts_up: row.try_get(5)?,
+        baseline: row.try_get::<i64, _>(6)? != 0,
+        events: row.try_get(7)?,
+        source: row.try_get(8)?,
+    })
+}
+
+impl Store {
+    /// Every active group with its latest scan, hosts by status, and pending alerts.
+    pub async fn status(&self) -> Result<Vec<GroupStatus>, StoreError> {
+        let groups = sqlx::query(
+            "SELECT g.id, t.name, g.name FROM scan_groups g JOIN tenants t ON t.id = g.tenant_id \
+             WHERE g.retired_at IS NULL ORDER BY t.name, g.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for group in groups {
+            let id: i64 = group.try_get(0)?;
+            let last = sqlx::query(&format!(
+                "SELECT {SCAN_COLUMNS} FROM scans s WHERE s.group_id = $1 ORDER BY s.id DESC LIMIT 1"
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            let mut hosts = BTreeMap::new();
+            for row in sqlx::query("SELECT status, COUNT(*) FROM hosts WHERE group_id = $1 GROUP BY status")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+            {
+                hosts.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+            let pending = sqlx::query(
+                "SELECT COUNT(*) FROM outbox o JOIN events e ON e.id = o.event_id WHERE e.group_id = $1 AND o.delivered_at IS NULL",
+            )
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+            out.push(GroupStatus {
+                group: format!("{}/{}", group.try_get::<String, _>(1)?, group.try_get::<String, _>(2)?),
+                last_scan: last.as_ref().map(scan_record).transpose()?,
+                hosts,
+                pending_alerts: pending,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The group's scans, newest first.
+    pub async fn scan_history(&self, tenant: &str, group: &str, limit: i64) -> Result<Vec<ScanRecord>, StoreError> {
+        let id = self.group_id(tenant, group).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {SCAN_COLUMNS} FROM scans s WHERE s.group_id = $1 ORDER BY s.id DESC LIMIT $2"
+        ))
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(scan_record).collect()
+    }
+
+    /// The group's events (for one host, when given), newest first.
+    pub async fn event_history(
+        &self,
+        tenant: &str,
+        group: &str,
+        host: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let id = self.group_id(tenant, group).await?;
+        let rows = sqlx::query(
+            "SELECT scan_id, address, kind, summary, suppressed, created_at FROM events \
+             WHERE group_id = $1 AND ($2 = '' OR address = $2) ORDER BY id DESC LIMIT $3",
+        )
+        .bind(id)
+        .bind(host.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EventRecord {
+                    scan_id: row.try_get(0)?,
+                    address: row.try_get(1)?,
+                    kind: row.try_get(2)?,
+                    summary: row.try_get(3)?,
+                    suppressed: row.try_get::<i64, _>(4)? != 0,
+                    created_at: row.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// A host's status code and consecutive misses.
+    pub async fn host_status(
+        &self,
+        tenant: &str,
+        group: &str,
+        address: &str,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        let id = self.group_id(tenant, group).await?;
+        let row = sqlx::query("SELECT status, misses FROM hosts WHERE group_id = $1 AND address = $2")
+            .bind(id)
+            .bind(address)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
+    async fn group_id(&self, tenant: &str, group: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT g.id FROM scan_groups g JOIN tenants t ON t.id = g.tenant_id WHERE t.name = $1 AND g.name = $2",
+        )
+        .bind(tenant)
+        .bind(group)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::UnknownGroup(format!("{tenant}/{group}")))?;
+        Ok(row.try_get(0)?)
+    }
+}

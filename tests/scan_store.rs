@@ -1,0 +1,307 @@
+//! The scan database end to end, on SQLite and on PostgreSQL: real nmap scans of loopback
+//! services ingested, compared, host statuses advanced, alerts delivered to a real HTTP
+//! server and a real SMTP server, each exactly once.
+
+mod support;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use support::nmap::{Service, free_port, scan};
+use support::postgres::Postgres;
+use support::receivers::Receiver;
+
+const SSH_OLD: &str = "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n";
+const SSH_NEW: &str = "SSH-2.0-OpenSSH_9.3p1 Debian-1\r\n";
+const FTP: &str = "220 (vsFTPd 3.0.3)\r\n";
+const HOOK_SECRET: &str = "test-hook-secret";
+
+fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, last)
+}
+
+/// A lab in a temporary directory, with its receivers and its scan directory.
+struct Lab {
+    dir: tempfile::TempDir,
+    hook: Receiver,
+    mail: Receiver,
+    ports: (u16, u16),
+    database_url: Option<String>,
+    scans: u32,
+}
+
+impl Lab {
+    fn new(database_url: Option<String>, repeat_window: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = Receiver::start("http", &dir.path().join("hook"));
+        let mail = Receiver::start("smtp", &dir.path().join("mail"));
+        let ports = (free_port(), free_port());
+        let database = if database_url.is_some() { "url: env:SECLAB_TEST_DATABASE_URL" } else { "path: scans.db" };
+        let file = format!(
+            r#"apiVersion: seclab.dev/v1alpha1
+kind: Lab
+metadata:
+  name: scanlab
+tenants:
+  - name: site
+    scans:
+      - name: lab
+        targets: [127.0.0.2-4]
+        ports: "{p1},{p2}"
+        schedule: "@hourly"
+        downAfter: 2
+        alerts: [hook, mail]
+scanDatabase:
+  {database}
+  scanDirectory: scans
+alerts:
+  repeatWindow: {repeat_window}
+  routes:
+    - name: hook
+      webhook:
+        url: http://127.0.0.1:{hook}/alerts
+        secret: env:HOOK_SECRET
+    - name: mail
+      email:
+        to: [soc@example.org]
+        from: seclab@example.org
+        smtp: {{ host: 127.0.0.1, port: {mail}, tls: none }}
+"#,
+            p1 = ports.0,
+            p2 = ports.1,
+            hook = hook.port,
+            mail = mail.port,
+        );
+        std::fs::write(dir.path().join("seclab.yaml"), file).unwrap();
+        Self { dir, hook, mail, ports, database_url, scans: 0 }
+    }
+
+    fn seclab(&self, args: &[&str]) -> (i32, String, String) {
+        let mut command = support::seclab(self.dir.path());
+        command.args(args).env("HOOK_SECRET", HOOK_SECRET);
+        if let Some(url) = &self.database_url {
+            command.env("SECLAB_TEST_DATABASE_URL", url);
+        }
+        let output = command.output().unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    }
+
+    fn group_dir(&self) -> PathBuf {
+        self.dir.path().join("scans/site/lab")
+    }
+
+    /// Runs real nmap over `targets` with `services` listening, into the next scan file.
+    fn scan(&mut self, targets: &[&str], services: &[(u8, u16, &'static str)]) -> PathBuf {
+        let _running: Vec<Service> =
+            services.iter().map(|(last, port, banner)| Service::start(ip(*last), *port, banner)).collect();
+        self.scans += 1;
+        std::fs::create_dir_all(self.group_dir()).unwrap();
+        let path = self.group_dir().join(format!("{:02}.xml", self.scans));
+        scan(targets, &[self.ports.0, self.ports.1], &path);
+        path
+    }
+
+    fn ingest(&self) -> (i32, String) {
+        let (code, stdout, stderr) = self.seclab(&["scan", "ingest"]);
+        (code, format!("{stdout}{stderr}"))
+    }
+
+    fn host_status(&self, address: &str) -> String {
+        let (code, stdout, stderr) =
+            self.seclab(&["scan", "history", "site/lab", "--host", address, "--output", "json"]);
+        assert_eq!(code, 0, "{stderr}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        json["current"]["status"].as_str().unwrap().to_owned()
+    }
+}
+
+fn webhook_kinds(received: &[String]) -> Vec<String> {
+    received
+        .iter()
+        .map(|r| {
+            let request: serde_json::Value = serde_json::from_str(r).unwrap();
+            let body: serde_json::Value = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
+            format!("{} {}", body["address"].as_str().unwrap(), body["kind"].as_str().unwrap())
+        })
+        .collect()
+}
+
+fn scenario(database_url: Option<String>) {
+    let mut lab = Lab::new(database_url, 0);
+    let (p1, p2) = lab.ports;
+    let all = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+
+    // 1. The first scan is the baseline: nothing to compare with, nothing alerted.
+    lab.scan(&all, &[(2, p1, SSH_OLD), (3, p1, FTP)]);
+    let (code, out) = lab.ingest();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("site/lab 01.xml: baseline: 3 hosts up"), "{out}");
+    assert_eq!(lab.host_status("127.0.0.2"), "new");
+
+    // 2. A service's version changes and a port opens: two alerts on each route.
+    let changed = [(2, p1, SSH_NEW), (2, p2, FTP), (3, p1, FTP)];
+    lab.scan(&all, &changed);
+    let (code, out) = lab.ingest();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("site/lab 02.xml: ingested: 3 hosts up, 2 changes, 4 alerts queued"), "{out}");
+    assert!(out.contains("alerts: 4 delivered"), "{out}");
+    let hooks = lab.hook.wait_for(2);
+    let mut kinds = webhook_kinds(&hooks);
+    kinds.sort();
+    assert_eq!(kinds, ["127.0.0.2 port-opened", "127.0.0.2 service-changed"]);
+    for hook in &hooks {
+        let request: serde_json::Value = serde_json::from_str(hook).unwrap();
+        let body = request["body"].as_str().unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(request["headers"]["x-seclab-signature"], expected.as_str(), "the body is signed");
+        assert_eq!(request["path"], "/alerts");
+    }
+    let mails = lab.mail.wait_for(2);
+    assert_eq!(mails.len(), 2);
+    assert!(
+        mails.iter().any(|m| m.contains("Subject: [seclab] site/lab 127.0.0.2: port") && m.contains("opened")),
+        "{mails:?}"
+    );
+    assert!(mails.iter().all(|m| m.contains("X-Envelope-To: soc@example.org")));
+    assert_eq!(lab.host_status("127.0.0.2"), "changed");
+    assert_eq!(lab.host_status("127.0.0.3"), "up");
+
+    // 3. Host .3 is missing from one scan: missed, not yet alerted (downAfter is 2).
+    lab.scan(&["127.0.0.2", "127.0.0.4"], &changed);
+    let (code, out) = lab.ingest();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("03.xml: ingested: 2 hosts up, 0 changes, 0 alerts queued"), "{out}");
+    assert_eq!(lab.host_status("127.0.0.3"), "missed");
+
+    // 4. A truncated scan is rejected whole: recorded as failed, nothing else changes.
+    let good = std::fs::read_to_string(lab.scan(&["127.0.0.2", "127.0.0.4"], &changed)).unwrap();
+    let cut = lab.group_dir().join("04.xml");
+    std::fs::write(&cut, &good[..good.find("<port ").unwrap() + 20]).unwrap();
+    let (code, out) = lab.ingest();
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("04.xml: rejected: incomplete scan: the file ends inside host 1"), "{out}");
+    assert_eq!(lab.host_status("127.0.0.3"), "missed", "a rejected scan counts for nothing");
+    let (_, history, _) = lab.seclab(&["scan", "history", "site/lab"]);
+    assert!(history.lines().nth(1).unwrap().contains("failed: incomplete scan"), "{history}");
+
+    // 5. Missed a second time in a row: down, alerted once.
+    lab.scan(&["127.0.0.2", "127.0.0.4"], &changed);
+    let (code, out) = lab.ingest();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("05.xml: ingested: 2 hosts up, 1 changes, 2 alerts queued"), "{out}");
+    assert_eq!(lab.host_status("127.0.0.3"), "down");
+
+    // 6. Seen again: back up, alerted; compared with its last sighting, not the empty scans.
+    lab.scan(&all, &changed);
+    let (code, out) = lab.ingest();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("06.xml: ingested: 3 hosts up, 1 changes, 2 alerts queued"), "{out}");
+    assert_eq!(lab.host_status("127.0.0.3"), "back-up");
+    let kinds = webhook_kinds(&lab.hook.wait_for(4));
+    assert_eq!(&kinds[2..], ["127.0.0.3 host-down", "127.0.0.3 host-back-up"]);
+    assert_eq!(lab.mail.wait_for(4).len(), 4);
+
+    // Ingesting everything again changes nothing and sends nothing.
+    let (code, out) = lab.ingest();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("02.xml: already ingested"), "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(lab.hook.received().len(), 4, "each alert is delivered once");
+    assert_eq!(lab.mail.received().len(), 4, "each alert is delivered once");
+
+    let (code, status, _) = lab.seclab(&["scan", "status"]);
+    assert_eq!(code, 0);
+    assert!(status.contains("site/lab") && status.contains("1 back-up, 2 up"), "{status}");
+}
+
+#[test]
+fn scan_database_on_sqlite() {
+    scenario(None);
+}
+
+#[test]
+fn scan_database_on_postgresql() {
+    let postgres = Postgres::start();
+    scenario(Some(postgres.url.clone()));
+}
+
+/// seclab killed after the ingest committed but before the alerts went out: the next run
+/// delivers each alert exactly once.
+#[test]
+fn alerts_survive_a_killed_seclab_and_are_sent_once() {
+    let mut lab = Lab::new(None, 0);
+    let (p1, p2) = lab.ports;
+    lab.scan(&["127.0.0.2"], &[(2, p1, FTP)]);
+    assert_eq!(lab.ingest().0, 0);
+    lab.scan(&["127.0.0.2"], &[(2, p1, FTP), (2, p2, FTP)]);
+    // The webhook is down: the ingest commits, then delivery keeps failing.
+    let port = lab.hook.port;
+    drop(std::mem::replace(&mut lab.hook, Receiver::start("http", &lab.dir.path().join("unused"))));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("seclab"))
+        .current_dir(lab.dir.path())
+        .args(["scan", "ingest", "--alert-timeout", "60s"])
+        .env("HOOK_SECRET", HOOK_SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(|| lab.mail.received().len() == 1);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap(); // SIGKILL, mid-retry
+    child.wait().unwrap();
+    // The webhook comes back on its old port; the next run delivers what was left.
+    let hook = restart_http_on(port, &lab.dir.path().join("hook2"));
+    let (code, out, err) = lab.seclab(&["scan", "deliver"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "alerts: 1 delivered");
+    let (_, out, _) = lab.seclab(&["scan", "deliver"]);
+    assert_eq!(out.trim(), "alerts: 0 delivered");
+    assert_eq!(hook.wait_for(1).len(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(hook.received().len(), 1, "delivered exactly once");
+    assert_eq!(lab.mail.received().len(), 1, "the mail was not sent again");
+}
+
+fn wait_until(mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// An HTTP receiver on a given port (the route's URL names it).
+fn restart_http_on(port: u16, dir: &Path) -> Receiver {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("fixed-port"), port.to_string()).unwrap();
+    Receiver::start("http", dir)
+}
+
+/// With a repeat window, a change that comes back within it is recorded but not alerted.
+#[test]
+fn the_repeat_window_suppresses_flapping_ports() {
+    let mut lab = Lab::new(None, 3);
+    let (p1, p2) = lab.ports;
+    let host = ["127.0.0.2"];
+    lab.scan(&host, &[(2, p1, FTP)]);
+    assert_eq!(lab.ingest().0, 0);
+    lab.scan(&host, &[(2, p1, FTP), (2, p2, FTP)]);
+    let (_, out) = lab.ingest();
+    assert!(out.contains("1 changes, 2 alerts queued"), "{out}");
+    lab.scan(&host, &[(2, p1, FTP)]);
+    let (_, out) = lab.ingest();
+    assert!(out.contains("1 changes, 2 alerts queued"), "closing is a different change: {out}");
+    lab.scan(&host, &[(2, p1, FTP), (2, p2, FTP)]);
+    let (_, out) = lab.ingest();
+    assert!(out.contains("1 changes (1 seen within the repeat window, not alerted), 0 alerts queued"), "{out}");
+    let (_, history, _) = lab.seclab(&["scan", "history", "site/lab", "--host", "127.0.0.2"]);
+    assert!(history.contains("(not alerted: repeat)"), "{history}");
+}
