@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: running the real `seclab` binary on files.
 #![allow(dead_code)] // Each test crate uses a different subset.
 
+pub mod cluster;
 pub mod nmap;
 pub mod postgres;
 pub mod receivers;
