@@ -312,17 +312,19 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
 
 /// `seclab scan diff`.
 pub fn diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: NoisePolicy) -> Result<(), Failure> {
-    let read = |path: &Path| {
-        parse::read_scan_file(path).map_err(|error| {
-            let text = format!("error: {}: {error}; it was not compared", path.display());
-            Failure {
-                code: exit::INVALID_INPUT,
-                json: json!({ "error": text, "file": path.display().to_string() }),
-                text,
-            }
-        })
+    let invalid = |path: &Path, error: parse::ScanError| {
+        let text = format!("error: {}: {error}; it was not compared", path.display());
+        Failure { code: exit::INVALID_INPUT, json: json!({ "error": text, "file": path.display().to_string() }), text }
     };
-    let (a, b) = (read(before)?, read(after)?);
+    // The two files are independent: read them on two threads.
+    let (a, b) = std::thread::scope(|scope| {
+        let later = scope.spawn(|| parse::read_scan_file(after));
+        (
+            parse::read_scan_file(before),
+            later.join().unwrap_or_else(|_| Err(parse::ScanError::Io("the reader thread failed".into()))),
+        )
+    });
+    let (a, b) = (a.map_err(|e| invalid(before, e))?, b.map_err(|e| invalid(after, e))?);
     let diffs = diff::compare(&a.hosts, &b.hosts, matching, noise);
     match cli.output {
         Output::Json => print(

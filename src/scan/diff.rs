@@ -171,6 +171,8 @@ pub fn compare_host(before: Option<&Host>, after: Option<&Host>, noise: NoisePol
             diff.changes.push(Change::HostGone);
             return diff;
         }
+        // Most hosts do not change between two scans.
+        (Some(a), Some(b)) if a == b => return diff,
         (Some(a), Some(b)) => (a, b),
     };
     let changes = &mut diff.changes;

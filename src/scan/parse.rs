@@ -53,7 +53,7 @@ impl<R: BufRead> ScanReader<R> {
         config.check_end_names = true;
         let mut this = Self {
             reader,
-            buf: Vec::new(),
+            buf: Vec::with_capacity(4096),
             info: RunInfo::default(),
             stats: None,
             failure: None,
@@ -62,14 +62,16 @@ impl<R: BufRead> ScanReader<R> {
             in_host: false,
         };
         loop {
-            match this.event()? {
+            let (hosts_read, in_host) = (this.hosts_read, this.in_host);
+            match read(&mut this.reader, &mut this.buf, hosts_read, in_host)? {
                 Event::Start(e) if e.name().as_ref() == "nmaprun" => {
-                    this.info = RunInfo {
-                        scanner: attr(&e, "scanner").unwrap_or_default(),
-                        args: attr(&e, "args").unwrap_or_default(),
-                        start: attr(&e, "start").and_then(|s| s.parse().ok()).unwrap_or_default(),
-                        version: attr(&e, "version").unwrap_or_default(),
-                    };
+                    each_attr(&e, |key, value| match key {
+                        "scanner" => this.info.scanner = value.into_owned(),
+                        "args" => this.info.args = value.into_owned(),
+                        "start" => this.info.start = value.parse().unwrap_or_default(),
+                        "version" => this.info.version = value.into_owned(),
+                        _ => {}
+                    });
                     return Ok(this);
                 }
                 Event::Start(e) => {
@@ -87,141 +89,164 @@ impl<R: BufRead> ScanReader<R> {
         &self.info
     }
 
-    fn event(&mut self) -> Result<Event<'static>, ScanError> {
-        self.buf.clear();
-        let offset = self.reader.buffer_position();
-        match self.reader.read_event_into(&mut self.buf) {
-            Ok(event) => Ok(event.into_owned()),
-            // An unclosed tag, comment or attribute at the end of input: the file was cut short.
-            Err(quick_xml::Error::Syntax(error))
-                if !matches!(error, quick_xml::errors::SyntaxError::InvalidBangMarkup) =>
-            {
-                Err(self.truncated())
-            }
-            Err(error) => Err(ScanError::Malformed {
-                offset: self.reader.error_position().max(offset),
-                message: error.to_string(),
-            }),
-        }
-    }
-
     /// The next host, or `None` once the document has ended.
     pub fn next_host(&mut self) -> Result<Option<Host>, ScanError> {
         while !self.closed {
-            match self.event()? {
+            let (hosts_read, in_host) = (self.hosts_read, self.in_host);
+            let skip = match read(&mut self.reader, &mut self.buf, hosts_read, in_host)? {
                 Event::Start(e) => match e.name().as_ref() {
-                    "host" => return self.host(&e).map(Some),
-                    "hosthint" | "prescript" | "postscript" | "taskprogress" => {
-                        self.skip(e.name().as_ref().to_owned())?
+                    "host" => {
+                        let mut timed_out = false;
+                        each_attr(&e, |key, value| timed_out |= key == "timedout" && value == "true");
+                        return self.host(timed_out).map(Some);
                     }
+                    name @ ("hosthint" | "prescript" | "postscript" | "taskprogress") => Some(name.to_owned()),
                     "finished" => {
-                        if attr(&e, "exit").as_deref() == Some("success") {
-                            self.stats = Some(RunStats {
-                                finished: attr(&e, "time").and_then(|t| t.parse().ok()).unwrap_or_default(),
-                                summary: attr(&e, "summary").unwrap_or_default(),
-                                ..RunStats::default()
-                            });
+                        let (mut exit, mut time, mut summary, mut error) = (String::new(), 0, String::new(), None);
+                        each_attr(&e, |key, value| match key {
+                            "exit" => exit = value.into_owned(),
+                            "time" => time = value.parse().unwrap_or_default(),
+                            "summary" => summary = value.into_owned(),
+                            "errormsg" => error = Some(value.into_owned()),
+                            _ => {}
+                        });
+                        if exit == "success" {
+                            self.stats = Some(RunStats { finished: time, summary, ..RunStats::default() });
                         } else {
-                            let message = attr(&e, "errormsg").unwrap_or_else(|| "nmap reported an error".into());
-                            self.failure = Some(message);
+                            self.failure = Some(error.unwrap_or_else(|| "nmap reported an error".into()));
                         }
+                        None
                     }
                     "hosts" => {
                         if let Some(stats) = &mut self.stats {
-                            stats.hosts_up = attr(&e, "up").and_then(|v| v.parse().ok()).unwrap_or_default();
-                            stats.hosts_down = attr(&e, "down").and_then(|v| v.parse().ok()).unwrap_or_default();
+                            each_attr(&e, |key, value| match key {
+                                "up" => stats.hosts_up = value.parse().unwrap_or_default(),
+                                "down" => stats.hosts_down = value.parse().unwrap_or_default(),
+                                _ => {}
+                            });
                         }
+                        None
                     }
-                    _ => {}
+                    _ => None,
                 },
-                Event::End(e) if e.name().as_ref() == "nmaprun" => self.closed = true,
+                Event::End(e) if e.name().as_ref() == "nmaprun" => {
+                    self.closed = true;
+                    None
+                }
                 Event::Eof => break,
-                _ => {}
+                _ => None,
+            };
+            if let Some(name) = skip {
+                self.skip(&name)?;
             }
         }
         Ok(None)
     }
 
     /// Skips an element and everything inside it.
-    fn skip(&mut self, name: String) -> Result<(), ScanError> {
+    fn skip(&mut self, name: &str) -> Result<(), ScanError> {
         let mut depth = 1usize;
         while depth > 0 {
-            match self.event()? {
+            let (hosts_read, in_host) = (self.hosts_read, self.in_host);
+            match read(&mut self.reader, &mut self.buf, hosts_read, in_host)? {
                 Event::Start(e) if e.name().as_ref() == name => depth += 1,
                 Event::End(e) if e.name().as_ref() == name => depth -= 1,
-                Event::Eof => return Err(self.truncated()),
+                Event::Eof => return Err(truncated(hosts_read, in_host)),
                 _ => {}
             }
         }
         Ok(())
     }
 
-    fn truncated(&self) -> ScanError {
-        let place = if self.in_host {
-            format!("inside host {}", self.hosts_read + 1)
-        } else {
-            "before the scan finished".to_owned()
-        };
-        ScanError::Incomplete(format!("the file ends {place} (nmap was stopped or the file was cut short)"))
-    }
-
-    fn host(&mut self, start: &BytesStart<'_>) -> Result<Host, ScanError> {
+    fn host(&mut self, timed_out: bool) -> Result<Host, ScanError> {
         self.in_host = true;
-        let mut host = Host { timed_out: attr(start, "timedout").as_deref() == Some("true"), ..Host::default() };
+        let hosts_read = self.hosts_read;
+        let mut host = Host { timed_out, ..Host::default() };
         let mut port: Option<Port> = None;
         let mut in_hostscript = false;
         loop {
-            match self.event()? {
+            match read(&mut self.reader, &mut self.buf, hosts_read, true)? {
                 Event::Start(e) => match e.name().as_ref() {
-                    "status" => {
-                        host.state = attr(&e, "state").unwrap_or_else(|| "unknown".into());
-                        host.reason = attr(&e, "reason").unwrap_or_default();
-                    }
+                    "status" => each_attr(&e, |key, value| match key {
+                        "state" => host.state = value.into_owned(),
+                        "reason" => host.reason = value.into_owned(),
+                        _ => {}
+                    }),
                     "address" => {
-                        if let Some(addr) = attr(&e, "addr") {
-                            let kind = attr(&e, "addrtype").unwrap_or_else(|| "ipv4".into());
-                            host.addresses.push(Address { kind, addr, vendor: attr(&e, "vendor") });
+                        let (mut addr, mut kind, mut vendor) = (None, None, None);
+                        each_attr(&e, |key, value| match key {
+                            "addr" => addr = Some(value.into_owned()),
+                            "addrtype" => kind = Some(value.into_owned()),
+                            "vendor" => vendor = Some(value.into_owned()),
+                            _ => {}
+                        });
+                        if let Some(addr) = addr {
+                            host.addresses.push(Address { kind: kind.unwrap_or_else(|| "ipv4".into()), addr, vendor });
                         }
                     }
                     "hostname" => {
-                        if let Some(name) = attr(&e, "name") {
-                            host.hostnames.push(Hostname { name, kind: attr(&e, "type").unwrap_or_default() });
+                        let (mut name, mut kind) = (None, String::new());
+                        each_attr(&e, |key, value| match key {
+                            "name" => name = Some(value.into_owned()),
+                            "type" => kind = value.into_owned(),
+                            _ => {}
+                        });
+                        if let Some(name) = name {
+                            host.hostnames.push(Hostname { name, kind });
                         }
                     }
-                    "extraports" => host.extraports.push(ExtraPorts {
-                        state: attr(&e, "state").unwrap_or_else(|| "unknown".into()),
-                        count: attr(&e, "count").and_then(|c| c.parse().ok()).unwrap_or_default(),
-                    }),
-                    "port" => {
-                        port = Some(Port {
-                            protocol: attr(&e, "protocol").unwrap_or_default(),
-                            port: attr(&e, "portid").and_then(|p| p.parse().ok()).unwrap_or_default(),
-                            ..Port::default()
+                    "extraports" => {
+                        let mut extra = ExtraPorts { state: "unknown".into(), count: 0 };
+                        each_attr(&e, |key, value| match key {
+                            "state" => extra.state = value.into_owned(),
+                            "count" => extra.count = value.parse().unwrap_or_default(),
+                            _ => {}
                         });
+                        host.extraports.push(extra);
+                    }
+                    "port" => {
+                        let mut new = Port::default();
+                        each_attr(&e, |key, value| match key {
+                            "protocol" => new.protocol = value.into_owned(),
+                            "portid" => new.port = value.parse().unwrap_or_default(),
+                            _ => {}
+                        });
+                        port = Some(new);
                     }
                     "state" => {
                         if let Some(port) = &mut port {
-                            port.state = attr(&e, "state").unwrap_or_else(|| "unknown".into());
-                            port.reason = attr(&e, "reason").unwrap_or_default();
+                            each_attr(&e, |key, value| match key {
+                                "state" => port.state = value.into_owned(),
+                                "reason" => port.reason = value.into_owned(),
+                                _ => {}
+                            });
                         }
                     }
                     "service" => {
                         if let Some(port) = &mut port {
-                            port.service = Some(Service {
-                                name: attr(&e, "name"),
-                                product: attr(&e, "product"),
-                                version: attr(&e, "version"),
-                                extrainfo: attr(&e, "extrainfo"),
-                                tunnel: attr(&e, "tunnel"),
-                                method: attr(&e, "method"),
+                            let mut service = Service::default();
+                            each_attr(&e, |key, value| {
+                                let field = match key {
+                                    "name" => &mut service.name,
+                                    "product" => &mut service.product,
+                                    "version" => &mut service.version,
+                                    "extrainfo" => &mut service.extrainfo,
+                                    "tunnel" => &mut service.tunnel,
+                                    "method" => &mut service.method,
+                                    _ => return,
+                                };
+                                *field = Some(value.into_owned());
                             });
+                            port.service = Some(service);
                         }
                     }
                     "script" => {
-                        let script = Script {
-                            id: attr(&e, "id").unwrap_or_default(),
-                            output: attr(&e, "output").unwrap_or_default(),
-                        };
+                        let mut script = Script { id: String::new(), output: String::new() };
+                        each_attr(&e, |key, value| match key {
+                            "id" => script.id = value.into_owned(),
+                            "output" => script.output = value.into_owned(),
+                            _ => {}
+                        });
                         match &mut port {
                             Some(port) => port.scripts.push(script),
                             None if in_hostscript => host.scripts.push(script),
@@ -229,10 +254,15 @@ impl<R: BufRead> ScanReader<R> {
                         }
                     }
                     "hostscript" => in_hostscript = true,
-                    "osmatch" => host.os.push(OsMatch {
-                        name: attr(&e, "name").unwrap_or_default(),
-                        accuracy: attr(&e, "accuracy").and_then(|a| a.parse().ok()).unwrap_or_default(),
-                    }),
+                    "osmatch" => {
+                        let mut os = OsMatch { name: String::new(), accuracy: 0 };
+                        each_attr(&e, |key, value| match key {
+                            "name" => os.name = value.into_owned(),
+                            "accuracy" => os.accuracy = value.parse().unwrap_or_default(),
+                            _ => {}
+                        });
+                        host.os.push(os);
+                    }
                     _ => {}
                 },
                 Event::End(e) => match e.name().as_ref() {
@@ -245,11 +275,14 @@ impl<R: BufRead> ScanReader<R> {
                     "host" => {
                         self.in_host = false;
                         self.hosts_read += 1;
+                        if host.state.is_empty() {
+                            host.state = "unknown".into();
+                        }
                         return Ok(host);
                     }
                     _ => {}
                 },
-                Event::Eof => return Err(self.truncated()),
+                Event::Eof => return Err(truncated(hosts_read, true)),
                 _ => {}
             }
         }
@@ -273,12 +306,48 @@ impl<R: BufRead> ScanReader<R> {
     }
 }
 
-fn attr(element: &BytesStart<'_>, name: &str) -> Option<String> {
-    element
-        .try_get_attribute(name)
-        .ok()
-        .flatten()
-        .and_then(|a| a.normalized_value(XmlVersion::Implicit1_0).ok().map(|v| v.into_owned()))
+/// The next event, borrowing `buf`; an end of input inside markup means the file was cut short.
+fn read<'b, R: BufRead>(
+    reader: &mut Reader<R>,
+    buf: &'b mut Vec<u8>,
+    hosts_read: u64,
+    in_host: bool,
+) -> Result<Event<'b>, ScanError> {
+    buf.clear();
+    let offset = reader.buffer_position();
+    match reader.read_event_into(buf) {
+        Ok(event) => Ok(event),
+        // An unclosed tag, comment or attribute at the end of input: the file was cut short.
+        Err(quick_xml::Error::Syntax(error)) if !matches!(error, quick_xml::errors::SyntaxError::InvalidBangMarkup) => {
+            Err(truncated(hosts_read, in_host))
+        }
+        Err(error) => {
+            Err(ScanError::Malformed { offset: reader.error_position().max(offset), message: error.to_string() })
+        }
+    }
+}
+
+fn truncated(hosts_read: u64, in_host: bool) -> ScanError {
+    let place = if in_host { format!("inside host {}", hosts_read + 1) } else { "before the scan finished".to_owned() };
+    ScanError::Incomplete(format!("the file ends {place} (nmap was stopped or the file was cut short)"))
+}
+
+/// Calls `f` with each attribute's name and value, in one pass over the element.
+fn each_attr(element: &BytesStart<'_>, mut f: impl FnMut(&str, std::borrow::Cow<'_, str>)) {
+    for attribute in element.attributes().with_checks(false).flatten() {
+        let raw: &str = &attribute.value;
+        // Most values hold no entity and no whitespace to normalise: borrow them as they are.
+        let plain = !raw.bytes().any(|b| matches!(b, b'&' | b'\r' | b'\n' | b'\t'));
+        let value = if plain {
+            std::borrow::Cow::Borrowed(raw)
+        } else {
+            match attribute.normalized_value(XmlVersion::Implicit1_0) {
+                Ok(value) => value,
+                Err(_) => continue,
+            }
+        };
+        f(attribute.key.as_ref(), value);
+    }
 }
 
 /// Reads a whole scan into memory (for `scan diff`); rejects it unless it is complete.

@@ -68,6 +68,14 @@ struct Group {
     routes: Vec<String>,
 }
 
+/// Where events of the scan being ingested go: recorded at once (none in the baseline).
+struct Sink<'a> {
+    scan_id: i64,
+    baseline: bool,
+    repeat_window: u32,
+    ingested: &'a mut Ingested,
+}
+
 /// An event about to be recorded.
 struct NewEvent {
     address: String,
@@ -178,8 +186,9 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
-        let mut events = Vec::new();
-        let mut hosts_up = 0u64;
+        let mut ingested =
+            Ingested { group: group.name.clone(), scan_id, hosts_up: 0, baseline, events: 0, suppressed: 0, alerts: 0 };
+        let mut sink = Sink { scan_id, baseline, repeat_window, ingested: &mut ingested };
         loop {
             let host = match reader.next_host() {
                 Ok(Some(host)) => host,
@@ -190,42 +199,36 @@ impl Store {
                 continue;
             }
             let Some(address) = host.primary_address().map(str::to_owned) else { continue };
-            if self.sighted(&mut tx, group, scan_id, &address, &host, noise, &mut events).await? {
-                hosts_up += 1;
+            if self.sighted(&mut tx, group, &address, &host, noise, &mut sink).await? {
+                sink.ingested.hosts_up += 1;
             }
         }
         let stats = match reader.finish() {
             Ok(stats) => stats,
             Err(error) => return Ok(Err(error)),
         };
-        self.missed(&mut tx, group, scan_id, &mut events).await?;
+        self.missed(&mut tx, group, &mut sink).await?;
         sqlx::query("UPDATE scans SET finished_at = $1, hosts_up = $2 WHERE id = $3")
             .bind(stats.finished)
-            .bind(i64::try_from(hosts_up).unwrap_or(i64::MAX))
+            .bind(i64::try_from(sink.ingested.hosts_up).unwrap_or(i64::MAX))
             .bind(scan_id)
             .execute(&mut *tx)
             .await?;
-        let mut ingested =
-            Ingested { group: group.name.clone(), scan_id, hosts_up, baseline, events: 0, suppressed: 0, alerts: 0 };
-        if !baseline {
-            self.record_events(&mut tx, group, scan_id, events, repeat_window, &mut ingested).await?;
-        }
         tx.commit().await?;
         Ok(Ok(ingested))
     }
 
     /// Records a host seen up; returns false when it was already sighted in this scan.
-    #[allow(clippy::too_many_arguments)]
     async fn sighted(
         &self,
         tx: &mut Transaction<'_, Any>,
         group: &Group,
-        scan_id: i64,
         address: &str,
         host: &Host,
         noise: NoisePolicy,
-        events: &mut Vec<NewEvent>,
+        sink: &mut Sink<'_>,
     ) -> Result<bool, StoreError> {
+        let scan_id = sink.scan_id;
         let row = sqlx::query(
             "SELECT id, status, misses, seen_scan_id, observation FROM hosts WHERE group_id = $1 AND address = $2",
         )
@@ -269,9 +272,11 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
                 if let Some(event) = transition.event {
-                    events.push(status_event(address, event));
+                    self.record(tx, group, status_event(address, event), sink).await?;
                 }
-                events.extend(changes.iter().map(|change| change_event(address, change)));
+                for change in &changes {
+                    self.record(tx, group, change_event(address, change), sink).await?;
+                }
             }
             None => {
                 let transition = state::next(None, Sighting::Seen { changed: false }, group.down_after);
@@ -288,7 +293,7 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
                 if let Some(event) = transition.event {
-                    events.push(status_event(address, event));
+                    self.record(tx, group, status_event(address, event), sink).await?;
                 }
             }
         }
@@ -306,9 +311,9 @@ impl Store {
         &self,
         tx: &mut Transaction<'_, Any>,
         group: &Group,
-        scan_id: i64,
-        events: &mut Vec<NewEvent>,
+        sink: &mut Sink<'_>,
     ) -> Result<(), StoreError> {
+        let scan_id = sink.scan_id;
         let rows = sqlx::query("SELECT id, address, status, misses FROM hosts WHERE group_id = $1 AND (seen_scan_id IS NULL OR seen_scan_id <> $2)")
             .bind(group.id)
             .bind(scan_id)
@@ -325,67 +330,66 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
             if let Some(event) = transition.event {
-                events.push(status_event(&row.try_get::<String, _>(1)?, event));
+                self.record(tx, group, status_event(&row.try_get::<String, _>(1)?, event), sink).await?;
             }
         }
         Ok(())
     }
 
-    /// Records the events, and queues an alert per route for each one not seen within
-    /// the repeat window.
-    async fn record_events(
+    /// Records an event (none in the baseline) and queues an alert per route, unless the
+    /// same change was alerted within the repeat window.
+    async fn record(
         &self,
         tx: &mut Transaction<'_, Any>,
         group: &Group,
-        scan_id: i64,
-        events: Vec<NewEvent>,
-        repeat_window: u32,
-        ingested: &mut Ingested,
+        event: NewEvent,
+        sink: &mut Sink<'_>,
     ) -> Result<(), StoreError> {
+        if sink.baseline {
+            return Ok(());
+        }
         let now = now();
-        for event in events {
-            let repeated = repeat_window > 0
-                && sqlx::query(
-                    "SELECT e.id FROM events e WHERE e.group_id = $1 AND e.fingerprint = $2 AND e.suppressed = 0 AND e.scan_id IN \
-                     (SELECT s.id FROM scans s WHERE s.group_id = $1 AND s.status = 'complete' AND s.id < $3 ORDER BY s.id DESC LIMIT $4) LIMIT 1",
-                )
-                .bind(group.id)
-                .bind(&event.fingerprint)
-                .bind(scan_id)
-                .bind(i64::from(repeat_window))
-                .fetch_optional(&mut **tx)
-                .await?
-                .is_some();
-            let event_id: i64 = sqlx::query(
-                "INSERT INTO events (scan_id, group_id, address, kind, summary, detail, fingerprint, suppressed, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        let repeated = sink.repeat_window > 0
+            && sqlx::query(
+                "SELECT e.id FROM events e WHERE e.group_id = $1 AND e.fingerprint = $2 AND e.suppressed = 0 AND e.scan_id IN \
+                 (SELECT s.id FROM scans s WHERE s.group_id = $1 AND s.status = 'complete' AND s.id < $3 ORDER BY s.id DESC LIMIT $4) LIMIT 1",
             )
-            .bind(scan_id)
             .bind(group.id)
-            .bind(&event.address)
-            .bind(&event.kind)
-            .bind(&event.summary)
-            .bind(&event.detail)
             .bind(&event.fingerprint)
-            .bind(i64::from(repeated))
-            .bind(now)
-            .fetch_one(&mut **tx)
+            .bind(sink.scan_id)
+            .bind(i64::from(sink.repeat_window))
+            .fetch_optional(&mut **tx)
             .await?
-            .try_get(0)?;
-            ingested.events += 1;
-            if repeated {
-                ingested.suppressed += 1;
-                continue;
-            }
-            for route in &group.routes {
-                sqlx::query("INSERT INTO outbox (event_id, route, next_attempt_at) VALUES ($1, $2, $3)")
-                    .bind(event_id)
-                    .bind(route)
-                    .bind(now)
-                    .execute(&mut **tx)
-                    .await?;
-                ingested.alerts += 1;
-            }
+            .is_some();
+        let event_id: i64 = sqlx::query(
+            "INSERT INTO events (scan_id, group_id, address, kind, summary, detail, fingerprint, suppressed, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(sink.scan_id)
+        .bind(group.id)
+        .bind(&event.address)
+        .bind(&event.kind)
+        .bind(&event.summary)
+        .bind(&event.detail)
+        .bind(&event.fingerprint)
+        .bind(i64::from(repeated))
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+        sink.ingested.events += 1;
+        if repeated {
+            sink.ingested.suppressed += 1;
+            return Ok(());
+        }
+        for route in &group.routes {
+            sqlx::query("INSERT INTO outbox (event_id, route, next_attempt_at) VALUES ($1, $2, $3)")
+                .bind(event_id)
+                .bind(route)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            sink.ingested.alerts += 1;
         }
         Ok(())
     }

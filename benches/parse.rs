@@ -1,0 +1,64 @@
+//! Parser throughput: seclab's streaming nmap reader against a bare quick-xml event loop
+//! over the same file, in one run. `bench/scans.sh` runs it on a generated 65,536-host scan:
+//!
+//!     SECLAB_BENCH_SCAN=before.xml cargo bench --bench parse
+
+use std::fs::File;
+use std::io::BufReader;
+use std::time::Instant;
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use seclab::scan::parse::ScanReader;
+
+const ROUNDS: usize = 5;
+
+fn bare_loop(path: &str) -> usize {
+    let mut reader = Reader::from_reader(BufReader::with_capacity(64 * 1024, File::open(path).unwrap()));
+    let mut buf = Vec::new();
+    let mut elements = 0;
+    loop {
+        match reader.read_event_into(&mut buf).unwrap() {
+            Event::Start(_) | Event::Empty(_) => elements += 1,
+            Event::Eof => return elements,
+            _ => {}
+        }
+        buf.clear();
+    }
+}
+
+fn seclab_reader(path: &str) -> usize {
+    let mut reader = ScanReader::new(BufReader::with_capacity(64 * 1024, File::open(path).unwrap())).unwrap();
+    let mut hosts = 0;
+    while reader.next_host().unwrap().is_some() {
+        hosts += 1;
+    }
+    reader.finish().unwrap();
+    hosts
+}
+
+/// The best of a few rounds, in seconds.
+fn best(mut run: impl FnMut() -> usize) -> (f64, usize) {
+    let mut best = f64::MAX;
+    let mut count = 0;
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        count = std::hint::black_box(run());
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    (best, count)
+}
+
+fn main() {
+    let Ok(path) = std::env::var("SECLAB_BENCH_SCAN") else {
+        eprintln!("set SECLAB_BENCH_SCAN to an nmap XML file (bench/scans.sh does)");
+        return;
+    };
+    let megabytes = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
+    let (bare, elements) = best(|| bare_loop(&path));
+    let (seclab, hosts) = best(|| seclab_reader(&path));
+    println!("file: {path} ({megabytes:.1} MB, {hosts} hosts, {elements} elements)");
+    println!("bare quick-xml event loop: {:.0} MB/s", megabytes / bare);
+    println!("seclab ScanReader:         {:.0} MB/s", megabytes / seclab);
+    println!("ratio (seclab / bare):     {:.2} (target: at least 0.50)", bare / seclab);
+}
