@@ -10,6 +10,9 @@ use seclab::scan::diff::{Matching, NoisePolicy};
 
 mod cli;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use cli::{Failure, exit, print};
 
 /// One desired-state file to a running home-lab security stack on Kubernetes.

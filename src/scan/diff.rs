@@ -5,7 +5,7 @@
 //! hosts are matched by address alone, so a changed reverse-DNS name reads as a changed
 //! name rather than one host gone and another new.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -119,19 +119,68 @@ pub struct HostDiff {
 
 /// Compares scan `before` with scan `after`; returns the hosts that differ, sorted.
 pub fn compare(before: &[Host], after: &[Host], matching: Matching, noise: NoisePolicy) -> Vec<HostDiff> {
-    let index = |hosts: &[Host]| -> BTreeMap<String, usize> {
-        hosts.iter().enumerate().map(|(i, h)| (host_key(h, matching), i)).collect()
-    };
-    let (a, b) = (index(before), index(after));
-    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter_map(|key| {
-            let diff = compare_host(a.get(key).map(|&i| &before[i]), b.get(key).map(|&i| &after[i]), noise);
-            (!diff.changes.is_empty()).then_some(diff)
-        })
-        .collect()
+    let mut merge = Merge::new(matching, noise);
+    for host in before {
+        merge.before(host.clone());
+    }
+    for host in after {
+        merge.after(host.clone());
+    }
+    merge.finish()
+}
+
+/// Pairs the hosts of two scans as they stream in, in any order, and compares each pair
+/// at once: only hosts whose counterpart has not arrived yet are held in memory.
+pub struct Merge {
+    matching: Matching,
+    noise: NoisePolicy,
+    unpaired_before: HashMap<String, Host>,
+    unpaired_after: HashMap<String, Host>,
+    diffs: Vec<(String, HostDiff)>,
+}
+
+impl Merge {
+    /// An empty comparison.
+    pub fn new(matching: Matching, noise: NoisePolicy) -> Self {
+        Self { matching, noise, unpaired_before: HashMap::new(), unpaired_after: HashMap::new(), diffs: Vec::new() }
+    }
+
+    /// A host of the earlier scan.
+    pub fn before(&mut self, host: Host) {
+        let key = host_key(&host, self.matching);
+        match self.unpaired_after.remove(&key) {
+            Some(after) => self.pair(key, Some(&host), Some(&after)),
+            None => drop(self.unpaired_before.insert(key, host)),
+        }
+    }
+
+    /// A host of the later scan.
+    pub fn after(&mut self, host: Host) {
+        let key = host_key(&host, self.matching);
+        match self.unpaired_before.remove(&key) {
+            Some(before) => self.pair(key, Some(&before), Some(&host)),
+            None => drop(self.unpaired_after.insert(key, host)),
+        }
+    }
+
+    fn pair(&mut self, key: String, before: Option<&Host>, after: Option<&Host>) {
+        let diff = compare_host(before, after, self.noise);
+        if !diff.changes.is_empty() {
+            self.diffs.push((key, diff));
+        }
+    }
+
+    /// The hosts that differ, sorted by key; hosts never paired are gone or new.
+    pub fn finish(mut self) -> Vec<HostDiff> {
+        for (key, host) in std::mem::take(&mut self.unpaired_before) {
+            self.pair(key, Some(&host), None);
+        }
+        for (key, host) in std::mem::take(&mut self.unpaired_after) {
+            self.pair(key, None, Some(&host));
+        }
+        self.diffs.sort_by(|a, b| a.0.cmp(&b.0));
+        self.diffs.into_iter().map(|(_, diff)| diff).collect()
+    }
 }
 
 /// The key pairing hosts across scans: ndiff's id, or the address alone.

@@ -49,12 +49,16 @@ impl Drop for Service {
     }
 }
 
-/// A port free on every 127.0.0.x address the tests use.
+/// A port free on every 127.0.0.x address the tests use, never handed out twice in
+/// one test process (tests run in parallel).
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
-        let free = (2..=6).all(|last| TcpListener::bind((Ipv4Addr::new(127, 0, 0, last), port)).is_ok());
-        if free {
+        let free = (1..=6).all(|last| TcpListener::bind((Ipv4Addr::new(127, 0, 0, last), port)).is_ok());
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if free && !given.contains(&port) {
+            given.push(port);
             return port;
         }
     }
