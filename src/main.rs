@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use seclab::config;
-use seclab::scan::diff::{Matching, NoisePolicy};
 
 mod cli;
 
@@ -177,19 +176,6 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Init { force } => cli::lab::init(cli, *force),
         Command::Validate => cli::lab::validate(cli),
         Command::Render { out } => cli::lab::render(cli, out.as_deref()),
-        Command::Scan {
-            command: ScanCommand::Diff { before, after, matching, ignore_tcpwrapped, ignore_service_timeouts },
-        } => {
-            let noise = NoisePolicy {
-                ignore_tcpwrapped: *ignore_tcpwrapped,
-                ignore_service_timeouts: *ignore_service_timeouts,
-            };
-            let matching = match matching {
-                MatchBy::Address => Matching::Address,
-                MatchBy::Ndiff => Matching::Ndiff,
-            };
-            cli::scan::diff(cli, before, after, matching, noise)
-        }
         Command::Scan { command } => cli::scan::run(cli, command),
         Command::Schema => print(&serde_json::to_string_pretty(&config::json_schema()).map_err(Failure::error)?),
         Command::Completions { shell } => {

@@ -14,7 +14,7 @@ use seclab::scan::store::{IngestOutcome, Store, StoreError, SyncAction};
 use seclab::scan::{parse, report, run as nmap};
 
 use super::{Failure, exit, load, print};
-use crate::{Cli, DeliveryArgs, Output, ScanCommand};
+use crate::{Cli, DeliveryArgs, MatchBy, Output, ScanCommand};
 
 impl From<StoreError> for Failure {
     fn from(error: StoreError) -> Self {
@@ -22,8 +22,18 @@ impl From<StoreError> for Failure {
     }
 }
 
-/// The scan commands that use the scan database.
+/// `seclab scan ...`.
 pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
+    if let ScanCommand::Diff { before, after, matching, ignore_tcpwrapped, ignore_service_timeouts } = command {
+        // Two files, no database and no desired-state file needed.
+        let noise =
+            NoisePolicy { ignore_tcpwrapped: *ignore_tcpwrapped, ignore_service_timeouts: *ignore_service_timeouts };
+        let matching = match matching {
+            MatchBy::Address => Matching::Address,
+            MatchBy::Ndiff => Matching::Ndiff,
+        };
+        return diff(cli, before, after, matching, noise);
+    }
     let lab = load(cli)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::error)?;
     runtime.block_on(async {
@@ -59,7 +69,8 @@ pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
             }
             ScanCommand::Status => status(cli, &store).await,
             ScanCommand::History { group, host, limit } => history(cli, &store, group, host.as_deref(), *limit).await,
-            ScanCommand::Diff { .. } => unreachable!("scan diff needs no database and is dispatched by main"),
+            // Handled above, before the lab and its database are opened.
+            ScanCommand::Diff { .. } => Ok(()),
         };
         store.close().await;
         result
@@ -312,7 +323,7 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
 }
 
 /// `seclab scan diff`.
-pub fn diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: NoisePolicy) -> Result<(), Failure> {
+fn diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: NoisePolicy) -> Result<(), Failure> {
     let invalid = |path: &Path, error: parse::ScanError| {
         let text = format!("error: {}: {error}; it was not compared", path.display());
         Failure { code: exit::INVALID_INPUT, json: json!({ "error": text, "file": path.display().to_string() }), text }

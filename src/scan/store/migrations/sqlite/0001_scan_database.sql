@@ -1,4 +1,4 @@
--- The scan database (SQLite). Times are seconds since the epoch.
+-- The scan database (SQLite). Keep in step with ../postgres/: only the id columns differ.
 CREATE TABLE tenants (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
