@@ -9,9 +9,8 @@ use seclab::reconcile::scan_database;
 use seclab::scan::alerts::{self, DeliveryReport};
 use seclab::scan::diff::{self, Matching, NoisePolicy};
 use seclab::scan::files::{self, ScanFile};
-use seclab::scan::model::{Host, RunInfo};
 use seclab::scan::store::{IngestOutcome, Store, StoreError, SyncAction};
-use seclab::scan::{parse, report, run as nmap};
+use seclab::scan::{chunks, parse, report, run as nmap};
 
 use super::{Failure, exit, load, print};
 use crate::{Cli, DeliveryArgs, MatchBy, Output, ScanCommand};
@@ -328,44 +327,33 @@ fn diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: Noise
         let text = format!("error: {}: {error}; it was not compared", path.display());
         Failure { code: exit::INVALID_INPUT, json: json!({ "error": text, "file": path.display().to_string() }), text }
     };
-    // Both files stream on their own threads into one comparison, which holds only the
-    // hosts whose counterpart has not been read yet.
-    let (sender, hosts) = std::sync::mpsc::sync_channel::<(bool, Host)>(4096);
-    let (a, b, diffs) = std::thread::scope(|scope| {
-        let reader = |path: &Path, later: bool, sender: std::sync::mpsc::SyncSender<(bool, Host)>| {
-            let path = path.to_owned();
-            move || -> Result<(RunInfo, usize), parse::ScanError> {
-                let file =
-                    std::fs::File::open(&path).map_err(|e| parse::ScanError::Io(format!("{}: {e}", path.display())))?;
-                let mut reader = parse::ScanReader::new(std::io::BufReader::with_capacity(64 * 1024, file))?;
-                let info = reader.info().clone();
-                let mut count = 0;
-                while let Some(host) = reader.next_host()? {
-                    count += 1;
-                    if sender.send((later, host)).is_err() {
-                        break;
-                    }
-                }
-                reader.finish()?;
-                Ok((info, count))
-            }
-        };
-        let first = scope.spawn(reader(before, false, sender.clone()));
-        let second = scope.spawn(reader(after, true, sender));
-        let mut merge = diff::Merge::new(matching, noise);
-        for (later, host) in hosts.iter() {
-            if later { merge.after(host) } else { merge.before(host) }
-        }
-        let failed = || Err(parse::ScanError::Io("a reader thread failed".into()));
-        (first.join().unwrap_or_else(|_| failed()), second.join().unwrap_or_else(|_| failed()), merge.finish())
+    // Both files are read and split into host elements on two threads; only the hosts
+    // whose elements differ between the files are parsed and compared.
+    let split = |path: &Path| -> Result<Vec<u8>, parse::ScanError> {
+        std::fs::read(path).map_err(|e| parse::ScanError::Io(format!("{}: {e}", path.display())))
+    };
+    let (a_bytes, b_bytes) = std::thread::scope(|scope| {
+        let later = scope.spawn(|| split(after));
+        (split(before), later.join().unwrap_or_else(|_| Err(parse::ScanError::Io("the reader thread failed".into()))))
+    });
+    let (a_bytes, b_bytes) = (a_bytes.map_err(|e| invalid(before, e))?, b_bytes.map_err(|e| invalid(after, e))?);
+    let (a, b) = std::thread::scope(|scope| {
+        let later = scope.spawn(|| chunks::split(&b_bytes));
+        (
+            chunks::split(&a_bytes),
+            later.join().unwrap_or_else(|_| Err(parse::ScanError::Io("the reader thread failed".into()))),
+        )
     });
     let (a, b) = (a.map_err(|e| invalid(before, e))?, b.map_err(|e| invalid(after, e))?);
+    let (earlier, later) =
+        chunks::changed_hosts(&a, &b).map_err(|(in_later, e)| invalid(if in_later { after } else { before }, e))?;
+    let diffs = diff::compare(&earlier, &later, matching, noise);
     match cli.output {
         Output::Json => print(
             &json!({
                 "matching": matching,
-                "before": { "file": before.display().to_string(), "start": a.0.start, "hosts": a.1 },
-                "after": { "file": after.display().to_string(), "start": b.0.start, "hosts": b.1 },
+                "before": { "file": before.display().to_string(), "start": a.info.start, "hosts": a.hosts.len() },
+                "after": { "file": after.display().to_string(), "start": b.info.start, "hosts": b.hosts.len() },
                 "hosts": diffs,
             })
             .to_string(),

@@ -3,6 +3,7 @@
 //! the alert senders are the only parts that do I/O.
 
 pub mod alerts;
+pub mod chunks;
 pub mod diff;
 pub mod files;
 pub mod model;

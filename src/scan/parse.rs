@@ -49,7 +49,6 @@ impl<R: BufRead> ScanReader<R> {
     pub fn new(input: R) -> Result<Self, ScanError> {
         let mut reader = Reader::from_reader(input);
         let config = reader.config_mut();
-        config.expand_empty_elements = true;
         config.check_end_names = true;
         let mut this = Self {
             reader,
@@ -64,7 +63,7 @@ impl<R: BufRead> ScanReader<R> {
         loop {
             let (hosts_read, in_host) = (this.hosts_read, this.in_host);
             match read(&mut this.reader, &mut this.buf, hosts_read, in_host)? {
-                Event::Start(e) if e.name().as_ref() == "nmaprun" => {
+                Event::Start(e) | Event::Empty(e) if e.name().as_ref() == "nmaprun" => {
                     each_attr(&e, |key, value| match key {
                         "scanner" => this.info.scanner = value.into_owned(),
                         "args" => this.info.args = value.into_owned(),
@@ -74,7 +73,7 @@ impl<R: BufRead> ScanReader<R> {
                     });
                     return Ok(this);
                 }
-                Event::Start(e) => {
+                Event::Start(e) | Event::Empty(e) => {
                     let name = e.name().as_ref().to_owned();
                     return Err(ScanError::NotNmap(format!("the root element is <{name}>, not <nmaprun>")));
                 }
@@ -93,47 +92,53 @@ impl<R: BufRead> ScanReader<R> {
     pub fn next_host(&mut self) -> Result<Option<Host>, ScanError> {
         while !self.closed {
             let (hosts_read, in_host) = (self.hosts_read, self.in_host);
-            let skip = match read(&mut self.reader, &mut self.buf, hosts_read, in_host)? {
-                Event::Start(e) => match e.name().as_ref() {
-                    "host" => {
-                        let mut timed_out = false;
-                        each_attr(&e, |key, value| timed_out |= key == "timedout" && value == "true");
-                        return self.host(timed_out).map(Some);
-                    }
-                    name @ ("hosthint" | "prescript" | "postscript" | "taskprogress") => Some(name.to_owned()),
-                    "finished" => {
-                        let (mut exit, mut time, mut summary, mut error) = (String::new(), 0, String::new(), None);
-                        each_attr(&e, |key, value| match key {
-                            "exit" => exit = value.into_owned(),
-                            "time" => time = value.parse().unwrap_or_default(),
-                            "summary" => summary = value.into_owned(),
-                            "errormsg" => error = Some(value.into_owned()),
-                            _ => {}
-                        });
-                        if exit == "success" {
-                            self.stats = Some(RunStats { finished: time, summary, ..RunStats::default() });
-                        } else {
-                            self.failure = Some(error.unwrap_or_else(|| "nmap reported an error".into()));
-                        }
-                        None
-                    }
-                    "hosts" => {
-                        if let Some(stats) = &mut self.stats {
-                            each_attr(&e, |key, value| match key {
-                                "up" => stats.hosts_up = value.parse().unwrap_or_default(),
-                                "down" => stats.hosts_down = value.parse().unwrap_or_default(),
-                                _ => {}
-                            });
-                        }
-                        None
-                    }
-                    _ => None,
-                },
+            let (e, empty) = match read(&mut self.reader, &mut self.buf, hosts_read, in_host)? {
+                Event::Start(e) => (e, false),
+                Event::Empty(e) => (e, true),
                 Event::End(e) if e.name().as_ref() == "nmaprun" => {
                     self.closed = true;
-                    None
+                    continue;
                 }
                 Event::Eof => break,
+                _ => continue,
+            };
+            let skip = match e.name().as_ref() {
+                "host" => {
+                    let mut timed_out = false;
+                    each_attr(&e, |key, value| timed_out |= key == "timedout" && value == "true");
+                    if empty {
+                        self.hosts_read += 1;
+                        return Ok(Some(Host { timed_out, state: "unknown".into(), ..Host::default() }));
+                    }
+                    return self.host(timed_out).map(Some);
+                }
+                name @ ("hosthint" | "prescript" | "postscript" | "taskprogress") if !empty => Some(name.to_owned()),
+                "finished" => {
+                    let (mut exit, mut time, mut summary, mut error) = (String::new(), 0, String::new(), None);
+                    each_attr(&e, |key, value| match key {
+                        "exit" => exit = value.into_owned(),
+                        "time" => time = value.parse().unwrap_or_default(),
+                        "summary" => summary = value.into_owned(),
+                        "errormsg" => error = Some(value.into_owned()),
+                        _ => {}
+                    });
+                    if exit == "success" {
+                        self.stats = Some(RunStats { finished: time, summary, ..RunStats::default() });
+                    } else {
+                        self.failure = Some(error.unwrap_or_else(|| "nmap reported an error".into()));
+                    }
+                    None
+                }
+                "hosts" => {
+                    if let Some(stats) = &mut self.stats {
+                        each_attr(&e, |key, value| match key {
+                            "up" => stats.hosts_up = value.parse().unwrap_or_default(),
+                            "down" => stats.hosts_down = value.parse().unwrap_or_default(),
+                            _ => {}
+                        });
+                    }
+                    None
+                }
                 _ => None,
             };
             if let Some(name) = skip {
@@ -165,124 +170,135 @@ impl<R: BufRead> ScanReader<R> {
         let mut port: Option<Port> = None;
         let mut in_hostscript = false;
         loop {
-            match read(&mut self.reader, &mut self.buf, hosts_read, true)? {
-                Event::Start(e) => match e.name().as_ref() {
-                    "status" => each_attr(&e, |key, value| match key {
-                        "state" => host.state = value.into_owned(),
-                        "reason" => host.reason = value.into_owned(),
+            let (e, empty) = match read(&mut self.reader, &mut self.buf, hosts_read, true)? {
+                Event::Start(e) => (e, false),
+                Event::Empty(e) => (e, true),
+                Event::End(e) => {
+                    match e.name().as_ref() {
+                        "port" => {
+                            if let Some(port) = port.take().filter(|p| p.port != 0 && !p.protocol.is_empty()) {
+                                host.ports.push(port);
+                            }
+                        }
+                        "hostscript" => in_hostscript = false,
+                        "host" => {
+                            self.in_host = false;
+                            self.hosts_read += 1;
+                            if host.state.is_empty() {
+                                host.state = "unknown".into();
+                            }
+                            return Ok(host);
+                        }
                         _ => {}
-                    }),
-                    "address" => {
-                        let (mut addr, mut kind, mut vendor) = (None, None, None);
-                        each_attr(&e, |key, value| match key {
-                            "addr" => addr = Some(value.into_owned()),
-                            "addrtype" => kind = Some(value.into_owned()),
-                            "vendor" => vendor = Some(value.into_owned()),
-                            _ => {}
-                        });
-                        if let Some(addr) = addr {
-                            host.addresses.push(Address { kind: kind.unwrap_or_else(|| "ipv4".into()), addr, vendor });
+                    }
+                    continue;
+                }
+                Event::Eof => return Err(truncated(hosts_read, true)),
+                _ => continue,
+            };
+            match e.name().as_ref() {
+                "status" => each_attr(&e, |key, value| match key {
+                    "state" => host.state = value.into_owned(),
+                    "reason" => host.reason = value.into_owned(),
+                    _ => {}
+                }),
+                "address" => {
+                    let (mut addr, mut kind, mut vendor) = (None, None, None);
+                    each_attr(&e, |key, value| match key {
+                        "addr" => addr = Some(value.into_owned()),
+                        "addrtype" => kind = Some(value.into_owned()),
+                        "vendor" => vendor = Some(value.into_owned()),
+                        _ => {}
+                    });
+                    if let Some(addr) = addr {
+                        host.addresses.push(Address { kind: kind.unwrap_or_else(|| "ipv4".into()), addr, vendor });
+                    }
+                }
+                "hostname" => {
+                    let (mut name, mut kind) = (None, String::new());
+                    each_attr(&e, |key, value| match key {
+                        "name" => name = Some(value.into_owned()),
+                        "type" => kind = value.into_owned(),
+                        _ => {}
+                    });
+                    if let Some(name) = name {
+                        host.hostnames.push(Hostname { name, kind });
+                    }
+                }
+                "extraports" => {
+                    let mut extra = ExtraPorts { state: "unknown".into(), count: 0 };
+                    each_attr(&e, |key, value| match key {
+                        "state" => extra.state = value.into_owned(),
+                        "count" => extra.count = value.parse().unwrap_or_default(),
+                        _ => {}
+                    });
+                    host.extraports.push(extra);
+                }
+                "port" => {
+                    let mut new = Port::default();
+                    each_attr(&e, |key, value| match key {
+                        "protocol" => new.protocol = value.into_owned(),
+                        "portid" => new.port = value.parse().unwrap_or_default(),
+                        _ => {}
+                    });
+                    if empty {
+                        if new.port != 0 && !new.protocol.is_empty() {
+                            host.ports.push(new);
                         }
-                    }
-                    "hostname" => {
-                        let (mut name, mut kind) = (None, String::new());
-                        each_attr(&e, |key, value| match key {
-                            "name" => name = Some(value.into_owned()),
-                            "type" => kind = value.into_owned(),
-                            _ => {}
-                        });
-                        if let Some(name) = name {
-                            host.hostnames.push(Hostname { name, kind });
-                        }
-                    }
-                    "extraports" => {
-                        let mut extra = ExtraPorts { state: "unknown".into(), count: 0 };
-                        each_attr(&e, |key, value| match key {
-                            "state" => extra.state = value.into_owned(),
-                            "count" => extra.count = value.parse().unwrap_or_default(),
-                            _ => {}
-                        });
-                        host.extraports.push(extra);
-                    }
-                    "port" => {
-                        let mut new = Port::default();
-                        each_attr(&e, |key, value| match key {
-                            "protocol" => new.protocol = value.into_owned(),
-                            "portid" => new.port = value.parse().unwrap_or_default(),
-                            _ => {}
-                        });
+                    } else {
                         port = Some(new);
                     }
-                    "state" => {
-                        if let Some(port) = &mut port {
-                            each_attr(&e, |key, value| match key {
-                                "state" => port.state = value.into_owned(),
-                                "reason" => port.reason = value.into_owned(),
-                                _ => {}
-                            });
-                        }
-                    }
-                    "service" => {
-                        if let Some(port) = &mut port {
-                            let mut service = Service::default();
-                            each_attr(&e, |key, value| {
-                                let field = match key {
-                                    "name" => &mut service.name,
-                                    "product" => &mut service.product,
-                                    "version" => &mut service.version,
-                                    "extrainfo" => &mut service.extrainfo,
-                                    "tunnel" => &mut service.tunnel,
-                                    "method" => &mut service.method,
-                                    _ => return,
-                                };
-                                *field = Some(value.into_owned());
-                            });
-                            port.service = Some(service);
-                        }
-                    }
-                    "script" => {
-                        let mut script = Script { id: String::new(), output: String::new() };
+                }
+                "state" => {
+                    if let Some(port) = &mut port {
                         each_attr(&e, |key, value| match key {
-                            "id" => script.id = value.into_owned(),
-                            "output" => script.output = value.into_owned(),
+                            "state" => port.state = value.into_owned(),
+                            "reason" => port.reason = value.into_owned(),
                             _ => {}
                         });
-                        match &mut port {
-                            Some(port) => port.scripts.push(script),
-                            None if in_hostscript => host.scripts.push(script),
-                            None => {}
-                        }
                     }
-                    "hostscript" => in_hostscript = true,
-                    "osmatch" => {
-                        let mut os = OsMatch { name: String::new(), accuracy: 0 };
-                        each_attr(&e, |key, value| match key {
-                            "name" => os.name = value.into_owned(),
-                            "accuracy" => os.accuracy = value.parse().unwrap_or_default(),
-                            _ => {}
+                }
+                "service" => {
+                    if let Some(port) = &mut port {
+                        let mut service = Service::default();
+                        each_attr(&e, |key, value| {
+                            let field = match key {
+                                "name" => &mut service.name,
+                                "product" => &mut service.product,
+                                "version" => &mut service.version,
+                                "extrainfo" => &mut service.extrainfo,
+                                "tunnel" => &mut service.tunnel,
+                                "method" => &mut service.method,
+                                _ => return,
+                            };
+                            *field = Some(value.into_owned());
                         });
-                        host.os.push(os);
+                        port.service = Some(service);
                     }
-                    _ => {}
-                },
-                Event::End(e) => match e.name().as_ref() {
-                    "port" => {
-                        if let Some(port) = port.take().filter(|p| p.port != 0 && !p.protocol.is_empty()) {
-                            host.ports.push(port);
-                        }
+                }
+                "script" => {
+                    let mut script = Script { id: String::new(), output: String::new() };
+                    each_attr(&e, |key, value| match key {
+                        "id" => script.id = value.into_owned(),
+                        "output" => script.output = value.into_owned(),
+                        _ => {}
+                    });
+                    match &mut port {
+                        Some(port) => port.scripts.push(script),
+                        None if in_hostscript => host.scripts.push(script),
+                        None => {}
                     }
-                    "hostscript" => in_hostscript = false,
-                    "host" => {
-                        self.in_host = false;
-                        self.hosts_read += 1;
-                        if host.state.is_empty() {
-                            host.state = "unknown".into();
-                        }
-                        return Ok(host);
-                    }
-                    _ => {}
-                },
-                Event::Eof => return Err(truncated(hosts_read, true)),
+                }
+                "hostscript" => in_hostscript = !empty,
+                "osmatch" => {
+                    let mut os = OsMatch { name: String::new(), accuracy: 0 };
+                    each_attr(&e, |key, value| match key {
+                        "name" => os.name = value.into_owned(),
+                        "accuracy" => os.accuracy = value.parse().unwrap_or_default(),
+                        _ => {}
+                    });
+                    host.os.push(os);
+                }
                 _ => {}
             }
         }
