@@ -68,15 +68,19 @@ async fn a_deployment_becomes_available_on_kwok_nodes() {
         (available && status.available_replicas == Some(2)).then_some(())
     })
     .await;
-    let pods = Api::<Pod>::namespaced(client, &ns).list(&ListParams::default().labels("app=web")).await.unwrap();
-    assert_eq!(pods.items.len(), 2);
-    for pod in pods.items {
-        let spec = pod.spec.unwrap();
-        assert!(spec.node_name.unwrap().starts_with("kwok-node-"));
-        let status = pod.status.unwrap();
-        assert_eq!(status.phase.as_deref(), Some("Running"));
-        assert!(status.conditions.unwrap().iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    }
+    let pods = Api::<Pod>::namespaced(client, &ns);
+    eventually("both pods Running and Ready on kwok nodes", || async {
+        let list = pods.list(&ListParams::default().labels("app=web")).await.ok()?;
+        let ready = |pod: &Pod| {
+            let on_kwok = pod.spec.as_ref()?.node_name.as_ref()?.starts_with("kwok-node-");
+            let status = pod.status.as_ref()?;
+            let running = status.phase.as_deref() == Some("Running");
+            let ready = status.conditions.as_ref()?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+            Some(on_kwok && running && ready)
+        };
+        (list.items.len() == 2 && list.items.iter().all(|pod| ready(pod) == Some(true))).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -129,9 +129,9 @@ pub fn compare(before: &[Host], after: &[Host], matching: Matching, noise: Noise
     merge.finish()
 }
 
-/// Pairs the hosts of two scans as they stream in, in any order, and compares each pair
-/// at once: only hosts whose counterpart has not arrived yet are held in memory.
-pub struct Merge {
+/// Pairs the hosts of two scans in any order and compares each pair as soon as both
+/// sides are there.
+struct Merge {
     matching: Matching,
     noise: NoisePolicy,
     unpaired_before: HashMap<String, Host>,
@@ -141,12 +141,12 @@ pub struct Merge {
 
 impl Merge {
     /// An empty comparison.
-    pub fn new(matching: Matching, noise: NoisePolicy) -> Self {
+    fn new(matching: Matching, noise: NoisePolicy) -> Self {
         Self { matching, noise, unpaired_before: HashMap::new(), unpaired_after: HashMap::new(), diffs: Vec::new() }
     }
 
     /// A host of the earlier scan.
-    pub fn before(&mut self, host: Host) {
+    fn before(&mut self, host: Host) {
         let key = host_key(&host, self.matching);
         match self.unpaired_after.remove(&key) {
             Some(after) => self.pair(key, Some(&host), Some(&after)),
@@ -155,7 +155,7 @@ impl Merge {
     }
 
     /// A host of the later scan.
-    pub fn after(&mut self, host: Host) {
+    fn after(&mut self, host: Host) {
         let key = host_key(&host, self.matching);
         match self.unpaired_before.remove(&key) {
             Some(before) => self.pair(key, Some(&before), Some(&host)),
@@ -171,7 +171,7 @@ impl Merge {
     }
 
     /// The hosts that differ, sorted by key; hosts never paired are gone or new.
-    pub fn finish(mut self) -> Vec<HostDiff> {
+    fn finish(mut self) -> Vec<HostDiff> {
         for (key, host) in std::mem::take(&mut self.unpaired_before) {
             self.pair(key, Some(&host), None);
         }
@@ -221,7 +221,7 @@ pub fn compare_host(before: Option<&Host>, after: Option<&Host>, noise: NoisePol
             return diff;
         }
         // Most hosts do not change between two scans.
-        (Some(a), Some(b)) if a == b => return diff,
+        (Some(a), Some(b)) if a.same_as(b) => return diff,
         (Some(a), Some(b)) => (a, b),
     };
     let changes = &mut diff.changes;

@@ -56,6 +56,25 @@ pub struct Host {
     /// Host script results.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scripts: Vec<Script>,
+    /// When nmap scanned the host, and its round-trip timings. Not compared: they change on
+    /// every scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<Times>,
+}
+
+/// A host's scan times (`<host starttime endtime>`) and timings (`<times>`, microseconds).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Times {
+    /// Scan of the host started, seconds since the epoch.
+    pub start: i64,
+    /// Scan of the host ended, seconds since the epoch.
+    pub end: i64,
+    /// Smoothed round-trip time.
+    pub srtt: u64,
+    /// Round-trip time variance.
+    pub rttvar: u64,
+    /// Probe time-out.
+    pub timeout: u64,
 }
 
 /// A host address.
@@ -161,6 +180,21 @@ impl Host {
     /// The smallest host name, as ndiff orders them.
     pub fn primary_hostname(&self) -> Option<&str> {
         self.hostnames.iter().map(|h| h.name.as_str()).min()
+    }
+
+    /// Whether two sightings say the same about the host (times aside).
+    pub fn same_as(&self, other: &Host) -> bool {
+        // Exhaustive on purpose: a new field must be placed on one side or the other.
+        let Host { state, reason, timed_out, addresses, hostnames, ports, extraports, os, scripts, times: _ } = self;
+        *state == other.state
+            && *reason == other.reason
+            && *timed_out == other.timed_out
+            && *addresses == other.addresses
+            && *hostnames == other.hostnames
+            && *ports == other.ports
+            && *extraports == other.extraports
+            && *os == other.os
+            && *scripts == other.scripts
     }
 
     /// Whether the scan saw the host up (and did not time out on it).

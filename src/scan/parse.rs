@@ -7,7 +7,9 @@ use std::io::BufRead;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 
-use super::model::{Address, ExtraPorts, Host, Hostname, OsMatch, Port, RunInfo, RunStats, Scan, Script, Service};
+use super::model::{
+    Address, ExtraPorts, Host, Hostname, OsMatch, Port, RunInfo, RunStats, Scan, Script, Service, Times,
+};
 
 /// Why a file is not a usable scan.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +52,8 @@ impl<R: BufRead> ScanReader<R> {
         let mut reader = Reader::from_reader(input);
         let config = reader.config_mut();
         config.check_end_names = true;
+        // The whitespace between elements carries nothing: no event for it.
+        config.trim_text(true);
         let mut this = Self {
             reader,
             buf: Vec::with_capacity(4096),
@@ -104,13 +108,19 @@ impl<R: BufRead> ScanReader<R> {
             };
             let skip = match e.name().as_ref() {
                 "host" => {
-                    let mut timed_out = false;
-                    each_attr(&e, |key, value| timed_out |= key == "timedout" && value == "true");
+                    let (mut timed_out, mut times) = (false, Times::default());
+                    each_attr(&e, |key, value| match key {
+                        "timedout" => timed_out = value == "true",
+                        "starttime" => times.start = value.parse().unwrap_or_default(),
+                        "endtime" => times.end = value.parse().unwrap_or_default(),
+                        _ => {}
+                    });
+                    let host = Host { timed_out, times: Some(times), ..Host::default() };
                     if empty {
                         self.hosts_read += 1;
-                        return Ok(Some(Host { timed_out, state: "unknown".into(), ..Host::default() }));
+                        return Ok(Some(Host { state: "unknown".into(), ..host }));
                     }
-                    return self.host(timed_out).map(Some);
+                    return self.host(host).map(Some);
                 }
                 name @ ("hosthint" | "prescript" | "postscript" | "taskprogress") if !empty => Some(name.to_owned()),
                 "finished" => {
@@ -163,10 +173,9 @@ impl<R: BufRead> ScanReader<R> {
         Ok(())
     }
 
-    fn host(&mut self, timed_out: bool) -> Result<Host, ScanError> {
+    fn host(&mut self, mut host: Host) -> Result<Host, ScanError> {
         self.in_host = true;
         let hosts_read = self.hosts_read;
-        let mut host = Host { timed_out, ..Host::default() };
         let mut port: Option<Port> = None;
         let mut in_hostscript = false;
         loop {
@@ -290,6 +299,16 @@ impl<R: BufRead> ScanReader<R> {
                     }
                 }
                 "hostscript" => in_hostscript = !empty,
+                "times" => {
+                    if let Some(times) = &mut host.times {
+                        each_attr(&e, |key, value| match key {
+                            "srtt" => times.srtt = value.parse().unwrap_or_default(),
+                            "rttvar" => times.rttvar = value.parse().unwrap_or_default(),
+                            "to" => times.timeout = value.parse().unwrap_or_default(),
+                            _ => {}
+                        });
+                    }
+                }
                 "osmatch" => {
                     let mut os = OsMatch { name: String::new(), accuracy: 0 };
                     each_attr(&e, |key, value| match key {
@@ -366,7 +385,7 @@ fn each_attr(element: &BytesStart<'_>, mut f: impl FnMut(&str, std::borrow::Cow<
     }
 }
 
-/// Reads a whole scan into memory (for `scan diff`); rejects it unless it is complete.
+/// Reads a whole scan into memory (small files, tests); rejects it unless it is complete.
 pub fn read_scan(input: impl BufRead) -> Result<Scan, ScanError> {
     let mut reader = ScanReader::new(input)?;
     let info = reader.info().clone();
@@ -376,12 +395,6 @@ pub fn read_scan(input: impl BufRead) -> Result<Scan, ScanError> {
     }
     let stats = reader.finish()?;
     Ok(Scan { info, hosts, stats })
-}
-
-/// Reads a scan file, rejecting it unless it is complete.
-pub fn read_scan_file(path: &std::path::Path) -> Result<Scan, ScanError> {
-    let file = std::fs::File::open(path).map_err(|e| ScanError::Io(format!("{}: {e}", path.display())))?;
-    read_scan(std::io::BufReader::with_capacity(64 * 1024, file))
 }
 
 #[cfg(test)]
@@ -428,6 +441,11 @@ mod tests {
         assert_eq!(host.os[0].accuracy, 100);
         assert_eq!(host.scripts[0].id, "clock-skew");
         assert!(scan.hosts[1].timed_out && !scan.hosts[1].is_up());
+        let times = host.times.as_ref().unwrap();
+        assert_eq!(
+            (times.start, times.end, times.srtt, times.rttvar, times.timeout),
+            (1_700_000_000, 1_700_000_001, 100, 50, 100_000)
+        );
     }
 
     #[test]
