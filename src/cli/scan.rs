@@ -329,12 +329,12 @@ fn diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: Noise
     };
     // Both files are read and split into host elements on two threads; only the hosts
     // whose elements differ between the files are parsed and compared.
-    let split = |path: &Path| -> Result<Vec<u8>, parse::ScanError> {
+    let read = |path: &Path| -> Result<Vec<u8>, parse::ScanError> {
         std::fs::read(path).map_err(|e| parse::ScanError::Io(format!("{}: {e}", path.display())))
     };
     let (a_bytes, b_bytes) = std::thread::scope(|scope| {
-        let later = scope.spawn(|| split(after));
-        (split(before), later.join().unwrap_or_else(|_| Err(parse::ScanError::Io("the reader thread failed".into()))))
+        let later = scope.spawn(|| read(after));
+        (read(before), later.join().unwrap_or_else(|_| Err(parse::ScanError::Io("the reader thread failed".into()))))
     });
     let (a_bytes, b_bytes) = (a_bytes.map_err(|e| invalid(before, e))?, b_bytes.map_err(|e| invalid(after, e))?);
     let (a, b) = std::thread::scope(|scope| {

@@ -96,6 +96,9 @@ impl Store {
         repeat_window: u32,
     ) -> Result<IngestOutcome, StoreError> {
         let group = self.group(tenant, group).await?;
+        // The file is read twice on purpose: its hash decides, before anything is parsed or
+        // written, whether it was ingested already (the usual case when a directory is
+        // ingested again), and hashing runs at disk speed.
         let hash = content_hash(path).map_err(|e| StoreError::Query(format!("cannot read {}: {e}", path.display())))?;
         let earlier = sqlx::query("SELECT id FROM scans WHERE group_id = $1 AND content_hash = $2")
             .bind(group.id)
