@@ -324,13 +324,15 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
 /// `seclab scan diff`.
 fn diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: NoisePolicy) -> Result<(), Failure> {
     let invalid = |path: &Path, error: parse::ScanError| {
+        // A file that cannot be read is an error (1); one that is not a whole scan is invalid input (2).
+        let code = if matches!(error, parse::ScanError::Io(_)) { exit::ERROR } else { exit::INVALID_INPUT };
         let text = format!("error: {}: {error}; it was not compared", path.display());
-        Failure { code: exit::INVALID_INPUT, json: json!({ "error": text, "file": path.display().to_string() }), text }
+        Failure { code, json: json!({ "error": text, "file": path.display().to_string() }), text }
     };
     // Both files are read and split into host elements on two threads; only the hosts
     // whose elements differ between the files are parsed and compared.
     let read = |path: &Path| -> Result<Vec<u8>, parse::ScanError> {
-        std::fs::read(path).map_err(|e| parse::ScanError::Io(format!("{}: {e}", path.display())))
+        std::fs::read(path).map_err(|e| parse::ScanError::Io(e.to_string()))
     };
     let (a_bytes, b_bytes) = std::thread::scope(|scope| {
         let later = scope.spawn(|| read(after));

@@ -1,6 +1,8 @@
 //! The desired side: tenants and scan groups from the file, reconciled into the database
 //! like objects into a cluster: created, updated, or retired with their history kept.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 use sqlx::Row;
 
@@ -52,8 +54,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let now = now();
         let mut changes = Vec::new();
-        let mut live_tenants = Vec::new();
-        let mut live_groups = Vec::new();
+        let mut live_tenants = HashSet::new();
+        let mut live_groups = HashSet::new();
         for tenant in &lab.tenants {
             let row = sqlx::query("SELECT id, retired_at FROM tenants WHERE name = $1")
                 .bind(&tenant.name)
@@ -89,7 +91,7 @@ impl Store {
                         .try_get(0)?
                 }
             };
-            live_tenants.push(tenant_id);
+            live_tenants.insert(tenant_id);
             for group in &tenant.scans {
                 let name = format!("{}/{}", tenant.name, group.name);
                 let spec = spec_json(lab, group);
@@ -132,7 +134,7 @@ impl Store {
                         .try_get(0)?
                     }
                 };
-                live_groups.push(group_id);
+                live_groups.insert(group_id);
                 self.retire_hosts_outside_targets(&mut tx, group_id, group).await?;
             }
         }
