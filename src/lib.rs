@@ -1,8 +1,11 @@
 //! seclab: one desired-state file to a running home-lab security stack on Kubernetes.
 //!
 //! The stages run in one direction: [`config`] reads and checks the file, [`render`] turns
-//! it into Kubernetes objects and node-side files.
+//! it into Kubernetes objects and node-side files, [`reconcile`] applies them to the
+//! [`cluster`] and the scan database.
 
+pub mod certs;
+pub mod cluster;
 pub mod config;
 pub mod reconcile;
 pub mod render;

@@ -27,6 +27,12 @@ struct Cli {
     /// A directory of templates that override or extend the built-in ones (same layout).
     #[arg(long, global = true, env = "SECLAB_TEMPLATES")]
     templates: Option<PathBuf>,
+    /// The kubeconfig to use; `KUBECONFIG` or `~/.kube/config` when unset.
+    #[arg(long, global = true, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context; `cluster.context` from the file, else the current context.
+    #[arg(long, global = true)]
+    context: Option<String>,
     /// More log output (-v: info, -vv: debug); `SECLAB_LOG` takes a full filter.
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -55,6 +61,39 @@ enum Command {
         /// Write one file per object (and the node files) under this directory instead.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Print instead the least-privilege ClusterRole seclab needs to apply this lab.
+        #[arg(long, conflicts_with = "out")]
+        rbac_for_seclab: bool,
+    },
+    /// Show what apply would do: create, update (with a field-level diff), replace, prune.
+    Plan {
+        #[command(flatten)]
+        apply: ApplyArgs,
+        /// Exit with 3 when changes are pending (0 when there are none).
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Reconcile the cluster (server-side apply, prune) and the scan database with the file.
+    Apply {
+        #[command(flatten)]
+        apply: ApplyArgs,
+        /// Wait until every object is ready (rolled out, bound, complete, healthy).
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits before failing with what is stuck.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// The lab's objects and their readiness, per component.
+    Status,
+    /// Delete every object the lab's inventory holds, after confirmation.
+    Destroy {
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+        /// Also delete Namespaces, PersistentVolumes and claims (the data they hold is lost).
+        #[arg(long)]
+        allow_destructive: bool,
     },
     /// Print the JSON Schema of the desired-state file (for yaml-language-server).
     Schema,
@@ -133,6 +172,29 @@ enum ScanCommand {
 }
 
 /// How ingesting commands deliver the alerts they raise.
+/// What plan and apply may do.
+#[derive(clap::Args)]
+struct ApplyArgs {
+    /// Leave objects removed from the file in the cluster.
+    #[arg(long)]
+    no_prune: bool,
+    /// Do not ask before pruning or replacing objects.
+    #[arg(long, short)]
+    yes: bool,
+    /// Take over fields that another field manager owns.
+    #[arg(long)]
+    force_conflicts: bool,
+    /// Allow deleting Namespaces, PersistentVolumes, claims, or over half of the lab at once.
+    #[arg(long)]
+    allow_destructive: bool,
+    /// Take over existing objects of the same name that seclab does not own.
+    #[arg(long)]
+    adopt: bool,
+    /// Delete and recreate objects whose change touches an immutable field.
+    #[arg(long)]
+    recreate: bool,
+}
+
 #[derive(clap::Args)]
 struct DeliveryArgs {
     /// Queue alerts without sending them (`seclab scan deliver` sends them later).
@@ -164,6 +226,7 @@ fn main() -> ExitCode {
         Err(failure) => {
             match cli.output {
                 Output::Text => eprintln!("{}", failure.text.trim_end()),
+                Output::Json if failure.json.is_null() => {}
                 Output::Json => println!("{}", failure.json),
             }
             ExitCode::from(failure.code)
@@ -175,7 +238,11 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Init { force } => cli::lab::init(cli, *force),
         Command::Validate => cli::lab::validate(cli),
-        Command::Render { out } => cli::lab::render(cli, out.as_deref()),
+        Command::Render { out, rbac_for_seclab } => cli::lab::render(cli, out.as_deref(), *rbac_for_seclab),
+        Command::Plan { apply, detailed_exitcode } => cli::cluster::plan(cli, apply, *detailed_exitcode),
+        Command::Apply { apply, wait, timeout } => cli::cluster::apply(cli, apply, *wait, *timeout),
+        Command::Status => cli::cluster::status(cli),
+        Command::Destroy { yes, allow_destructive } => cli::cluster::destroy(cli, *yes, *allow_destructive),
         Command::Scan { command } => cli::scan::run(cli, command),
         Command::Schema => print(&serde_json::to_string_pretty(&config::json_schema()).map_err(Failure::error)?),
         Command::Completions { shell } => {

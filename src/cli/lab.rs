@@ -57,9 +57,20 @@ pub fn validate(cli: &Cli) -> Result<(), Failure> {
 }
 
 /// `seclab render`.
-pub fn render(cli: &Cli, out: Option<&Path>) -> Result<(), Failure> {
+pub fn render(cli: &Cli, out: Option<&Path>, rbac_for_seclab: bool) -> Result<(), Failure> {
     let lab = load(cli)?;
     let rendered = super::render_lab(cli, &lab)?;
+    if rbac_for_seclab {
+        let role = seclab::cluster::rbac::cluster_role(&rendered.objects);
+        return match cli.output {
+            Output::Json => print(&role.to_string()),
+            Output::Text => print(&format!(
+                "# The ClusterRole seclab needs to apply lab {}; bind it to the user or\n# ServiceAccount that runs seclab with a ClusterRoleBinding.\n---\n{}",
+                lab.name(),
+                render::to_yaml(&role)
+            )),
+        };
+    }
     if let Some(dir) = out {
         let written = rendered.write_to_dir(dir).map_err(Failure::error)?;
         return match cli.output {
@@ -98,7 +109,7 @@ fn render_text(rendered: &Rendered) -> String {
                 render::SecretOrigin::Generated => "generated".to_owned(),
                 render::SecretOrigin::Env(var) => format!("from env:{var}"),
                 render::SecretOrigin::File(path) => format!("from file:{path}"),
-                render::SecretOrigin::Certificate => "issued by seclab's CA".to_owned(),
+                render::SecretOrigin::Certificate(_) => "issued by seclab's CA".to_owned(),
             };
             out.push_str(&format!("#   {}/{} key {}: {origin}\n", secret.namespace, secret.name, secret.key));
         }

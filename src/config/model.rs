@@ -83,6 +83,31 @@ pub struct Cluster {
     pub ingress_class: Option<String>,
     /// The node's IP address, for the dnsmasq line that sends `*.<domain>` to it.
     pub node_address: Option<String>,
+    /// How to tell that objects of a custom kind are ready. Without a rule, a custom
+    /// resource is ready once its controller reports a status (a `Ready` condition, when it
+    /// has one, must be `True`).
+    pub readiness: Vec<ReadinessRule>,
+}
+
+/// When an object of one custom kind counts as ready.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct ReadinessRule {
+    /// API group of the kind, e.g. `cert-manager.io`.
+    pub group: String,
+    /// The kind, e.g. `Certificate`.
+    pub kind: String,
+    /// Ready when this status condition is `True`.
+    pub condition: Option<String>,
+    /// Ready when this field (dotted path, e.g. `status.phase`) holds one of `values`.
+    pub field: Option<String>,
+    /// The values of `field` that mean ready.
+    #[serde(default)]
+    pub values: Vec<String>,
+    /// Ready as soon as it exists (for kinds no controller reports on).
+    #[serde(default)]
+    pub always: bool,
 }
 
 impl Default for Cluster {
@@ -94,6 +119,7 @@ impl Default for Cluster {
             namespace: "seclab".into(),
             ingress_class: None,
             node_address: None,
+            readiness: Vec::new(),
         }
     }
 }

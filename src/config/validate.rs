@@ -191,6 +191,20 @@ impl<'a> Checker<'a> {
                 "give the node's address, e.g. `192.168.1.20`",
             );
         }
+        for (index, rule) in cluster.readiness.iter().enumerate() {
+            let at = path.key("readiness").index(index);
+            let ways =
+                usize::from(rule.condition.is_some()) + usize::from(rule.field.is_some()) + usize::from(rule.always);
+            if ways != 1 {
+                self.complain(
+                    at.clone(),
+                    format!("the readiness rule for {} sets {ways} ways to be ready", rule.kind),
+                    "set exactly one of `condition`, `field` (with `values`) or `always: true`",
+                );
+            } else if rule.field.is_some() && rule.values.is_empty() {
+                self.complain(at.key("values"), "`field` needs `values`", "list the values that mean ready");
+            }
+        }
         if cluster.context.as_deref() == Some("") {
             self.complain(
                 path.key("context"),

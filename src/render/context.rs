@@ -36,7 +36,35 @@ pub enum SecretOrigin {
     /// A file read when applying.
     File(String),
     /// A certificate and key issued by seclab's CA.
-    Certificate,
+    Certificate(CertificateRequest),
+}
+
+/// What a certificate Secret must hold: the CA itself, or a leaf it signs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateRequest {
+    /// The subject's common name.
+    pub common_name: String,
+    /// DNS names a server certificate is valid for.
+    pub dns_names: Vec<String>,
+    /// The Secret of the CA that signs it; `None` for the CA itself.
+    pub authority: Option<String>,
+    /// A client certificate (for the admin user) rather than a server one.
+    pub client: bool,
+}
+
+impl CertificateRequest {
+    fn authority(common_name: String) -> Self {
+        Self { common_name, dns_names: Vec::new(), authority: None, client: false }
+    }
+
+    fn server(common_name: &str, dns_names: Vec<String>, authority: &str) -> Self {
+        Self { common_name: common_name.into(), dns_names, authority: Some(authority.into()), client: false }
+    }
+
+    fn client(common_name: &str, authority: &str) -> Self {
+        Self { common_name: common_name.into(), dns_names: Vec::new(), authority: Some(authority.into()), client: true }
+    }
 }
 
 /// The context handed to every template, and the Secrets the rendered objects expect.
@@ -171,11 +199,27 @@ impl<'a> Builder<'a> {
             SearchEngine::Opensearch => {
                 let password =
                     self.handle(es.admin_password.as_ref(), namespace, format!("{lab}-{}-admin", es.name), "password");
+                let cluster_domain = &self.spec.cluster.cluster_domain;
+                let service_names = |service: &str| {
+                    let fqdn = format!("{service}.{namespace}.svc.{cluster_domain}");
+                    vec![service.to_owned(), format!("{service}.{namespace}.svc"), format!("*.{fqdn}"), fqdn]
+                };
+                let authority = format!("{}-ca-certs", es.name);
                 let certs = ["ca", "transport", "http", "admin"].map(|purpose| {
                     let name = format!("{}-{purpose}-certs", es.name);
+                    let request = match purpose {
+                        "ca" => CertificateRequest::authority(format!("{lab} {} CA", es.name)),
+                        "admin" => CertificateRequest::client("admin", &authority),
+                        "transport" => CertificateRequest::server(
+                            &es.name,
+                            service_names(&format!("{}-discovery", es.name)),
+                            &authority,
+                        ),
+                        _ => CertificateRequest::server(&es.name, service_names(&es.name), &authority),
+                    };
                     if es.enabled {
                         for key in ["tls.crt", "tls.key", "ca.crt"] {
-                            let origin = SecretOrigin::Certificate;
+                            let origin = SecretOrigin::Certificate(request.clone());
                             self.secrets.push(SecretToCreate {
                                 namespace: namespace.into(),
                                 name: name.clone(),

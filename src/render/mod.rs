@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::Lab;
 
-pub use context::{SecretOrigin, SecretToCreate};
+pub use context::{CertificateRequest, SecretOrigin, SecretToCreate};
 pub use objects::{COMPONENT, MANAGED_BY, Object, ObjectKey, PART_OF};
 pub use output::WriteError;
 pub use templates::Templates;

@@ -1,0 +1,238 @@
+//! The Kubernetes side: a kube-rs client with discovery, server-side apply under the field
+//! manager `seclab`, reads by LIST, deletes, the lab's inventory and readiness.
+//!
+//! Objects travel as `serde_json::Value` manifests: seclab renders arbitrary kinds from
+//! templates, so nothing here is typed by kind.
+
+pub mod compare;
+pub mod diff;
+pub mod inventory;
+pub mod order;
+pub mod rbac;
+pub mod readiness;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy};
+use kube::core::{ApiResource, GroupVersion};
+use kube::discovery::{Scope, oneshot};
+use serde_json::Value;
+
+use crate::render::ObjectKey;
+
+/// The field manager of every server-side apply seclab sends.
+pub const FIELD_MANAGER: &str = "seclab";
+
+/// A resolved kind: how to reach it, and whether it lives in namespaces.
+#[derive(Debug, Clone)]
+pub struct Kind {
+    /// The kind's URL parts (group, version, plural).
+    pub resource: ApiResource,
+    /// Whether its objects live in namespaces.
+    pub namespaced: bool,
+}
+
+/// Why a request to the cluster failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No kubeconfig, or one that cannot be used.
+    #[error("cannot use the kubeconfig: {0}")]
+    Config(String),
+    /// The API server answered with an error.
+    #[error("{message}")]
+    Api {
+        /// HTTP status code.
+        code: u16,
+        /// Kubernetes' reason (`Conflict`, `Invalid`, `Forbidden`, `NotFound`...).
+        reason: String,
+        /// The server's message.
+        message: String,
+        /// For apply conflicts: which manager owns which field.
+        conflicts: Vec<Conflict>,
+    },
+    /// The kind is not served by the cluster.
+    #[error("the cluster does not serve {kind} in {api_version}; install its CRD (or operator) first")]
+    UnknownKind {
+        /// `apiVersion` asked for.
+        api_version: String,
+        /// Kind asked for.
+        kind: String,
+    },
+    /// The request did not reach the server or its answer could not be read.
+    #[error("cannot reach the API server: {0}")]
+    Transport(String),
+}
+
+/// A field that another manager owns, from a server-side apply conflict.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Conflict {
+    /// The other field manager.
+    pub manager: String,
+    /// The field path (`.spec.replicas`).
+    pub field: String,
+}
+
+impl ClusterError {
+    /// The HTTP status of an API error; 0 otherwise.
+    pub fn code(&self) -> u16 {
+        match self {
+            Self::Api { code, .. } => *code,
+            _ => 0,
+        }
+    }
+
+    /// Whether the error says a field cannot change once set.
+    pub fn is_immutable(&self) -> bool {
+        matches!(self, Self::Api { code: 422, message, .. } if message.contains("immutable"))
+    }
+
+    fn from_kube(error: kube::Error) -> Self {
+        match error {
+            kube::Error::Api(status) => {
+                let conflicts = status
+                    .details
+                    .iter()
+                    .flat_map(|details| &details.causes)
+                    .filter(|cause| cause.reason == "FieldManagerConflict")
+                    .map(|cause| Conflict {
+                        manager: cause
+                            .message
+                            .strip_prefix("conflict with \"")
+                            .and_then(|rest| rest.split('"').next())
+                            .unwrap_or(&cause.message)
+                            .to_owned(),
+                        field: cause.field.clone(),
+                    })
+                    .collect();
+                Self::Api { code: status.code, reason: status.reason, message: status.message, conflicts }
+            }
+            other => Self::Transport(other.to_string()),
+        }
+    }
+}
+
+/// A connection to one cluster, with the kinds discovered so far.
+pub struct Cluster {
+    client: kube::Client,
+    kinds: Mutex<HashMap<(String, String), Kind>>,
+}
+
+impl Cluster {
+    /// Connects with `kubeconfig` (else `KUBECONFIG`, else `~/.kube/config`, else in-cluster)
+    /// and `context` (else the kubeconfig's current one). Sends no request.
+    pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Self, ClusterError> {
+        let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
+        let config = match kubeconfig {
+            Some(path) => {
+                let file = kube::config::Kubeconfig::read_from(path)
+                    .map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))?;
+                kube::Config::from_custom_kubeconfig(file, &options).await.map_err(|e| e.to_string())
+            }
+            None if context.is_some() => kube::Config::from_kubeconfig(&options).await.map_err(|e| e.to_string()),
+            None => kube::Config::infer().await.map_err(|e| e.to_string()),
+        }
+        .map_err(ClusterError::Config)?;
+        let client = kube::Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
+        Ok(Self { client, kinds: Mutex::new(HashMap::new()) })
+    }
+
+    /// Resolves a kind through discovery (one request per API group version, cached).
+    pub async fn kind(&self, api_version: &str, kind: &str) -> Result<Kind, ClusterError> {
+        let cache_key = (api_version.to_owned(), kind.to_owned());
+        if let Some(found) = self.kinds.lock().expect("kinds lock").get(&cache_key) {
+            return Ok(found.clone());
+        }
+        let unknown = || ClusterError::UnknownKind { api_version: api_version.to_owned(), kind: kind.to_owned() };
+        let gv: GroupVersion = api_version.parse().map_err(|_| unknown())?;
+        let group = match oneshot::pinned_group(&self.client, &gv).await {
+            Ok(group) => group,
+            Err(kube::Error::Api(status)) if status.code == 404 => return Err(unknown()),
+            Err(other) => return Err(ClusterError::from_kube(other)),
+        };
+        let mut kinds = self.kinds.lock().expect("kinds lock");
+        for (resource, capabilities) in group.versioned_resources(&gv.version) {
+            let namespaced = capabilities.scope == Scope::Namespaced;
+            kinds.insert((api_version.to_owned(), resource.kind.clone()), Kind { resource, namespaced });
+        }
+        kinds.get(&cache_key).cloned().ok_or_else(unknown)
+    }
+
+    /// Forgets discovered kinds (after CRDs were applied).
+    pub fn forget_kinds(&self) {
+        self.kinds.lock().expect("kinds lock").clear();
+    }
+
+    fn api(&self, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace.filter(|_| kind.namespaced) {
+            Some(namespace) => Api::namespaced_with(self.client.clone(), namespace, &kind.resource),
+            None => Api::all_with(self.client.clone(), &kind.resource),
+        }
+    }
+
+    /// Every object of `kind` in `namespace` (or cluster-wide), in one LIST.
+    pub async fn list(&self, kind: &Kind, namespace: Option<&str>) -> Result<Vec<Value>, ClusterError> {
+        let list = self.api(kind, namespace).list(&ListParams::default()).await.map_err(ClusterError::from_kube)?;
+        list.items.into_iter().map(|item| to_value(&item)).collect()
+    }
+
+    /// One object, or `None` when it does not exist.
+    pub async fn get(&self, kind: &Kind, namespace: Option<&str>, name: &str) -> Result<Option<Value>, ClusterError> {
+        match self.api(kind, namespace).get_opt(name).await.map_err(ClusterError::from_kube)? {
+            Some(object) => to_value(&object).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Server-side apply of `manifest` as field manager `seclab`; returns the object as stored
+    /// (or as it would be, with `dry_run`).
+    pub async fn apply(&self, kind: &Kind, manifest: &Value, options: ApplyOptions) -> Result<Value, ClusterError> {
+        let namespace = manifest["metadata"]["namespace"].as_str();
+        let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        params.force = options.force;
+        params.dry_run = options.dry_run;
+        let stored = self
+            .api(kind, namespace)
+            .patch(name, &params, &Patch::Apply(manifest))
+            .await
+            .map_err(ClusterError::from_kube)?;
+        to_value(&stored)
+    }
+
+    /// Deletes an object in the background; a missing object is not an error.
+    pub async fn delete(&self, kind: &Kind, key: &ObjectKey) -> Result<(), ClusterError> {
+        let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
+        match self.api(kind, key.namespace.as_deref()).delete(&key.name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(other) => Err(ClusterError::from_kube(other)),
+        }
+    }
+
+    /// The newest Warning event about `key`, as `reason: message`.
+    pub async fn last_warning(&self, key: &ObjectKey) -> Option<String> {
+        let namespace = key.namespace.as_deref()?;
+        let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), namespace);
+        let selector = format!("involvedObject.name={},involvedObject.kind={},type=Warning", key.name, key.kind);
+        let list = events.list(&ListParams::default().fields(&selector)).await.ok()?;
+        let newest = list.items.into_iter().max_by_key(|event| {
+            event.last_timestamp.as_ref().map(|t| t.0).or(event.event_time.as_ref().map(|t| t.0))
+        })?;
+        Some(format!("{}: {}", newest.reason.unwrap_or_default(), newest.message.unwrap_or_default()))
+    }
+}
+
+/// How to send a server-side apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApplyOptions {
+    /// Take over fields other managers own.
+    pub force: bool,
+    /// Let the server compute the result without storing it.
+    pub dry_run: bool,
+}
+
+fn to_value(object: &DynamicObject) -> Result<Value, ClusterError> {
+    serde_json::to_value(object).map_err(|e| ClusterError::Transport(format!("cannot read an object: {e}")))
+}

@@ -1,0 +1,149 @@
+//! Readiness of a lab's objects, read with one LIST per kind and namespace, and the wait
+//! for all of them after an apply.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+use serde::Serialize;
+
+use crate::cluster::readiness::{Readiness, assess};
+use crate::cluster::{Cluster, ClusterError, Kind};
+use crate::config::model::ReadinessRule;
+use crate::render::ObjectKey;
+
+use super::plan::{CONCURRENCY, ListTarget};
+
+/// How often readiness is read again while waiting.
+const POLL: Duration = Duration::from_secs(1);
+
+/// One object's readiness.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectState {
+    /// The object.
+    pub object: String,
+    /// Its identity.
+    #[serde(skip)]
+    pub key: ObjectKey,
+    /// Whether it exists.
+    pub exists: bool,
+    /// Its readiness.
+    pub readiness: Readiness,
+    /// The newest Warning event about it, when it is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// Why a wait ended without everything ready.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// Time ran out.
+    #[error("timed out after {} waiting for {} object(s):\n{}", humantime::format_duration(*.after), .pending.len(), list(.pending))]
+    Timeout {
+        /// The timeout.
+        after: Duration,
+        /// What was still not ready.
+        pending: Vec<ObjectState>,
+    },
+    /// Some object failed for good (a Job out of retries, a rollout past its deadline).
+    #[error("{} object(s) failed and will not become ready without a change:\n{}", .failed.len(), list(.failed))]
+    Failed {
+        /// The failed objects.
+        failed: Vec<ObjectState>,
+    },
+    /// Readiness could not be read.
+    #[error("cannot read readiness: {0}")]
+    Cluster(#[from] ClusterError),
+}
+
+fn list(states: &[ObjectState]) -> String {
+    states
+        .iter()
+        .map(|state| {
+            let reason = match &state.readiness {
+                Readiness::Waiting(reason) | Readiness::Failed(reason) => reason.as_str(),
+                Readiness::Ready => "ready",
+            };
+            let warning = state.warning.as_ref().map(|w| format!("\n      last warning: {w}")).unwrap_or_default();
+            format!("  - {}: {reason}{warning}", state.object)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The readiness of every object in `objects`.
+pub async fn states(
+    cluster: &Cluster,
+    objects: &[(ObjectKey, Kind)],
+    rules: &[ReadinessRule],
+) -> Result<Vec<ObjectState>, ClusterError> {
+    let mut groups: BTreeMap<ListTarget, (Kind, Vec<ObjectKey>)> = BTreeMap::new();
+    for (key, kind) in objects {
+        let namespace = if kind.namespaced { key.namespace.clone() } else { None };
+        let entry = (kind.resource.api_version.clone(), key.kind.clone(), namespace);
+        groups.entry(entry).or_insert_with(|| (kind.clone(), Vec::new())).1.push(key.clone());
+    }
+    let lists: Vec<Result<Vec<ObjectState>, ClusterError>> = stream::iter(groups)
+        .map(|((_, _, namespace), (kind, keys))| async move {
+            let items = cluster.list(&kind, namespace.as_deref()).await?;
+            let by_name: HashMap<&str, &serde_json::Value> =
+                items.iter().map(|item| (item["metadata"]["name"].as_str().unwrap_or_default(), item)).collect();
+            Ok(keys
+                .into_iter()
+                .map(|key| {
+                    let (exists, readiness) = match by_name.get(key.name.as_str()) {
+                        Some(live) => (true, assess(&key, live, rules)),
+                        None => (false, Readiness::Waiting("it does not exist".into())),
+                    };
+                    ObjectState { object: key.to_string(), key, exists, readiness, warning: None }
+                })
+                .collect())
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut states = Vec::new();
+    for list in lists {
+        states.extend(list?);
+    }
+    states.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(states)
+}
+
+/// Waits until every object is ready, calling `progress` with what is still waiting after
+/// each look. Fails at once when an object fails for good, and at `timeout` naming what is
+/// stuck with its reason and newest warning event.
+pub async fn wait(
+    cluster: &Cluster,
+    objects: &[(ObjectKey, Kind)],
+    rules: &[ReadinessRule],
+    timeout: Duration,
+    progress: &mut (dyn FnMut(&[ObjectState]) + Send),
+) -> Result<(), WaitError> {
+    let started = Instant::now();
+    loop {
+        let pending: Vec<ObjectState> =
+            states(cluster, objects, rules).await?.into_iter().filter(|s| !s.readiness.is_ready()).collect();
+        progress(&pending);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let failed: Vec<ObjectState> =
+            pending.iter().filter(|s| matches!(s.readiness, Readiness::Failed(_))).cloned().collect();
+        if !failed.is_empty() {
+            return Err(WaitError::Failed { failed: with_warnings(cluster, failed).await });
+        }
+        if started.elapsed() + POLL > timeout {
+            return Err(WaitError::Timeout { after: timeout, pending: with_warnings(cluster, pending).await });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn with_warnings(cluster: &Cluster, mut states: Vec<ObjectState>) -> Vec<ObjectState> {
+    for state in &mut states {
+        state.warning = cluster.last_warning(&state.key).await;
+    }
+    states
+}
