@@ -3,12 +3,14 @@
 
 use crate::render::ObjectKey;
 
-/// The stages, in apply order.
-pub const STAGES: [&str; 8] = [
+/// The stages, in apply order. Bindings follow roles: the API server checks that whoever
+/// binds a role holds its permissions, and cannot while the role is still being created.
+pub const STAGES: [&str; 9] = [
     "namespaces and CRDs",
     "cluster-scoped",
     "config",
-    "RBAC",
+    "roles",
+    "role bindings",
     "services",
     "workloads",
     "ingresses",
@@ -20,13 +22,14 @@ pub fn stage(key: &ObjectKey) -> usize {
     match (key.group.as_str(), key.kind.as_str()) {
         ("", "Namespace") | ("apiextensions.k8s.io", "CustomResourceDefinition") => 0,
         ("", "ServiceAccount" | "Secret" | "ConfigMap" | "PersistentVolume" | "PersistentVolumeClaim") => 2,
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => 4,
         (_, _) if key.namespace.is_none() => 1,
         ("rbac.authorization.k8s.io", _) => 3,
-        ("", "Service") => 4,
-        ("apps", _) | ("batch", _) | ("", "Pod" | "ReplicationController") => 5,
-        ("networking.k8s.io", "Ingress") => 6,
+        ("", "Service") => 5,
+        ("apps", _) | ("batch", _) | ("", "Pod" | "ReplicationController") => 6,
+        ("networking.k8s.io", "Ingress") => 7,
         (group, _) if group.is_empty() || !group.contains('.') || group.ends_with(".k8s.io") => 2,
-        _ => 7,
+        _ => 8,
     }
 }
 
@@ -50,6 +53,7 @@ mod tests {
             key("rbac.authorization.k8s.io", "ClusterRole", false),
             key("", "PersistentVolume", false),
             key("", "Secret", true),
+            key("rbac.authorization.k8s.io", "Role", true),
             key("rbac.authorization.k8s.io", "RoleBinding", true),
             key("", "Service", true),
             key("apps", "Deployment", true),
@@ -58,6 +62,8 @@ mod tests {
         ];
         let stages: Vec<usize> = order.iter().map(stage).collect();
         assert!(stages.is_sorted(), "{stages:?}");
+        assert_eq!(stages.last(), Some(&(STAGES.len() - 1)), "every stage is named and applied");
         assert_eq!(stage(&key("apiextensions.k8s.io", "CustomResourceDefinition", false)), 0);
+        assert!(stage(&key("rbac.authorization.k8s.io", "ClusterRoleBinding", false)) > 1, "after ClusterRoles");
     }
 }

@@ -113,6 +113,8 @@ pub struct AuditEvent {
     pub name: String,
     /// The HTTP status code.
     pub code: u16,
+    /// The request URI, query included.
+    pub uri: String,
 }
 
 impl AuditEvent {
@@ -125,12 +127,14 @@ impl AuditEvent {
             namespace: text(&event["objectRef"]["namespace"]),
             name: text(&event["objectRef"]["name"]),
             code: event["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
+            uri: text(&event["requestURI"]),
         }
     }
 
-    /// Whether the request could change something.
+    /// Whether the request could change something (a dry-run cannot).
     pub fn is_write(&self) -> bool {
         matches!(self.verb.as_str(), "create" | "update" | "patch" | "delete" | "deletecollection")
+            && !self.uri.contains("dryRun=")
     }
 }
 

@@ -1,0 +1,475 @@
+//! `seclab plan|apply|status|destroy` against the real test control plane, as the
+//! least-privilege user bound to seclab's ClusterRole unless a test says otherwise. Each test
+//! runs its own copy of an example under its own lab name and namespace; writes are counted
+//! in the API server's audit log.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use base64::Engine;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+use support::cluster::{AuditEvent, Cluster};
+
+const SECRET_ONE: &str = "first-db-password-7f3a";
+const SECRET_TWO: &str = "second-db-password-91c2";
+
+/// A copy of an example under its own name and namespace, in a temporary directory.
+struct TestLab {
+    dir: tempfile::TempDir,
+    name: String,
+    kubeconfig: PathBuf,
+    password: String,
+}
+
+impl TestLab {
+    /// `examples/<example>` renamed to `name` (lab and namespace), run as the limited user.
+    fn new(example: &str, name: &str) -> Self {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(example)).unwrap();
+        let mut spec: Value = serde_yaml::from_str(&text).unwrap();
+        spec["metadata"]["name"] = json!(name);
+        spec["cluster"]["namespace"] = json!(name);
+        let lab = Self {
+            dir: tempfile::tempdir().unwrap(),
+            name: name.to_owned(),
+            kubeconfig: Cluster::get().limited_kubeconfig(),
+            password: SECRET_ONE.to_owned(),
+        };
+        lab.write(&spec);
+        lab
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.path().join("lab.yaml")
+    }
+
+    fn spec(&self) -> Value {
+        serde_yaml::from_str(&std::fs::read_to_string(self.file()).unwrap()).unwrap()
+    }
+
+    fn write(&self, spec: &Value) {
+        std::fs::write(self.file(), serde_yaml::to_string(spec).unwrap()).unwrap();
+    }
+
+    /// A template file added or overridden for this lab only.
+    fn template(&self, name: &str, text: &str) {
+        let path = self.dir.path().join("templates").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn remove_template(&self, name: &str) {
+        std::fs::remove_file(self.dir.path().join("templates").join(name)).unwrap();
+    }
+
+    fn seclab(&self, args: &[&str]) -> Output {
+        let templates = self.dir.path().join("templates");
+        let mut command = assert_cmd::Command::cargo_bin("seclab").unwrap();
+        command
+            .arg("--file")
+            .arg(self.file())
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env("BARBICAN_DB_PASSWORD", &self.password)
+            .env("OPENSEARCH_ADMIN_PASSWORD", &self.password)
+            .env_remove("SECLAB_TEMPLATES")
+            .env_remove("KUBECONFIG")
+            .env("NO_COLOR", "1");
+        if templates.is_dir() {
+            command.arg("--templates").arg(templates);
+        }
+        command.output().unwrap()
+    }
+
+    /// Runs seclab and asserts it exits with `code`; returns stdout and stderr together.
+    fn run(&self, args: &[&str], code: i32) -> String {
+        let output = self.seclab(args);
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert_eq!(output.status.code(), Some(code), "seclab {args:?} said:\n{text}");
+        text
+    }
+
+    /// The keys (`Kind namespace/name`) of the objects the lab renders.
+    fn rendered(&self) -> BTreeSet<String> {
+        let output = self.run(&["render", "--output", "json"], 0);
+        let document: Value = serde_json::from_str(&output).unwrap();
+        let mut keys: BTreeSet<String> = document["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                key(
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["namespace"].as_str(),
+                    o["metadata"]["name"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        for secret in document["secrets"].as_array().unwrap() {
+            keys.insert(key("Secret", secret["namespace"].as_str(), secret["name"].as_str().unwrap()));
+        }
+        keys
+    }
+
+    /// Write requests by seclab against this lab's objects in `events`.
+    fn writes(&self, events: &[AuditEvent]) -> Vec<AuditEvent> {
+        events
+            .iter()
+            .filter(|e| e.is_write() && e.user == "seclab-limited")
+            .filter(|e| {
+                e.namespace == self.name || e.name == self.name || e.name.starts_with(&format!("{}-", self.name))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+fn key(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(namespace) => format!("{kind} {namespace}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// Everything the audit log has recorded after running `action`.
+fn audited(action: impl FnOnce()) -> Vec<AuditEvent> {
+    let cluster = Cluster::get();
+    let before = cluster.audit().len();
+    action();
+    cluster.audit().split_off(before)
+}
+
+async fn admin() -> kube::Client {
+    let cluster = Cluster::get();
+    cluster.client(&cluster.admin_kubeconfig()).await
+}
+
+fn api(client: &kube::Client, group: &str, version: &str, kind: &str, namespace: Option<&str>) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
+
+/// The keys of every object in the cluster labelled as part of `lab`, by kind.
+async fn labelled(client: &kube::Client, lab: &str) -> BTreeSet<String> {
+    let selector = format!("app.kubernetes.io/part-of={lab}");
+    let kinds = [
+        ("", "v1", "Namespace", false),
+        ("", "v1", "PersistentVolume", false),
+        ("", "v1", "PersistentVolumeClaim", true),
+        ("", "v1", "Secret", true),
+        ("", "v1", "ConfigMap", true),
+        ("", "v1", "Service", true),
+        ("", "v1", "ServiceAccount", true),
+        ("apps", "v1", "Deployment", true),
+        ("apps", "v1", "StatefulSet", true),
+        ("batch", "v1", "CronJob", true),
+        ("networking.k8s.io", "v1", "Ingress", true),
+        ("rbac.authorization.k8s.io", "v1", "Role", true),
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding", true),
+    ];
+    let mut found = BTreeSet::new();
+    for (group, version, kind, namespaced) in kinds {
+        let all = api(client, group, version, kind, None);
+        for object in all.list(&ListParams::default().labels(&selector)).await.unwrap().items {
+            let terminating = object.metadata.deletion_timestamp.is_some();
+            let namespace = if namespaced { object.metadata.namespace.as_deref() } else { None };
+            let inventory = object.metadata.name.as_deref() == Some(&format!("seclab-{lab}"));
+            if !terminating && !inventory {
+                found.insert(key(kind, namespace, object.metadata.name.as_deref().unwrap()));
+            }
+        }
+    }
+    found
+}
+
+fn assert_applies_and_reapplies_without_writes(example: &str, name: &str) {
+    let lab = TestLab::new(example, name);
+    let output = lab.run(&["apply", "--wait", "--timeout", "120s"], 0);
+    assert!(output.contains(&format!("Applied lab {name}")) && output.contains("objects are ready"), "{output}");
+    let status: Value = serde_json::from_str(&lab.run(&["status", "--output", "json"], 0)).unwrap();
+    assert_eq!(status["ready"], true, "{status:#}");
+
+    let events = audited(|| {
+        let output = lab.run(&["apply"], 0);
+        assert!(output.contains("is up to date"), "{output}");
+    });
+    let writes = lab.writes(&events);
+    assert!(writes.is_empty(), "an unchanged lab sent writes: {writes:#?}");
+    assert!(events.iter().any(|e| e.verb == "list" && e.namespace == name), "the re-apply did read the lab");
+    lab.run(&["plan", "--detailed-exitcode"], 0);
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+#[test]
+fn the_home_lab_applies_becomes_ready_and_reapplies_without_writes() {
+    assert_applies_and_reapplies_without_writes("homelab.yaml", "t-homelab");
+}
+
+#[test]
+fn the_opensearch_lab_applies_with_its_own_certificates_and_reapplies_without_writes() {
+    assert_applies_and_reapplies_without_writes("opensearch.yaml", "t-opensearch");
+}
+
+#[test]
+fn the_tenants_lab_applies_becomes_ready_and_reapplies_without_writes() {
+    assert_applies_and_reapplies_without_writes("tenants.yaml", "t-tenants");
+}
+
+#[tokio::test]
+async fn removing_a_tenant_prunes_exactly_its_objects_and_unowned_names_are_left_alone() {
+    let lab = TestLab::new("tenants.yaml", "t-prune");
+    lab.run(&["apply"], 0);
+    let client = admin().await;
+    let before = lab.rendered();
+    assert_eq!(labelled(&client, "t-prune").await, before);
+
+    let mut spec = lab.spec();
+    spec["tenants"].as_array_mut().unwrap().retain(|t| t["name"] != "xynexis");
+    lab.write(&spec);
+    let gone: BTreeSet<String> = before.difference(&lab.rendered()).cloned().collect();
+    assert!(gone.len() >= 4 && gone.iter().all(|k| k.contains("xynexis")), "{gone:?}");
+    let plan: Value = serde_json::from_str(&lab.run(&["plan", "--output", "json"], 0)).unwrap();
+    let pruned: BTreeSet<String> = plan["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["action"] == "prune")
+        .map(|o| {
+            o["object"]
+                .as_str()
+                .unwrap()
+                .replace(".apps ", " ")
+                .replace(".batch ", " ")
+                .replace(".networking.k8s.io ", " ")
+        })
+        .collect();
+    assert_eq!(pruned, gone);
+    let output = lab.run(&["apply"], 0);
+    assert!(output.contains(&format!("{} pruned", gone.len())), "{output}");
+    assert_eq!(labelled(&client, "t-prune").await, lab.rendered());
+
+    // A new tenant whose Service name is taken by an object nobody gave to seclab.
+    let services = api(&client, "", "v1", "Service", Some("t-prune"));
+    let foreign = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "netdelta-zeta", "namespace": "t-prune" },
+        "spec": { "ports": [{ "port": 80 }] } });
+    let foreign =
+        services.patch("netdelta-zeta", &PatchParams::apply("someone-else"), &Patch::Apply(foreign)).await.unwrap();
+    let mut zeta = spec["tenants"][0].clone();
+    zeta["name"] = json!("zeta");
+    zeta["database"]["password"] = json!({ "secretRef": { "name": "zeta-db", "key": "password" } });
+    zeta["scans"] = json!([]);
+    spec["tenants"].as_array_mut().unwrap().push(zeta);
+    lab.write(&spec);
+    let events = audited(|| {
+        let output = lab.run(&["apply"], 1);
+        assert!(
+            output.contains("Service t-prune/netdelta-zeta already exists") && output.contains("--adopt"),
+            "{output}"
+        );
+    });
+    assert!(lab.writes(&events).is_empty(), "a refused apply wrote: {:#?}", lab.writes(&events));
+    let untouched = services.get("netdelta-zeta").await.unwrap();
+    assert_eq!(untouched.metadata.resource_version, foreign.metadata.resource_version);
+
+    // Removing every tenant and the registry prunes most of the lab: refused without
+    // --allow-destructive.
+    spec["tenants"] = json!([]);
+    spec["registry"]["enabled"] = json!(false);
+    lab.write(&spec);
+    let output = lab.run(&["apply"], 1);
+    assert!(output.contains("--allow-destructive") && output.contains("of the"), "{output}");
+    assert!(labelled(&client, "t-prune").await.iter().any(|k| k.contains("barbican")), "nothing was pruned");
+    lab.run(&["apply", "--allow-destructive"], 0);
+    assert_eq!(labelled(&client, "t-prune").await, lab.rendered());
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+    services.delete("netdelta-zeta", &Default::default()).await.ok();
+}
+
+#[tokio::test]
+async fn a_field_owned_by_another_manager_is_a_conflict_until_forced() {
+    let lab = TestLab::new("tenants.yaml", "t-conflict");
+    lab.run(&["apply"], 0);
+    let deployments = api(&admin().await, "apps", "v1", "Deployment", Some("t-conflict"));
+    let params = PatchParams { field_manager: Some("kubectl-edit".into()), ..Default::default() };
+    deployments.patch("netdelta-barbican", &params, &Patch::Merge(json!({ "spec": { "replicas": 3 } }))).await.unwrap();
+
+    let output = lab.run(&["apply"], 1);
+    assert!(
+        output.contains("Deployment.apps t-conflict/netdelta-barbican")
+            && output.contains(".spec.replicas is owned by field manager \"kubectl-edit\"")
+            && output.contains("--force-conflicts"),
+        "{output}"
+    );
+    lab.run(&["apply", "--force-conflicts"], 0);
+    let live = deployments.get("netdelta-barbican").await.unwrap();
+    assert_eq!(live.data["spec"]["replicas"], 1);
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+#[test]
+fn plan_shows_field_level_changes_and_never_a_secret_value() {
+    let mut lab = TestLab::new("tenants.yaml", "t-plan");
+    lab.run(&["apply"], 0);
+    let mut spec = lab.spec();
+    spec["tenants"][0]["image"] = json!("registry.netdelta.io/netdelta/barbican:1.1");
+    lab.write(&spec);
+    lab.password = SECRET_TWO.to_owned();
+
+    let text = lab.run(&["plan", "--detailed-exitcode"], 3);
+    assert!(text.contains("~ update  Deployment.apps t-plan/netdelta-barbican"), "{text}");
+    assert!(
+        text.contains(
+            "~ spec.template.spec.containers[netdelta].image: registry.netdelta.io/netdelta/barbican:1.0 -> registry.netdelta.io/netdelta/barbican:1.1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("~ data.password (changed): <secret value>"), "{text}");
+    let json = lab.run(&["plan", "--output", "json"], 0);
+    let document: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(document["summary"]["update"], 2, "{document:#}");
+    let applied = lab.run(&["apply", "-vv"], 0);
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    for output in [&text, &json, &applied] {
+        for secret in [SECRET_ONE, SECRET_TWO] {
+            assert!(!output.contains(secret) && !output.contains(&b64(secret)), "a secret leaked:\n{output}");
+        }
+    }
+    lab.run(&["plan", "--detailed-exitcode"], 0);
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+#[tokio::test]
+async fn a_changed_selector_is_flagged_immutable_refused_and_recreated_on_request() {
+    let lab = TestLab::new("tenants.yaml", "t-immutable");
+    lab.run(&["apply"], 0);
+    let template =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/tenants/netdelta.yaml")).unwrap();
+    let selector = "      app.kubernetes.io/instance: {{ tenant.app | tojson }}\n  template:";
+    assert!(template.contains(selector), "the tenant template changed; update this test");
+    let changed = template.replace(selector, "      app.kubernetes.io/instance: {{ tenant.app | tojson }}\n      seclab.dev/tenant: {{ tenant.name | tojson }}\n  template:");
+    lab.template("tenants/netdelta.yaml", &changed);
+
+    let plan = lab.run(&["plan"], 1);
+    assert!(
+        plan.contains("! replace Deployment.apps t-immutable/netdelta-barbican") && plan.contains("immutable"),
+        "{plan}"
+    );
+    let refused = lab.run(&["apply"], 1);
+    assert!(refused.contains("--recreate") && refused.contains("nothing was applied"), "{refused}");
+    let output = lab.run(&["apply", "--recreate"], 0);
+    assert!(output.contains("replaced Deployment.apps t-immutable/netdelta-barbican"), "{output}");
+    let live =
+        api(&admin().await, "apps", "v1", "Deployment", Some("t-immutable")).get("netdelta-barbican").await.unwrap();
+    assert_eq!(live.data["spec"]["selector"]["matchLabels"]["seclab.dev/tenant"], "barbican");
+    lab.run(&["plan", "--detailed-exitcode"], 0);
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+#[tokio::test]
+async fn an_apply_that_fails_midway_converges_next_time_and_destroy_removes_everything() {
+    let lab = TestLab::new("tenants.yaml", "t-partial");
+    // The last stage holds an Ingress the API server rejects (a relative path).
+    lab.template(
+        "tenants/zz-broken.yaml",
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: broken\n  namespace: t-partial\nspec:\n  rules:\n    - http:\n        paths:\n          - path: relative\n            pathType: Prefix\n            backend:\n              service:\n                name: x\n                port:\n                  number: 80\n",
+    );
+    let output = lab.run(&["apply"], 1);
+    assert!(
+        output.contains("the ingresses stage failed") && output.contains("Ingress.networking.k8s.io t-partial/broken"),
+        "{output}"
+    );
+    let client = admin().await;
+    let existing = labelled(&client, "t-partial").await;
+    assert!(existing.contains("Deployment t-partial/netdelta-barbican"), "earlier stages were applied: {existing:?}");
+    let inventory = api(&client, "", "v1", "ConfigMap", Some("t-partial")).get("seclab-t-partial").await.unwrap();
+    let listed = inventory.data["data"]["objects"].as_str().unwrap().to_owned();
+    for object in &existing {
+        let name = object.rsplit(['/', ' ']).next().unwrap();
+        assert!(listed.contains(&format!(" {name}\n")), "{object} is missing from the inventory:\n{listed}");
+    }
+
+    lab.remove_template("tenants/zz-broken.yaml");
+    lab.run(&["apply"], 0);
+    assert_eq!(labelled(&client, "t-partial").await, lab.rendered());
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+    assert_eq!(labelled(&client, "t-partial").await, BTreeSet::new());
+}
+
+#[test]
+fn wait_times_out_naming_what_is_stuck_and_why() {
+    let lab = TestLab::new("tenants.yaml", "t-stuck");
+    lab.template(
+        "storage/zz-stuck.yaml",
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: stuck\n  namespace: t-stuck\nspec:\n  storageClassName: no-such-class\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\n",
+    );
+    let output = lab.run(&["apply", "--wait", "--timeout", "4s"], 1);
+    assert!(
+        output.contains("timed out after 4s")
+            && output.contains("PersistentVolumeClaim t-stuck/stuck: not bound (phase Pending)"),
+        "{output}"
+    );
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+#[tokio::test]
+async fn a_custom_resource_without_status_is_not_ready_unless_the_file_says_how() {
+    let client = admin().await;
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": "widgets.test.seclab.dev" },
+        "spec": { "group": "test.seclab.dev", "scope": "Namespaced",
+            "names": { "plural": "widgets", "singular": "widget", "kind": "Widget" },
+            "versions": [{ "name": "v1", "served": true, "storage": true,
+                "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } }] }
+    });
+    let crds = api(&client, "apiextensions.k8s.io", "v1", "CustomResourceDefinition", None);
+    crds.patch("widgets.test.seclab.dev", &PatchParams::apply("test").force(), &Patch::Apply(crd)).await.unwrap();
+    let mut lab = TestLab::new("tenants.yaml", "t-custom");
+    lab.kubeconfig = Cluster::get().admin_kubeconfig(); // seclab's ClusterRole does not cover this test kind
+    lab.template(
+        "tenants/zz-widget.yaml",
+        "apiVersion: test.seclab.dev/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: t-custom\nspec: {}\n",
+    );
+    let output = lab.run(&["apply", "--wait", "--timeout", "3s"], 1);
+    assert!(output.contains("Widget.test.seclab.dev t-custom/w: no status"), "{output}");
+
+    let mut spec = lab.spec();
+    spec["cluster"]["readiness"] = json!([{ "group": "test.seclab.dev", "kind": "Widget", "always": true }]);
+    lab.write(&spec);
+    lab.run(&["apply", "--wait", "--timeout", "60s"], 0);
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+#[test]
+fn a_broken_file_changes_nothing_in_the_cluster() {
+    let lab = TestLab::new("tenants.yaml", "t-broken");
+    let text = std::fs::read_to_string(lab.file()).unwrap().replacen("image:", "imgae:", 1);
+    std::fs::write(lab.file(), text).unwrap();
+    let events = audited(|| {
+        let output = lab.run(&["apply"], 2);
+        assert!(output.contains("lab.yaml:"), "the error names the file and line: {output}");
+    });
+    assert!(events.iter().all(|e| e.namespace != "t-broken" && !e.name.starts_with("t-broken")), "{events:#?}");
+}
+
+#[test]
+fn rbac_for_seclab_prints_the_cluster_role_the_tests_run_with() {
+    let lab = TestLab::new("homelab.yaml", "t-rbac");
+    let output = lab.run(&["render", "--rbac-for-seclab"], 0);
+    let role: Value = serde_yaml::from_str(output.split("---\n").nth(1).unwrap()).unwrap();
+    let base: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cluster/clusterrole.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(role, base, "the home lab needs nothing beyond the base role");
+    assert_eq!(role["kind"], "ClusterRole");
+}
