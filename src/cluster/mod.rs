@@ -74,6 +74,13 @@ pub struct Conflict {
     pub field: String,
 }
 
+/// Who owns which field, and how to take them over.
+pub fn describe_conflicts(conflicts: &[Conflict]) -> String {
+    let fields: Vec<String> =
+        conflicts.iter().map(|c| format!("{} is owned by field manager \"{}\"", c.field, c.manager)).collect();
+    format!("{}; run with --force-conflicts to take these fields over", fields.join(", "))
+}
+
 impl ClusterError {
     /// The HTTP status of an API error; 0 otherwise.
     pub fn code(&self) -> u16 {

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::cluster::inventory::Inventory;
 use crate::cluster::readiness::{self, Readiness};
-use crate::cluster::{ApplyOptions, Cluster, ClusterError, order};
+use crate::cluster::{ApplyOptions, Cluster, ClusterError, describe_conflicts, order};
 use crate::render::ObjectKey;
 
 use super::plan::{Action, CONCURRENCY, Plan, Problem, Step, record};
@@ -115,12 +115,8 @@ pub async fn apply(
     let prunes: Vec<&Step> = plan.steps.iter().filter(|s| s.action == Action::Prune).collect();
     let mut kept: BTreeMap<ObjectKey, String> = BTreeMap::new();
     for stage in (0..order::STAGES.len()).rev() {
-        let batch: Vec<&Step> = prunes.iter().copied().filter(|s| order::stage(&s.key) == stage).collect();
-        let results: Vec<(&Step, Result<(), ClusterError>)> = stream::iter(batch)
-            .map(|step| async move { (step, cluster.delete(&plan.kinds[&step.key], &step.key).await) })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
+        let batch = prunes.iter().copied().filter(|s| order::stage(&s.key) == stage);
+        let results = in_parallel(batch, |step| cluster.delete(&plan.kinds[&step.key], &step.key)).await;
         for (step, result) in results {
             match result {
                 Ok(()) => {
@@ -155,12 +151,7 @@ async fn run_stage(
     let batch = plan.steps.iter().filter(|s| {
         matches!(s.action, Action::Create | Action::Update | Action::Replace) && order::stage(&s.key) == stage
     });
-    let results: Vec<(&Step, Result<(), ClusterError>)> = stream::iter(batch)
-        .map(|step| async move { (step, apply_step(cluster, plan, step).await) })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    for (step, result) in results {
+    for (step, result) in in_parallel(batch, |step| apply_step(cluster, plan, step)).await {
         match result {
             Ok(()) => {
                 let verb = match step.action {
@@ -190,13 +181,28 @@ async fn run_stage(
     }
 }
 
+/// Runs `action` on each step, `CONCURRENCY` at a time.
+async fn in_parallel<'a, F, Fut>(
+    steps: impl Iterator<Item = &'a Step>,
+    action: F,
+) -> Vec<(&'a Step, Result<(), ClusterError>)>
+where
+    F: Fn(&'a Step) -> Fut,
+    Fut: Future<Output = Result<(), ClusterError>>,
+{
+    stream::iter(steps)
+        .map(|step| {
+            let done = action(step);
+            async move { (step, done.await) }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await
+}
+
 fn describe(error: &ClusterError) -> String {
     match error {
-        ClusterError::Api { conflicts, .. } if !conflicts.is_empty() => {
-            let fields: Vec<String> =
-                conflicts.iter().map(|c| format!("{} is owned by field manager \"{}\"", c.field, c.manager)).collect();
-            format!("{}; run with --force-conflicts to take these fields over", fields.join(", "))
-        }
+        ClusterError::Api { conflicts, .. } if !conflicts.is_empty() => describe_conflicts(conflicts),
         other => other.to_string(),
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::cluster::diff::{FieldChange, diff};
 use crate::cluster::inventory::{APPLYSET_PART_OF, Inventory};
-use crate::cluster::{ApplyOptions, Cluster, ClusterError, Conflict, Kind, compare, order};
+use crate::cluster::{ApplyOptions, Cluster, ClusterError, Conflict, Kind, compare, describe_conflicts, order};
 use crate::config::Lab;
 use crate::render::{COMPONENT, MANAGED_BY, Object, ObjectKey, PART_OF, Rendered};
 
@@ -137,13 +137,7 @@ impl std::fmt::Display for Problem {
                 "{object} already exists and is not this lab's{}; seclab leaves it alone. Rename the object in the file, delete it, or run with --adopt to take it over",
                 owner.as_ref().map(|o| format!(" (managed by {o})")).unwrap_or_default()
             ),
-            Self::Conflict { object, conflicts } => {
-                let fields: Vec<String> = conflicts
-                    .iter()
-                    .map(|c| format!("{} is owned by field manager \"{}\"", c.field, c.manager))
-                    .collect();
-                write!(f, "{object}: {}; run with --force-conflicts to take these fields over", fields.join(", "))
-            }
+            Self::Conflict { object, conflicts } => write!(f, "{object}: {}", describe_conflicts(conflicts)),
             Self::Immutable { object, message } => write!(
                 f,
                 "{object} changes a field that cannot change ({message}); run with --recreate to delete and create it again"
