@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use seclab::cluster::readiness::Readiness;
 use seclab::cluster::{Cluster, Kind};
 use seclab::config::Lab;
 use seclab::reconcile::apply::{self, ApplyError, Outcome};
@@ -252,8 +253,8 @@ impl Progress {
         }
         let first = &pending[0];
         let reason = match &first.readiness {
-            seclab::cluster::readiness::Readiness::Waiting(r) | seclab::cluster::readiness::Readiness::Failed(r) => r,
-            seclab::cluster::readiness::Readiness::Ready => "",
+            Readiness::Waiting(r) | Readiness::Failed(r) => r,
+            Readiness::Ready => "",
         };
         let more = if pending.len() > 1 { format!(" and {} more", pending.len() - 1) } else { String::new() };
         let line = format!("waiting for {}: {reason}{more}", first.object);
@@ -301,9 +302,9 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
             resolved.push((key.clone(), kind));
         }
         let states = wait::states(&cluster, &resolved, &lab.spec().cluster.readiness).await.map_err(Failure::error)?;
-        let component_of = |key: &ObjectKey| {
-            objects.iter().find(|(k, _, _)| k == key).map(|(_, _, c)| c.clone()).unwrap_or_default()
-        };
+        let components_by_key: std::collections::HashMap<&ObjectKey, &str> =
+            objects.iter().map(|(key, _, component)| (key, component.as_str())).collect();
+        let component_of = |key: &ObjectKey| components_by_key.get(key).copied().unwrap_or_default().to_owned();
         let mut components: Vec<(String, Vec<&ObjectState>)> = Vec::new();
         for state in &states {
             let component = component_of(&state.key);
@@ -332,9 +333,9 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
                     for state in list {
                         let (word, reason) = match &state.readiness {
                             _ if !state.exists => ("missing", "not applied yet: run `seclab apply`".to_owned()),
-                            seclab::cluster::readiness::Readiness::Ready => ("ready", String::new()),
-                            seclab::cluster::readiness::Readiness::Waiting(r) => ("waiting", r.clone()),
-                            seclab::cluster::readiness::Readiness::Failed(r) => ("failed", r.clone()),
+                            Readiness::Ready => ("ready", String::new()),
+                            Readiness::Waiting(r) => ("waiting", r.clone()),
+                            Readiness::Failed(r) => ("failed", r.clone()),
                         };
                         let reason = if reason.is_empty() { reason } else { format!("  {reason}") };
                         out.push_str(&format!("  {word:<8} {}{reason}\n", state.object));

@@ -60,6 +60,9 @@ pub enum ClusterError {
         /// Kind asked for.
         kind: String,
     },
+    /// The object did not reach the wanted state in time.
+    #[error("{0}")]
+    Timeout(String),
     /// The request did not reach the server or its answer could not be read.
     #[error("cannot reach the API server: {0}")]
     Transport(String),
@@ -178,10 +181,19 @@ impl Cluster {
         }
     }
 
-    /// Every object of `kind` in `namespace` (or cluster-wide), in one LIST.
+    /// Every object of `kind` in `namespace` (or cluster-wide), in one LIST, each with its
+    /// `apiVersion` and `kind` (which the server leaves out of list items).
     pub async fn list(&self, kind: &Kind, namespace: Option<&str>) -> Result<Vec<Value>, ClusterError> {
         let list = self.api(kind, namespace).list(&ListParams::default()).await.map_err(ClusterError::from_kube)?;
-        list.items.into_iter().map(|item| to_value(&item)).collect()
+        let types =
+            kube::core::TypeMeta { api_version: kind.resource.api_version.clone(), kind: kind.resource.kind.clone() };
+        list.items
+            .into_iter()
+            .map(|mut item| {
+                item.types.get_or_insert_with(|| types.clone());
+                to_value(&item)
+            })
+            .collect()
     }
 
     /// One object, or `None` when it does not exist.

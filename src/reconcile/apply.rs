@@ -215,7 +215,10 @@ async fn apply_step(cluster: &Cluster, plan: &Plan, step: &Step) -> Result<(), C
         let started = Instant::now();
         while cluster.get(kind, step.key.namespace.as_deref(), &step.key.name).await?.is_some() {
             if started.elapsed() > GONE_TIMEOUT {
-                return Err(ClusterError::Transport(format!("it was still being deleted after {GONE_TIMEOUT:?}")));
+                return Err(ClusterError::Timeout(format!(
+                    "it was still being deleted after {}s (a finalizer may hold it); apply again once it is gone",
+                    GONE_TIMEOUT.as_secs()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

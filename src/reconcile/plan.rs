@@ -204,11 +204,6 @@ fn failed(context: impl Into<String>) -> impl FnOnce(ClusterError) -> PlanError 
     move |source| PlanError::Cluster { context, source }
 }
 
-/// What the cluster holds: the live objects of the lab's kinds and namespaces.
-struct Live {
-    objects: HashMap<ObjectKey, Value>,
-}
-
 /// Makes the plan for `rendered` (empty for `destroy`) against the cluster.
 pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: &Rendered, options: Options) -> Result<Plan, PlanError> {
     let lab_name = lab.name().to_owned();
@@ -228,15 +223,15 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: &Rendered, options: Op
         rendered.objects.iter().map(|o| (o.clone(), o.api_version().to_owned())).collect();
     let secret_keys: Vec<ObjectKey> =
         rendered.secrets.iter().map(|s| secrets::secret_key(&s.namespace, &s.name)).collect();
-    let mut wanted: BTreeMap<(String, String), ()> = BTreeMap::new();
+    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
     for (object, api_version) in &objects {
-        wanted.insert((api_version.clone(), object.key.kind.clone()), ());
+        wanted.insert((api_version.clone(), object.key.kind.clone()));
     }
     if !secret_keys.is_empty() {
-        wanted.insert(("v1".into(), "Secret".into()), ());
+        wanted.insert(("v1".into(), "Secret".into()));
     }
     let mut resolved: HashMap<(String, String), Kind> = HashMap::new();
-    for (api_version, kind) in wanted.keys() {
+    for (api_version, kind) in &wanted {
         let found = cluster.kind(api_version, kind).await.map_err(failed(format!("cannot apply {kind}")))?;
         resolved.insert((api_version.clone(), kind.clone()), found);
     }
@@ -274,7 +269,7 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: &Rendered, options: Op
 
     // The Secrets apply creates, filled from the live ones and the environment.
     let created =
-        secrets::materialize(&rendered.secrets, &live.objects, &base_dir(lab), &lab_name).map_err(PlanError::Secret)?;
+        secrets::materialize(&rendered.secrets, &live, &base_dir(lab), &lab_name).map_err(PlanError::Secret)?;
     objects.extend(created.into_iter().map(|o| (o, "v1".to_owned())));
 
     let mut plan = Plan {
@@ -304,7 +299,7 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: &Rendered, options: Op
             api_version: api_version.clone(),
             force: options.force_conflicts,
         };
-        if let Some(current) = live.objects.get(&object.key) {
+        if let Some(current) = live.get(&object.key) {
             if !owned(current, &lab_name) && !options.adopt {
                 let labels = &current["metadata"]["labels"];
                 let owner = match (labels[MANAGED_BY].as_str(), labels[PART_OF].as_str()) {
@@ -339,7 +334,7 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: &Rendered, options: Op
         .await;
     for (index, result) in dry_runs {
         let step = &mut plan.steps[index];
-        let current = &live.objects[&step.key];
+        let current = &live[&step.key];
         match result {
             Ok(after) => {
                 step.diff = diff(current, &after);
@@ -372,13 +367,9 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: &Rendered, options: Op
     // left the file and still carry this lab's labels.
     let desired: BTreeSet<&ObjectKey> = plan.steps.iter().map(|s| &s.key).collect();
     let mut candidates: BTreeMap<ObjectKey, String> = inventory.members.clone();
-    for (key, object) in &live.objects {
+    for (key, object) in &live {
         if object["metadata"]["labels"][APPLYSET_PART_OF] == id.as_str() && !candidates.contains_key(key) {
-            let api_version = object["apiVersion"].as_str().map(str::to_owned);
-            let api_version = api_version.or_else(|| {
-                resolved.iter().find(|((_, kind), _)| *kind == key.kind).map(|((version, _), _)| version.clone())
-            });
-            candidates.insert(key.clone(), api_version.unwrap_or_default());
+            candidates.insert(key.clone(), object["apiVersion"].as_str().unwrap_or_default().to_owned());
         }
     }
     let mut prunes = Vec::new();
@@ -386,7 +377,7 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: &Rendered, options: Op
         if desired.contains(&key) || !options.prune {
             continue;
         }
-        let Some(current) = live.objects.get(&key) else { continue };
+        let Some(current) = live.get(&key) else { continue };
         if !owned(current, &lab_name) {
             continue;
         }
@@ -453,7 +444,7 @@ async fn list_all(
     cluster: &Cluster,
     kinds: &HashMap<(String, String), Kind>,
     lists: BTreeSet<ListTarget>,
-) -> Result<Live, PlanError> {
+) -> Result<HashMap<ObjectKey, Value>, PlanError> {
     let results: Vec<Vec<(ObjectKey, Value)>> = stream::iter(lists)
         .map(|(api_version, kind_name, namespace)| {
             let kind = &kinds[&(api_version.clone(), kind_name.clone())];
@@ -483,5 +474,5 @@ async fn list_all(
         .buffer_unordered(CONCURRENCY)
         .try_collect()
         .await?;
-    Ok(Live { objects: results.into_iter().flatten().collect() })
+    Ok(results.into_iter().flatten().collect())
 }
