@@ -205,6 +205,9 @@ fn assert_applies_and_reapplies_without_writes(example: &str, name: &str) {
     let writes = lab.writes(&events);
     assert!(writes.is_empty(), "an unchanged lab sent writes: {writes:#?}");
     assert!(events.iter().any(|e| e.verb == "list" && e.namespace == name), "the re-apply did read the lab");
+    let unnamed: Vec<&AuditEvent> =
+        events.iter().filter(|e| e.user == "seclab-limited" && !e.user_agent.starts_with("seclab/")).collect();
+    assert!(unnamed.is_empty(), "requests without seclab's User-Agent: {unnamed:#?}");
     lab.run(&["plan", "--detailed-exitcode"], 0);
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
 }

@@ -42,7 +42,7 @@ pub fn plan(cli: &Cli, args: &ApplyArgs, detailed_exitcode: bool) -> Result<(), 
     let rendered = render_lab(cli, &lab)?;
     runtime()?.block_on(async {
         let cluster = connect(cli, &lab).await?;
-        let plan = plan::plan(&cluster, &lab, &rendered, options(args)).await.map_err(Failure::error)?;
+        let plan = plan::plan(&cluster, &lab, rendered, options(args)).await.map_err(Failure::error)?;
         match cli.output {
             Output::Json => print(&plan_json(&plan).to_string())?,
             Output::Text => print(&plan_text(&plan))?,
@@ -116,7 +116,7 @@ pub fn apply(cli: &Cli, args: &ApplyArgs, wait: bool, timeout: Duration) -> Resu
     let started = Instant::now();
     runtime()?.block_on(async {
         let cluster = connect(cli, &lab).await?;
-        let plan = plan::plan(&cluster, &lab, &rendered, options(args)).await.map_err(Failure::error)?;
+        let plan = plan::plan(&cluster, &lab, rendered, options(args)).await.map_err(Failure::error)?;
         confirm_apply(&plan, args.yes)?;
         let text = cli.output == Output::Text;
         let report = |step: &Step, verb: &str| {

@@ -19,6 +19,17 @@ pub fn unchanged(desired: &Value, live: &Value) -> bool {
     fields_match && !manages_dropped_field(desired, live)
 }
 
+/// Drops what neither the comparison nor a diff reads from a listed object: its `status`,
+/// and the field sets of every manager but seclab's apply. Most of a live object's size is
+/// there, and a plan holds every object of the lab.
+pub fn slim(live: &mut Value) {
+    let Value::Object(object) = live else { return };
+    object.remove("status");
+    if let Some(Value::Array(entries)) = object.get_mut("metadata").and_then(|m| m.get_mut("managedFields")) {
+        entries.retain(|entry| entry["manager"] == FIELD_MANAGER && entry["operation"] == "Apply");
+    }
+}
+
 /// Whether `live` has `desired`'s value: every key of a mapping, lists element by element.
 fn contains(desired: &Value, live: &Value) -> bool {
     match (desired, live) {
@@ -146,5 +157,21 @@ mod tests {
         let mut kept = desired.clone();
         kept["metadata"]["finalizers"] = json!(["x", "y"]);
         assert!(!unchanged(&kept, &live), "the live list is shorter");
+    }
+
+    #[test]
+    fn slim_keeps_seclab_s_field_set_and_drops_status_and_other_managers() {
+        let mut object = live(json!({ "replicas": 1 }), json!({ "f:spec": { "f:replicas": {} } }));
+        object["status"] = json!({ "replicas": 1 });
+        object["metadata"]["managedFields"].as_array_mut().unwrap().extend([
+            json!({ "manager": "kube-controller-manager", "operation": "Update", "fieldsV1": { "f:status": {} } }),
+            json!({ "manager": "seclab", "operation": "Update", "fieldsV1": { "f:metadata": {} } }),
+        ]);
+        slim(&mut object);
+        assert!(object.get("status").is_none());
+        let entries = object["metadata"]["managedFields"].as_array().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!((entries[0]["manager"].as_str(), entries[0]["operation"].as_str()), (Some("seclab"), Some("Apply")));
+        assert_eq!(object["spec"], json!({ "replicas": 1 }));
     }
 }

@@ -7,6 +7,7 @@
 pub mod compare;
 pub mod diff;
 pub mod inventory;
+mod list;
 pub mod order;
 pub mod rbac;
 pub mod readiness;
@@ -24,6 +25,9 @@ use crate::render::ObjectKey;
 
 /// The field manager of every server-side apply seclab sends.
 pub const FIELD_MANAGER: &str = "seclab";
+
+/// The `User-Agent` of seclab's requests.
+const USER_AGENT: &str = concat!("seclab/", env!("CARGO_PKG_VERSION"));
 
 /// A resolved kind: how to reach it, and whether it lives in namespaces.
 #[derive(Debug, Clone)]
@@ -134,7 +138,7 @@ impl Cluster {
     /// and `context` (else the kubeconfig's current one). Sends no request.
     pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Self, ClusterError> {
         let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
-        let config = match kubeconfig {
+        let mut config = match kubeconfig {
             Some(path) => {
                 let file = kube::config::Kubeconfig::read_from(path)
                     .map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))?;
@@ -144,6 +148,8 @@ impl Cluster {
             None => kube::Config::infer().await.map_err(|e| e.to_string()),
         }
         .map_err(ClusterError::Config)?;
+        // Names seclab in the API server's audit log.
+        config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)));
         let client = kube::Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
         Ok(Self { client, kinds: Mutex::new(HashMap::new()) })
     }
@@ -181,19 +187,22 @@ impl Cluster {
         }
     }
 
-    /// Every object of `kind` in `namespace` (or cluster-wide), in one LIST, each with its
-    /// `apiVersion` and `kind` (which the server leaves out of list items).
-    pub async fn list(&self, kind: &Kind, namespace: Option<&str>) -> Result<Vec<Value>, ClusterError> {
-        let list = self.api(kind, namespace).list(&ListParams::default()).await.map_err(ClusterError::from_kube)?;
-        let types =
-            kube::core::TypeMeta { api_version: kind.resource.api_version.clone(), kind: kind.resource.kind.clone() };
-        list.items
-            .into_iter()
-            .map(|mut item| {
-                item.types.get_or_insert_with(|| types.clone());
-                to_value(&item)
-            })
-            .collect()
+    /// Every object of `kind` in `namespace` (or cluster-wide), in one LIST. Each item, with
+    /// its `apiVersion` and `kind`, goes to `each` as soon as it is read; what `each` returns
+    /// is kept, so a caller holds only what it needs of a large list.
+    pub async fn list<T>(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        each: impl FnMut(Value) -> Option<T>,
+    ) -> Result<Vec<T>, ClusterError> {
+        let url = self.api(kind, namespace).resource_url().to_owned();
+        let request = kube::core::Request::new(url)
+            .list(&ListParams::default())
+            .map_err(|e| ClusterError::Transport(e.to_string()))?;
+        let body = self.client.request_text(request).await.map_err(ClusterError::from_kube)?;
+        list::items(&body, &kind.resource.api_version, &kind.resource.kind, each)
+            .map_err(|e| ClusterError::Transport(format!("cannot read a list of {}: {e}", kind.resource.plural)))
     }
 
     /// One object, or `None` when it does not exist.
@@ -204,17 +213,25 @@ impl Cluster {
         }
     }
 
-    /// Server-side apply of `manifest` as field manager `seclab`; returns the object as stored
-    /// (or as it would be, with `dry_run`).
-    pub async fn apply(&self, kind: &Kind, manifest: &Value, options: ApplyOptions) -> Result<Value, ClusterError> {
-        let namespace = manifest["metadata"]["namespace"].as_str();
-        let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
-        let mut params = PatchParams::apply(FIELD_MANAGER);
-        params.force = options.force;
-        params.dry_run = options.dry_run;
+    /// Server-side apply of `manifest` as field manager `seclab`, with `force` taking over
+    /// fields other managers own. The server answers with the object's metadata only, which
+    /// seclab does not need either: the full object would only cost encoding and decoding.
+    pub async fn apply(&self, kind: &Kind, manifest: &Value, force: bool) -> Result<(), ClusterError> {
+        let (namespace, name) = namespace_and_name(manifest);
+        self.api(kind, namespace)
+            .patch_metadata(name, &apply_params(force, false), &Patch::Apply(manifest))
+            .await
+            .map(drop)
+            .map_err(ClusterError::from_kube)
+    }
+
+    /// The object `manifest` would become with a server-side apply (a dry run: nothing is
+    /// stored).
+    pub async fn dry_run_apply(&self, kind: &Kind, manifest: &Value, force: bool) -> Result<Value, ClusterError> {
+        let (namespace, name) = namespace_and_name(manifest);
         let stored = self
             .api(kind, namespace)
-            .patch(name, &params, &Patch::Apply(manifest))
+            .patch(name, &apply_params(force, true), &Patch::Apply(manifest))
             .await
             .map_err(ClusterError::from_kube)?;
         to_value(&stored)
@@ -243,13 +260,19 @@ impl Cluster {
     }
 }
 
-/// How to send a server-side apply.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ApplyOptions {
-    /// Take over fields other managers own.
-    pub force: bool,
-    /// Let the server compute the result without storing it.
-    pub dry_run: bool,
+fn namespace_and_name(manifest: &Value) -> (Option<&str>, &str) {
+    let metadata = &manifest["metadata"];
+    (metadata["namespace"].as_str(), metadata["name"].as_str().unwrap_or_default())
+}
+
+/// Server-side apply parameters. Field validation is off because the one check it adds for
+/// an apply, duplicate keys, cannot fail for a serialized map, and it costs the server a
+/// second YAML parse of every patch; unknown fields are still rejected by the apply itself.
+fn apply_params(force: bool, dry_run: bool) -> PatchParams {
+    let mut params = PatchParams::apply(FIELD_MANAGER).validation_ignore();
+    params.force = force;
+    params.dry_run = dry_run;
+    params
 }
 
 fn to_value(object: &DynamicObject) -> Result<Value, ClusterError> {

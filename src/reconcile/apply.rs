@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::cluster::inventory::Inventory;
 use crate::cluster::readiness::{self, Readiness};
-use crate::cluster::{ApplyOptions, Cluster, ClusterError, describe_conflicts, order};
+use crate::cluster::{Cluster, ClusterError, describe_conflicts, order};
 use crate::render::ObjectKey;
 
 use super::plan::{Action, CONCURRENCY, Plan, Problem, Step, record};
@@ -223,16 +223,13 @@ async fn apply_step(cluster: &Cluster, plan: &Plan, step: &Step) -> Result<(), C
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    cluster.apply(kind, manifest, ApplyOptions { force: step.force, dry_run: false }).await.map(drop)
+    cluster.apply(kind, manifest, step.force).await
 }
 
 async fn write_inventory(cluster: &Cluster, inventory: &Inventory, lab: &str) -> Result<(), ApplyError> {
     let failed = |source| ApplyError::Inventory { object: inventory.key().to_string(), source };
     let kind = cluster.kind("v1", "ConfigMap").await.map_err(failed)?;
-    cluster
-        .apply(&kind, &inventory.manifest(lab), ApplyOptions { force: true, dry_run: false })
-        .await
-        .map_err(failed)?;
+    cluster.apply(&kind, &inventory.manifest(lab), true).await.map_err(failed)?;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use super::plan::{self, Action, Options, Plan, PlanError, Step};
 pub async fn plan(cluster: &Cluster, lab: &Lab, allow_destructive: bool) -> Result<Plan, PlanError> {
     let nothing = Rendered { objects: Vec::new(), node_files: Vec::new(), secrets: Vec::new() };
     let options = Options { prune: true, allow_destructive: true, ..Options::default() };
-    let mut plan = plan::plan(cluster, lab, &nothing, options).await?;
+    let mut plan = plan::plan(cluster, lab, nothing, options).await?;
     for step in &mut plan.steps {
         let holds_data = step.note.as_deref() == Some("deletes stored data");
         if holds_data && !allow_destructive {

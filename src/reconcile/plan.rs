@@ -1,7 +1,7 @@
 //! The plan: what applying the lab would do to each object, found with one LIST per kind
 //! and namespace, and a server-side dry-run for objects that differ.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::cluster::diff::{FieldChange, diff};
 use crate::cluster::inventory::{APPLYSET_PART_OF, Inventory};
-use crate::cluster::{ApplyOptions, Cluster, ClusterError, Conflict, Kind, compare, describe_conflicts, order};
+use crate::cluster::{Cluster, ClusterError, Conflict, Kind, compare, describe_conflicts, order};
 use crate::config::Lab;
 use crate::render::{COMPONENT, MANAGED_BY, Object, ObjectKey, PART_OF, Rendered};
 
@@ -205,7 +205,7 @@ fn failed(context: impl Into<String>) -> impl FnOnce(ClusterError) -> PlanError 
 }
 
 /// Makes the plan for `rendered` (empty for `destroy`) against the cluster.
-pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: &Rendered, options: Options) -> Result<Plan, PlanError> {
+pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: Rendered, options: Options) -> Result<Plan, PlanError> {
     let lab_name = lab.name().to_owned();
     let mut inventory = Inventory::new(&lab_name, &lab.spec().cluster.namespace);
     let config_map = cluster.kind("v1", "ConfigMap").await.map_err(failed("cannot resolve ConfigMaps"))?;
@@ -219,10 +219,14 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: &Rendered, options: Op
     let id = inventory.id();
 
     // Resolve every kind: the lab's, the Secrets apply creates, and the inventory's.
-    let mut objects: Vec<(Object, String)> =
-        rendered.objects.iter().map(|o| (o.clone(), o.api_version().to_owned())).collect();
-    let secret_keys: Vec<ObjectKey> =
-        rendered.secrets.iter().map(|s| secrets::secret_key(&s.namespace, &s.name)).collect();
+    let Rendered { objects, secrets: to_create, .. } = rendered;
+    let labelled = |mut object: Object| {
+        object.manifest["metadata"]["labels"][APPLYSET_PART_OF] = Value::String(id.clone());
+        let api_version = object.api_version().to_owned();
+        (object, api_version)
+    };
+    let mut objects: Vec<(Object, String)> = objects.into_iter().map(labelled).collect();
+    let secret_keys: Vec<ObjectKey> = to_create.iter().map(|s| secrets::secret_key(&s.namespace, &s.name)).collect();
     let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
     for (object, api_version) in &objects {
         wanted.insert((api_version.clone(), object.key.kind.clone()));
@@ -265,12 +269,13 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: &Rendered, options: Op
             lists.insert((api_version.clone(), key.kind.clone(), namespaces(key, kind)));
         }
     }
-    let live = list_all(cluster, &resolved, lists).await?;
+    let desired: HashMap<&ObjectKey, &Value> = objects.iter().map(|(o, _)| (&o.key, &o.manifest)).collect();
+    let keep = Keep { desired, secrets: secret_keys.iter().collect(), lab: &lab_name };
+    let (live, unchanged) = list_all(cluster, &resolved, lists, &keep).await?;
 
     // The Secrets apply creates, filled from the live ones and the environment.
-    let created =
-        secrets::materialize(&rendered.secrets, &live, &base_dir(lab), &lab_name).map_err(PlanError::Secret)?;
-    objects.extend(created.into_iter().map(|o| (o, "v1".to_owned())));
+    let created = secrets::materialize(&to_create, &live, &base_dir(lab), &lab_name).map_err(PlanError::Secret)?;
+    objects.extend(created.into_iter().map(labelled));
 
     let mut plan = Plan {
         lab: lab_name.clone(),
@@ -281,25 +286,24 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: &Rendered, options: Op
         kinds: HashMap::new(),
     };
     let mut to_check = Vec::new();
-    for (object, api_version) in &objects {
+    for (object, api_version) in objects {
         let kind = resolved[&(api_version.clone(), object.key.kind.clone())].clone();
-        plan.kinds.insert(object.key.clone(), kind.clone());
-        let mut manifest = object.manifest.clone();
-        manifest["metadata"]["labels"][APPLYSET_PART_OF] = Value::String(id.clone());
-        let component = object.manifest["metadata"]["labels"][COMPONENT].as_str().unwrap_or_default().to_owned();
+        plan.kinds.insert(object.key.clone(), kind);
+        let manifest = object.manifest;
+        let component = manifest["metadata"]["labels"][COMPONENT].as_str().unwrap_or_default().to_owned();
         let mut step = Step {
             object: object.key.to_string(),
-            key: object.key.clone(),
+            key: object.key,
             component,
             action: Action::Create,
             diff: Vec::new(),
             note: None,
             destructive: false,
             manifest: Some(manifest),
-            api_version: api_version.clone(),
+            api_version,
             force: options.force_conflicts,
         };
-        if let Some(current) = live.get(&object.key) {
+        if let Some(current) = live.get(&step.key) {
             if !owned(current, &lab_name) && !options.adopt {
                 let labels = &current["metadata"]["labels"];
                 let owner = match (labels[MANAGED_BY].as_str(), labels[PART_OF].as_str()) {
@@ -309,7 +313,9 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: &Rendered, options: Op
                 plan.problems.push(Problem::Unowned { object: step.object.clone(), owner });
                 step.action = Action::Unchanged;
                 step.manifest = None;
-            } else if owned(current, &lab_name) && compare::unchanged(step.manifest.as_ref().expect("set"), current) {
+            } else if unchanged.contains(&step.key)
+                || (owned(current, &lab_name) && compare::unchanged(step.manifest.as_ref().expect("set"), current))
+            {
                 step.action = Action::Unchanged;
             } else {
                 step.action = Action::Update;
@@ -326,8 +332,7 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: &Rendered, options: Op
             let step = &plan.steps[index];
             let kind = &plan.kinds[&step.key];
             let manifest = step.manifest.as_ref().expect("updates carry a manifest");
-            let dry = ApplyOptions { force: step.force, dry_run: true };
-            async move { (index, cluster.apply(kind, manifest, dry).await) }
+            async move { (index, cluster.dry_run_apply(kind, manifest, step.force).await) }
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
@@ -440,39 +445,133 @@ pub fn record(plan: &Plan, kept: &BTreeMap<ObjectKey, String>) -> Inventory {
     inventory
 }
 
+/// What the plan keeps of each listed object.
+struct Keep<'a> {
+    /// The lab's objects, by key.
+    desired: HashMap<&'a ObjectKey, &'a Value>,
+    /// The Secrets apply fills in, whose live values it reuses.
+    secrets: HashSet<&'a ObjectKey>,
+    /// The lab's name.
+    lab: &'a str,
+}
+
+impl Keep<'_> {
+    /// Sorts out one listed object. A desired object that already is as wanted, and an
+    /// object the file does not have (a prune candidate, or someone else's), are reduced to
+    /// their identity and labels, all that pruning and ownership checks read; a desired
+    /// object that differs, and a Secret apply fills in, keep what a diff needs. Returns
+    /// whether the object is unchanged.
+    fn sort(&self, key: &ObjectKey, live: &mut Value) -> bool {
+        let is_unchanged = self.desired.get(key).is_some_and(|d| owned(live, self.lab) && compare::unchanged(d, live));
+        if is_unchanged || !(self.desired.contains_key(key) || self.secrets.contains(key)) {
+            identity_only(live);
+        } else {
+            compare::slim(live);
+        }
+        is_unchanged
+    }
+}
+
+/// Keeps `apiVersion`, `kind`, and the name, namespace and labels of an object.
+fn identity_only(live: &mut Value) {
+    let Value::Object(object) = live else { return };
+    object.retain(|field, _| matches!(field.as_str(), "apiVersion" | "kind" | "metadata"));
+    if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
+        metadata.retain(|field, _| matches!(field.as_str(), "name" | "namespace" | "labels"));
+    }
+}
+
+/// Lists every target; returns the live objects (as `Keep` leaves them) and the keys of
+/// the desired ones that are unchanged.
 async fn list_all(
     cluster: &Cluster,
     kinds: &HashMap<(String, String), Kind>,
     lists: BTreeSet<ListTarget>,
-) -> Result<HashMap<ObjectKey, Value>, PlanError> {
-    let results: Vec<Vec<(ObjectKey, Value)>> = stream::iter(lists)
+    keep: &Keep<'_>,
+) -> Result<(HashMap<ObjectKey, Value>, HashSet<ObjectKey>), PlanError> {
+    let results: Vec<Vec<(ObjectKey, Value, bool)>> = stream::iter(lists)
         .map(|(api_version, kind_name, namespace)| {
             let kind = &kinds[&(api_version.clone(), kind_name.clone())];
             async move {
                 let where_ = namespace.as_deref().map(|ns| format!(" in {ns}")).unwrap_or_default();
-                let items = cluster
-                    .list(kind, namespace.as_deref())
+                cluster
+                    .list(kind, namespace.as_deref(), |mut item| {
+                        let key = ObjectKey {
+                            group: kind.resource.group.clone(),
+                            kind: kind_name.clone(),
+                            namespace: item["metadata"]["namespace"].as_str().map(str::to_owned),
+                            name: item["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+                        };
+                        let unchanged = keep.sort(&key, &mut item);
+                        Some((key, item, unchanged))
+                    })
                     .await
-                    .map_err(failed(format!("cannot list {kind_name}{where_}")))?;
-                let group = kind.resource.group.clone();
-                Ok::<_, PlanError>(
-                    items
-                        .into_iter()
-                        .map(|item| {
-                            let key = ObjectKey {
-                                group: group.clone(),
-                                kind: kind_name.clone(),
-                                namespace: item["metadata"]["namespace"].as_str().map(str::to_owned),
-                                name: item["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
-                            };
-                            (key, item)
-                        })
-                        .collect(),
-                )
+                    .map_err(failed(format!("cannot list {kind_name}{where_}")))
             }
         })
         .buffer_unordered(CONCURRENCY)
         .try_collect()
         .await?;
-    Ok(results.into_iter().flatten().collect())
+    let mut live = HashMap::new();
+    let mut unchanged = HashSet::new();
+    for (key, object, is_unchanged) in results.into_iter().flatten() {
+        if is_unchanged {
+            unchanged.insert(key.clone());
+        }
+        live.insert(key, object);
+    }
+    Ok((live, unchanged))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey { group: String::new(), kind: "ConfigMap".into(), namespace: Some("n".into()), name: name.into() }
+    }
+
+    fn config_map(name: &str, value: &str, part_of: &str) -> Value {
+        json!({ "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": name, "namespace": "n", "uid": "u", "annotations": { "a": "b" },
+                "labels": { MANAGED_BY: "seclab", PART_OF: part_of } },
+            "data": { "k": value } })
+    }
+
+    #[test]
+    fn keeps_whole_only_the_listed_objects_a_diff_or_a_secret_needs() {
+        let (same, changed, other, secret) = (key("same"), key("changed"), key("other"), key("secret"));
+        let (want_same, want_changed) = (config_map("same", "1", "lab"), config_map("changed", "2", "lab"));
+        let keep = Keep {
+            desired: HashMap::from([(&same, &want_same), (&changed, &want_changed)]),
+            secrets: HashSet::from([&secret]),
+            lab: "lab",
+        };
+        let identity = |name: &str, part_of: &str| {
+            json!({ "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": { "name": name, "namespace": "n", "labels": { MANAGED_BY: "seclab", PART_OF: part_of } } })
+        };
+
+        let mut live = config_map("same", "1", "lab");
+        assert!(keep.sort(&same, &mut live), "unchanged");
+        assert_eq!(live, identity("same", "lab"));
+
+        let mut live = config_map("changed", "1", "lab");
+        assert!(!keep.sort(&changed, &mut live));
+        assert_eq!(live, config_map("changed", "1", "lab"), "kept for the diff");
+
+        let mut live = config_map("same", "1", "another-lab");
+        assert!(!keep.sort(&same, &mut live), "not the lab's, so not unchanged");
+        assert_eq!(live["data"]["k"], "1", "kept: the plan reports it");
+
+        let mut live = config_map("other", "1", "lab");
+        assert!(!keep.sort(&other, &mut live));
+        assert_eq!(live, identity("other", "lab"), "a prune candidate needs only its labels");
+
+        let mut live = config_map("secret", "1", "lab");
+        assert!(!keep.sort(&secret, &mut live));
+        assert_eq!(live["data"]["k"], "1", "a Secret's values are reused");
+    }
 }

@@ -86,14 +86,20 @@ pub async fn states(
     }
     let lists: Vec<Result<Vec<ObjectState>, ClusterError>> = stream::iter(groups)
         .map(|((_, _, namespace), (kind, keys))| async move {
-            let items = cluster.list(&kind, namespace.as_deref()).await?;
-            let by_name: HashMap<&str, &serde_json::Value> =
-                items.iter().map(|item| (item["metadata"]["name"].as_str().unwrap_or_default(), item)).collect();
+            let wanted: HashMap<&str, &ObjectKey> = keys.iter().map(|key| (key.name.as_str(), key)).collect();
+            let mut found: HashMap<String, Readiness> = cluster
+                .list(&kind, namespace.as_deref(), |item| {
+                    let key = wanted.get(item["metadata"]["name"].as_str()?)?;
+                    Some((key.name.clone(), assess(key, &item, rules)))
+                })
+                .await?
+                .into_iter()
+                .collect();
             Ok(keys
                 .into_iter()
                 .map(|key| {
-                    let (exists, readiness) = match by_name.get(key.name.as_str()) {
-                        Some(live) => (true, assess(&key, live, rules)),
+                    let (exists, readiness) = match found.remove(&key.name) {
+                        Some(readiness) => (true, readiness),
                         None => (false, Readiness::Waiting("it does not exist".into())),
                     };
                     ObjectState { object: key.to_string(), key, exists, readiness, warning: None }

@@ -115,6 +115,8 @@ pub struct AuditEvent {
     pub code: u16,
     /// The request URI, query included.
     pub uri: String,
+    /// The client's `User-Agent`.
+    pub user_agent: String,
 }
 
 impl AuditEvent {
@@ -128,6 +130,7 @@ impl AuditEvent {
             name: text(&event["objectRef"]["name"]),
             code: event["responseStatus"]["code"].as_u64().unwrap_or_default() as u16,
             uri: text(&event["requestURI"]),
+            user_agent: text(&event["userAgent"]),
         }
     }
 
