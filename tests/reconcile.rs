@@ -424,23 +424,36 @@ fn wait_times_out_naming_what_is_stuck_and_why() {
 }
 
 #[tokio::test]
-async fn a_custom_resource_without_status_is_not_ready_unless_the_file_says_how() {
-    let client = admin().await;
-    let crd = json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": { "name": "widgets.test.seclab.dev" },
-        "spec": { "group": "test.seclab.dev", "scope": "Namespaced",
-            "names": { "plural": "widgets", "singular": "widget", "kind": "Widget" },
-            "versions": [{ "name": "v1", "served": true, "storage": true,
-                "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } }] }
-    });
-    let crds = api(&client, "apiextensions.k8s.io", "v1", "CustomResourceDefinition", None);
-    crds.patch("widgets.test.seclab.dev", &PatchParams::apply("test").force(), &Patch::Apply(crd)).await.unwrap();
+async fn a_lab_ships_a_crd_with_its_first_custom_resource_which_needs_a_status_or_a_rule_to_be_ready() {
     let mut lab = TestLab::new("tenants.yaml", "t-custom");
     lab.kubeconfig = Cluster::get().admin_kubeconfig(); // seclab's ClusterRole does not cover this test kind
     lab.template(
+        "tenants/zz-widget-crd.yaml",
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.test.seclab.dev
+spec:
+  group: test.seclab.dev
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#,
+    );
+    lab.template(
         "tenants/zz-widget.yaml",
         "apiVersion: test.seclab.dev/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: t-custom\nspec: {}\n",
+    );
+    let plan = lab.run(&["plan"], 0);
+    assert!(
+        plan.contains("+ create  CustomResourceDefinition.apiextensions.k8s.io widgets.test.seclab.dev")
+            && plan.contains("+ create  Widget.test.seclab.dev t-custom/w"),
+        "a kind the lab's own CRD defines is planned before the cluster serves it: {plan}"
     );
     let output = lab.run(&["apply", "--wait", "--timeout", "3s"], 1);
     assert!(output.contains("Widget.test.seclab.dev t-custom/w: no status"), "{output}");
@@ -449,7 +462,21 @@ async fn a_custom_resource_without_status_is_not_ready_unless_the_file_says_how(
     spec["cluster"]["readiness"] = json!([{ "group": "test.seclab.dev", "kind": "Widget", "always": true }]);
     lab.write(&spec);
     lab.run(&["apply", "--wait", "--timeout", "60s"], 0);
+    let events = audited(|| {
+        lab.run(&["apply"], 0);
+    });
+    let writes: Vec<&AuditEvent> = events
+        .iter()
+        .filter(|e| e.is_write() && e.user_agent.starts_with("seclab/"))
+        .filter(|e| e.namespace == "t-custom" || e.name == "widgets.test.seclab.dev")
+        .collect();
+    assert!(writes.is_empty(), "the re-apply wrote: {writes:#?}");
+
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+    let client = admin().await;
+    let crds = api(&client, "apiextensions.k8s.io", "v1", "CustomResourceDefinition", None);
+    let left = crds.get_opt("widgets.test.seclab.dev").await.unwrap();
+    assert!(left.is_none_or(|crd| crd.metadata.deletion_timestamp.is_some()), "destroy removes the lab's CRD");
 }
 
 #[test]

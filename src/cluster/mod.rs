@@ -38,6 +38,28 @@ pub struct Kind {
     pub namespaced: bool,
 }
 
+impl Kind {
+    /// The kind `kind` in `api_version` as the CustomResourceDefinition `crd` defines it, if
+    /// it does (with that version served): how to reach a kind the cluster will serve once a
+    /// CRD in the same lab is applied.
+    pub fn defined_by(crd: &Value, api_version: &str, kind: &str) -> Option<Self> {
+        let (group, version) = api_version.split_once('/')?;
+        let spec = &crd["spec"];
+        let served = spec["versions"].as_array()?.iter().any(|v| v["name"] == version && v["served"] == true);
+        if spec["group"] != group || spec["names"]["kind"] != kind || !served {
+            return None;
+        }
+        let resource = ApiResource {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            plural: spec["names"]["plural"].as_str()?.to_owned(),
+        };
+        Some(Self { resource, namespaced: spec["scope"] == "Namespaced" })
+    }
+}
+
 /// Why a request to the cluster failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -277,4 +299,27 @@ fn apply_params(force: bool, dry_run: bool) -> PatchParams {
 
 fn to_value(object: &DynamicObject) -> Result<Value, ClusterError> {
     serde_json::to_value(object).map_err(|e| ClusterError::Transport(format!("cannot read an object: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_crd_defines_its_served_versions_of_its_kind_only() {
+        let crd = json!({ "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": { "name": "widgets.test.seclab.dev" },
+            "spec": { "group": "test.seclab.dev", "scope": "Namespaced",
+                "names": { "plural": "widgets", "kind": "Widget" },
+                "versions": [{ "name": "v1", "served": true }, { "name": "v0", "served": false }] } });
+        let kind = Kind::defined_by(&crd, "test.seclab.dev/v1", "Widget").unwrap();
+        assert_eq!((kind.resource.plural.as_str(), kind.resource.version.as_str()), ("widgets", "v1"));
+        assert!(kind.namespaced);
+        assert!(Kind::defined_by(&crd, "test.seclab.dev/v0", "Widget").is_none(), "not served");
+        assert!(Kind::defined_by(&crd, "test.seclab.dev/v1", "Gadget").is_none());
+        assert!(Kind::defined_by(&crd, "other.seclab.dev/v1", "Widget").is_none());
+        assert!(Kind::defined_by(&crd, "v1", "Widget").is_none(), "the core group has no CRDs");
+    }
 }

@@ -1,5 +1,6 @@
 //! The plan: what applying the lab would do to each object, found with one LIST per kind
-//! and namespace, and a server-side dry-run for objects that differ.
+//! and namespace, and a server-side dry-run for objects that differ. Kinds that a CRD of the
+//! lab itself defines are planned before the cluster serves them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -234,10 +235,31 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: Rendered, options: Opt
     if !secret_keys.is_empty() {
         wanted.insert(("v1".into(), "Secret".into()));
     }
+    // A kind the cluster does not serve yet may come from a CRD in the lab itself: its objects
+    // are all new, and apply creates them once the CRD is established.
+    let crds: Vec<&Value> = objects
+        .iter()
+        .filter(|(o, _)| o.key.kind == "CustomResourceDefinition" && o.key.group == "apiextensions.k8s.io")
+        .map(|(o, _)| &o.manifest)
+        .collect();
     let mut resolved: HashMap<(String, String), Kind> = HashMap::new();
+    let mut not_served_yet: HashSet<(String, String)> = HashSet::new();
     for (api_version, kind) in &wanted {
-        let found = cluster.kind(api_version, kind).await.map_err(failed(format!("cannot apply {kind}")))?;
-        resolved.insert((api_version.clone(), kind.clone()), found);
+        let pair = (api_version.clone(), kind.clone());
+        let found = match cluster.kind(api_version, kind).await {
+            Ok(found) => found,
+            Err(unknown @ ClusterError::UnknownKind { .. }) => {
+                match crds.iter().find_map(|crd| Kind::defined_by(crd, api_version, kind)) {
+                    Some(defined) => {
+                        not_served_yet.insert(pair.clone());
+                        defined
+                    }
+                    None => return Err(failed(format!("cannot apply {kind}"))(unknown)),
+                }
+            }
+            Err(other) => return Err(failed(format!("cannot apply {kind}"))(other)),
+        };
+        resolved.insert(pair, found);
     }
     let mut stale_kinds = Vec::new();
     for (key, api_version) in &inventory.members {
@@ -269,6 +291,7 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: Rendered, options: Opt
             lists.insert((api_version.clone(), key.kind.clone(), namespaces(key, kind)));
         }
     }
+    lists.retain(|(api_version, kind, _)| !not_served_yet.contains(&(api_version.clone(), kind.clone())));
     let desired: HashMap<&ObjectKey, &Value> = objects.iter().map(|(o, _)| (&o.key, &o.manifest)).collect();
     let keep = Keep { desired, secrets: secret_keys.iter().collect(), lab: &lab_name };
     let (live, unchanged) = list_all(cluster, &resolved, lists, &keep).await?;
