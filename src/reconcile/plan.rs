@@ -235,32 +235,12 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: Rendered, options: Opt
     if !secret_keys.is_empty() {
         wanted.insert(("v1".into(), "Secret".into()));
     }
-    // A kind the cluster does not serve yet may come from a CRD in the lab itself: its objects
-    // are all new, and apply creates them once the CRD is established.
     let crds: Vec<&Value> = objects
         .iter()
         .filter(|(o, _)| o.key.kind == "CustomResourceDefinition" && o.key.group == "apiextensions.k8s.io")
         .map(|(o, _)| &o.manifest)
         .collect();
-    let mut resolved: HashMap<(String, String), Kind> = HashMap::new();
-    let mut not_served_yet: HashSet<(String, String)> = HashSet::new();
-    for (api_version, kind) in &wanted {
-        let pair = (api_version.clone(), kind.clone());
-        let found = match cluster.kind(api_version, kind).await {
-            Ok(found) => found,
-            Err(unknown @ ClusterError::UnknownKind { .. }) => {
-                match crds.iter().find_map(|crd| Kind::defined_by(crd, api_version, kind)) {
-                    Some(defined) => {
-                        not_served_yet.insert(pair.clone());
-                        defined
-                    }
-                    None => return Err(failed(format!("cannot apply {kind}"))(unknown)),
-                }
-            }
-            Err(other) => return Err(failed(format!("cannot apply {kind}"))(other)),
-        };
-        resolved.insert(pair, found);
-    }
+    let (mut resolved, not_served_yet) = resolve(cluster, &wanted, &crds).await?;
     let mut stale_kinds = Vec::new();
     for (key, api_version) in &inventory.members {
         let pair = (api_version.clone(), key.kind.clone());
@@ -448,6 +428,34 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: Rendered, options: Opt
     let recorded = record(&plan, &BTreeMap::new());
     plan.inventory_stale = parent.is_none() || recorded.members != inventory.members;
     Ok(plan)
+}
+
+/// Resolves the lab's kinds. A kind the cluster does not serve yet may come from a CRD in
+/// the lab itself: it is resolved from that CRD and returned among the kinds not served yet,
+/// whose objects are all new (apply creates them once the CRD is established).
+async fn resolve(
+    cluster: &Cluster,
+    wanted: &BTreeSet<(String, String)>,
+    crds: &[&Value],
+) -> Result<(HashMap<(String, String), Kind>, HashSet<(String, String)>), PlanError> {
+    let mut resolved = HashMap::new();
+    let mut not_served_yet = HashSet::new();
+    for (api_version, kind) in wanted {
+        let pair = (api_version.clone(), kind.clone());
+        let found = match cluster.kind(api_version, kind).await {
+            Ok(found) => found,
+            Err(unknown @ ClusterError::UnknownKind { .. }) => {
+                let Some(defined) = crds.iter().find_map(|crd| Kind::defined_by(crd, api_version, kind)) else {
+                    return Err(failed(format!("cannot apply {kind}"))(unknown));
+                };
+                not_served_yet.insert(pair.clone());
+                defined
+            }
+            Err(other) => return Err(failed(format!("cannot apply {kind}"))(other)),
+        };
+        resolved.insert(pair, found);
+    }
+    Ok((resolved, not_served_yet))
 }
 
 /// Whether `live` carries this lab's labels.
