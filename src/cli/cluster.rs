@@ -1,5 +1,6 @@
 //! `plan`, `apply`, `status` and `destroy`: the lab against the cluster.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -302,18 +303,13 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
             resolved.push((key.clone(), kind));
         }
         let states = wait::states(&cluster, &resolved, &lab.spec().cluster.readiness).await.map_err(Failure::error)?;
-        let components_by_key: std::collections::HashMap<&ObjectKey, &str> =
+        let components_by_key: HashMap<&ObjectKey, &str> =
             objects.iter().map(|(key, _, component)| (key, component.as_str())).collect();
         let component_of = |key: &ObjectKey| components_by_key.get(key).copied().unwrap_or_default().to_owned();
-        let mut components: Vec<(String, Vec<&ObjectState>)> = Vec::new();
+        let mut components: BTreeMap<String, Vec<&ObjectState>> = BTreeMap::new();
         for state in &states {
-            let component = component_of(&state.key);
-            match components.iter_mut().find(|(c, _)| *c == component) {
-                Some((_, list)) => list.push(state),
-                None => components.push((component, vec![state])),
-            }
+            components.entry(component_of(&state.key)).or_default().push(state);
         }
-        components.sort_by(|a, b| a.0.cmp(&b.0));
         let ready = states.iter().filter(|s| s.readiness.is_ready()).count();
         match cli.output {
             Output::Json => print(

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy};
-use kube::core::{ApiResource, GroupVersion};
+use kube::api::{Api, DeleteParams, DynamicObject, GetParams, ListParams, Patch, PatchParams, PropagationPolicy};
+use kube::core::{ApiResource, GroupVersion, Request};
 use kube::discovery::{Scope, oneshot};
 use serde_json::Value;
 
@@ -92,6 +92,9 @@ pub enum ClusterError {
     /// The request did not reach the server or its answer could not be read.
     #[error("cannot reach the API server: {0}")]
     Transport(String),
+    /// An answer seclab cannot read, or a request it cannot build.
+    #[error("{0}")]
+    Client(String),
 }
 
 /// A field that another manager owns, from a server-side apply conflict.
@@ -209,6 +212,12 @@ impl Cluster {
         }
     }
 
+    /// Requests for `kind` in `namespace` (or cluster-wide), answered as plain JSON values:
+    /// seclab handles objects of any kind, so a typed copy on the way would be wasted.
+    fn request(&self, kind: &Kind, namespace: Option<&str>) -> Request {
+        Request::new(self.api(kind, namespace).resource_url())
+    }
+
     /// Every object of `kind` in `namespace` (or cluster-wide), in one LIST. Each item, with
     /// its `apiVersion` and `kind`, goes to `each` as soon as it is read; what `each` returns
     /// is kept, so a caller holds only what it needs of a large list.
@@ -218,20 +227,20 @@ impl Cluster {
         namespace: Option<&str>,
         each: impl FnMut(Value) -> Option<T>,
     ) -> Result<Vec<T>, ClusterError> {
-        let url = self.api(kind, namespace).resource_url().to_owned();
-        let request = kube::core::Request::new(url)
-            .list(&ListParams::default())
-            .map_err(|e| ClusterError::Transport(e.to_string()))?;
+        let request = self.request(kind, namespace).list(&ListParams::default()).map_err(invalid_request)?;
         let body = self.client.request_text(request).await.map_err(ClusterError::from_kube)?;
-        list::items(&body, &kind.resource.api_version, &kind.resource.kind, each)
-            .map_err(|e| ClusterError::Transport(format!("cannot read a list of {}: {e}", kind.resource.plural)))
+        list::items(&body, &kind.resource.api_version, &kind.resource.kind, each).map_err(|e| {
+            ClusterError::Client(format!("cannot read the API server's list of {}: {e}", kind.resource.plural))
+        })
     }
 
     /// One object, or `None` when it does not exist.
     pub async fn get(&self, kind: &Kind, namespace: Option<&str>, name: &str) -> Result<Option<Value>, ClusterError> {
-        match self.api(kind, namespace).get_opt(name).await.map_err(ClusterError::from_kube)? {
-            Some(object) => to_value(&object).map(Some),
-            None => Ok(None),
+        let request = self.request(kind, namespace).get(name, &GetParams::default()).map_err(invalid_request)?;
+        match self.client.request::<Value>(request).await {
+            Ok(object) => Ok(Some(object)),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(other) => Err(ClusterError::from_kube(other)),
         }
     }
 
@@ -251,12 +260,11 @@ impl Cluster {
     /// stored).
     pub async fn dry_run_apply(&self, kind: &Kind, manifest: &Value, force: bool) -> Result<Value, ClusterError> {
         let (namespace, name) = namespace_and_name(manifest);
-        let stored = self
-            .api(kind, namespace)
+        let request = self
+            .request(kind, namespace)
             .patch(name, &apply_params(force, true), &Patch::Apply(manifest))
-            .await
-            .map_err(ClusterError::from_kube)?;
-        to_value(&stored)
+            .map_err(invalid_request)?;
+        self.client.request(request).await.map_err(ClusterError::from_kube)
     }
 
     /// Deletes an object in the background; a missing object is not an error.
@@ -297,8 +305,9 @@ fn apply_params(force: bool, dry_run: bool) -> PatchParams {
     params
 }
 
-fn to_value(object: &DynamicObject) -> Result<Value, ClusterError> {
-    serde_json::to_value(object).map_err(|e| ClusterError::Transport(format!("cannot read an object: {e}")))
+/// A request kube-rs refuses to build (an empty name, say): a bug in seclab, named as such.
+fn invalid_request(error: kube::core::request::Error) -> ClusterError {
+    ClusterError::Client(format!("seclab built a request the client refuses ({error}); please report this"))
 }
 
 #[cfg(test)]

@@ -317,6 +317,8 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, rendered: Rendered, options: Opt
                 step.action = Action::Unchanged;
                 step.manifest = None;
             } else if unchanged.contains(&step.key)
+                // Listed objects were compared as they arrived; the Secrets apply fills in
+                // are compared here, now that their values are known.
                 || (owned(current, &lab_name) && compare::unchanged(step.manifest.as_ref().expect("set"), current))
             {
                 step.action = Action::Unchanged;
