@@ -2,7 +2,7 @@
 //!
 //! The stages run in one direction: [`config`] reads and checks the file, [`render`] turns
 //! it into Kubernetes objects and node-side files, [`reconcile`] applies them to the
-//! [`cluster`] and the scan database.
+//! [`cluster`] and the scan database; [`watch`] keeps doing so.
 
 pub mod certs;
 pub mod cluster;
@@ -10,3 +10,4 @@ pub mod config;
 pub mod reconcile;
 pub mod render;
 pub mod scan;
+pub mod watch;

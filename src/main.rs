@@ -95,6 +95,13 @@ enum Command {
         #[arg(long)]
         allow_destructive: bool,
     },
+    /// Keep the lab true: apply every save, heal drift, ingest new scans, serve health,
+    /// metrics and a status page. Stops cleanly on SIGINT or SIGTERM.
+    Watch {
+        /// Serve the endpoints on this address instead of `watch.listen` (port 0: any free one).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Print the JSON Schema of the desired-state file (for yaml-language-server).
     Schema,
     /// Work with nmap scans by hand.
@@ -214,12 +221,18 @@ enum MatchBy {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.verbose {
-        0 => "warn,seclab::alert=info",
+        0 => "warn,seclab::alert=info,seclab::watch=info",
         1 => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SECLAB_LOG").unwrap_or_else(|_| level.into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let ansi = cli::color(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi)
+        .init();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) if failure.code == exit::DIFFERENT => ExitCode::from(failure.code),
@@ -243,6 +256,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Apply { apply, wait, timeout } => cli::cluster::apply(cli, apply, *wait, *timeout),
         Command::Status => cli::cluster::status(cli),
         Command::Destroy { yes, allow_destructive } => cli::cluster::destroy(cli, *yes, *allow_destructive),
+        Command::Watch { listen } => cli::watch::watch(cli, *listen),
         Command::Scan { command } => cli::scan::run(cli, command),
         Command::Schema => print(&serde_json::to_string_pretty(&config::json_schema()).map_err(Failure::error)?),
         Command::Completions { shell } => {

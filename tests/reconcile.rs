@@ -6,190 +6,13 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
 use base64::Engine;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 use support::cluster::{AuditEvent, Cluster};
-
-const SECRET_ONE: &str = "first-db-password-7f3a";
-const SECRET_TWO: &str = "second-db-password-91c2";
-
-/// A copy of an example under its own name and namespace, in a temporary directory.
-struct TestLab {
-    dir: tempfile::TempDir,
-    name: String,
-    kubeconfig: PathBuf,
-    password: String,
-}
-
-impl TestLab {
-    /// `examples/<example>` renamed to `name` (lab and namespace), run as the limited user.
-    fn new(example: &str, name: &str) -> Self {
-        let text =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(example)).unwrap();
-        let mut spec: Value = serde_yaml::from_str(&text).unwrap();
-        spec["metadata"]["name"] = json!(name);
-        spec["cluster"]["namespace"] = json!(name);
-        let lab = Self {
-            dir: tempfile::tempdir().unwrap(),
-            name: name.to_owned(),
-            kubeconfig: Cluster::get().limited_kubeconfig(),
-            password: SECRET_ONE.to_owned(),
-        };
-        lab.write(&spec);
-        lab
-    }
-
-    fn file(&self) -> PathBuf {
-        self.dir.path().join("lab.yaml")
-    }
-
-    fn spec(&self) -> Value {
-        serde_yaml::from_str(&std::fs::read_to_string(self.file()).unwrap()).unwrap()
-    }
-
-    fn write(&self, spec: &Value) {
-        std::fs::write(self.file(), serde_yaml::to_string(spec).unwrap()).unwrap();
-    }
-
-    /// A template file added or overridden for this lab only.
-    fn template(&self, name: &str, text: &str) {
-        let path = self.dir.path().join("templates").join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-
-    fn remove_template(&self, name: &str) {
-        std::fs::remove_file(self.dir.path().join("templates").join(name)).unwrap();
-    }
-
-    fn seclab(&self, args: &[&str]) -> Output {
-        let templates = self.dir.path().join("templates");
-        let mut command = assert_cmd::Command::cargo_bin("seclab").unwrap();
-        command
-            .arg("--file")
-            .arg(self.file())
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .env("BARBICAN_DB_PASSWORD", &self.password)
-            .env("OPENSEARCH_ADMIN_PASSWORD", &self.password)
-            .env_remove("SECLAB_TEMPLATES")
-            .env_remove("KUBECONFIG")
-            .env("NO_COLOR", "1");
-        if templates.is_dir() {
-            command.arg("--templates").arg(templates);
-        }
-        command.output().unwrap()
-    }
-
-    /// Runs seclab and asserts it exits with `code`; returns stdout and stderr together.
-    fn run(&self, args: &[&str], code: i32) -> String {
-        let output = self.seclab(args);
-        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        assert_eq!(output.status.code(), Some(code), "seclab {args:?} said:\n{text}");
-        text
-    }
-
-    /// The keys (`Kind namespace/name`) of the objects the lab renders.
-    fn rendered(&self) -> BTreeSet<String> {
-        let output = self.run(&["render", "--output", "json"], 0);
-        let document: Value = serde_json::from_str(&output).unwrap();
-        let mut keys: BTreeSet<String> = document["objects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| {
-                key(
-                    o["kind"].as_str().unwrap(),
-                    o["metadata"]["namespace"].as_str(),
-                    o["metadata"]["name"].as_str().unwrap(),
-                )
-            })
-            .collect();
-        for secret in document["secrets"].as_array().unwrap() {
-            keys.insert(key("Secret", secret["namespace"].as_str(), secret["name"].as_str().unwrap()));
-        }
-        keys
-    }
-
-    /// Write requests by seclab against this lab's objects in `events`.
-    fn writes(&self, events: &[AuditEvent]) -> Vec<AuditEvent> {
-        events
-            .iter()
-            .filter(|e| e.is_write() && e.user == "seclab-limited")
-            .filter(|e| {
-                e.namespace == self.name || e.name == self.name || e.name.starts_with(&format!("{}-", self.name))
-            })
-            .cloned()
-            .collect()
-    }
-}
-
-fn key(kind: &str, namespace: Option<&str>, name: &str) -> String {
-    match namespace {
-        Some(namespace) => format!("{kind} {namespace}/{name}"),
-        None => format!("{kind} {name}"),
-    }
-}
-
-/// Everything the audit log has recorded after running `action`.
-fn audited(action: impl FnOnce()) -> Vec<AuditEvent> {
-    let cluster = Cluster::get();
-    let before = cluster.audit().len();
-    action();
-    cluster.audit().split_off(before)
-}
-
-async fn admin() -> kube::Client {
-    let cluster = Cluster::get();
-    cluster.client(&cluster.admin_kubeconfig()).await
-}
-
-fn api(client: &kube::Client, group: &str, version: &str, kind: &str, namespace: Option<&str>) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-    match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    }
-}
-
-/// The keys of every object in the cluster labelled as part of `lab`, by kind.
-async fn labelled(client: &kube::Client, lab: &str) -> BTreeSet<String> {
-    let selector = format!("app.kubernetes.io/part-of={lab}");
-    let kinds = [
-        ("", "v1", "Namespace", false),
-        ("", "v1", "PersistentVolume", false),
-        ("", "v1", "PersistentVolumeClaim", true),
-        ("", "v1", "Secret", true),
-        ("", "v1", "ConfigMap", true),
-        ("", "v1", "Service", true),
-        ("", "v1", "ServiceAccount", true),
-        ("apps", "v1", "Deployment", true),
-        ("apps", "v1", "StatefulSet", true),
-        ("batch", "v1", "CronJob", true),
-        ("networking.k8s.io", "v1", "Ingress", true),
-        ("rbac.authorization.k8s.io", "v1", "Role", true),
-        ("rbac.authorization.k8s.io", "v1", "RoleBinding", true),
-    ];
-    let mut found = BTreeSet::new();
-    for (group, version, kind, namespaced) in kinds {
-        let all = api(client, group, version, kind, None);
-        for object in all.list(&ListParams::default().labels(&selector)).await.unwrap().items {
-            let terminating = object.metadata.deletion_timestamp.is_some();
-            let namespace = if namespaced { object.metadata.namespace.as_deref() } else { None };
-            let inventory = object.metadata.name.as_deref() == Some(&format!("seclab-{lab}"));
-            if !terminating && !inventory {
-                found.insert(key(kind, namespace, object.metadata.name.as_deref().unwrap()));
-            }
-        }
-    }
-    found
-}
+use support::lab::{SECRET_ONE, SECRET_TWO, TestLab, admin, api, audited, labelled};
 
 fn assert_applies_and_reapplies_without_writes(example: &str, name: &str) {
     let lab = TestLab::new(example, name);
@@ -502,4 +325,27 @@ fn rbac_for_seclab_prints_the_cluster_role_the_tests_run_with() {
     .unwrap();
     assert_eq!(role, base, "the home lab needs nothing beyond the base role");
     assert_eq!(role["kind"], "ClusterRole");
+}
+
+#[tokio::test]
+async fn destroy_without_allow_destructive_keeps_namespaces_volumes_and_claims() {
+    let lab = TestLab::new("homelab.yaml", "t-keep");
+    lab.run(&["apply"], 0);
+    let holds_data = |key: &String| {
+        key.starts_with("Namespace ")
+            || key.starts_with("PersistentVolume ")
+            || key.starts_with("PersistentVolumeClaim ")
+    };
+    let data: BTreeSet<String> = lab.rendered().into_iter().filter(holds_data).collect();
+    assert!(data.len() >= 3, "the home lab has a namespace, a volume and a claim: {data:?}");
+
+    let output = lab.run(&["destroy", "--yes"], 0);
+    assert!(output.contains(&format!("Kept {} object(s) that hold data", data.len())), "{output}");
+    let client = admin().await;
+    assert_eq!(labelled(&client, "t-keep").await, data, "exactly the objects that hold data are left");
+    let inventory = api(&client, "", "v1", "ConfigMap", Some("t-keep")).get_opt("seclab-t-keep").await.unwrap();
+    assert!(inventory.is_some(), "the inventory stays while it lists what was kept");
+
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+    assert_eq!(labelled(&client, "t-keep").await, BTreeSet::new());
 }

@@ -1,19 +1,19 @@
 //! `plan`, `apply`, `status` and `destroy`: the lab against the cluster.
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
+use seclab::cluster::Cluster;
 use seclab::cluster::readiness::Readiness;
-use seclab::cluster::{Cluster, Kind};
 use seclab::config::Lab;
-use seclab::reconcile::apply::{self, ApplyError, Outcome};
+use seclab::reconcile::apply::{ApplyError, OnProblems, Outcome};
 use seclab::reconcile::plan::{self, Action, Options, Plan, Step};
-use seclab::reconcile::wait::{self, ObjectState};
-use seclab::reconcile::{destroy, scan_database, secrets};
-use seclab::render::ObjectKey;
+use seclab::reconcile::sequence::{self, Hooks, SequenceError};
+use seclab::reconcile::wait::ObjectState;
+use seclab::reconcile::{destroy, status as lab_status};
 
 use super::{Failure, exit, load, print, render_lab};
 use crate::{ApplyArgs, Cli, Output};
@@ -43,7 +43,8 @@ pub fn plan(cli: &Cli, args: &ApplyArgs, detailed_exitcode: bool) -> Result<(), 
     let rendered = render_lab(cli, &lab)?;
     runtime()?.block_on(async {
         let cluster = connect(cli, &lab).await?;
-        let plan = plan::plan(&cluster, &lab, rendered, options(args)).await.map_err(Failure::error)?;
+        let never = CancellationToken::new();
+        let plan = plan::plan(&cluster, &lab, rendered, options(args), &never).await.map_err(Failure::error)?;
         match cli.output {
             Output::Json => print(&plan_json(&plan).to_string())?,
             Output::Text => print(&plan_text(&plan))?,
@@ -77,19 +78,21 @@ fn plan_json(plan: &Plan) -> serde_json::Value {
 fn plan_text(plan: &Plan) -> String {
     let mut out = String::new();
     for step in plan.changes() {
-        let (mark, verb) = match step.action {
+        let (mark, verb) = match step.action() {
             Action::Create => ('+', "create"),
             Action::Update => ('~', "update"),
             Action::Replace => ('!', "replace"),
             _ => ('-', "prune"),
         };
         out.push_str(&format!("{mark} {verb:<7} {}", step.object));
-        if let Some(note) = &step.note {
+        if let Some(note) = step.note() {
             out.push_str(&format!("  ({note})"));
         }
         out.push('\n');
-        for change in &step.diff {
-            out.push_str(&format!("      {change}\n"));
+        if let plan::Change::Update { diff, .. } = &step.change {
+            for change in diff {
+                out.push_str(&format!("      {change}\n"));
+            }
         }
     }
     out.push_str(&format!(
@@ -114,10 +117,10 @@ fn plan_text(plan: &Plan) -> String {
 pub fn apply(cli: &Cli, args: &ApplyArgs, wait: bool, timeout: Duration) -> Result<(), Failure> {
     let lab = load(cli)?;
     let rendered = render_lab(cli, &lab)?;
-    let started = Instant::now();
     runtime()?.block_on(async {
         let cluster = connect(cli, &lab).await?;
-        let plan = plan::plan(&cluster, &lab, rendered, options(args)).await.map_err(Failure::error)?;
+        let never = CancellationToken::new();
+        let plan = plan::plan(&cluster, &lab, rendered, options(args), &never).await.map_err(Failure::error)?;
         confirm_apply(&plan, args.yes)?;
         let text = cli.output == Output::Text;
         let report = |step: &Step, verb: &str| {
@@ -125,43 +128,43 @@ pub fn apply(cli: &Cli, args: &ApplyArgs, wait: bool, timeout: Duration) -> Resu
                 println!("{verb} {}", step.object);
             }
         };
-        let outcome = match apply::apply(&cluster, &plan, &report).await {
-            Ok(outcome) => outcome,
-            Err(error) => return Err(apply_failure(&plan, error)),
-        };
-        let changed = outcome.created + outcome.updated + outcome.replaced + outcome.pruned;
-        if text {
-            let took = seconds(started.elapsed());
-            if changed == 0 {
-                print(&format!("Lab {} is up to date: {} objects unchanged ({took}).", plan.lab, outcome.unchanged))?;
+        let mut summary = |outcome: &Outcome, took: Duration| {
+            if !text {
+                return;
+            }
+            let took = seconds(took);
+            if outcome.changed() == 0 {
+                println!("Lab {} is up to date: {} objects unchanged ({took}).", plan.lab, outcome.unchanged);
             } else {
-                print(&format!(
+                println!(
                     "Applied lab {}: {} created, {} updated, {} replaced, {} pruned, {} unchanged ({took}).",
                     plan.lab, outcome.created, outcome.updated, outcome.replaced, outcome.pruned, outcome.unchanged
-                ))?;
+                );
             }
-        }
-        let ready = if wait {
-            let objects = desired_objects(&plan);
-            let rules = &lab.spec().cluster.readiness;
-            let mut progress = Progress::new(cli.output == Output::Text);
-            let waited = Instant::now();
-            let result = wait::wait(&cluster, &objects, rules, timeout, &mut |p| progress.show(p)).await;
-            progress.finish();
-            if let Err(error) = result {
+        };
+        let mut progress = Progress::new(text);
+        let hooks = Hooks { step: &report, applied: &mut summary, waiting: &mut |p| progress.show(p) };
+        let timeout = wait.then_some(timeout);
+        let result = sequence::apply_planned(&cluster, &lab, &plan, OnProblems::Refuse, timeout, hooks, &never).await;
+        progress.finish();
+        let applied = match result {
+            Ok(applied) => applied,
+            Err(SequenceError::Apply(error)) => return Err(apply_failure(&plan, error)),
+            Err(SequenceError::Wait(error)) => {
                 return Err(Failure::error(format!("{error}\nThe lab is applied; run `seclab status` to follow it.")));
             }
-            if text {
-                print(&format!("All {} objects are ready ({}).", objects.len(), seconds(waited.elapsed())))?;
-            }
-            Some(true)
-        } else {
-            None
+            Err(other) => return Err(Failure::error(other)),
         };
-        let scans = sync_scans(&lab).await?;
+        if let Some(waited) = applied.ready_in.filter(|_| text) {
+            let objects = sequence::kept_objects(&plan).len();
+            print(&format!("All {objects} objects are ready ({}).", seconds(waited)))?;
+        }
         if cli.output == Output::Json {
-            print(&json!({ "lab": plan.lab, "outcome": outcome, "ready": ready, "scanDatabase": scans }).to_string())?;
-        } else if let Some(changes) = scans.filter(|c| !c.is_empty()) {
+            let ready = applied.ready_in.map(|_| true);
+            let document = json!({ "lab": plan.lab, "outcome": applied.outcome, "ready": ready,
+                "scanDatabase": applied.scan_database });
+            print(&document.to_string())?;
+        } else if let Some(changes) = applied.scan_database.filter(|c| !c.is_empty()) {
             print(&format!("scan database: {} change(s) to tenants and groups", changes.len()))?;
         }
         Ok(())
@@ -178,8 +181,8 @@ fn confirm_apply(plan: &Plan, yes: bool) -> Result<(), Failure> {
     if yes || (prunes == 0 && replaces == 0) || !plan.problems.is_empty() || !std::io::stdin().is_terminal() {
         return Ok(());
     }
-    for step in plan.steps.iter().filter(|s| matches!(s.action, Action::Prune | Action::Replace)) {
-        eprintln!("  {} {}", if step.action == Action::Prune { "prune  " } else { "replace" }, step.object);
+    for step in plan.steps.iter().filter(|s| matches!(s.action(), Action::Prune | Action::Replace)) {
+        eprintln!("  {} {}", if step.action() == Action::Prune { "prune  " } else { "replace" }, step.object);
     }
     ask(&format!("Prune {prunes} and replace {replaces} object(s) of lab {}? [y/N] ", plan.lab), &["y", "yes"])
 }
@@ -199,41 +202,18 @@ fn apply_failure(plan: &Plan, error: ApplyError) -> Failure {
             "\nObjects applied so far are recorded in the lab's inventory; fix the file and apply again."
         }
         ApplyError::Inventory { .. } => "\nNothing after the inventory was applied.",
+        ApplyError::Cancelled(_) => "\nThe inventory lists every object that may exist; apply again to finish.",
     };
     let json = match &error {
         ApplyError::Refused(problems) => json!({ "lab": plan.lab, "error": error.to_string(), "problems": problems }),
         ApplyError::Failed { outcome, .. } => {
             json!({ "lab": plan.lab, "error": error.to_string(), "outcome": outcome })
         }
-        ApplyError::Inventory { .. } => json!({ "lab": plan.lab, "error": error.to_string() }),
+        ApplyError::Inventory { .. } | ApplyError::Cancelled(_) => {
+            json!({ "lab": plan.lab, "error": error.to_string() })
+        }
     };
     Failure { code: exit::ERROR, text: format!("error: {error}{hint}"), json }
-}
-
-/// Every object the plan keeps in the cluster, with its kind.
-fn desired_objects(plan: &Plan) -> Vec<(ObjectKey, Kind)> {
-    plan.steps
-        .iter()
-        .filter(|s| s.manifest.is_some() && s.action != Action::Prune)
-        .map(|s| (s.key.clone(), plan.kinds[&s.key].clone()))
-        .collect()
-}
-
-/// Reconciles tenants and scan groups into the scan database, when the lab has any or a
-/// database already exists.
-async fn sync_scans(lab: &Lab) -> Result<Option<Vec<serde_json::Value>>, Failure> {
-    let spec = lab.spec();
-    let has_scans = spec.tenants.iter().any(|t| !t.scans.is_empty());
-    let exists =
-        spec.scan_database.url.is_some() || scan_database::base_dir(lab).join(&spec.scan_database.path).exists();
-    if !has_scans && !exists {
-        return Ok(None);
-    }
-    let store = scan_database::open(lab)
-        .await
-        .map_err(|e| Failure::error(format!("the cluster is applied, but the scan database is not: {e}")))?;
-    let changes = store.sync(spec).await.map_err(Failure::error)?;
-    Ok(Some(changes.iter().map(|c| serde_json::to_value(c).unwrap_or_default()).collect()))
 }
 
 /// What `--wait` shows: one line rewritten on a terminal, plain lines otherwise.
@@ -283,52 +263,28 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
     let rendered = render_lab(cli, &lab)?;
     runtime()?.block_on(async {
         let cluster = connect(cli, &lab).await?;
-        let mut objects: Vec<(ObjectKey, String, String)> = rendered
-            .objects
-            .iter()
-            .map(|o| {
-                let component = o.manifest["metadata"]["labels"][seclab::render::COMPONENT].as_str().unwrap_or_default();
-                (o.key.clone(), o.api_version().to_owned(), component.to_owned())
-            })
-            .collect();
-        for secret in &rendered.secrets {
-            let key = secrets::secret_key(&secret.namespace, &secret.name);
-            if !objects.iter().any(|(k, _, _)| *k == key) {
-                objects.push((key, "v1".into(), "secrets".into()));
-            }
-        }
-        let mut resolved = Vec::new();
-        for (key, api_version, _) in &objects {
-            let kind = cluster.kind(api_version, &key.kind).await.map_err(Failure::error)?;
-            resolved.push((key.clone(), kind));
-        }
-        let states = wait::states(&cluster, &resolved, &lab.spec().cluster.readiness).await.map_err(Failure::error)?;
-        let components_by_key: HashMap<&ObjectKey, &str> =
-            objects.iter().map(|(key, _, component)| (key, component.as_str())).collect();
-        let component_of = |key: &ObjectKey| components_by_key.get(key).copied().unwrap_or_default().to_owned();
-        let mut components: BTreeMap<String, Vec<&ObjectState>> = BTreeMap::new();
-        for state in &states {
-            components.entry(component_of(&state.key)).or_default().push(state);
-        }
-        let ready = states.iter().filter(|s| s.readiness.is_ready()).count();
+        let status = lab_status::status(&cluster, &lab, rendered, &CancellationToken::new())
+            .await
+            .map_err(Failure::error)?;
+        let (ready, total) = (status.ready(), status.total());
         match cli.output {
             Output::Json => print(
                 &json!({
-                    "lab": lab.name(),
-                    "ready": ready == states.len(),
-                    "objects": states.len(),
+                    "lab": status.lab,
+                    "ready": ready == total,
+                    "objects": total,
                     "readyObjects": ready,
-                    "components": components.iter().map(|(name, list)| json!({ "name": name, "objects": list })).collect::<Vec<_>>(),
+                    "components": status.components.iter().map(|(name, list)| json!({ "name": name, "objects": list })).collect::<Vec<_>>(),
                 })
                 .to_string(),
             ),
             Output::Text => {
                 let mut out = String::new();
-                for (name, list) in &components {
+                for (name, list) in &status.components {
                     out.push_str(&format!("{name}\n"));
                     for state in list {
                         let (word, reason) = match &state.readiness {
-                            _ if !state.exists => ("missing", "not applied yet: run `seclab apply`".to_owned()),
+                            Readiness::Waiting(r) if !state.exists => ("missing", format!("{r}: run `seclab apply`")),
                             Readiness::Ready => ("ready", String::new()),
                             Readiness::Waiting(r) => ("waiting", r.clone()),
                             Readiness::Failed(r) => ("failed", r.clone()),
@@ -337,7 +293,7 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
                         out.push_str(&format!("  {word:<8} {}{reason}\n", state.object));
                     }
                 }
-                out.push_str(&format!("Lab {}: {ready} of {} objects ready.", lab.name(), states.len()));
+                out.push_str(&format!("Lab {}: {ready} of {total} objects ready.", status.lab));
                 print(&out)
             }
         }
@@ -349,7 +305,8 @@ pub fn destroy(cli: &Cli, yes: bool, allow_destructive: bool) -> Result<(), Fail
     let lab = load(cli)?;
     runtime()?.block_on(async {
         let cluster = connect(cli, &lab).await?;
-        let plan = destroy::plan(&cluster, &lab, allow_destructive).await.map_err(Failure::error)?;
+        let never = CancellationToken::new();
+        let plan = destroy::plan(&cluster, &lab, allow_destructive, &never).await.map_err(Failure::error)?;
         let doomed = plan.count(Action::Prune);
         if !yes && doomed > 0 {
             if !std::io::stdin().is_terminal() {
@@ -358,7 +315,7 @@ pub fn destroy(cli: &Cli, yes: bool, allow_destructive: bool) -> Result<(), Fail
                     plan.lab
                 )));
             }
-            for step in plan.steps.iter().filter(|s| s.action == Action::Prune) {
+            for step in plan.steps.iter().filter(|s| s.action() == Action::Prune) {
                 eprintln!("  delete {}", step.object);
             }
             ask(&format!("Delete these {doomed} object(s)? Type the lab name ({}) to confirm: ", plan.lab), &[&plan.lab])?;
@@ -369,8 +326,8 @@ pub fn destroy(cli: &Cli, yes: bool, allow_destructive: bool) -> Result<(), Fail
                 println!("deleted {}", step.object);
             }
         };
-        let outcome: Outcome = destroy::destroy(&cluster, &plan, &report).await.map_err(|e| apply_failure(&plan, e))?;
-        let kept: Vec<&str> = plan.steps.iter().filter(|s| s.action == Action::Keep).map(|s| s.object.as_str()).collect();
+        let outcome: Outcome = destroy::destroy(&cluster, &plan, &report, &never).await.map_err(|e| apply_failure(&plan, e))?;
+        let kept: Vec<&str> = plan.steps.iter().filter(|s| s.action() == Action::Keep).map(|s| s.object.as_str()).collect();
         match cli.output {
             Output::Json => print(&json!({ "lab": plan.lab, "deleted": outcome.pruned, "kept": kept }).to_string()),
             Output::Text => {

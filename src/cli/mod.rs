@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod lab;
 pub mod scan;
+pub mod watch;
 
 use std::io::{IsTerminal, Write};
 

@@ -23,8 +23,15 @@ pub fn unchanged(desired: &Value, live: &Value) -> bool {
 /// and the field sets of every manager but seclab's apply. Most of a live object's size is
 /// there, and a plan holds every object of the lab.
 pub fn slim(live: &mut Value) {
+    if let Value::Object(object) = live {
+        object.remove("status");
+    }
+    drop_other_managers(live);
+}
+
+/// Drops the field sets of every manager but seclab's apply, which the comparison reads.
+pub fn drop_other_managers(live: &mut Value) {
     let Value::Object(object) = live else { return };
-    object.remove("status");
     if let Some(Value::Array(entries)) = object.get_mut("metadata").and_then(|m| m.get_mut("managedFields")) {
         entries.retain(|entry| entry["manager"] == FIELD_MANAGER && entry["operation"] == "Apply");
     }

@@ -15,10 +15,15 @@ pub mod readiness;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
 use kube::api::{Api, DeleteParams, DynamicObject, GetParams, ListParams, Patch, PatchParams, PropagationPolicy};
 use kube::core::{ApiResource, GroupVersion, Request};
 use kube::discovery::{Scope, oneshot};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::watcher;
 use serde_json::Value;
 
 use crate::render::ObjectKey;
@@ -200,8 +205,13 @@ impl Cluster {
         kinds.get(&cache_key).cloned().ok_or_else(unknown)
     }
 
+    /// The underlying kube-rs client, for the libraries that take one (leader election).
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     /// Forgets discovered kinds (after CRDs were applied).
-    pub fn forget_kinds(&self) {
+    fn forget_kinds(&self) {
         self.kinds.lock().expect("kinds lock").clear();
     }
 
@@ -274,6 +284,67 @@ impl Cluster {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(other) => Err(ClusterError::from_kube(other)),
+        }
+    }
+
+    /// Follows every object of `kind` in `namespace` (or cluster-wide) that carries the
+    /// labels `selector`: a LIST, then a WATCH, relisting after the watch breaks. Errors are
+    /// items of the stream; the caller retries with backoff.
+    pub fn follow(
+        &self,
+        kind: &Kind,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> impl futures::Stream<Item = Result<watcher::Event<Value>, watcher::Error>> + Send + use<> {
+        use futures::StreamExt;
+        let config = watcher::Config::default().labels(selector);
+        let (api_version, kind_name) = (kind.resource.api_version.clone(), kind.resource.kind.clone());
+        watcher::watcher(self.api(kind, namespace), config).map(move |event| {
+            let value = |object: DynamicObject| {
+                let mut value = serde_json::to_value(object).unwrap_or_default();
+                if let Value::Object(fields) = &mut value {
+                    fields.insert("apiVersion".into(), Value::String(api_version.clone()));
+                    fields.insert("kind".into(), Value::String(kind_name.clone()));
+                }
+                value
+            };
+            Ok(match event? {
+                watcher::Event::Apply(o) => watcher::Event::Apply(value(o)),
+                watcher::Event::Delete(o) => watcher::Event::Delete(value(o)),
+                watcher::Event::Init => watcher::Event::Init,
+                watcher::Event::InitApply(o) => watcher::Event::InitApply(value(o)),
+                watcher::Event::InitDone => watcher::Event::InitDone,
+            })
+        })
+    }
+
+    /// Waits until the object `key` is gone, for at most `timeout`.
+    pub async fn wait_gone(&self, kind: &Kind, key: &ObjectKey, timeout: Duration) -> Result<(), ClusterError> {
+        let api = self.api(kind, key.namespace.as_deref());
+        let gone = |object: Option<&DynamicObject>| object.is_none();
+        match tokio::time::timeout(timeout, await_condition(api, &key.name, gone)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(ClusterError::Transport(error.to_string())),
+            Err(_) => Err(ClusterError::Timeout(format!(
+                "it was still being deleted after {}s (a finalizer may hold it); apply again once it is gone",
+                timeout.as_secs()
+            ))),
+        }
+    }
+
+    /// Waits until the CustomResourceDefinition `name` is established, for at most `timeout`;
+    /// then forgets the kinds discovered so far, so that the kinds it defines are found.
+    pub async fn wait_established(&self, name: &str, timeout: Duration) -> Result<(), ClusterError> {
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let result = tokio::time::timeout(timeout, await_condition(api, name, conditions::is_crd_established())).await;
+        self.forget_kinds();
+        match result {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(ClusterError::Transport(error.to_string())),
+            Err(_) => Err(ClusterError::Timeout(format!(
+                "CustomResourceDefinition {name} was not established after {}s",
+                timeout.as_secs()
+            ))),
         }
     }
 

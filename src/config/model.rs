@@ -691,11 +691,34 @@ pub struct Watch {
     pub resync_interval: String,
     /// How long to wait after a save before applying, e.g. `300ms`.
     pub debounce: String,
+    /// What to do when someone else changes or deletes an object of the lab: `heal` takes
+    /// it back at once, `report` only reports it (log, metric, status page).
+    pub drift: DriftPolicy,
+    /// The bearer token the endpoints require (all but `/healthz`), by reference
+    /// (`env:VAR`, `file:PATH`); required when `listen` is not a loopback address.
+    pub token: Option<SecretSource>,
+}
+
+/// What `watch` does about drift.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DriftPolicy {
+    /// Re-apply the object at once, taking fields back from other managers.
+    #[default]
+    Heal,
+    /// Only report it.
+    Report,
 }
 
 impl Default for Watch {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9464".into(), resync_interval: "5m".into(), debounce: "300ms".into() }
+        Self {
+            listen: "127.0.0.1:9464".into(),
+            resync_interval: "5m".into(),
+            debounce: "300ms".into(),
+            drift: DriftPolicy::Heal,
+            token: None,
+        }
     }
 }
 

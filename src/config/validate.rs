@@ -794,6 +794,15 @@ impl<'a> Checker<'a> {
         }
         self.check(path.key("resyncInterval"), fields::duration(&watch.resync_interval));
         self.check(path.key("debounce"), fields::duration(&watch.debounce));
+        if let Some(SecretSource::SecretRef(_)) = &watch.token {
+            self.complain(
+                path.key("token"),
+                "watch reads its token itself, before any cluster is reached",
+                "use `env:VAR` or `file:PATH`",
+            );
+        } else {
+            self.secret(path.key("token"), &watch.token);
+        }
     }
 }
 

@@ -6,20 +6,33 @@
 //! lists every object it may have created, and the next apply simply plans again.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::{StreamExt, stream};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::cluster::inventory::Inventory;
-use crate::cluster::readiness::{self, Readiness};
 use crate::cluster::{Cluster, ClusterError, describe_conflicts, order};
 use crate::render::ObjectKey;
 
-use super::plan::{Action, CONCURRENCY, Plan, Problem, Step, record};
+use super::fan_out::{Cancelled, fan_out};
+use super::plan::{Action, Change, Plan, Problem, Step};
 
 /// How long a replaced object may take to go away before it is created again.
 const GONE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a CRD the lab applies may take to be established.
+const CRD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What an apply does with a plan that has problems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnProblems {
+    /// Refuse the whole plan before the first write (`seclab apply`).
+    Refuse,
+    /// Leave the objects with problems as they are and apply the rest (`seclab watch`: one
+    /// object that cannot be applied must not stop the repair of the others).
+    SkipThem,
+}
 
 /// What an apply did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -35,8 +48,22 @@ pub struct Outcome {
     pub pruned: usize,
     /// Objects left as they were.
     pub unchanged: usize,
+    /// Objects left out because of a problem (only when problems are skipped).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped: usize,
     /// Objects that failed, with the reason.
     pub failed: Vec<Failed>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl Outcome {
+    /// How many objects the apply changed.
+    pub fn changed(&self) -> usize {
+        self.created + self.updated + self.replaced + self.pruned
+    }
 }
 
 /// An object the apply could not handle.
@@ -70,31 +97,41 @@ pub enum ApplyError {
         /// The error.
         source: ClusterError,
     },
+    /// The apply was stopped; the inventory lists everything it may have created.
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
 }
 
 /// Applies `plan`, calling `report` after each object is done.
 pub async fn apply(
     cluster: &Cluster,
     plan: &Plan,
+    on_problems: OnProblems,
     report: &(dyn Fn(&Step, &str) + Sync),
+    cancel: &CancellationToken,
 ) -> Result<Outcome, ApplyError> {
-    if !plan.problems.is_empty() {
+    if on_problems == OnProblems::Refuse && !plan.problems.is_empty() {
         return Err(ApplyError::Refused(plan.problems.clone()));
     }
-    let mut outcome = Outcome { unchanged: plan.count(Action::Unchanged), ..Outcome::default() };
-    if plan.changes().next().is_none() && !plan.inventory_stale {
+    let skipped = |step: &Step| plan.has_problem(&step.key);
+    let mut outcome = Outcome {
+        unchanged: plan.count(Action::Unchanged),
+        skipped: plan.changes().filter(|s| skipped(s)).count(),
+        ..Outcome::default()
+    };
+    if plan.changes().all(skipped) && !plan.inventory_stale {
         return Ok(outcome);
     }
     // Record every object this apply may create before creating any. The inventory lives in
     // the lab's namespace, which the first stage may have to create.
-    let before = record(plan, &plan.inventory.members);
+    let before = plan.record(&plan.inventory.members);
     let mut written = plan.inventory.clone();
     let mut first_stage_done = false;
     if before.members != written.members || plan.inventory_stale {
         match write_inventory(cluster, &before, &plan.lab).await {
             Ok(()) => written = before.clone(),
             Err(ApplyError::Inventory { source, .. }) if source.code() == 404 => {
-                run_stage(cluster, plan, 0, &mut outcome, report).await?;
+                run_stage(cluster, plan, 0, &mut outcome, report, cancel).await?;
                 first_stage_done = true;
                 write_inventory(cluster, &before, &plan.lab).await?;
                 written = before.clone();
@@ -106,17 +143,27 @@ pub async fn apply(
         if stage == 0 && first_stage_done {
             continue;
         }
-        run_stage(cluster, plan, stage, &mut outcome, report).await?;
+        run_stage(cluster, plan, stage, &mut outcome, report, cancel).await?;
         if stage == 0 {
             wait_for_crds(cluster, plan).await;
         }
     }
 
-    let prunes: Vec<&Step> = plan.steps.iter().filter(|s| s.action == Action::Prune).collect();
+    // Prunes skipped for a problem, and prunes that fail, stay in the inventory.
     let mut kept: BTreeMap<ObjectKey, String> = BTreeMap::new();
+    let prunes: Vec<&Step> = plan.steps.iter().filter(|s| s.action() == Action::Prune).collect();
+    for step in prunes.iter().filter(|s| skipped(s)) {
+        kept.insert(step.key.clone(), step.api_version.clone());
+    }
     for stage in (0..order::STAGES.len()).rev() {
-        let batch = prunes.iter().copied().filter(|s| order::stage(&s.key) == stage);
-        let results = in_parallel(batch, |step| cluster.delete(&plan.kinds[&step.key], &step.key)).await;
+        let batch = prunes.iter().copied().filter(|s| order::stage(&s.key) == stage && !skipped(s));
+        let results =
+            fan_out(
+                batch,
+                cancel,
+                |step| async move { (step, cluster.delete(&plan.kinds[&step.key], &step.key).await) },
+            )
+            .await?;
         for (step, result) in results {
             match result {
                 Ok(()) => {
@@ -130,7 +177,7 @@ pub async fn apply(
             }
         }
     }
-    let after = record(plan, &kept);
+    let after = plan.record(&kept);
     if after.members != written.members {
         write_inventory(cluster, &after, &plan.lab).await?;
     }
@@ -147,19 +194,22 @@ async fn run_stage(
     stage: usize,
     outcome: &mut Outcome,
     report: &(dyn Fn(&Step, &str) + Sync),
+    cancel: &CancellationToken,
 ) -> Result<(), ApplyError> {
-    let batch = plan.steps.iter().filter(|s| {
-        matches!(s.action, Action::Create | Action::Update | Action::Replace) && order::stage(&s.key) == stage
-    });
-    for (step, result) in in_parallel(batch, |step| apply_step(cluster, plan, step)).await {
+    let batch = plan
+        .steps
+        .iter()
+        .filter(|s| s.manifest().is_some() && order::stage(&s.key) == stage && !plan.has_problem(&s.key));
+    let results = fan_out(batch, cancel, |step| async move { (step, apply_step(cluster, plan, step).await) }).await?;
+    for (step, result) in results {
         match result {
             Ok(()) => {
-                let verb = match step.action {
-                    Action::Create => {
+                let verb = match step.change {
+                    Change::Create(_) => {
                         outcome.created += 1;
                         "created"
                     }
-                    Action::Replace => {
+                    Change::Replace { .. } => {
                         outcome.replaced += 1;
                         "replaced"
                     }
@@ -181,25 +231,6 @@ async fn run_stage(
     }
 }
 
-/// Runs `action` on each step, `CONCURRENCY` at a time.
-async fn in_parallel<'a, F, Fut>(
-    steps: impl Iterator<Item = &'a Step>,
-    action: F,
-) -> Vec<(&'a Step, Result<(), ClusterError>)>
-where
-    F: Fn(&'a Step) -> Fut,
-    Fut: Future<Output = Result<(), ClusterError>>,
-{
-    stream::iter(steps)
-        .map(|step| {
-            let done = action(step);
-            async move { (step, done.await) }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await
-}
-
 fn describe(error: &ClusterError) -> String {
     match error {
         ClusterError::Api { conflicts, .. } if !conflicts.is_empty() => describe_conflicts(conflicts),
@@ -209,19 +240,10 @@ fn describe(error: &ClusterError) -> String {
 
 async fn apply_step(cluster: &Cluster, plan: &Plan, step: &Step) -> Result<(), ClusterError> {
     let kind = &plan.kinds[&step.key];
-    let manifest = step.manifest.as_ref().expect("applied steps carry a manifest");
-    if step.action == Action::Replace {
+    let manifest = step.manifest().expect("applied steps carry a manifest");
+    if let Change::Replace { .. } = step.change {
         cluster.delete(kind, &step.key).await?;
-        let started = Instant::now();
-        while cluster.get(kind, step.key.namespace.as_deref(), &step.key.name).await?.is_some() {
-            if started.elapsed() > GONE_TIMEOUT {
-                return Err(ClusterError::Timeout(format!(
-                    "it was still being deleted after {}s (a finalizer may hold it); apply again once it is gone",
-                    GONE_TIMEOUT.as_secs()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        cluster.wait_gone(kind, &step.key, GONE_TIMEOUT).await?;
     }
     cluster.apply(kind, manifest, step.force).await
 }
@@ -233,26 +255,16 @@ async fn write_inventory(cluster: &Cluster, inventory: &Inventory, lab: &str) ->
     Ok(())
 }
 
-/// Waits (up to a minute) until the CRDs this apply changed are established, so that the
-/// kinds they define can be used by later stages.
+/// Waits until the CRDs this apply changed are established, so that the kinds they define
+/// can be used by later stages. One that is not is reported by the stage that needs it.
 async fn wait_for_crds(cluster: &Cluster, plan: &Plan) {
-    let crds: Vec<&Step> = plan
+    let crds = plan
         .steps
         .iter()
-        .filter(|s| s.key.kind == "CustomResourceDefinition" && matches!(s.action, Action::Create | Action::Update))
-        .collect();
-    if crds.is_empty() {
-        return;
-    }
-    let started = Instant::now();
+        .filter(|s| s.key.kind == "CustomResourceDefinition" && matches!(s.action(), Action::Create | Action::Update));
     for step in crds {
-        let kind = &plan.kinds[&step.key];
-        while started.elapsed() < Duration::from_secs(60) {
-            match cluster.get(kind, None, &step.key.name).await {
-                Ok(Some(live)) if readiness::assess(&step.key, &live, &[]) == Readiness::Ready => break,
-                _ => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
+        if let Err(error) = cluster.wait_established(&step.key.name, CRD_TIMEOUT).await {
+            tracing::warn!("{}: {error}", step.object);
         }
     }
-    cluster.forget_kinds();
 }

@@ -4,15 +4,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, stream};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::cluster::readiness::{Readiness, assess};
 use crate::cluster::{Cluster, ClusterError, Kind};
 use crate::config::model::ReadinessRule;
 use crate::render::ObjectKey;
 
-use super::plan::{CONCURRENCY, ListTarget};
+use super::fan_out::{Cancelled, fan_out};
+use super::observe::ListTarget;
 
 /// How often readiness is read again while waiting.
 const POLL: Duration = Duration::from_secs(1);
@@ -55,6 +56,9 @@ pub enum WaitError {
     /// Readiness could not be read.
     #[error("cannot read readiness: {0}")]
     Cluster(#[from] ClusterError),
+    /// The wait was stopped.
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
 }
 
 fn list(states: &[ObjectState]) -> String {
@@ -77,26 +81,26 @@ pub async fn states(
     cluster: &Cluster,
     objects: &[(ObjectKey, Kind)],
     rules: &[ReadinessRule],
-) -> Result<Vec<ObjectState>, ClusterError> {
+    cancel: &CancellationToken,
+) -> Result<Vec<ObjectState>, WaitError> {
     let mut groups: BTreeMap<ListTarget, (Kind, Vec<ObjectKey>)> = BTreeMap::new();
     for (key, kind) in objects {
         let namespace = if kind.namespaced { key.namespace.clone() } else { None };
         let entry = (kind.resource.api_version.clone(), key.kind.clone(), namespace);
         groups.entry(entry).or_insert_with(|| (kind.clone(), Vec::new())).1.push(key.clone());
     }
-    let lists: Vec<Result<Vec<ObjectState>, ClusterError>> = stream::iter(groups)
-        .map(|((_, _, namespace), (kind, keys))| async move {
-            let wanted: HashMap<&str, &ObjectKey> = keys.iter().map(|key| (key.name.as_str(), key)).collect();
-            let mut found: HashMap<String, Readiness> = cluster
-                .list(&kind, namespace.as_deref(), |item| {
-                    let key = wanted.get(item["metadata"]["name"].as_str()?)?;
-                    Some((key.name.clone(), assess(key, &item, rules)))
-                })
-                .await?
-                .into_iter()
-                .collect();
-            Ok(keys
-                .into_iter()
+    let lists = fan_out(groups, cancel, |((_, _, namespace), (kind, keys))| async move {
+        let wanted: HashMap<&str, &ObjectKey> = keys.iter().map(|key| (key.name.as_str(), key)).collect();
+        let mut found: HashMap<String, Readiness> = cluster
+            .list(&kind, namespace.as_deref(), |item| {
+                let key = wanted.get(item["metadata"]["name"].as_str()?)?;
+                Some((key.name.clone(), assess(key, &item, rules)))
+            })
+            .await?
+            .into_iter()
+            .collect();
+        Ok::<_, ClusterError>(
+            keys.into_iter()
                 .map(|key| {
                     let (exists, readiness) = match found.remove(&key.name) {
                         Some(readiness) => (true, readiness),
@@ -104,14 +108,13 @@ pub async fn states(
                     };
                     ObjectState { object: key.to_string(), key, exists, readiness, warning: None }
                 })
-                .collect())
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await?;
     let mut states = Vec::new();
     for list in lists {
-        states.extend(list?);
+        states.extend(list.map_err(WaitError::Cluster)?);
     }
     states.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(states)
@@ -126,11 +129,12 @@ pub async fn wait(
     rules: &[ReadinessRule],
     timeout: Duration,
     progress: &mut (dyn FnMut(&[ObjectState]) + Send),
+    cancel: &CancellationToken,
 ) -> Result<(), WaitError> {
     let started = Instant::now();
     loop {
         let pending: Vec<ObjectState> =
-            states(cluster, objects, rules).await?.into_iter().filter(|s| !s.readiness.is_ready()).collect();
+            states(cluster, objects, rules, cancel).await?.into_iter().filter(|s| !s.readiness.is_ready()).collect();
         progress(&pending);
         if pending.is_empty() {
             return Ok(());
@@ -143,7 +147,10 @@ pub async fn wait(
         if started.elapsed() + POLL > timeout {
             return Err(WaitError::Timeout { after: timeout, pending: with_warnings(cluster, pending).await });
         }
-        tokio::time::sleep(POLL).await;
+        tokio::select! {
+            () = cancel.cancelled() => return Err(Cancelled.into()),
+            () = tokio::time::sleep(POLL) => {}
+        }
     }
 }
 

@@ -26,6 +26,9 @@ pub struct DeliveryReport {
     pub failed_attempts: u64,
     /// Deliveries still waiting when the run ended.
     pub pending: i64,
+    /// Attempts by route and result (`delivered`, `failed`).
+    #[serde(skip)]
+    pub attempts: std::collections::BTreeMap<(String, &'static str), u64>,
 }
 
 /// Delivers every due alert, retrying failures with backoff until none is left or
@@ -56,11 +59,13 @@ pub async fn deliver(
                 Ok(()) => {
                     store.mark_delivered(delivery.id).await?;
                     report.delivered += 1;
+                    *report.attempts.entry((delivery.route.clone(), "delivered")).or_default() += 1;
                 }
                 Err(error) => {
                     tracing::warn!(route = %delivery.route, delivery = delivery.id, "alert not delivered, will retry: {error}");
                     store.mark_failed(delivery.id, delivery.attempts, &error).await?;
                     report.failed_attempts += 1;
+                    *report.attempts.entry((delivery.route.clone(), "failed")).or_default() += 1;
                 }
             }
         }

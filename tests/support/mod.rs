@@ -2,6 +2,7 @@
 #![allow(dead_code)] // Each test crate uses a different subset.
 
 pub mod cluster;
+pub mod lab;
 pub mod nmap;
 pub mod postgres;
 pub mod receivers;

@@ -1,0 +1,271 @@
+//! Observing a lab in the cluster: its inventory, the kinds it uses, and its live objects,
+//! read with one LIST per kind and namespace and trimmed as they arrive to what the decision
+//! needs.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::inventory::Inventory;
+use crate::cluster::{Cluster, ClusterError, Kind, compare};
+use crate::render::ObjectKey;
+
+use super::decide::Desired;
+use super::fan_out::fan_out;
+use super::plan::{PlanError, failed, owned};
+
+/// One LIST: `apiVersion`, kind, and namespace (none for cluster-scoped kinds).
+pub type ListTarget = (String, String, Option<String>);
+
+/// A kind by `apiVersion` and kind name.
+pub type KindName = (String, String);
+
+/// What the cluster holds of a lab.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The inventory as the cluster holds it (empty when there is none).
+    pub inventory: Inventory,
+    /// Whether the inventory object exists.
+    pub inventory_exists: bool,
+    /// Every kind the lab and its inventory use, resolved.
+    pub kinds: HashMap<KindName, Kind>,
+    /// Kinds that a CRD of the lab itself defines and the cluster does not serve yet: all
+    /// their objects are new.
+    pub not_served_yet: HashSet<KindName>,
+    /// The live objects that matter to the plan: the lab's, its inventory's members, and
+    /// whatever else has the same names. Trimmed (see [`Trim`]).
+    pub live: HashMap<ObjectKey, Value>,
+    /// Desired objects already found to be as wanted (compared while listing).
+    pub unchanged: HashSet<ObjectKey>,
+}
+
+/// Reads the inventory and every object of the lab's kinds in its namespaces.
+pub async fn observe(
+    cluster: &Cluster,
+    mut inventory: Inventory,
+    desired: &Desired,
+    cancel: &CancellationToken,
+) -> Result<Observed, PlanError> {
+    let config_map = cluster.kind("v1", "ConfigMap").await.map_err(failed("cannot resolve ConfigMaps"))?;
+    let parent = cluster
+        .get(&config_map, Some(&inventory.namespace), &inventory.name)
+        .await
+        .map_err(failed(format!("cannot read the inventory {}", inventory.key())))?;
+    if let Some(parent) = &parent {
+        inventory.read(parent);
+    }
+    let (kinds, not_served_yet) = resolve_kinds(cluster, desired, &inventory).await?;
+    let lists = list_targets(desired, &inventory, &kinds, &not_served_yet);
+    let trim = Trim::new(desired);
+    let (live, unchanged) = list_all(cluster, &kinds, lists, &trim, cancel).await?;
+    Ok(Observed { inventory, inventory_exists: parent.is_some(), kinds, not_served_yet, live, unchanged })
+}
+
+/// Resolves the lab's kinds, the Secrets', and the inventory's. A kind the cluster does not
+/// serve yet may come from a CRD in the lab itself; an inventory member whose kind is gone
+/// is left alone, with a warning.
+pub async fn resolve_kinds(
+    cluster: &Cluster,
+    desired: &Desired,
+    inventory: &Inventory,
+) -> Result<(HashMap<KindName, Kind>, HashSet<KindName>), PlanError> {
+    let mut resolved = HashMap::new();
+    let mut not_served_yet = HashSet::new();
+    let crds = desired.crds();
+    for (api_version, kind) in desired.kinds() {
+        let pair = (api_version.clone(), kind.clone());
+        let found = match cluster.kind(&api_version, &kind).await {
+            Ok(found) => found,
+            Err(unknown @ ClusterError::UnknownKind { .. }) => {
+                let Some(defined) = crds.iter().find_map(|crd| Kind::defined_by(crd, &api_version, &kind)) else {
+                    return Err(failed(format!("cannot apply {kind}"))(unknown));
+                };
+                not_served_yet.insert(pair.clone());
+                defined
+            }
+            Err(other) => return Err(failed(format!("cannot apply {kind}"))(other)),
+        };
+        resolved.insert(pair, found);
+    }
+    for (key, api_version) in &inventory.members {
+        let pair = (api_version.clone(), key.kind.clone());
+        if resolved.contains_key(&pair) {
+            continue;
+        }
+        match cluster.kind(api_version, &key.kind).await {
+            Ok(found) => {
+                resolved.insert(pair, found);
+            }
+            Err(ClusterError::UnknownKind { .. }) => {
+                tracing::warn!("{key} is in the inventory but the cluster no longer serves its kind; it is left alone");
+            }
+            Err(other) => return Err(failed(format!("cannot resolve {}", key.kind))(other)),
+        }
+    }
+    Ok((resolved, not_served_yet))
+}
+
+/// One LIST per kind and namespace of the lab's objects, its Secrets and its inventory's
+/// members, except kinds not served yet.
+pub fn list_targets(
+    desired: &Desired,
+    inventory: &Inventory,
+    kinds: &HashMap<KindName, Kind>,
+    not_served_yet: &HashSet<KindName>,
+) -> BTreeSet<ListTarget> {
+    let mut lists = BTreeSet::new();
+    let namespaces = |key: &ObjectKey, kind: &Kind| if kind.namespaced { key.namespace.clone() } else { None };
+    let members = inventory.members.iter().map(|(key, api_version)| (key, api_version.as_str()));
+    for (key, api_version) in desired.keys().chain(members) {
+        if let Some(kind) = kinds.get(&(api_version.to_owned(), key.kind.clone())) {
+            lists.insert((api_version.to_owned(), key.kind.clone(), namespaces(key, kind)));
+        }
+    }
+    lists.retain(|(api_version, kind, _)| !not_served_yet.contains(&(api_version.clone(), kind.clone())));
+    lists
+}
+
+/// What the plan keeps of each listed object.
+pub struct Trim<'a> {
+    /// The lab's objects, by key.
+    desired: HashMap<&'a ObjectKey, &'a Value>,
+    /// The Secrets apply fills in, whose live values it reuses.
+    secrets: HashSet<&'a ObjectKey>,
+    /// The lab's name.
+    lab: &'a str,
+}
+
+impl<'a> Trim<'a> {
+    /// The trim for `desired`.
+    pub fn new(desired: &'a Desired) -> Self {
+        Self {
+            desired: desired.objects.iter().map(|(o, _)| (&o.key, &o.manifest)).collect(),
+            secrets: desired.secret_keys.iter().collect(),
+            lab: &desired.lab,
+        }
+    }
+
+    /// Sorts out one listed object. A desired object that already is as wanted, and an
+    /// object the file does not have (a prune candidate, or someone else's), are reduced to
+    /// their identity and labels, all that pruning and ownership checks read; a desired
+    /// object that differs, and a Secret apply fills in, keep what a diff needs. Returns
+    /// whether the object is unchanged.
+    pub fn sort(&self, key: &ObjectKey, live: &mut Value) -> bool {
+        let is_unchanged = self.desired.get(key).is_some_and(|d| owned(live, self.lab) && compare::unchanged(d, live));
+        if is_unchanged || !(self.desired.contains_key(key) || self.secrets.contains(key)) {
+            identity_only(live);
+        } else {
+            compare::slim(live);
+        }
+        is_unchanged
+    }
+}
+
+/// Keeps `apiVersion`, `kind`, and the name, namespace and labels of an object.
+fn identity_only(live: &mut Value) {
+    let Value::Object(object) = live else { return };
+    object.retain(|field, _| matches!(field.as_str(), "apiVersion" | "kind" | "metadata"));
+    if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
+        metadata.retain(|field, _| matches!(field.as_str(), "name" | "namespace" | "labels"));
+    }
+}
+
+/// The identity of a listed object of `kind`.
+pub fn key_of(kind: &Kind, item: &Value) -> ObjectKey {
+    ObjectKey {
+        group: kind.resource.group.clone(),
+        kind: kind.resource.kind.clone(),
+        namespace: item["metadata"]["namespace"].as_str().map(str::to_owned),
+        name: item["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+/// Lists every target; returns the live objects (as [`Trim`] leaves them) and the keys of
+/// the desired ones that are unchanged.
+async fn list_all(
+    cluster: &Cluster,
+    kinds: &HashMap<KindName, Kind>,
+    lists: BTreeSet<ListTarget>,
+    trim: &Trim<'_>,
+    cancel: &CancellationToken,
+) -> Result<(HashMap<ObjectKey, Value>, HashSet<ObjectKey>), PlanError> {
+    let results = fan_out(lists, cancel, |(api_version, kind_name, namespace)| {
+        let kind = &kinds[&(api_version, kind_name.clone())];
+        async move {
+            let where_ = namespace.as_deref().map(|ns| format!(" in {ns}")).unwrap_or_default();
+            cluster
+                .list(kind, namespace.as_deref(), |mut item| {
+                    let key = key_of(kind, &item);
+                    let unchanged = trim.sort(&key, &mut item);
+                    Some((key, item, unchanged))
+                })
+                .await
+                .map_err(failed(format!("cannot list {kind_name}{where_}")))
+        }
+    })
+    .await?;
+    let mut live = HashMap::new();
+    let mut unchanged = HashSet::new();
+    for (key, object, is_unchanged) in results.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten() {
+        if is_unchanged {
+            unchanged.insert(key.clone());
+        }
+        live.insert(key, object);
+    }
+    Ok((live, unchanged))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::render::{MANAGED_BY, PART_OF};
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey { group: String::new(), kind: "ConfigMap".into(), namespace: Some("n".into()), name: name.into() }
+    }
+
+    fn config_map(name: &str, value: &str, part_of: &str) -> Value {
+        json!({ "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": name, "namespace": "n", "uid": "u", "annotations": { "a": "b" },
+                "labels": { MANAGED_BY: "seclab", PART_OF: part_of } },
+            "data": { "k": value } })
+    }
+
+    #[test]
+    fn keeps_whole_only_the_listed_objects_a_diff_or_a_secret_needs() {
+        let (same, changed, other, secret) = (key("same"), key("changed"), key("other"), key("secret"));
+        let (want_same, want_changed) = (config_map("same", "1", "lab"), config_map("changed", "2", "lab"));
+        let trim = Trim {
+            desired: HashMap::from([(&same, &want_same), (&changed, &want_changed)]),
+            secrets: HashSet::from([&secret]),
+            lab: "lab",
+        };
+        let identity = |name: &str, part_of: &str| {
+            json!({ "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": { "name": name, "namespace": "n", "labels": { MANAGED_BY: "seclab", PART_OF: part_of } } })
+        };
+
+        let mut live = config_map("same", "1", "lab");
+        assert!(trim.sort(&same, &mut live), "unchanged");
+        assert_eq!(live, identity("same", "lab"));
+
+        let mut live = config_map("changed", "1", "lab");
+        assert!(!trim.sort(&changed, &mut live));
+        assert_eq!(live, config_map("changed", "1", "lab"), "kept for the diff");
+
+        let mut live = config_map("same", "1", "another-lab");
+        assert!(!trim.sort(&same, &mut live), "not the lab's, so not unchanged");
+        assert_eq!(live["data"]["k"], "1", "kept: the plan reports it");
+
+        let mut live = config_map("other", "1", "lab");
+        assert!(!trim.sort(&other, &mut live));
+        assert_eq!(live, identity("other", "lab"), "a prune candidate needs only its labels");
+
+        let mut live = config_map("secret", "1", "lab");
+        assert!(!trim.sort(&secret, &mut live));
+        assert_eq!(live["data"]["k"], "1", "a Secret's values are reused");
+    }
+}

@@ -1,0 +1,110 @@
+//! The lab at a glance: every object it renders, whether it exists and is ready, by
+//! component.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::Cluster;
+use crate::cluster::inventory::Inventory;
+use crate::cluster::readiness::Readiness;
+use crate::config::Lab;
+use crate::render::{COMPONENT, Rendered};
+
+use super::decide::Desired;
+use super::observe::resolve_kinds;
+use super::plan::PlanError;
+use super::wait::{self, ObjectState, WaitError};
+
+/// The component of the Secrets apply creates.
+const SECRETS: &str = "secrets";
+
+/// Every object of a lab, with its readiness, by component.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabStatus {
+    /// The lab's name.
+    pub lab: String,
+    /// The objects of each component, sorted.
+    pub components: BTreeMap<String, Vec<ObjectState>>,
+}
+
+impl LabStatus {
+    /// Every object.
+    pub fn objects(&self) -> impl Iterator<Item = &ObjectState> {
+        self.components.values().flatten()
+    }
+
+    /// How many objects are ready.
+    pub fn ready(&self) -> usize {
+        self.objects().filter(|s| s.readiness.is_ready()).count()
+    }
+
+    /// How many objects the lab has.
+    pub fn total(&self) -> usize {
+        self.components.values().map(Vec::len).sum()
+    }
+}
+
+/// Why the status could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// A kind could not be resolved.
+    #[error(transparent)]
+    Kinds(#[from] PlanError),
+    /// Readiness could not be read.
+    #[error(transparent)]
+    Readiness(#[from] WaitError),
+}
+
+/// Reads the readiness of every object `rendered` holds. Objects of a kind that a CRD of
+/// the lab defines and the cluster does not serve yet are missing, not an error.
+pub async fn status(
+    cluster: &Cluster,
+    lab: &Lab,
+    rendered: Rendered,
+    cancel: &CancellationToken,
+) -> Result<LabStatus, StatusError> {
+    let inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
+    let desired = Desired::new(rendered, lab.name(), &inventory.id());
+    let (kinds, not_served_yet) = resolve_kinds(cluster, &desired, &Inventory::new(lab.name(), "")).await?;
+    let mut component_of: HashMap<_, String> = HashMap::new();
+    for (object, _) in &desired.objects {
+        let component = object.manifest["metadata"]["labels"][COMPONENT].as_str().unwrap_or_default();
+        component_of.insert(object.key.clone(), component.to_owned());
+    }
+    let mut served = Vec::new();
+    let mut seen = HashSet::new();
+    let mut missing = Vec::new();
+    for (key, api_version) in desired.keys() {
+        let pair = (api_version.to_owned(), key.kind.clone());
+        if not_served_yet.contains(&pair) {
+            missing.push(ObjectState {
+                object: key.to_string(),
+                key: key.clone(),
+                exists: false,
+                readiness: Readiness::Waiting("not applied yet (its kind's CRD is not applied either)".into()),
+                warning: None,
+            });
+        } else if seen.insert(key) {
+            served.push((key.clone(), kinds[&pair].clone()));
+        }
+    }
+    let states = wait::states(cluster, &served, &lab.spec().cluster.readiness, cancel).await?;
+    let mut components: BTreeMap<String, Vec<ObjectState>> = BTreeMap::new();
+    let absent = |mut state: ObjectState| {
+        if !state.exists {
+            state.readiness = Readiness::Waiting("not applied yet".into());
+        }
+        state
+    };
+    for state in states.into_iter().map(absent).chain(missing) {
+        let component = component_of.get(&state.key).cloned().unwrap_or_else(|| SECRETS.to_owned());
+        components.entry(component).or_default().push(state);
+    }
+    for list in components.values_mut() {
+        list.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+    Ok(LabStatus { lab: lab.name().to_owned(), components })
+}

@@ -1,0 +1,247 @@
+//! Continuous mode (`seclab watch`): the file applied on every valid save, the lab's objects
+//! followed by watchers and healed when someone changes or deletes them, a resync from the
+//! watch caches on an interval, new scans ingested as they land and their alerts delivered,
+//! and health, metrics and a status page served over HTTP.
+//!
+//! One loop owns the reconciling and runs one pass at a time; everything else (watchers,
+//! file watches, the deliverer, the endpoints) only tells it what happened or reads what it
+//! shows.
+
+pub mod cache;
+mod files;
+pub mod http;
+mod lease;
+pub mod metrics;
+mod page;
+mod pass;
+mod scans;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{Cluster, ClusterError};
+use crate::config::model::DriftPolicy;
+use crate::config::{self, LoadError};
+use crate::reconcile::scan_database::{self, base_dir};
+use crate::render::Templates;
+use crate::scan::alerts::resolve_secret;
+use crate::scan::store::StoreError;
+
+use self::cache::{Cache, Followers};
+use self::files::FileEvent;
+use self::lease::{Election, LeaseError};
+use self::pass::{Reconciler, Trigger};
+use self::state::Shared;
+
+/// How `watch` was started.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The desired-state file.
+    pub file: PathBuf,
+    /// Templates that override the built-in ones.
+    pub templates: Option<PathBuf>,
+    /// The kubeconfig, else the usual places.
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context, else `cluster.context`, else the current one.
+    pub context: Option<String>,
+    /// The endpoints' address, instead of `watch.listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Why `watch` could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The file cannot be read or has problems at the start.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The endpoints cannot be served.
+    #[error(transparent)]
+    Serve(#[from] http::ServeError),
+    /// The token cannot be read.
+    #[error("cannot read watch.token: {0}")]
+    Token(String),
+    /// The kubeconfig cannot be used.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The files cannot be watched.
+    #[error("cannot watch the files: {0}")]
+    Files(#[from] notify_debouncer_full::notify::Error),
+    /// The scan database cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The election of the active watch cannot be joined.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+}
+
+/// Runs continuous mode until `stop` fires; calls `ready` with the endpoints' address once
+/// they are served.
+pub async fn run(
+    settings: Settings,
+    stop: CancellationToken,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), WatchError> {
+    let lab = config::load(&settings.file)?;
+    let spec = lab.spec().watch.clone();
+    let listen = settings.listen.unwrap_or_else(|| spec.listen.parse().expect("validated"));
+    let token =
+        spec.token.as_ref().map(|t| resolve_secret(t, &base_dir(&lab))).transpose().map_err(WatchError::Token)?;
+    let listener = http::bind(listen, token.as_deref()).await?;
+    let address = listener.local_addr().map_err(|source| http::ServeError::Bind { address: listen, source })?;
+    let context = settings.context.as_deref().or(lab.spec().cluster.context.as_deref());
+    let cluster = Arc::new(Cluster::connect(settings.kubeconfig.as_deref(), context).await?);
+
+    let shared = Arc::new(Shared::new(lab.name()));
+    let server = tokio::spawn(http::serve(listener, shared.clone(), token, stop.clone()));
+    ready(address);
+    tracing::info!("serving /healthz, /readyz, /metrics and the status page on http://{address}");
+
+    let has_scans = lab.spec().tenants.iter().any(|t| !t.scans.is_empty());
+    let store = if has_scans { Some(scan_database::open(&lab).await?) } else { None };
+    let lab = Arc::new(lab);
+    let (lab_tx, lab_rx) = tokio::sync::watch::channel(lab.clone());
+    let wake = Arc::new(Notify::new());
+    let deliverer = store
+        .clone()
+        .map(|store| tokio::spawn(scans::deliverer(store, lab_rx, shared.clone(), wake.clone(), stop.clone())));
+
+    let (file_tx, mut file_events) = mpsc::unbounded_channel();
+    let scan_dir = scan_database::scan_directory(&lab);
+    let debounce = humantime::parse_duration(&spec.debounce).expect("validated");
+    let _watches = files::watch(&settings.file, settings.templates.as_deref(), &scan_dir, debounce, file_tx)?;
+    let (notice_tx, mut notices) = mpsc::unbounded_channel();
+    let cache = Arc::new(Cache::default());
+    let followers = Followers::new(lab.name(), cache.clone(), notice_tx);
+    let templates = settings.templates.as_ref().map_or_else(Templates::embedded, Templates::with_overrides);
+    let mut reconciler = Reconciler {
+        cluster,
+        file: settings.file.clone(),
+        templates,
+        lab: lab.clone(),
+        lab_tx,
+        cache,
+        followers,
+        shared: shared.clone(),
+        store: store.clone(),
+        desired: None,
+        manifests: Default::default(),
+        kinds: Default::default(),
+        problems: Vec::new(),
+    };
+
+    let mut election = Election::join(&reconciler.cluster, lab.name(), &lab.spec().cluster.namespace).await?;
+    tracing::info!("waiting for the Lease: one watch per lab reconciles, the others stand by");
+
+    let mut resync = tokio::time::interval(reconciler.resync_interval());
+    resync.tick().await;
+    let mut active = false;
+    let mut pending = None;
+    let mut backoff = Backoff::default();
+    let mut retry_at = tokio::time::Instant::now();
+    loop {
+        if let Some(trigger) = pending.filter(|_| active && tokio::time::Instant::now() >= retry_at) {
+            match reconciler.pass(trigger, &stop).await {
+                Ok(()) => {
+                    pending = None;
+                    backoff = Backoff::default();
+                }
+                Err(error) if stop.is_cancelled() => {
+                    tracing::info!("stopped during a reconcile: {error}");
+                    break;
+                }
+                Err(error) => {
+                    let delay = backoff.next();
+                    tracing::warn!("reconcile failed, retrying in {:.1}s: {error}", delay.as_secs_f64());
+                    retry_at = tokio::time::Instant::now() + delay;
+                }
+            }
+        }
+        let retry = tokio::time::sleep_until(retry_at);
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            Some(leader) = election.changed() => {
+                if leader && !active {
+                    tracing::info!("this watch holds the Lease and reconciles the lab");
+                    active = true;
+                    pending = Some(Trigger::Start);
+                    if let Some(store) = &store {
+                        for file in scans::finished(&scan_dir) {
+                            reconciler.ingest(store, file).await;
+                        }
+                        wake.notify_one();
+                    }
+                } else if !leader && active {
+                    tracing::warn!("this watch lost the Lease; standing by");
+                    active = false;
+                    pending = None;
+                    reconciler.stop();
+                }
+                shared.update(|view| view.active = active);
+            }
+            Some(event) = file_events.recv() => match event {
+                FileEvent::Desired => pending = Trigger::Save.over(pending),
+                FileEvent::Scan(path) if active => {
+                    if let (Some(store), Some(file)) = (&store, scans::scan_file(&path)) {
+                        reconciler.ingest(store, file).await;
+                        wake.notify_one();
+                    }
+                }
+                FileEvent::Scan(_) => {}
+                FileEvent::Failed(message) => tracing::warn!("{message}"),
+            },
+            Some(notice) = notices.recv() => {
+                let mut batch = vec![notice];
+                while let Ok(more) = notices.try_recv() {
+                    batch.push(more);
+                }
+                if let Some(trigger) = reconciler.notices(batch) {
+                    pending = trigger.over(pending);
+                }
+            }
+            _ = resync.tick(), if active => pending = Trigger::Resync.over(pending),
+            () = retry, if pending.is_some() => {}
+        }
+    }
+
+    reconciler.stop();
+    election.resign().await;
+    if let Some(deliverer) = deliverer {
+        deliverer.await.ok();
+    }
+    if let Some(store) = store {
+        store.close().await;
+    }
+    server.await.ok();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Exponential backoff with jitter, from half a second to half a minute.
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let base = Duration::from_millis(500) * 2u32.saturating_pow(self.failures.min(6));
+        self.failures += 1;
+        let base = base.min(Duration::from_secs(30));
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).ok();
+        let jitter = u64::from_le_bytes(bytes) % (base.as_millis() as u64 / 2 + 1);
+        base / 2 + Duration::from_millis(jitter)
+    }
+}
+
+/// Whether `watch.drift` heals.
+fn heals(policy: DriftPolicy) -> bool {
+    policy == DriftPolicy::Heal
+}

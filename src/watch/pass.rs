@@ -1,0 +1,534 @@
+//! One reconcile pass of `watch`, and what the loop learns between passes. A pass observes
+//! the lab from the watch caches when they cover it (no LIST; a GET only for an object the
+//! file adds, to catch a name taken by someone else), else with LISTs; then decides,
+//! confirms and applies like `seclab apply`, leaving out objects with a problem.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::inventory::Inventory;
+use crate::cluster::readiness::{Readiness, assess};
+use crate::cluster::{Cluster, ClusterError, Kind, compare};
+use crate::config::{self, Lab, LoadError};
+use crate::reconcile::apply::{self, ApplyError, OnProblems, Outcome};
+use crate::reconcile::decide::{self, Desired};
+use crate::reconcile::fan_out::{Cancelled, fan_out};
+use crate::reconcile::observe::{self, KindName, ListTarget, Observed};
+use crate::reconcile::plan::{self, Change, Options, Plan, PlanError, ProblemKind, Step};
+use crate::reconcile::scan_database::base_dir;
+use crate::reconcile::sequence::{self, Hooks, SequenceError};
+use crate::render::{self, ObjectKey, Templates};
+use crate::scan::files::ScanFile;
+use crate::scan::store::{IngestOutcome, Store, StoreError};
+
+use super::cache::{Cache, Followers, Notice};
+use super::heals;
+use super::metrics::{KindLabel, StateLabel};
+use super::state::Shared;
+
+/// Why a pass runs; a stronger trigger covers a weaker one pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Trigger {
+    /// The resync interval passed, or a watcher listed again.
+    Resync,
+    /// Someone changed or deleted an object of the lab.
+    Drift,
+    /// The file or a template was saved.
+    Save,
+    /// `watch` started: everything is read with LISTs.
+    Start,
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    /// The lab was reconciled.
+    Reconciled,
+    /// The saved file was rejected; nothing was changed.
+    Rejected,
+    /// The caches are still filling; the watchers' news triggers the pass again.
+    Deferred,
+}
+
+impl Trigger {
+    /// This trigger or the one pending, whichever does more.
+    pub fn over(self, pending: Option<Trigger>) -> Option<Trigger> {
+        Some(pending.map_or(self, |p| p.max(self)))
+    }
+}
+
+/// Why a pass failed; the loop retries it with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// The plan could not be made.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The apply stopped.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// The apply sequence stopped.
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+    /// The pass was stopped.
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
+}
+
+impl PassError {
+    /// Whether the API server could not be reached at all.
+    fn unreachable(&self) -> Option<String> {
+        let cluster = match self {
+            Self::Plan(PlanError::Cluster { source, .. }) => source,
+            Self::Apply(ApplyError::Inventory { source, .. }) => source,
+            Self::Sequence(SequenceError::Apply(ApplyError::Inventory { source, .. })) => source,
+            _ => return None,
+        };
+        matches!(cluster, ClusterError::Transport(_)).then(|| cluster.to_string())
+    }
+}
+
+/// The reconcile loop's state between passes.
+pub struct Reconciler {
+    /// The cluster.
+    pub(super) cluster: Arc<Cluster>,
+    /// The desired-state file.
+    pub(super) file: PathBuf,
+    /// The templates it renders with.
+    pub(super) templates: Templates,
+    /// The last good desired-state file.
+    pub(super) lab: Arc<Lab>,
+    /// Where a new good file is announced (the deliverer reads its routes there).
+    pub(super) lab_tx: tokio::sync::watch::Sender<Arc<Lab>>,
+    /// The live objects the watchers hold.
+    pub(super) cache: Arc<Cache>,
+    /// The watchers.
+    pub(super) followers: Followers,
+    /// What the endpoints show.
+    pub(super) shared: Arc<Shared>,
+    /// The scan database, when the lab scans.
+    pub(super) store: Option<Store>,
+    /// The last desired state applied, its Secrets filled in.
+    pub(super) desired: Option<Desired>,
+    /// Its objects, by key: what a watcher's news is compared with.
+    pub(super) manifests: HashMap<ObjectKey, (usize, Kind)>,
+    /// The kinds the lab uses, resolved.
+    pub(super) kinds: HashMap<KindName, Kind>,
+    /// The problems last logged, so that each is logged once.
+    pub(super) problems: Vec<String>,
+}
+
+impl Reconciler {
+    /// How often everything is compared again.
+    pub fn resync_interval(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.lab.spec().watch.resync_interval).expect("validated")
+    }
+
+    /// Stops the watchers.
+    pub fn stop(&mut self) {
+        self.followers.stop();
+    }
+
+    /// One pass. A save that does not validate or render is reported and ignored: the last
+    /// good state stays applied.
+    pub async fn pass(&mut self, trigger: Trigger, stop: &CancellationToken) -> Result<(), PassError> {
+        let started = Instant::now();
+        let result = self.reconcile(trigger, stop).await;
+        let seconds = started.elapsed().as_secs_f64();
+        match &result {
+            Ok(Done::Rejected | Done::Deferred) => {}
+            Ok(Done::Reconciled) => {
+                self.shared.metrics.reconciled("success", seconds);
+                self.shared.update(|view| {
+                    view.reconciled = true;
+                    view.unreachable = None;
+                });
+            }
+            Err(error) => {
+                self.shared.metrics.reconciled("error", seconds);
+                if let Some(reason) = error.unreachable() {
+                    self.shared.update(|view| view.unreachable = Some(reason));
+                }
+            }
+        }
+        result.map(drop)
+    }
+
+    async fn reconcile(&mut self, trigger: Trigger, stop: &CancellationToken) -> Result<Done, PassError> {
+        let (desired, filled) = match (&self.desired, trigger) {
+            (Some(desired), Trigger::Resync | Trigger::Drift) => (desired.clone(), true),
+            _ => match self.read_file() {
+                Some(desired) => (desired, false),
+                None => return Ok(Done::Rejected),
+            },
+        };
+        let lab = self.lab.clone();
+        let mut inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
+        let inventory_target: ListTarget = ("v1".into(), "ConfigMap".into(), Some(inventory.namespace.clone()));
+        let cached = match trigger {
+            Trigger::Start => None,
+            _ => {
+                let parent = self.cache.get(&inventory.key());
+                if let Some(parent) = &parent {
+                    inventory.read(parent);
+                }
+                let (kinds, not_served_yet) = observe::resolve_kinds(&self.cluster, &desired, &inventory).await?;
+                let mut targets = observe::list_targets(&desired, &inventory, &kinds, &not_served_yet);
+                targets.insert(inventory_target.clone());
+                (not_served_yet.is_empty() && self.cache.covers(&targets)).then_some((
+                    inventory.clone(),
+                    parent.is_some(),
+                    kinds,
+                ))
+            }
+        };
+        let observed = match cached {
+            Some((inventory, exists, kinds)) => self.observe_cached(&desired, inventory, exists, kinds, stop).await?,
+            // Drift and resyncs read only the caches; those still filling trigger the pass
+            // again once listed.
+            None if filled => {
+                tracing::debug!("{trigger:?} deferred: the watch caches are still filling");
+                return Ok(Done::Deferred);
+            }
+            None => observe::observe(&self.cluster, inventory, &desired, stop).await?,
+        };
+        let mut desired = desired;
+        if !filled {
+            desired.fill_secrets(&observed.live, &base_dir(&lab), lab.name()).map_err(PlanError::Secret)?;
+        }
+        let mut targets =
+            observe::list_targets(&desired, &observed.inventory, &observed.kinds, &observed.not_served_yet);
+        targets.insert(inventory_target);
+        self.remember(&desired, &observed.kinds);
+        // The inventory is a ConfigMap, followed even when the lab itself has none.
+        let config_map =
+            self.cluster.kind("v1", "ConfigMap").await.map_err(plan::failed("cannot resolve ConfigMaps"))?;
+        self.kinds.insert(("v1".into(), "ConfigMap".into()), config_map);
+
+        let options = Options { prune: true, ..Options::default() };
+        let mut plan = decide::decide(lab.name(), desired, &observed, options);
+        plan::confirm(&self.cluster, &mut plan, &observed, options, stop).await?;
+        let heal = heals(lab.spec().watch.drift) || matches!(trigger, Trigger::Start | Trigger::Save);
+        let taken = take_back_conflicts(&mut plan);
+        if !heal {
+            let mut drift: Vec<String> = taken.clone();
+            drift.extend(plan.changes().filter(|s| !plan.has_problem(&s.key)).map(describe));
+            if !drift.is_empty() {
+                for line in &drift {
+                    tracing::warn!("drift (reported, not healed: watch.drift is report): {line}");
+                }
+                self.shared.update(|view| view.drift = drift);
+                self.count_objects(&plan);
+                self.followers.follow(&self.cluster, &targets, &self.kinds);
+                return Ok(Done::Reconciled);
+            }
+        }
+        for line in &taken {
+            tracing::info!("{line}; taking it back");
+        }
+        self.report_problems(&plan);
+        self.shared.update(|view| view.drift.clear());
+        let drifted = matches!(trigger, Trigger::Drift | Trigger::Resync);
+        let metrics = &self.shared.metrics;
+        let report = |step: &Step, verb: &str| {
+            tracing::info!("{verb} {}", describe_verb(step, verb, drifted));
+            if drifted && verb != "pruned" {
+                metrics.drift_corrections.get_or_create(&KindLabel { kind: step.key.kind.clone() }).inc();
+            }
+        };
+        let outcome = if matches!(trigger, Trigger::Start | Trigger::Save) {
+            let hooks = Hooks { step: &report, applied: &mut |_, _| {}, waiting: &mut |_| {} };
+            let applied =
+                sequence::apply_planned(&self.cluster, &lab, &plan, OnProblems::SkipThem, None, hooks, stop).await?;
+            for change in applied.scan_database.iter().flatten() {
+                tracing::info!("scan database: {} {} {:?}", change.object, change.name, change.action);
+            }
+            applied.outcome
+        } else {
+            apply::apply(&self.cluster, &plan, OnProblems::SkipThem, &report, stop).await?
+        };
+        self.finished(trigger, &plan, &outcome);
+        self.followers.follow(&self.cluster, &targets, &self.kinds);
+        if matches!(trigger, Trigger::Start | Trigger::Save) {
+            self.refresh_scans().await;
+        }
+        Ok(Done::Reconciled)
+    }
+
+    /// Reads, checks and renders the file; on a problem, reports it and returns `None`.
+    fn read_file(&mut self) -> Option<Desired> {
+        let rejected = |shared: &Shared, text: String| {
+            tracing::warn!("the saved file is not applied; the last good state stays:\n{text}");
+            shared.metrics.reconciled("rejected", 0.0);
+            shared.update(|view| view.rejected_edit = Some(text));
+        };
+        let lab = match config::load(&self.file) {
+            Ok(lab) => lab,
+            Err(LoadError::Invalid(file)) => {
+                rejected(&self.shared, file.report(false));
+                return None;
+            }
+            Err(other) => {
+                rejected(&self.shared, other.to_string());
+                return None;
+            }
+        };
+        let rendered = match render::render(&lab, &self.templates) {
+            Ok(rendered) => rendered,
+            Err(error) => {
+                rejected(&self.shared, error.to_string());
+                return None;
+            }
+        };
+        self.shared.update(|view| view.rejected_edit = None);
+        let inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
+        let desired = Desired::new(rendered, lab.name(), &inventory.id());
+        self.lab = Arc::new(lab);
+        self.lab_tx.send_replace(self.lab.clone());
+        Some(desired)
+    }
+
+    /// The lab as the caches hold it, with a GET for each object the caches do not have.
+    async fn observe_cached(
+        &self,
+        desired: &Desired,
+        inventory: Inventory,
+        inventory_exists: bool,
+        kinds: HashMap<KindName, Kind>,
+        stop: &CancellationToken,
+    ) -> Result<Observed, PlanError> {
+        let mut live = self.cache.snapshot();
+        let missing: Vec<(&ObjectKey, &Kind)> = desired
+            .keys()
+            .filter(|(key, _)| !live.contains_key(*key))
+            .filter_map(|(key, api_version)| Some((key, kinds.get(&(api_version.to_owned(), key.kind.clone()))?)))
+            .collect();
+        let found = fan_out(missing, stop, |(key, kind)| async move {
+            (key, self.cluster.get(kind, key.namespace.as_deref(), &key.name).await)
+        })
+        .await?;
+        for (key, result) in found {
+            let object = result.map_err(plan::failed(format!("cannot read {key}")))?;
+            if let Some(mut object) = object {
+                compare::slim(&mut object);
+                live.insert(key.clone(), object);
+            }
+        }
+        Ok(Observed {
+            inventory,
+            inventory_exists,
+            kinds,
+            not_served_yet: Default::default(),
+            live,
+            unchanged: Default::default(),
+        })
+    }
+
+    fn remember(&mut self, desired: &Desired, kinds: &HashMap<KindName, Kind>) {
+        self.manifests = desired
+            .objects
+            .iter()
+            .enumerate()
+            .filter_map(|(index, (object, api_version))| {
+                let kind = kinds.get(&(api_version.clone(), object.key.kind.clone()))?;
+                Some((object.key.clone(), (index, kind.clone())))
+            })
+            .collect();
+        self.kinds = kinds.clone();
+        self.desired = Some(desired.clone());
+    }
+
+    fn report_problems(&mut self, plan: &Plan) {
+        let problems: Vec<String> = plan.problems.iter().map(ToString::to_string).collect();
+        for problem in problems.iter().filter(|p| !self.problems.contains(p)) {
+            tracing::warn!("left as it is: {problem}");
+        }
+        self.problems = problems.clone();
+        self.shared.update(|view| view.problems = problems);
+    }
+
+    fn finished(&self, trigger: Trigger, plan: &Plan, outcome: &Outcome) {
+        let what = if outcome.changed() == 0 {
+            format!("{} objects unchanged", outcome.unchanged)
+        } else {
+            format!(
+                "{} created, {} updated, {} replaced, {} pruned, {} unchanged",
+                outcome.created, outcome.updated, outcome.replaced, outcome.pruned, outcome.unchanged
+            )
+        };
+        let skipped =
+            if outcome.skipped > 0 { format!(", {} left out (problems)", outcome.skipped) } else { String::new() };
+        let line = format!("{what}{skipped} ({trigger:?})").to_lowercase();
+        if outcome.changed() > 0 || trigger >= Trigger::Save {
+            tracing::info!("lab {}: {line}", plan.lab);
+        }
+        let now = jiff::Timestamp::now();
+        self.shared.metrics.last_applied.set(now.as_millisecond() as f64 / 1000.0);
+        self.shared
+            .update(|view| view.last_reconcile = Some((now.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(), line)));
+        self.count_objects(plan);
+    }
+
+    fn count_objects(&self, plan: &Plan) {
+        let mut counts: HashMap<&str, i64> = HashMap::from([("in_sync", 0), ("drifted", 0), ("problem", 0)]);
+        for step in plan.steps.iter().filter(|s| s.is_recorded()) {
+            let state = if plan.has_problem(&step.key) {
+                "problem"
+            } else if matches!(step.change, Change::Unchanged) {
+                "in_sync"
+            } else {
+                "drifted"
+            };
+            *counts.entry(state).or_default() += 1;
+        }
+        for (state, count) in counts {
+            self.shared.metrics.objects.get_or_create(&StateLabel { state: state.to_owned() }).set(count);
+        }
+        self.refresh_readiness();
+    }
+
+    /// What the watchers reported: whether a pass is needed, and which.
+    pub fn notices(&mut self, batch: Vec<Notice>) -> Option<Trigger> {
+        tracing::debug!("watchers: {batch:?}");
+        let mut trigger = None;
+        for notice in batch {
+            match notice {
+                Notice::Changed(key) => {
+                    let drifted = self.manifests.get(&key).is_some_and(|(index, _)| {
+                        let desired = self.desired.as_ref().map(|d| &d.objects[*index].0.manifest);
+                        match (desired, self.cache.get(&key)) {
+                            (Some(desired), Some(live)) => !compare::unchanged(desired, &live),
+                            _ => false,
+                        }
+                    });
+                    if drifted {
+                        tracing::info!("{key} was changed by someone else");
+                        trigger = Trigger::Drift.over(trigger);
+                    }
+                    self.shared.update(|view| view.unreachable = None);
+                }
+                Notice::Deleted(key) => {
+                    if self.manifests.contains_key(&key) {
+                        tracing::info!("{key} was deleted by someone else");
+                        trigger = Trigger::Drift.over(trigger);
+                    }
+                }
+                Notice::Synced(_) => {
+                    trigger = Trigger::Resync.over(trigger);
+                    self.shared.update(|view| view.unreachable = None);
+                }
+                Notice::Unreachable(reason) => {
+                    tracing::warn!("{reason}");
+                    self.shared.update(|view| view.unreachable = Some(reason));
+                }
+            }
+        }
+        self.refresh_readiness();
+        trigger
+    }
+
+    /// Objects not ready, read from the caches.
+    fn refresh_readiness(&self) {
+        let rules = &self.lab.spec().cluster.readiness;
+        let mut not_ready: Vec<(String, String)> = self
+            .manifests
+            .keys()
+            .filter_map(|key| {
+                let reason = match self.cache.get(key) {
+                    None => "it does not exist".to_owned(),
+                    Some(live) => match assess(key, &live, rules) {
+                        Readiness::Ready => return None,
+                        Readiness::Waiting(reason) | Readiness::Failed(reason) => reason,
+                    },
+                };
+                Some((key.to_string(), reason))
+            })
+            .collect();
+        not_ready.sort();
+        self.shared.update(|view| view.not_ready = not_ready);
+    }
+
+    /// Ingests one scan file and shows what changed.
+    pub async fn ingest(&self, store: &Store, file: ScanFile) {
+        let name = format!("{}/{} {}", file.tenant, file.group, file.path.display());
+        match super::scans::ingest(store, &self.lab, file, &self.shared).await {
+            Ok(IngestOutcome::Ingested(ingested)) => tracing::info!(
+                "scan {name}: ingested, {} hosts up, {} changes, {} alerts queued",
+                ingested.hosts_up,
+                ingested.events,
+                ingested.alerts
+            ),
+            Ok(IngestOutcome::AlreadyIngested { .. }) => tracing::debug!("scan {name}: already ingested"),
+            Ok(IngestOutcome::Rejected { reason, .. }) => {
+                tracing::warn!("scan {name}: rejected ({reason}); recorded as a failed scan")
+            }
+            Err(error) => tracing::warn!("scan {name}: not ingested: {error}"),
+        }
+        self.refresh_scans().await;
+    }
+
+    async fn refresh_scans(&self) {
+        let Some(store) = &self.store else { return };
+        let loaded: Result<_, StoreError> = async {
+            let groups = store.status().await?;
+            let mut deltas = Vec::new();
+            for group in &groups {
+                let Some((tenant, name)) = group.group.split_once('/') else { continue };
+                for event in store.event_history(tenant, name, None, 10).await? {
+                    deltas.push((group.group.clone(), event));
+                }
+            }
+            deltas.sort_by_key(|(_, e)| std::cmp::Reverse(e.created_at));
+            deltas.truncate(20);
+            Ok((groups, deltas))
+        }
+        .await;
+        match loaded {
+            Ok((groups, deltas)) => self.shared.update(|view| {
+                view.groups = groups;
+                view.deltas = deltas;
+            }),
+            Err(error) => tracing::warn!("cannot read the scan database: {error}"),
+        }
+    }
+}
+
+/// Turns conflicts into forced applies (the file is the truth); returns, for each field,
+/// who had taken it.
+fn take_back_conflicts(plan: &mut Plan) -> Vec<String> {
+    let mut taken: BTreeSet<ObjectKey> = BTreeSet::new();
+    let mut lines = Vec::new();
+    for problem in &plan.problems {
+        if let ProblemKind::Conflict { conflicts } = &problem.kind {
+            for conflict in conflicts {
+                let (field, manager) = (&conflict.field, &conflict.manager);
+                lines.push(format!("{}: {field} was changed by field manager \"{manager}\"", problem.object));
+            }
+            taken.insert(problem.key.clone());
+        }
+    }
+    plan.problems.retain(|p| !matches!(p.kind, ProblemKind::Conflict { .. }));
+    for step in plan.steps.iter_mut().filter(|s| taken.contains(&s.key)) {
+        step.force = true;
+    }
+    lines
+}
+
+fn describe(step: &Step) -> String {
+    match &step.change {
+        Change::Create(_) => format!("{} is missing", step.object),
+        Change::Update { diff, .. } if !diff.is_empty() => {
+            let fields: Vec<String> = diff.iter().map(ToString::to_string).collect();
+            format!("{} differs: {}", step.object, fields.join("; "))
+        }
+        Change::Prune(_) => format!("{} is no longer in the file", step.object),
+        _ => format!("{} differs", step.object),
+    }
+}
+
+fn describe_verb(step: &Step, verb: &str, drifted: bool) -> String {
+    if drifted && verb != "pruned" { format!("{} (drift healed)", step.object) } else { step.object.clone() }
+}

@@ -1,0 +1,196 @@
+//! A copy of an example lab under its own name and namespace, run against the test cluster,
+//! and what the tests read back from the cluster (objects by label, the audit log).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+
+use super::cluster::{AuditEvent, Cluster};
+
+/// The database password of the first apply.
+pub const SECRET_ONE: &str = "first-db-password-7f3a";
+/// A second database password.
+pub const SECRET_TWO: &str = "second-db-password-91c2";
+
+/// A copy of an example under its own name and namespace, in a temporary directory.
+pub struct TestLab {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+    pub kubeconfig: PathBuf,
+    pub password: String,
+}
+
+impl TestLab {
+    /// `examples/<example>` renamed to `name` (lab and namespace), run as the limited user.
+    pub fn new(example: &str, name: &str) -> Self {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(example)).unwrap();
+        let mut spec: Value = serde_yaml::from_str(&text).unwrap();
+        spec["metadata"]["name"] = json!(name);
+        spec["cluster"]["namespace"] = json!(name);
+        let lab = Self {
+            dir: tempfile::tempdir().unwrap(),
+            name: name.to_owned(),
+            kubeconfig: Cluster::get().limited_kubeconfig(),
+            password: SECRET_ONE.to_owned(),
+        };
+        lab.write(&spec);
+        lab
+    }
+
+    pub fn file(&self) -> PathBuf {
+        self.dir.path().join("lab.yaml")
+    }
+
+    pub fn spec(&self) -> Value {
+        serde_yaml::from_str(&std::fs::read_to_string(self.file()).unwrap()).unwrap()
+    }
+
+    pub fn write(&self, spec: &Value) {
+        std::fs::write(self.file(), serde_yaml::to_string(spec).unwrap()).unwrap();
+    }
+
+    /// A template file added or overridden for this lab only.
+    pub fn template(&self, name: &str, text: &str) {
+        let path = self.dir.path().join("templates").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    pub fn remove_template(&self, name: &str) {
+        std::fs::remove_file(self.dir.path().join("templates").join(name)).unwrap();
+    }
+
+    pub fn seclab(&self, args: &[&str]) -> Output {
+        let templates = self.dir.path().join("templates");
+        let mut command = assert_cmd::Command::cargo_bin("seclab").unwrap();
+        command
+            .arg("--file")
+            .arg(self.file())
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env("BARBICAN_DB_PASSWORD", &self.password)
+            .env("OPENSEARCH_ADMIN_PASSWORD", &self.password)
+            .env_remove("SECLAB_TEMPLATES")
+            .env_remove("KUBECONFIG")
+            .env("NO_COLOR", "1");
+        if templates.is_dir() {
+            command.arg("--templates").arg(templates);
+        }
+        command.output().unwrap()
+    }
+
+    /// Runs seclab and asserts it exits with `code`; returns stdout and stderr together.
+    pub fn run(&self, args: &[&str], code: i32) -> String {
+        let output = self.seclab(args);
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert_eq!(output.status.code(), Some(code), "seclab {args:?} said:\n{text}");
+        text
+    }
+
+    /// The keys (`Kind namespace/name`) of the objects the lab renders.
+    pub fn rendered(&self) -> BTreeSet<String> {
+        let output = self.run(&["render", "--output", "json"], 0);
+        let document: Value = serde_json::from_str(&output).unwrap();
+        let mut keys: BTreeSet<String> = document["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                key(
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["namespace"].as_str(),
+                    o["metadata"]["name"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        for secret in document["secrets"].as_array().unwrap() {
+            keys.insert(key("Secret", secret["namespace"].as_str(), secret["name"].as_str().unwrap()));
+        }
+        keys
+    }
+
+    /// Write requests by seclab against this lab's objects in `events`.
+    pub fn writes(&self, events: &[AuditEvent]) -> Vec<AuditEvent> {
+        events
+            .iter()
+            .filter(|e| e.is_write() && e.user == "seclab-limited")
+            .filter(|e| {
+                e.namespace == self.name || e.name == self.name || e.name.starts_with(&format!("{}-", self.name))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+pub fn key(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(namespace) => format!("{kind} {namespace}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// Everything the audit log has recorded after running `action`.
+pub fn audited(action: impl FnOnce()) -> Vec<AuditEvent> {
+    let cluster = Cluster::get();
+    let before = cluster.audit().len();
+    action();
+    cluster.audit().split_off(before)
+}
+
+pub async fn admin() -> kube::Client {
+    let cluster = Cluster::get();
+    cluster.client(&cluster.admin_kubeconfig()).await
+}
+
+pub fn api(
+    client: &kube::Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
+
+/// The keys of every object in the cluster labelled as part of `lab`, by kind.
+pub async fn labelled(client: &kube::Client, lab: &str) -> BTreeSet<String> {
+    let selector = format!("app.kubernetes.io/part-of={lab}");
+    let kinds = [
+        ("", "v1", "Namespace", false),
+        ("", "v1", "PersistentVolume", false),
+        ("", "v1", "PersistentVolumeClaim", true),
+        ("", "v1", "Secret", true),
+        ("", "v1", "ConfigMap", true),
+        ("", "v1", "Service", true),
+        ("", "v1", "ServiceAccount", true),
+        ("apps", "v1", "Deployment", true),
+        ("apps", "v1", "StatefulSet", true),
+        ("batch", "v1", "CronJob", true),
+        ("networking.k8s.io", "v1", "Ingress", true),
+        ("rbac.authorization.k8s.io", "v1", "Role", true),
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding", true),
+    ];
+    let mut found = BTreeSet::new();
+    for (group, version, kind, namespaced) in kinds {
+        let all = api(client, group, version, kind, None);
+        for object in all.list(&ListParams::default().labels(&selector)).await.unwrap().items {
+            let terminating = object.metadata.deletion_timestamp.is_some();
+            let namespace = if namespaced { object.metadata.namespace.as_deref() } else { None };
+            let inventory = object.metadata.name.as_deref() == Some(&format!("seclab-{lab}"));
+            if !terminating && !inventory {
+                found.insert(key(kind, namespace, object.metadata.name.as_deref().unwrap()));
+            }
+        }
+    }
+    found
+}

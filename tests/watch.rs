@@ -1,0 +1,451 @@
+//! `seclab watch` against the real test control plane, as the least-privilege user: saves
+//! applied, drift healed or reported, bad edits ignored, unchanged resyncs that send nothing,
+//! scans ingested and delivered, the endpoints and a clean stop.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+use support::cluster::AuditEvent;
+use support::lab::{TestLab, admin, api, audited};
+use support::nmap::{Service, free_port, scan};
+use support::receivers::Receiver;
+
+/// A running `seclab watch`, killed when dropped.
+struct Watch {
+    child: Child,
+    address: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Watch {
+    /// Starts `seclab watch` on `lab` with `args`, and waits until its endpoints answer.
+    fn start(lab: &TestLab, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("seclab"));
+        command
+            .arg("--file")
+            .arg(lab.file())
+            .arg("--kubeconfig")
+            .arg(&lab.kubeconfig)
+            .arg("watch")
+            .args(args)
+            .env("BARBICAN_DB_PASSWORD", &lab.password)
+            .env("NO_COLOR", "1")
+            .env_remove("KUBECONFIG")
+            .env_remove("SECLAB_TEMPLATES")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("seclab watch starts");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (sender, address) = std::sync::mpsc::channel();
+        let lines = BufReader::new(child.stderr.take().unwrap());
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("endpoints on http://").nth(1) {
+                    sender.send(rest.split(';').next().unwrap().parse::<SocketAddr>().unwrap()).ok();
+                }
+                kept.lock().unwrap().push(line);
+            }
+        });
+        let address = address.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            panic!("seclab watch did not start:\n{}", log.lock().unwrap().join("\n"));
+        });
+        Self { child, address, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// A GET on the endpoints: status code and body.
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut stream = TcpStream::connect(self.address).unwrap();
+        let authorization = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: seclab\r\n{authorization}Connection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (code, body)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    fn wait_ready(&self) {
+        let ok = eventually(Duration::from_secs(120), || self.get("/readyz", None).0 == 200);
+        assert!(ok, "watch never became ready:\n{}", self.log());
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    fn terminate(mut self) -> Option<i32> {
+        // SAFETY: sends a signal to the child process this test started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("seclab watch did not stop within 30 s of SIGTERM:\n{}", self.log());
+    }
+
+    /// One value of the metrics, summed over the samples whose labels include `labels`.
+    fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let (code, body) = self.get("/metrics", None);
+        assert_eq!(code, 200, "{body}");
+        let lines = body.lines().map(|l| Ok(l.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines).expect("/metrics parses as Prometheus text");
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// Polls `check` every 50 ms until it holds or `within` passes.
+fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The tenants example without scans or alert routes (nothing to deliver anywhere), with
+/// a short debounce and resync interval.
+fn tenants_lab(name: &str, drift: &str) -> TestLab {
+    let lab = TestLab::new("tenants.yaml", name);
+    let mut spec = lab.spec();
+    for tenant in spec["tenants"].as_array_mut().unwrap() {
+        tenant["scans"] = json!([]);
+    }
+    spec["alerts"] = json!({ "routes": [] });
+    spec["watch"] = json!({ "debounce": "50ms", "resyncInterval": "1s", "drift": drift });
+    lab.write(&spec);
+    lab
+}
+
+/// One runtime for every client of the test process: a client's connections live on the
+/// runtime it was made on.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+    });
+    &RUNTIME
+}
+
+fn deployment(name: &str, lab: &str) -> Option<Value> {
+    runtime().block_on(async {
+        let deployments = api(&admin().await, "apps", "v1", "Deployment", Some(lab));
+        deployments.get_opt(name).await.unwrap().map(|d| serde_json::to_value(d).unwrap())
+    })
+}
+
+fn seclab_writes(events: &[AuditEvent], namespace: &str) -> Vec<AuditEvent> {
+    events
+        .iter()
+        .filter(|e| e.is_write() && e.user_agent.starts_with("seclab/") && e.namespace == namespace)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn watch_applies_saves_heals_drift_and_ignores_a_bad_edit() {
+    let lab = tenants_lab("t-watch", "heal");
+    let watch = Watch::start(&lab, &["--listen", "127.0.0.1:0"], &[]);
+    watch.wait_ready();
+    assert!(deployment("netdelta-barbican", "t-watch").is_some(), "the first pass applied the lab");
+
+    // A one-line change saved to the file is live.
+    let mut spec = lab.spec();
+    spec["tenants"][0]["image"] = json!("registry.netdelta.io/netdelta/barbican:1.1");
+    let saved = Instant::now();
+    lab.write(&spec);
+    let image = |d: &Value| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or("").to_owned();
+    let live = eventually(Duration::from_secs(30), || {
+        deployment("netdelta-barbican", "t-watch").is_some_and(|d| image(&d).ends_with(":1.1"))
+    });
+    assert!(live, "the saved change was not applied:\n{}", watch.log());
+    println!("save-to-applied latency: {} ms", saved.elapsed().as_millis());
+
+    // A managed Deployment deleted by someone comes back.
+    let client = runtime().block_on(admin());
+    let deployments = api(&client, "apps", "v1", "Deployment", Some("t-watch"));
+    let uid = deployment("netdelta-barbican", "t-watch").unwrap()["metadata"]["uid"].clone();
+    runtime().block_on(deployments.delete("netdelta-barbican", &Default::default())).unwrap();
+    let back = eventually(Duration::from_secs(30), || {
+        deployment("netdelta-barbican", "t-watch").is_some_and(|d| d["metadata"]["uid"] != uid)
+    });
+    assert!(back, "the deleted Deployment did not come back:\n{}", watch.log());
+
+    // A field the file sets, changed by another manager, is taken back; an unmanaged object
+    // in the same namespace is left alone.
+    let config_maps = api(&client, "", "v1", "ConfigMap", Some("t-watch"));
+    let foreign = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "not-the-labs" }, "data": { "a": "1" } });
+    let events = audited(|| {
+        runtime()
+            .block_on(config_maps.patch("not-the-labs", &PatchParams::apply("someone-else"), &Patch::Apply(&foreign)))
+            .unwrap();
+        let edit = PatchParams { field_manager: Some("kubectl-edit".into()), ..Default::default() };
+        let replicas = json!({ "spec": { "replicas": 3 } });
+        runtime().block_on(deployments.patch("netdelta-xynexis", &edit, &Patch::Merge(&replicas))).unwrap();
+        let restored = eventually(Duration::from_secs(30), || {
+            deployment("netdelta-xynexis", "t-watch").is_some_and(|d| d["spec"]["replicas"] == 1)
+        });
+        assert!(restored, "the changed field was not taken back:\n{}", watch.log());
+    });
+    let touched: Vec<&AuditEvent> =
+        events.iter().filter(|e| e.name == "not-the-labs" && e.user_agent.starts_with("seclab/")).collect();
+    assert!(touched.is_empty(), "watch touched an object outside the lab: {touched:#?}");
+    assert!(
+        watch.log().contains(".spec.replicas was changed by field manager \"kubectl-edit\"; taking it back"),
+        "{}",
+        watch.log()
+    );
+    assert!(watch.metric("seclab_drift_corrections_total", &[("kind", "Deployment")]) >= 2.0);
+
+    // A bad save changes nothing and is shown; the next good save applies.
+    let text = std::fs::read_to_string(lab.file()).unwrap();
+    let events = audited(|| {
+        std::fs::write(lab.file(), text.replacen("image:", "imgae:", 1)).unwrap();
+        let shown = eventually(Duration::from_secs(30), || watch.get("/", None).1.contains("lab.yaml:"));
+        assert!(shown, "the status page does not show the rejected edit:\n{}", watch.get("/", None).1);
+    });
+    let writes = seclab_writes(&events, "t-watch");
+    assert!(writes.is_empty(), "a rejected edit wrote: {writes:#?}");
+    assert!(watch.metric("seclab_reconcile_total", &[("result", "rejected")]) >= 1.0);
+    spec["tenants"][0]["image"] = json!("registry.netdelta.io/netdelta/barbican:1.2");
+    lab.write(&spec);
+    let live = eventually(Duration::from_secs(30), || {
+        deployment("netdelta-barbican", "t-watch").is_some_and(|d| image(&d).ends_with(":1.2"))
+    });
+    assert!(live, "the good save after a bad one was not applied:\n{}", watch.log());
+    assert!(!watch.get("/", None).1.contains("Last edit rejected"), "a good save clears the rejected edit");
+    assert!(watch.metric("seclab_reconcile_total", &[("result", "success")]) >= 3.0);
+
+    assert_eq!(watch.terminate(), Some(0), "SIGTERM stops watch with exit code 0");
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+    runtime().block_on(config_maps.delete("not-the-labs", &Default::default())).ok();
+}
+
+#[test]
+fn an_unchanged_lab_resyncs_from_the_caches_without_a_list_or_a_write() {
+    let lab = tenants_lab("t-resync", "heal");
+    let watch = Watch::start(&lab, &["--listen", "127.0.0.1:0"], &[]);
+    watch.wait_ready();
+    // Let the watchers list and the first resyncs settle, then watch several resyncs.
+    let settled =
+        eventually(Duration::from_secs(30), || watch.metric("seclab_reconcile_total", &[("result", "success")]) >= 3.0);
+    assert!(settled, "{}", watch.log());
+    let before = watch.metric("seclab_reconcile_total", &[("result", "success")]);
+    let events = audited(|| std::thread::sleep(Duration::from_secs(4)));
+    let after = watch.metric("seclab_reconcile_total", &[("result", "success")]);
+    assert!(after >= before + 2.0, "several resyncs ran ({before} -> {after})");
+    // Other tests run seclab at the same time: count what concerns this lab.
+    let seclab: Vec<&AuditEvent> = events
+        .iter()
+        .filter(|e| {
+            e.user_agent.starts_with("seclab/") && (e.namespace == "t-resync" || e.name.starts_with("t-resync"))
+        })
+        .collect();
+    // The Lease is renewed by design; everything else must be quiet.
+    let lists_or_writes: Vec<&&AuditEvent> = seclab
+        .iter()
+        .filter(|e| e.resource != "leases" && (e.is_write() || e.verb == "list" || e.verb == "get"))
+        .collect();
+    assert!(lists_or_writes.is_empty(), "an unchanged resync sent requests: {lists_or_writes:#?}");
+    assert_eq!(watch.terminate(), Some(0));
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+#[test]
+fn drift_is_only_reported_when_the_file_says_so() {
+    let lab = tenants_lab("t-report", "report");
+    let watch = Watch::start(&lab, &["--listen", "127.0.0.1:0"], &[]);
+    watch.wait_ready();
+    let client = runtime().block_on(admin());
+    let deployments = api(&client, "apps", "v1", "Deployment", Some("t-report"));
+    let edit = PatchParams { field_manager: Some("kubectl-edit".into()), ..Default::default() };
+    let replicas = json!({ "spec": { "replicas": 3 } });
+    let events = audited(|| {
+        runtime().block_on(deployments.patch("netdelta-barbican", &edit, &Patch::Merge(&replicas))).unwrap();
+        let reported = eventually(Duration::from_secs(30), || watch.get("/", None).1.contains("Drift (reported"));
+        assert!(reported, "drift was not reported:\n{}", watch.log());
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    assert_eq!(deployment("netdelta-barbican", "t-report").unwrap()["spec"]["replicas"], 3, "drift stays");
+    let writes = seclab_writes(&events, "t-report");
+    assert!(writes.is_empty(), "report mode wrote: {writes:#?}");
+    assert!(watch.log().contains("drift (reported, not healed"), "{}", watch.log());
+    assert_eq!(watch.terminate(), Some(0));
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+#[test]
+fn off_loopback_the_endpoints_need_a_token() {
+    let lab = tenants_lab("t-token", "heal");
+    let output = lab.seclab(&["watch", "--listen", "0.0.0.0:0"]);
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("not a loopback address") && text.contains("watch.token"), "{text}");
+
+    let mut spec = lab.spec();
+    spec["watch"]["token"] = json!("env:SECLAB_WATCH_TOKEN");
+    lab.write(&spec);
+    let token = "watch-token-5b1e";
+    let mut local = Watch::start(&lab, &["--listen", "0.0.0.0:0"], &[("SECLAB_WATCH_TOKEN", token)]);
+    local.address = SocketAddr::from(([127, 0, 0, 1], local.address.port()));
+    assert_eq!(local.get("/healthz", None).0, 200, "/healthz needs no token");
+    for path in ["/", "/readyz", "/metrics"] {
+        assert_eq!(local.get(path, None).0, 401, "{path} without the token");
+        assert_eq!(local.get(path, Some("wrong")).0, 401, "{path} with a wrong token");
+    }
+    let ready = eventually(Duration::from_secs(120), || local.get("/readyz", Some(token)).0 == 200);
+    assert!(ready, "{}", local.log());
+    assert!(!local.log().contains(token), "the token appears in the log");
+    assert_eq!(local.terminate(), Some(0));
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+#[test]
+fn two_watches_on_one_lab_elect_one_reconciler_and_the_standby_takes_over() {
+    let lab = tenants_lab("t-lease", "heal");
+    let first = Watch::start(&lab, &["--listen", "127.0.0.1:0"], &[]);
+    first.wait_ready();
+    let second = Watch::start(&lab, &["--listen", "127.0.0.1:0"], &[]);
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, body) = second.get("/readyz", None);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("standing by"), "{body}");
+    assert_eq!(second.metric("seclab_reconcile_total", &[]), 0.0, "the standby does not reconcile");
+    assert!(first.metric("seclab_reconcile_total", &[("result", "success")]) >= 1.0);
+
+    let first_pid = first.child.id();
+    assert_eq!(first.terminate(), Some(0));
+    let leases = runtime().block_on(async {
+        let client = admin().await;
+        api(&client, "coordination.k8s.io", "v1", "Lease", Some("t-lease")).get("seclab-t-lease-watch").await.unwrap()
+    });
+    let holder = leases.data["spec"]["holderIdentity"].as_str().unwrap_or_default().to_owned();
+    assert!(!holder.ends_with(&format!("-{first_pid}")), "the stopped watch still holds the Lease: {holder}");
+    let took_over = eventually(Duration::from_secs(30), || second.get("/readyz", None).0 == 200);
+    assert!(took_over, "the standby did not take over (lease holder after the stop: {holder:?}):\n{}", second.log());
+
+    // The new holder heals drift.
+    let client = runtime().block_on(admin());
+    let deployments = api(&client, "apps", "v1", "Deployment", Some("t-lease"));
+    runtime().block_on(deployments.delete("netdelta-barbican", &Default::default())).unwrap();
+    let back = eventually(Duration::from_secs(30), || deployment("netdelta-barbican", "t-lease").is_some());
+    assert!(back, "{}", second.log());
+    assert_eq!(second.terminate(), Some(0));
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+/// The tenants lab scanning loopback: barbican's group `dmz` covers 127.0.0.2-4 on `ports`,
+/// and alerts go to a webhook on loopback `hook_port`.
+fn scanning_lab(name: &str, ports: (u16, u16), hook_port: u16) -> TestLab {
+    let lab = tenants_lab(name, "heal");
+    let mut spec = lab.spec();
+    spec["tenants"][0]["scans"] = json!([{ "name": "dmz", "targets": ["127.0.0.2-4"],
+        "ports": format!("{},{}", ports.0, ports.1), "schedule": "0 2 * * *", "downAfter": 2, "alerts": ["hook"] }]);
+    spec["alerts"] =
+        json!({ "routes": [{ "name": "hook", "webhook": { "url": format!("http://127.0.0.1:{hook_port}/alerts") } }] });
+    spec["scanDatabase"] = json!({ "path": "scans.db", "scanDirectory": "scans" });
+    lab.write(&spec);
+    std::fs::create_dir_all(lab.dir.path().join("scans/barbican/dmz")).unwrap();
+    lab
+}
+
+/// A real nmap scan of loopback with `services` up, renamed into the group's directory as
+/// `name`, the way the CronJobs write theirs.
+fn drop_scan(lab: &TestLab, ports: (u16, u16), services: &[(u8, u16, &'static str)], name: &str) {
+    let _running: Vec<Service> = services
+        .iter()
+        .map(|(last, port, banner)| Service::start(std::net::Ipv4Addr::new(127, 0, 0, *last), *port, banner))
+        .collect();
+    let partial = lab.dir.path().join(format!("scans/barbican/dmz/.{name}.partial"));
+    scan(&["127.0.0.2-4"], &[ports.0, ports.1], &partial);
+    std::fs::rename(&partial, lab.dir.path().join("scans/barbican/dmz").join(name)).unwrap();
+}
+
+#[test]
+fn a_scan_dropped_into_the_scan_directory_is_ingested_once_and_its_alerts_sent_once_across_a_kill() {
+    const SSH: &str = "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n";
+    const FTP: &str = "220 (vsFTPd 3.0.3)\r\n";
+    let ports = (free_port(), free_port());
+    let nobody = free_port(); // nothing listens here: deliveries wait in the outbox
+    let lab = scanning_lab("t-wscan", ports, nobody);
+    let watch = Watch::start(&lab, &["--listen", "127.0.0.1:0"], &[]);
+    watch.wait_ready();
+
+    drop_scan(&lab, ports, &[(2, ports.0, SSH)], "20261201T020000Z.xml");
+    let baseline = eventually(Duration::from_secs(30), || {
+        watch.metric("seclab_scans_ingested_total", &[("result", "ingested")]) == 1.0
+    });
+    assert!(baseline, "the first scan was not ingested:\n{}", watch.log());
+    drop_scan(&lab, ports, &[(2, ports.0, SSH), (3, ports.1, FTP)], "20261202T020000Z.xml");
+    let compared = eventually(Duration::from_secs(30), || {
+        watch.metric("seclab_scans_ingested_total", &[("result", "ingested")]) == 2.0
+    });
+    assert!(compared, "the second scan was not ingested:\n{}", watch.log());
+    assert!(watch.metric("seclab_scan_changes_total", &[]) >= 1.0, "the new host is a change");
+    let failed = eventually(Duration::from_secs(30), || {
+        watch.metric("seclab_alerts_total", &[("route", "hook"), ("result", "failed")]) >= 1.0
+    });
+    assert!(failed, "the delivery was not attempted:\n{}", watch.log());
+    let page = watch.get("/", None).1;
+    assert!(page.contains("127.0.0.3") && page.contains("port-opened"), "the page shows the change: {page}");
+
+    // Killed before any alert got through; the receiver comes up, watch comes back.
+    let mut killed = watch;
+    killed.child.kill().unwrap();
+    killed.child.wait().unwrap();
+    let receiver = Receiver::start("http", &lab.dir.path().join("hook"));
+    let mut spec = lab.spec();
+    spec["alerts"]["routes"][0]["webhook"]["url"] = json!(format!("http://127.0.0.1:{}/alerts", receiver.port));
+    lab.write(&spec);
+    let watch = Watch::start(&lab, &["--listen", "127.0.0.1:0"], &[]);
+    watch.wait_ready();
+    let received = receiver.wait_for(1);
+    assert!(!received.is_empty(), "the queued alert was not delivered after the restart:\n{}", watch.log());
+    assert!(received.iter().any(|body| body.contains("127.0.0.3")), "{received:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        watch.metric("seclab_scans_ingested_total", &[("result", "ingested")]),
+        0.0,
+        "the files already ingested are not ingested again"
+    );
+    assert_eq!(watch.terminate(), Some(0));
+    let watch = Watch::start(&lab, &["--listen", "127.0.0.1:0"], &[]);
+    watch.wait_ready();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(receiver.received(), received, "nothing is delivered twice");
+    assert_eq!(watch.terminate(), Some(0));
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
