@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
+use support::browser;
 use support::cluster::AuditEvent;
+use support::cluster::Cluster;
 use support::lab::{TestLab, admin, api, audited};
 use support::nmap::{Service, free_port, scan};
+use support::outage::Relay;
 use support::receivers::Receiver;
 
 /// A running `seclab watch`, killed when dropped.
@@ -43,6 +46,10 @@ impl Watch {
             .stderr(Stdio::piped());
         for (name, value) in env {
             command.env(name, value);
+        }
+        let templates = lab.dir.path().join("templates");
+        if templates.is_dir() {
+            command.arg("--templates").arg(templates);
         }
         let mut child = command.spawn().expect("seclab watch starts");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -263,10 +270,14 @@ fn an_unchanged_lab_resyncs_from_the_caches_without_a_list_or_a_write() {
     let settled =
         eventually(Duration::from_secs(30), || watch.metric("seclab_reconcile_total", &[("result", "success")]) >= 3.0);
     assert!(settled, "{}", watch.log());
+    let requests = |verb| watch.metric("seclab_api_requests_total", &[("verb", verb)]);
+    let (lists, applies) = (requests("list"), requests("apply"));
+    assert!(lists >= 1.0 && applies >= 1.0, "the start listed and applied ({lists} lists, {applies} applies)");
     let before = watch.metric("seclab_reconcile_total", &[("result", "success")]);
     let events = audited(|| std::thread::sleep(Duration::from_secs(4)));
     let after = watch.metric("seclab_reconcile_total", &[("result", "success")]);
     assert!(after >= before + 2.0, "several resyncs ran ({before} -> {after})");
+    assert_eq!((requests("list"), requests("apply")), (lists, applies), "its own count: no LIST, no apply");
     // Other tests run seclab at the same time: count what concerns this lab.
     let seclab: Vec<&AuditEvent> = events
         .iter()
@@ -401,6 +412,10 @@ fn a_scan_dropped_into_the_scan_directory_is_ingested_once_and_its_alerts_sent_o
     let ports = (free_port(), free_port());
     let nobody = free_port(); // nothing listens here: deliveries wait in the outbox
     let lab = scanning_lab("t-wscan", ports, nobody);
+    lab.template(
+        "storage/zz-stuck.yaml",
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: stuck\n  namespace: t-wscan\nspec:\n  storageClassName: no-such-class\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\n",
+    );
     let watch = Watch::start(&lab, &["--listen", "127.0.0.1:0"], &[]);
     watch.wait_ready();
 
@@ -419,8 +434,22 @@ fn a_scan_dropped_into_the_scan_directory_is_ingested_once_and_its_alerts_sent_o
         watch.metric("seclab_alerts_total", &[("route", "hook"), ("result", "failed")]) >= 1.0
     });
     assert!(failed, "the delivery was not attempted:\n{}", watch.log());
-    let page = watch.get("/", None).1;
-    assert!(page.contains("127.0.0.3") && page.contains("port-opened"), "the page shows the change: {page}");
+    // What a person sees in a browser: the tenant's group, hosts by status code, the newest
+    // change, and the object that is not ready.
+    let url = format!("http://{}/", watch.address);
+    let seen = browser::dom(&url);
+    for expected in [
+        "barbican/dmz",
+        "1 changed, 2 up",
+        "127.0.0.3: port",
+        "opened",
+        "PersistentVolumeClaim t-wscan/stuck",
+        "not bound",
+    ] {
+        assert!(seen.contains(expected), "the page in the browser lacks {expected:?}:\n{seen}");
+    }
+    let picture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/watch-status-page.png");
+    browser::screenshot(&url, &picture);
 
     // Killed before any alert got through; the receiver comes up, watch comes back.
     let mut killed = watch;
@@ -447,5 +476,38 @@ fn a_scan_dropped_into_the_scan_directory_is_ingested_once_and_its_alerts_sent_o
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(receiver.received(), received, "nothing is delivered twice");
     assert_eq!(watch.terminate(), Some(0));
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+#[test]
+fn while_the_api_server_is_unreachable_watch_is_not_ready_and_a_save_made_meanwhile_is_applied_after() {
+    let mut lab = tenants_lab("t-outage", "heal");
+    let server = Cluster::get().server();
+    let relay = Relay::start(server);
+    lab.kubeconfig = relay.kubeconfig(&Cluster::get().limited_kubeconfig(), server, lab.dir.path());
+    let mut watch = Watch::start(&lab, &["--listen", "127.0.0.1:0"], &[]);
+    watch.wait_ready();
+
+    relay.down();
+    let unready = eventually(Duration::from_secs(30), || watch.get("/readyz", None).0 == 503);
+    assert!(unready, "/readyz stayed ready while the API server was unreachable:\n{}", watch.log());
+    assert!(watch.get("/readyz", None).1.contains("not reachable"), "{}", watch.get("/readyz", None).1);
+    let mut spec = lab.spec();
+    spec["tenants"][0]["image"] = json!("registry.netdelta.io/netdelta/barbican:1.1");
+    lab.write(&spec);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(watch.child.try_wait().unwrap().is_none(), "watch exited during the outage:\n{}", watch.log());
+    assert_eq!(watch.get("/healthz", None).0, 200);
+
+    relay.up();
+    let image = |d: &Value| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or("").to_owned();
+    let applied = eventually(Duration::from_secs(60), || {
+        deployment("netdelta-barbican", "t-outage").is_some_and(|d| image(&d).ends_with(":1.1"))
+    });
+    assert!(applied, "the save made during the outage was not applied:\n{}", watch.log());
+    let ready = eventually(Duration::from_secs(60), || watch.get("/readyz", None).0 == 200);
+    assert!(ready, "/readyz did not come back:\n{}", watch.log());
+    assert_eq!(watch.terminate(), Some(0));
+    lab.kubeconfig = Cluster::get().limited_kubeconfig();
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
 }

@@ -11,6 +11,7 @@ mod list;
 pub mod order;
 pub mod rbac;
 pub mod readiness;
+pub mod requests;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -167,6 +168,16 @@ impl Cluster {
     /// Connects with `kubeconfig` (else `KUBECONFIG`, else `~/.kube/config`, else in-cluster)
     /// and `context` (else the kubeconfig's current one). Sends no request.
     pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Self, ClusterError> {
+        Self::connect_counted(kubeconfig, context, None).await
+    }
+
+    /// Connects like [`Cluster::connect`], telling `observer` of every request's verb and
+    /// status code.
+    pub async fn connect_counted(
+        kubeconfig: Option<&Path>,
+        context: Option<&str>,
+        observer: Option<requests::RequestObserver>,
+    ) -> Result<Self, ClusterError> {
         let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
         let mut config = match kubeconfig {
             Some(path) => {
@@ -180,7 +191,11 @@ impl Cluster {
         .map_err(ClusterError::Config)?;
         // Names seclab in the API server's audit log.
         config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)));
-        let client = kube::Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
+        let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
+        let client = match observer {
+            Some(observer) => builder.with_layer(&requests::CountRequests(observer)).build(),
+            None => builder.build(),
+        };
         Ok(Self { client, kinds: Mutex::new(HashMap::new()) })
     }
 

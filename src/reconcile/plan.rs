@@ -376,14 +376,15 @@ pub async fn plan(
 
 /// Asks the API server, with a server-side dry-run, about every update the plan holds: the
 /// field-level diff, conflicts and immutable fields; then marks what needs
-/// `--allow-destructive`.
+/// `--allow-destructive`. A dry-run that does not reach the server fails the plan: only
+/// the server's answers become problems of an object.
 pub async fn confirm(
     cluster: &Cluster,
     plan: &mut Plan,
     observed: &Observed,
     options: Options,
     cancel: &CancellationToken,
-) -> Result<(), Cancelled> {
+) -> Result<(), PlanError> {
     let to_check: Vec<usize> = (0..plan.steps.len()).filter(|&i| plan.steps[i].action() == Action::Update).collect();
     let dry_runs = fan_out(to_check, cancel, |index| {
         let step = &plan.steps[index];
@@ -393,6 +394,10 @@ pub async fn confirm(
     })
     .await?;
     for (index, result) in dry_runs {
+        if let Err(unanswered @ (ClusterError::Transport(_) | ClusterError::Timeout(_))) = result {
+            let object = &plan.steps[index].object;
+            return Err(failed(format!("cannot dry-run {object}"))(unanswered));
+        }
         let step = &mut plan.steps[index];
         let live = &observed.live[&step.key];
         if let Some(problem) = decide::settle(step, live, &plan.lab, result, options) {

@@ -31,6 +31,15 @@ pub struct StateLabel {
     pub state: String,
 }
 
+/// `verb` and `code` labels of a request to the API server.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The verb, as the audit log names it (`get`, `list`, `watch`, `apply`, `dryrun`...).
+    pub verb: String,
+    /// The HTTP status code, `0` when no answer came.
+    pub code: String,
+}
+
 /// `route` and `result` labels of an alert delivery.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AlertLabels {
@@ -52,6 +61,8 @@ pub struct Metrics {
     pub drift_corrections: Family<KindLabel, Counter>,
     /// The lab's objects by state (`in_sync`, `drifted`, `problem`).
     pub objects: Family<StateLabel, Gauge>,
+    /// Requests to the API server by verb and code.
+    pub api_requests: Family<RequestLabels, Counter>,
     /// Scan files ingested by result.
     pub scans_ingested: Family<ResultLabel, Counter>,
     /// Changes found between scans, by kind.
@@ -81,6 +92,8 @@ impl Default for Metrics {
         );
         let objects = Family::<StateLabel, Gauge>::default();
         registry.register("seclab_objects", "The lab's objects, by state", objects.clone());
+        let api_requests = Family::<RequestLabels, Counter>::default();
+        registry.register("seclab_api_requests", "Requests to the API server, by verb and code", api_requests.clone());
         let scans_ingested = Family::<ResultLabel, Counter>::default();
         registry.register("seclab_scans_ingested", "Scan files ingested, by result", scans_ingested.clone());
         let scan_changes = Family::<KindLabel, Counter>::default();
@@ -99,6 +112,7 @@ impl Default for Metrics {
             reconcile_duration,
             drift_corrections,
             objects,
+            api_requests,
             scans_ingested,
             scan_changes,
             alerts,

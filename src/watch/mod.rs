@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::requests::RequestObserver;
 use crate::cluster::{Cluster, ClusterError};
 use crate::config::model::DriftPolicy;
 use crate::config::{self, LoadError};
@@ -36,6 +37,7 @@ use crate::scan::store::StoreError;
 use self::cache::{Cache, Followers};
 use self::files::FileEvent;
 use self::lease::{Election, LeaseError};
+use self::metrics::RequestLabels;
 use self::pass::{Reconciler, Trigger};
 use self::state::Shared;
 
@@ -94,10 +96,15 @@ pub async fn run(
         spec.token.as_ref().map(|t| resolve_secret(t, &base_dir(&lab))).transpose().map_err(WatchError::Token)?;
     let listener = http::bind(listen, token.as_deref()).await?;
     let address = listener.local_addr().map_err(|source| http::ServeError::Bind { address: listen, source })?;
-    let context = settings.context.as_deref().or(lab.spec().cluster.context.as_deref());
-    let cluster = Arc::new(Cluster::connect(settings.kubeconfig.as_deref(), context).await?);
-
     let shared = Arc::new(Shared::new(lab.name()));
+    let context = settings.context.as_deref().or(lab.spec().cluster.context.as_deref());
+    let counted = shared.clone();
+    let observer: RequestObserver = Arc::new(move |verb, code| {
+        let labels = RequestLabels { verb: verb.to_owned(), code: code.to_string() };
+        counted.metrics.api_requests.get_or_create(&labels).inc();
+    });
+    let cluster = Arc::new(Cluster::connect_counted(settings.kubeconfig.as_deref(), context, Some(observer)).await?);
+
     let server = tokio::spawn(http::serve(listener, shared.clone(), token, stop.clone()));
     ready(address);
     tracing::info!("serving /healthz, /readyz, /metrics and the status page on http://{address}");

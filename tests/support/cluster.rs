@@ -66,6 +66,12 @@ impl Cluster {
         PathBuf::from(self.env.get(name).unwrap_or_else(|| panic!("{name} missing from {}/env", self.dir.display())))
     }
 
+    /// The API server's address.
+    pub fn server(&self) -> std::net::SocketAddr {
+        let url = self.env.get("SECLAB_TESTCLUSTER_SERVER").expect("SECLAB_TESTCLUSTER_SERVER in the env file");
+        url.trim_start_matches("https://").parse().expect("the server is an address and port")
+    }
+
     /// The kubeconfig of the admin token (system:masters).
     pub fn admin_kubeconfig(&self) -> PathBuf {
         self.var("SECLAB_TESTCLUSTER_ADMIN_KUBECONFIG")

@@ -1,9 +1,11 @@
 //! Helpers shared by the integration tests: running the real `seclab` binary on files.
 #![allow(dead_code)] // Each test crate uses a different subset.
 
+pub mod browser;
 pub mod cluster;
 pub mod lab;
 pub mod nmap;
+pub mod outage;
 pub mod postgres;
 pub mod receivers;
 
