@@ -13,7 +13,7 @@ use crate::cluster::inventory::APPLYSET_PART_OF;
 use crate::cluster::{ClusterError, compare, order};
 use crate::render::{COMPONENT, MANAGED_BY, Object, ObjectKey, PART_OF, Rendered, SecretToCreate};
 
-use super::observe::{KindName, Observed};
+use super::observe::{KindName, Live, Observed};
 use super::plan::{Change, Options, Plan, Problem, ProblemKind, PruneRisk, Step, holds_data, owned};
 use super::secrets;
 
@@ -66,7 +66,7 @@ impl Desired {
     }
 
     /// Fills in the Secrets apply creates, from the `live` ones and the environment.
-    pub fn fill_secrets(&mut self, live: &HashMap<ObjectKey, Value>, base_dir: &Path, lab: &str) -> Result<(), String> {
+    pub fn fill_secrets(&mut self, live: &Live, base_dir: &Path, lab: &str) -> Result<(), String> {
         let id = self.objects.first().and_then(|(o, _)| o.manifest["metadata"]["labels"][APPLYSET_PART_OF].as_str());
         let id = id.unwrap_or_default().to_owned();
         let created = secrets::materialize(&std::mem::take(&mut self.secrets), live, base_dir, lab)?;
@@ -84,7 +84,7 @@ fn labelled(mut object: Object, applyset_id: &str) -> (Object, String) {
 /// Decides every object's step. Objects that differ are planned as updates with an empty
 /// diff: [`settle`] completes them with the server's dry-run, and [`finish`] then marks what
 /// needs `--allow-destructive`.
-pub fn decide(lab: &str, desired: Desired, observed: &Observed, options: Options) -> Plan {
+pub fn decide(lab: &str, desired: &Desired, observed: &Observed, options: Options) -> Plan {
     let mut plan = Plan {
         lab: lab.to_owned(),
         steps: Vec::new(),
@@ -93,28 +93,26 @@ pub fn decide(lab: &str, desired: Desired, observed: &Observed, options: Options
         inventory_stale: false,
         kinds: HashMap::new(),
     };
-    for (object, api_version) in desired.objects {
-        let Object { key, manifest, .. } = object;
+    for (Object { key, manifest, .. }, api_version) in &desired.objects {
         plan.kinds.insert(key.clone(), observed.kinds[&(api_version.clone(), key.kind.clone())].clone());
         let mut force = options.force_conflicts;
-        let component = component(&manifest);
-        let change = match observed.live.get(&key) {
-            None => Change::Create(manifest),
+        let change = match observed.live.get(key) {
+            None => Change::Create(manifest.clone()),
             Some(live) if !owned(live, lab) && !options.adopt => {
-                plan.problems.push(Problem::new(&key, ProblemKind::Unowned { owner: owner(live) }));
+                plan.problems.push(Problem::new(key, ProblemKind::Unowned { owner: owner(live) }));
                 Change::NotOurs
             }
             Some(live)
-                if observed.unchanged.contains(&key) || (owned(live, lab) && compare::unchanged(&manifest, live)) =>
+                if observed.unchanged.contains(key) || (owned(live, lab) && compare::unchanged(manifest, live)) =>
             {
                 Change::Unchanged
             }
             Some(live) => {
                 force |= !owned(live, lab);
-                Change::Update { manifest, diff: Vec::new() }
+                Change::Update { manifest: manifest.clone(), diff: Vec::new() }
             }
         };
-        plan.steps.push(step(key, &component, api_version, change, force));
+        plan.steps.push(step(key.clone(), &component(manifest), api_version.clone(), change, force));
     }
     plan.steps.sort_by_key(|step| order::stage(&step.key));
 
@@ -288,7 +286,10 @@ mod tests {
                 (("v1".to_owned(), kind.to_owned()), Kind { resource, namespaced: kind != "Namespace" })
             })
             .collect();
-        let live = live.iter().map(|(key, value, part_of)| (key.clone(), manifest(key, value, *part_of))).collect();
+        let live = live
+            .iter()
+            .map(|(key, value, part_of)| (key.clone(), std::sync::Arc::new(manifest(key, value, *part_of))))
+            .collect();
         let observed = Observed {
             inventory,
             inventory_exists: true,
@@ -373,7 +374,7 @@ mod tests {
         ];
         for (what, live, options, action, force, expected) in cases {
             let (desired, observed) = scene(&["a"], &live, &[]);
-            let mut plan = decide(LAB, desired, &observed, options);
+            let mut plan = decide(LAB, &desired, &observed, options);
             finish(&mut plan, options);
             assert_eq!(actions(&plan), [("a".to_owned(), action)], "{what}");
             assert_eq!(plan.steps[0].force, force, "{what}");
@@ -410,7 +411,7 @@ mod tests {
 
         let refused = Options { prune: true, ..Options::default() };
         let (desired, observed) = scene(&wanted, &live, &members);
-        let mut plan = decide(LAB, desired, &observed, refused);
+        let mut plan = decide(LAB, &desired, &observed, refused);
         finish(&mut plan, refused);
         let pruned: Vec<String> =
             plan.steps.iter().filter(|s| s.action() == Action::Prune).map(|s| s.key.name.clone()).collect();
@@ -424,13 +425,13 @@ mod tests {
 
         let allowed = Options { allow_destructive: true, ..refused };
         let (desired, observed) = scene(&wanted, &live, &members);
-        let mut plan = decide(LAB, desired, &observed, allowed);
+        let mut plan = decide(LAB, &desired, &observed, allowed);
         finish(&mut plan, allowed);
         assert!(plan.problems.is_empty(), "{:?}", plan.problems);
 
         let kept = Options { prune: false, ..allowed };
         let (desired, observed) = scene(&wanted, &live, &members);
-        let plan = decide(LAB, desired, &observed, kept);
+        let plan = decide(LAB, &desired, &observed, kept);
         assert_eq!(plan.count(Action::Prune), 0, "--no-prune");
     }
 
@@ -440,13 +441,13 @@ mod tests {
         let live: Vec<(ObjectKey, &str, Option<&str>)> = members.iter().map(|k| (k.clone(), "1", Some(LAB))).collect();
         let options = Options { prune: true, ..Options::default() };
         let (desired, observed) = scene(&["a"], &live, &members);
-        let mut plan = decide(LAB, desired, &observed, options);
+        let mut plan = decide(LAB, &desired, &observed, options);
         finish(&mut plan, options);
         assert_eq!(problems(&plan), [("b".into(), "destructive"), ("c".into(), "destructive")]);
         assert!(plan.problems[0].to_string().contains("the prune deletes 2 of the 3 objects"), "{}", plan.problems[0]);
 
         let (desired, observed) = scene(&["a", "b"], &live, &members);
-        let mut plan = decide(LAB, desired, &observed, options);
+        let mut plan = decide(LAB, &desired, &observed, options);
         finish(&mut plan, options);
         assert!(plan.problems.is_empty(), "one of three is not most of the lab");
     }

@@ -3,6 +3,7 @@
 //! needs.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,9 @@ pub type ListTarget = (String, String, Option<String>);
 /// A kind by `apiVersion` and kind name.
 pub type KindName = (String, String);
 
+/// Live objects by key, shared (the watch caches hand out the objects they hold).
+pub type Live = HashMap<ObjectKey, Arc<Value>>;
+
 /// What the cluster holds of a lab.
 #[derive(Debug, Clone)]
 pub struct Observed {
@@ -35,7 +39,7 @@ pub struct Observed {
     pub not_served_yet: HashSet<KindName>,
     /// The live objects that matter to the plan: the lab's, its inventory's members, and
     /// whatever else has the same names. Trimmed (see [`Trim`]).
-    pub live: HashMap<ObjectKey, Value>,
+    pub live: Live,
     /// Desired objects already found to be as wanted (compared while listing).
     pub unchanged: HashSet<ObjectKey>,
 }
@@ -189,7 +193,7 @@ async fn list_all(
     lists: BTreeSet<ListTarget>,
     trim: &Trim<'_>,
     cancel: &CancellationToken,
-) -> Result<(HashMap<ObjectKey, Value>, HashSet<ObjectKey>), PlanError> {
+) -> Result<(Live, HashSet<ObjectKey>), PlanError> {
     let results = fan_out(lists, cancel, |(api_version, kind_name, namespace)| {
         let kind = &kinds[&(api_version, kind_name.clone())];
         async move {
@@ -211,7 +215,7 @@ async fn list_all(
         if is_unchanged {
             unchanged.insert(key.clone());
         }
-        live.insert(key, object);
+        live.insert(key, Arc::new(object));
     }
     Ok((live, unchanged))
 }

@@ -369,7 +369,7 @@ pub async fn plan(
     let mut desired = Desired::new(rendered, lab.name(), &inventory.id());
     let observed = observe::observe(cluster, inventory, &desired, cancel).await?;
     desired.fill_secrets(&observed.live, &base_dir(lab), lab.name()).map_err(PlanError::Secret)?;
-    let mut plan = decide::decide(lab.name(), desired, &observed, options);
+    let mut plan = decide::decide(lab.name(), &desired, &observed, options);
     confirm(cluster, &mut plan, &observed, options, cancel).await?;
     Ok(plan)
 }

@@ -16,6 +16,8 @@ use crate::render::{
 };
 use crate::scan::alerts::resolve_secret;
 
+use super::observe::Live;
+
 /// The component label of the Secrets apply creates.
 const COMPONENT_NAME: &str = "secrets";
 
@@ -26,12 +28,7 @@ pub fn secret_key(namespace: &str, name: &str) -> ObjectKey {
 
 /// The Secret objects for `secrets`, reusing values already in the `live` Secrets
 /// (generated values and valid certificates are kept; env and file values are read now).
-pub fn materialize(
-    secrets: &[SecretToCreate],
-    live: &HashMap<ObjectKey, Value>,
-    base_dir: &Path,
-    lab: &str,
-) -> Result<Vec<Object>, String> {
+pub fn materialize(secrets: &[SecretToCreate], live: &Live, base_dir: &Path, lab: &str) -> Result<Vec<Object>, String> {
     let mut grouped: BTreeMap<ObjectKey, Vec<&SecretToCreate>> = BTreeMap::new();
     for secret in secrets {
         grouped.entry(secret_key(&secret.namespace, &secret.name)).or_default().push(secret);
@@ -161,7 +158,7 @@ mod tests {
         let first = materialize(&secrets, &HashMap::new(), Path::new("."), "lab").unwrap();
         let value = first[0].manifest["data"]["password"].clone();
         assert_eq!(value.as_str().unwrap().len(), 44);
-        let live = HashMap::from([(first[0].key.clone(), first[0].manifest.clone())]);
+        let live = HashMap::from([(first[0].key.clone(), std::sync::Arc::new(first[0].manifest.clone()))]);
         let again = materialize(&secrets, &live, Path::new("."), "lab").unwrap();
         assert_eq!(again[0].manifest["data"]["password"], value);
 
@@ -190,10 +187,10 @@ mod tests {
             by_name(&first, "os-http-certs")["data"]["ca.crt"],
             by_name(&first, "os-ca-certs")["data"]["tls.crt"]
         );
-        let live: HashMap<_, _> = first.iter().map(|o| (o.key.clone(), o.manifest.clone())).collect();
+        let live: Live = first.iter().map(|o| (o.key.clone(), std::sync::Arc::new(o.manifest.clone()))).collect();
         let again = materialize(&secrets, &live, Path::new("."), "lab").unwrap();
         assert_eq!(by_name(&again, "os-http-certs"), by_name(&first, "os-http-certs"));
-        let without_ca: HashMap<_, _> = live.into_iter().filter(|(k, _)| k.name != "os-ca-certs").collect();
+        let without_ca: Live = live.into_iter().filter(|(k, _)| k.name != "os-ca-certs").collect();
         let renewed = materialize(&secrets, &without_ca, Path::new("."), "lab").unwrap();
         assert_ne!(
             by_name(&renewed, "os-http-certs")["data"]["tls.crt"],

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::config::Lab;
 
 pub use context::{CertificateRequest, SecretOrigin, SecretToCreate};
-pub use objects::{COMPONENT, MANAGED_BY, Object, ObjectKey, PART_OF};
+pub use objects::{COMPONENT, MANAGED_BY, Object, ObjectKey, PART_OF, ParsedDocuments};
 pub use output::WriteError;
 pub use templates::Templates;
 
@@ -100,7 +100,16 @@ pub enum RenderError {
 
 /// Renders `lab` with `templates`.
 pub fn render(lab: &Lab, templates: &Templates) -> Result<Rendered, RenderError> {
+    render_with(lab, templates, &mut ParsedDocuments::default())
+}
+
+/// Renders `lab` with `templates`, reusing the documents `parsed` holds from an earlier
+/// render (the same text parses to the same object) and leaving this render's in it.
+pub fn render_with(lab: &Lab, templates: &Templates, parsed: &mut ParsedDocuments) -> Result<Rendered, RenderError> {
     let context = context::build(lab);
+    // Converted once: each template would otherwise convert the whole context again.
+    let values = minijinja::Value::from(minijinja::value::Serde(&context.value));
+    let mut kept = ParsedDocuments::default();
     let env = templates.environment();
     let mut rendered = Rendered { objects: Vec::new(), node_files: Vec::new(), secrets: context.secrets };
     let mut seen: HashMap<ObjectKey, String> = HashMap::new();
@@ -111,7 +120,7 @@ pub fn render(lab: &Lab, templates: &Templates) -> Result<Rendered, RenderError>
         }
         let text = env
             .get_template(&name)
-            .and_then(|template| template.render(minijinja::value::Serde(&context.value)))
+            .and_then(|template| template.render(&values))
             .map_err(|error| template_error(templates, &name, &error))?;
         if component == NODE_FOLDER {
             if !text.trim().is_empty() {
@@ -122,7 +131,7 @@ pub fn render(lab: &Lab, templates: &Templates) -> Result<Rendered, RenderError>
         if !name.ends_with(".yaml") {
             continue;
         }
-        let objects = objects::parse(&text, &name, component, lab.name())
+        let objects = objects::parse(&text, &name, component, lab.name(), parsed, &mut kept)
             .map_err(|message| RenderError::Object { origin: templates.origin(&name), message })?;
         for object in objects {
             if let Some(first) = seen.insert(object.key.clone(), name.clone()) {
@@ -131,6 +140,7 @@ pub fn render(lab: &Lab, templates: &Templates) -> Result<Rendered, RenderError>
             rendered.objects.push(object);
         }
     }
+    *parsed = kept;
     Ok(rendered)
 }
 

@@ -1,8 +1,8 @@
 //! Rendered Kubernetes objects: parsed back from YAML, checked, and labelled as seclab's.
 
+use std::collections::HashMap;
 use std::fmt;
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::fields;
@@ -73,12 +73,57 @@ impl Object {
     }
 }
 
-/// Parses one template's output into checked, labelled objects.
-pub(crate) fn parse(text: &str, template: &str, component: &str, lab: &str) -> Result<Vec<Object>, String> {
+/// Documents already parsed, by their text: `watch` renders on every save, and most of a
+/// lab's documents come out the same.
+#[derive(Debug, Default)]
+pub struct ParsedDocuments {
+    by_text: HashMap<String, Value>,
+}
+
+/// Output above this size is parsed on two threads.
+const PARALLEL_ABOVE: usize = 256 * 1024;
+
+/// Parses one template's output into checked, labelled objects. Documents found in
+/// `earlier` are not parsed again; every document parsed or reused goes into `kept`.
+pub(crate) fn parse(
+    text: &str,
+    template: &str,
+    component: &str,
+    lab: &str,
+    earlier: &mut ParsedDocuments,
+    kept: &mut ParsedDocuments,
+) -> Result<Vec<Object>, String> {
+    let documents = documents(text);
+    let fresh: Vec<&str> = documents.iter().copied().filter(|d| !earlier.by_text.contains_key(*d)).collect();
+    let parse_all = |docs: &[&str]| -> Vec<(String, Result<Value, String>)> {
+        docs.iter().map(|d| ((*d).to_owned(), serde_yaml::from_str::<Value>(d).map_err(|e| e.to_string()))).collect()
+    };
+    let parsed = if text.len() > PARALLEL_ABOVE && fresh.len() > 1 {
+        let (first, second) = fresh.split_at(fresh.len() / 2);
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| parse_all(second));
+            let mut all = parse_all(first);
+            all.extend(other.join().expect("the parsing thread does not panic"));
+            all
+        })
+    } else {
+        parse_all(&fresh)
+    };
+    let mut newly: HashMap<String, Result<Value, String>> = parsed.into_iter().collect();
     let mut objects = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value =
-            Value::deserialize(document).map_err(|e| format!("document {} is not valid YAML: {e}", index + 1))?;
+    for (index, document) in documents.into_iter().enumerate() {
+        // Moved from `earlier` to `kept`, or parsed just now; a document twice in one
+        // template is found in `kept` the second time.
+        let (text, value) = match earlier.by_text.remove_entry(document) {
+            Some(entry) => entry,
+            None => match newly.remove(document) {
+                Some(parsed) => {
+                    (document.to_owned(), parsed.map_err(|e| format!("document {} is not valid YAML: {e}", index + 1))?)
+                }
+                None => (document.to_owned(), kept.by_text.get(document).cloned().unwrap_or(Value::Null)),
+            },
+        };
+        kept.by_text.insert(text, value.clone());
         match value {
             Value::Null => continue,
             Value::Object(mut manifest) => {
@@ -90,6 +135,26 @@ pub(crate) fn parse(text: &str, template: &str, component: &str, lab: &str) -> R
         }
     }
     Ok(objects)
+}
+
+/// The documents of a YAML stream: split at each `---` line (a document marker at the
+/// start of a line always starts a new document in YAML, even inside a block scalar).
+fn documents(text: &str) -> Vec<&str> {
+    let mut documents = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let marker =
+            line.strip_prefix("---").is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\n', '\r']));
+        if marker {
+            documents.push(&text[start..offset]);
+            start = offset + 3; // the rest of the marker line belongs to the document
+        }
+        offset += line.len();
+    }
+    documents.push(&text[start..]);
+    documents.retain(|d| !d.trim().is_empty());
+    documents
 }
 
 fn check(manifest: &Map<String, Value>) -> Result<ObjectKey, String> {
@@ -136,7 +201,15 @@ mod tests {
     #[test]
     fn labels_and_keys() {
         let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: cortex\n  namespace: cortex\n  labels: {a: b}\n---\n";
-        let objects = parse(text, "cortex/deployment.yaml", "cortex", "homelab").unwrap();
+        let objects = parse(
+            text,
+            "cortex/deployment.yaml",
+            "cortex",
+            "homelab",
+            &mut ParsedDocuments::default(),
+            &mut ParsedDocuments::default(),
+        )
+        .unwrap();
         assert_eq!(objects.len(), 1);
         assert_eq!(objects[0].key.to_string(), "Deployment.apps cortex/cortex");
         let labels = &objects[0].manifest["metadata"]["labels"];
@@ -144,6 +217,31 @@ mod tests {
         assert_eq!(labels[MANAGED_BY], "seclab");
         assert_eq!(labels[PART_OF], "homelab");
         assert_eq!(labels[COMPONENT], "cortex");
+    }
+
+    #[test]
+    fn splits_documents_at_markers_only() {
+        let text = "---\na: 1\n---\n\n--- # c\nb: |\n  ---x\n  y\n---\n";
+        assert_eq!(documents(text), ["\na: 1\n", " # c\nb: |\n  ---x\n  y\n"]);
+        assert_eq!(documents("a: 1\n"), ["a: 1\n"]);
+        assert!(documents("").is_empty() && documents("---\n---\n").is_empty());
+    }
+
+    #[test]
+    fn a_document_seen_before_is_not_parsed_again() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: n}\n";
+        let (mut first, mut earlier) = (ParsedDocuments::default(), ParsedDocuments::default());
+        parse(text, "t/x.yaml", "t", "lab", &mut earlier, &mut first).unwrap();
+        assert_eq!(first.by_text.len(), 1);
+        // A poisoned entry shows the reuse: the document is taken from the cache, unparsed.
+        let key = first.by_text.keys().next().unwrap().clone();
+        first.by_text.insert(
+            key,
+            serde_json::json!({ "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "cached", "namespace": "n" } }),
+        );
+        let objects = parse(text, "t/x.yaml", "t", "lab", &mut first, &mut ParsedDocuments::default()).unwrap();
+        assert_eq!(objects[0].key.name, "cached");
     }
 
     #[test]
@@ -155,9 +253,15 @@ mod tests {
             ("apiVersion: v1\nkind: Namespace\nmetadata: {name: a, namespace: b}", "cluster-scoped"),
             ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: B}", "namespace"),
             ("- a\n- b", "not a mapping"),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: n}\n---\nkind: [",
+                "document 2 is not valid YAML",
+            ),
         ];
         for (text, expected) in cases {
-            let error = parse(text, "t/x.yaml", "t", "lab").unwrap_err();
+            let error =
+                parse(text, "t/x.yaml", "t", "lab", &mut ParsedDocuments::default(), &mut ParsedDocuments::default())
+                    .unwrap_err();
             assert!(error.contains(expected), "{text}: {error}");
         }
     }

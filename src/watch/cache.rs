@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::cluster::{Cluster, Kind, compare};
-use crate::reconcile::observe::{ListTarget, key_of};
+use crate::reconcile::observe::{ListTarget, Live, key_of};
 use crate::render::{MANAGED_BY, ObjectKey, PART_OF};
 
 /// What a watcher tells the reconcile loop.
@@ -38,18 +38,18 @@ pub struct Cache {
 #[derive(Default)]
 struct Target {
     synced: bool,
-    objects: HashMap<ObjectKey, Value>,
+    objects: HashMap<ObjectKey, Arc<Value>>,
 }
 
 impl Cache {
-    /// A copy of every object held.
-    pub fn snapshot(&self) -> HashMap<ObjectKey, Value> {
+    /// Every object held (shared, not copied).
+    pub fn snapshot(&self) -> Live {
         let targets = self.targets.lock().expect("cache lock");
         targets.values().flat_map(|t| t.objects.iter().map(|(k, v)| (k.clone(), v.clone()))).collect()
     }
 
     /// One object, if held.
-    pub fn get(&self, key: &ObjectKey) -> Option<Value> {
+    pub fn get(&self, key: &ObjectKey) -> Option<Arc<Value>> {
         let targets = self.targets.lock().expect("cache lock");
         targets.values().find_map(|t| t.objects.get(key).cloned())
     }
@@ -148,10 +148,10 @@ async fn follow(
 ) {
     let stream = cluster.follow(&kind, target.2.as_deref(), &selector).default_backoff();
     let mut stream = std::pin::pin!(stream);
-    let mut listing: HashMap<ObjectKey, Value> = HashMap::new();
+    let mut listing: HashMap<ObjectKey, Arc<Value>> = HashMap::new();
     let trimmed = |mut object: Value| {
         compare::drop_other_managers(&mut object);
-        (key_of(&kind, &object), object)
+        (key_of(&kind, &object), Arc::new(object))
     };
     while let Some(event) = stream.next().await {
         let notice = match event {

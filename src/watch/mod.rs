@@ -140,6 +140,7 @@ pub async fn run(
         manifests: Default::default(),
         kinds: Default::default(),
         problems: Vec::new(),
+        parsed: Default::default(),
     };
 
     let mut election = Election::join(&reconciler.cluster, lab.name(), &lab.spec().cluster.namespace).await?;
@@ -152,6 +153,12 @@ pub async fn run(
     let mut backoff = Backoff::default();
     let mut retry_at = tokio::time::Instant::now();
     loop {
+        let still_written = pending.filter(|t| *t >= Trigger::Save).and_then(|_| settling(&settings.file, debounce));
+        if let Some(wait) = still_written {
+            // A file still being written may be cut short, and a cut file can be valid: read it
+            // only once it has been left alone for the debounce time.
+            retry_at = retry_at.max(tokio::time::Instant::now() + wait);
+        }
         if let Some(trigger) = pending.filter(|_| active && tokio::time::Instant::now() >= retry_at) {
             match reconciler.pass(trigger, &stop).await {
                 Ok(()) => {
@@ -228,6 +235,13 @@ pub async fn run(
     server.await.ok();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How much longer to wait before reading `file`, when it changed less than `quiet` ago.
+fn settling(file: &std::path::Path, quiet: Duration) -> Option<Duration> {
+    let modified = std::fs::metadata(file).and_then(|m| m.modified()).ok()?;
+    let age = modified.elapsed().unwrap_or_default();
+    (age < quiet).then(|| quiet - age)
 }
 
 /// Exponential backoff with jitter, from half a second to half a minute.

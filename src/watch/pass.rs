@@ -21,7 +21,7 @@ use crate::reconcile::observe::{self, KindName, ListTarget, Observed};
 use crate::reconcile::plan::{self, Change, Options, Plan, PlanError, ProblemKind, Step};
 use crate::reconcile::scan_database::base_dir;
 use crate::reconcile::sequence::{self, Hooks, SequenceError};
-use crate::render::{self, ObjectKey, Templates};
+use crate::render::{self, ObjectKey, ParsedDocuments, Templates};
 use crate::scan::files::ScanFile;
 use crate::scan::store::{IngestOutcome, Store, StoreError};
 
@@ -112,13 +112,15 @@ pub struct Reconciler {
     /// The scan database, when the lab scans.
     pub(super) store: Option<Store>,
     /// The last desired state applied, its Secrets filled in.
-    pub(super) desired: Option<Desired>,
+    pub(super) desired: Option<Arc<Desired>>,
     /// Its objects, by key: what a watcher's news is compared with.
-    pub(super) manifests: HashMap<ObjectKey, (usize, Kind)>,
+    pub(super) manifests: HashMap<ObjectKey, usize>,
     /// The kinds the lab uses, resolved.
     pub(super) kinds: HashMap<KindName, Kind>,
     /// The problems last logged, so that each is logged once.
     pub(super) problems: Vec<String>,
+    /// The documents of the last render: a save re-parses only the documents it changed.
+    pub(super) parsed: ParsedDocuments,
 }
 
 impl Reconciler {
@@ -158,12 +160,20 @@ impl Reconciler {
     }
 
     async fn reconcile(&mut self, trigger: Trigger, stop: &CancellationToken) -> Result<Done, PassError> {
-        let (desired, filled) = match (&self.desired, trigger) {
-            (Some(desired), Trigger::Resync | Trigger::Drift) => (desired.clone(), true),
+        // Drift and resyncs compare with the last desired state applied; starts and saves read
+        // the file (and fill its Secrets in once the live ones are known).
+        let fresh = match (&self.desired, trigger) {
+            (Some(_), Trigger::Resync | Trigger::Drift) => None,
             _ => match self.read_file() {
-                Some(desired) => (desired, false),
+                Some(desired) => Some(desired),
                 None => return Ok(Done::Rejected),
             },
+        };
+        let filled = fresh.is_none();
+        let last = self.desired.clone();
+        let desired: &Desired = match &fresh {
+            Some(desired) => desired,
+            None => last.as_deref().expect("drift and resyncs follow a pass"),
         };
         let lab = self.lab.clone();
         let mut inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
@@ -175,8 +185,8 @@ impl Reconciler {
                 if let Some(parent) = &parent {
                     inventory.read(parent);
                 }
-                let (kinds, not_served_yet) = observe::resolve_kinds(&self.cluster, &desired, &inventory).await?;
-                let mut targets = observe::list_targets(&desired, &inventory, &kinds, &not_served_yet);
+                let (kinds, not_served_yet) = observe::resolve_kinds(&self.cluster, desired, &inventory).await?;
+                let mut targets = observe::list_targets(desired, &inventory, &kinds, &not_served_yet);
                 targets.insert(inventory_target.clone());
                 (not_served_yet.is_empty() && self.cache.covers(&targets)).then_some((
                     inventory.clone(),
@@ -186,30 +196,32 @@ impl Reconciler {
             }
         };
         let observed = match cached {
-            Some((inventory, exists, kinds)) => self.observe_cached(&desired, inventory, exists, kinds, stop).await?,
+            Some((inventory, exists, kinds)) => self.observe_cached(desired, inventory, exists, kinds, stop).await?,
             // Drift and resyncs read only the caches; those still filling trigger the pass
             // again once listed.
             None if filled => {
                 tracing::debug!("{trigger:?} deferred: the watch caches are still filling");
                 return Ok(Done::Deferred);
             }
-            None => observe::observe(&self.cluster, inventory, &desired, stop).await?,
+            None => observe::observe(&self.cluster, inventory, desired, stop).await?,
         };
-        let mut desired = desired;
-        if !filled {
-            desired.fill_secrets(&observed.live, &base_dir(&lab), lab.name()).map_err(PlanError::Secret)?;
-        }
+        let desired: Arc<Desired> = match fresh {
+            Some(mut desired) => {
+                desired.fill_secrets(&observed.live, &base_dir(&lab), lab.name()).map_err(PlanError::Secret)?;
+                Arc::new(desired)
+            }
+            None => last.expect("drift and resyncs follow a pass"),
+        };
         let mut targets =
             observe::list_targets(&desired, &observed.inventory, &observed.kinds, &observed.not_served_yet);
         targets.insert(inventory_target);
-        self.remember(&desired, &observed.kinds);
+        let options = Options { prune: true, ..Options::default() };
+        let mut plan = decide::decide(lab.name(), &desired, &observed, options);
+        self.remember(desired, &observed.kinds);
         // The inventory is a ConfigMap, followed even when the lab itself has none.
         let config_map =
             self.cluster.kind("v1", "ConfigMap").await.map_err(plan::failed("cannot resolve ConfigMaps"))?;
         self.kinds.insert(("v1".into(), "ConfigMap".into()), config_map);
-
-        let options = Options { prune: true, ..Options::default() };
-        let mut plan = decide::decide(lab.name(), desired, &observed, options);
         plan::confirm(&self.cluster, &mut plan, &observed, options, stop).await?;
         let heal = heals(lab.spec().watch.drift) || matches!(trigger, Trigger::Start | Trigger::Save);
         let taken = take_back_conflicts(&mut plan);
@@ -276,7 +288,7 @@ impl Reconciler {
                 return None;
             }
         };
-        let rendered = match render::render(&lab, &self.templates) {
+        let rendered = match render::render_with(&lab, &self.templates, &mut self.parsed) {
             Ok(rendered) => rendered,
             Err(error) => {
                 rejected(&self.shared, error.to_string());
@@ -314,7 +326,7 @@ impl Reconciler {
             let object = result.map_err(plan::failed(format!("cannot read {key}")))?;
             if let Some(mut object) = object {
                 compare::slim(&mut object);
-                live.insert(key.clone(), object);
+                live.insert(key.clone(), Arc::new(object));
             }
         }
         Ok(Observed {
@@ -327,18 +339,11 @@ impl Reconciler {
         })
     }
 
-    fn remember(&mut self, desired: &Desired, kinds: &HashMap<KindName, Kind>) {
-        self.manifests = desired
-            .objects
-            .iter()
-            .enumerate()
-            .filter_map(|(index, (object, api_version))| {
-                let kind = kinds.get(&(api_version.clone(), object.key.kind.clone()))?;
-                Some((object.key.clone(), (index, kind.clone())))
-            })
-            .collect();
+    fn remember(&mut self, desired: Arc<Desired>, kinds: &HashMap<KindName, Kind>) {
+        self.manifests =
+            desired.objects.iter().enumerate().map(|(index, (object, _))| (object.key.clone(), index)).collect();
         self.kinds = kinds.clone();
-        self.desired = Some(desired.clone());
+        self.desired = Some(desired);
     }
 
     fn report_problems(&mut self, plan: &Plan) {
@@ -397,7 +402,7 @@ impl Reconciler {
         for notice in batch {
             match notice {
                 Notice::Changed(key) => {
-                    let drifted = self.manifests.get(&key).is_some_and(|(index, _)| {
+                    let drifted = self.manifests.get(&key).is_some_and(|index| {
                         let desired = self.desired.as_ref().map(|d| &d.objects[*index].0.manifest);
                         match (desired, self.cache.get(&key)) {
                             (Some(desired), Some(live)) => !compare::unchanged(desired, &live),
