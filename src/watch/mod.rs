@@ -122,6 +122,12 @@ pub async fn run(
     let scan_dir = scan_database::scan_directory(&lab);
     let debounce = humantime::parse_duration(&spec.debounce).expect("validated");
     let _watches = files::watch(&settings.file, settings.templates.as_deref(), &scan_dir, debounce, file_tx)?;
+    if store.is_some() && !scan_dir.is_dir() {
+        tracing::warn!(
+            "the scan directory {} does not exist, so new scans are not ingested; create it (or set scanDatabase.scanDirectory) and restart watch",
+            scan_dir.display()
+        );
+    }
     let (notice_tx, mut notices) = mpsc::unbounded_channel();
     let cache = Arc::new(Cache::default());
     let followers = Followers::new(lab.name(), cache.clone(), notice_tx);
