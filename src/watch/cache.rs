@@ -54,16 +54,6 @@ impl Cache {
         targets.values().find_map(|t| t.objects.get(key).cloned())
     }
 
-    /// How many objects are held.
-    pub fn len(&self) -> usize {
-        self.targets.lock().expect("cache lock").values().map(|t| t.objects.len()).sum()
-    }
-
-    /// Whether nothing is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Whether every target in `targets` is followed and listed.
     pub fn covers(&self, targets: &BTreeSet<ListTarget>) -> bool {
         let held = self.targets.lock().expect("cache lock");
