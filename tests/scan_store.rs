@@ -305,3 +305,59 @@ fn the_repeat_window_suppresses_flapping_ports() {
     let (_, history, _) = lab.seclab(&["scan", "history", "site/lab", "--host", "127.0.0.2"]);
     assert!(history.contains("(not alerted: repeat)"), "{history}");
 }
+
+/// `scan sync` on the lab's file as it changes: what it reports, and hosts a narrowed group
+/// no longer covers marked gone.
+fn sync_scenario(database_url: Option<String>) {
+    let mut lab = Lab::new(database_url, 0);
+    let (p1, _) = lab.ports;
+    let file = lab.dir.path().join("seclab.yaml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let sync = |lab: &Lab| -> Vec<String> {
+        let (code, stdout, stderr) = lab.seclab(&["scan", "sync", "--output", "json"]);
+        assert_eq!(code, 0, "{stderr}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        json["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {}",
+                    c["object"].as_str().unwrap(),
+                    c["name"].as_str().unwrap(),
+                    c["action"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(sync(&lab), ["tenant site created", "group site/lab created"]);
+    assert!(sync(&lab).is_empty(), "an unchanged file changes nothing");
+
+    lab.scan(&["127.0.0.2-4"], &[(2, p1, FTP), (3, p1, FTP)]);
+    assert_eq!(lab.ingest().0, 0);
+    let other = "  - name: other\n    scans:\n      - name: g\n        targets: [127.0.0.9]\n        schedule: \"@daily\"\n        alerts: [hook]\n";
+    let narrowed = original.replace("targets: [127.0.0.2-4]", "targets: [127.0.0.2]");
+    let with_other = narrowed.replace("scanDatabase:", &format!("{other}scanDatabase:"));
+    std::fs::write(&file, &with_other).unwrap();
+    assert_eq!(sync(&lab), ["group site/lab updated", "tenant other created", "group other/g created"]);
+    assert_eq!(lab.host_status("127.0.0.3"), "gone", "a host the group no longer covers is gone");
+    assert_ne!(lab.host_status("127.0.0.2"), "gone");
+
+    std::fs::write(&file, &narrowed).unwrap();
+    assert_eq!(sync(&lab), ["group other/g retired", "tenant other retired"]);
+    std::fs::write(&file, &with_other).unwrap();
+    assert_eq!(sync(&lab), ["tenant other restored", "group other/g restored"]);
+    assert!(sync(&lab).is_empty());
+}
+
+#[test]
+fn sync_creates_updates_retires_and_restores_on_sqlite() {
+    sync_scenario(None);
+}
+
+#[test]
+fn sync_creates_updates_retires_and_restores_on_postgresql() {
+    let postgres = Postgres::start();
+    sync_scenario(Some(postgres.url.clone()));
+}

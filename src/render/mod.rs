@@ -100,7 +100,7 @@ pub enum RenderError {
 
 /// Renders `lab` with `templates`.
 pub fn render(lab: &Lab, templates: &Templates) -> Result<Rendered, RenderError> {
-    render_with(lab, templates, &mut ParsedDocuments::default())
+    render_with(lab, templates, &mut ParsedDocuments::none())
 }
 
 /// Renders `lab` with `templates`, reusing the documents `parsed` holds from an earlier
@@ -109,7 +109,7 @@ pub fn render_with(lab: &Lab, templates: &Templates, parsed: &mut ParsedDocument
     let context = context::build(lab);
     // Converted once: each template would otherwise convert the whole context again.
     let values = minijinja::Value::from(minijinja::value::Serde(&context.value));
-    let mut kept = ParsedDocuments::default();
+    let mut kept = parsed.like();
     let env = templates.environment();
     let mut rendered = Rendered { objects: Vec::new(), node_files: Vec::new(), secrets: context.secrets };
     let mut seen: HashMap<ObjectKey, String> = HashMap::new();

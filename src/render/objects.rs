@@ -75,9 +75,29 @@ impl Object {
 
 /// Documents already parsed, by their text: `watch` renders on every save, and most of a
 /// lab's documents come out the same.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ParsedDocuments {
     by_text: HashMap<String, Value>,
+    /// Whether documents are kept at all (a one-shot render has no use for them).
+    keep: bool,
+}
+
+impl Default for ParsedDocuments {
+    fn default() -> Self {
+        Self { by_text: HashMap::new(), keep: true }
+    }
+}
+
+impl ParsedDocuments {
+    /// Keeps nothing: for a render that is not followed by another.
+    pub(crate) fn none() -> Self {
+        Self { by_text: HashMap::new(), keep: false }
+    }
+
+    /// An empty set that keeps documents as `self` does.
+    pub(crate) fn like(&self) -> Self {
+        Self { by_text: HashMap::new(), keep: self.keep }
+    }
 }
 
 /// Output above this size is parsed on two threads.
@@ -115,15 +135,15 @@ pub(crate) fn parse(
         // Moved from `earlier` to `kept`, or parsed just now; a document twice in one
         // template is found in `kept` the second time.
         let (text, value) = match earlier.by_text.remove_entry(document) {
-            Some(entry) => entry,
+            Some((text, value)) => (Some(text), value),
             None => match newly.remove(document) {
-                Some(parsed) => {
-                    (document.to_owned(), parsed.map_err(|e| format!("document {} is not valid YAML: {e}", index + 1))?)
-                }
-                None => (document.to_owned(), kept.by_text.get(document).cloned().unwrap_or(Value::Null)),
+                Some(parsed) => (None, parsed.map_err(|e| format!("document {} is not valid YAML: {e}", index + 1))?),
+                None => (None, kept.by_text.get(document).cloned().unwrap_or(Value::Null)),
             },
         };
-        kept.by_text.insert(text, value.clone());
+        if kept.keep {
+            kept.by_text.insert(text.unwrap_or_else(|| document.to_owned()), value.clone());
+        }
         match value {
             Value::Null => continue,
             Value::Object(mut manifest) => {

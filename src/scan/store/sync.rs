@@ -1,7 +1,7 @@
 //! The desired side: tenants and scan groups from the file, reconciled into the database
 //! like objects into a cluster: created, updated, or retired with their history kept.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use sqlx::Row;
@@ -49,22 +49,40 @@ struct GroupSpec<'a> {
 }
 
 impl Store {
-    /// Reconciles the file's tenants and scan groups into the database.
+    /// Reconciles the file's tenants and scan groups into the database. What is stored is
+    /// read with three queries; only changes are written.
     pub async fn sync(&self, lab: &LabFile) -> Result<Vec<SyncChange>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let now = now();
         let mut changes = Vec::new();
+
+        let mut tenants: HashMap<String, (i64, bool)> = HashMap::new();
+        for row in sqlx::query("SELECT id, name, retired_at FROM tenants").fetch_all(&mut *tx).await? {
+            let retired = row.try_get::<Option<i64>, _>(2)?.is_some();
+            tenants.insert(row.try_get(1)?, (row.try_get(0)?, retired));
+        }
+        let mut groups: HashMap<(i64, String), (i64, String, bool)> = HashMap::new();
+        for row in
+            sqlx::query("SELECT id, tenant_id, name, spec, retired_at FROM scan_groups").fetch_all(&mut *tx).await?
+        {
+            let retired = row.try_get::<Option<i64>, _>(4)?.is_some();
+            groups.insert((row.try_get(1)?, row.try_get(2)?), (row.try_get(0)?, row.try_get(3)?, retired));
+        }
+        let mut hosts: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
+        let rows = sqlx::query("SELECT id, group_id, address FROM hosts WHERE status <> $1")
+            .bind(HostStatus::Gone.code())
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in rows {
+            hosts.entry(row.try_get(1)?).or_default().push((row.try_get(0)?, row.try_get(2)?));
+        }
+
         let mut live_tenants = HashSet::new();
         let mut live_groups = HashSet::new();
         for tenant in &lab.tenants {
-            let row = sqlx::query("SELECT id, retired_at FROM tenants WHERE name = $1")
-                .bind(&tenant.name)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let tenant_id: i64 = match row {
-                Some(row) => {
-                    let id: i64 = row.try_get(0)?;
-                    if row.try_get::<Option<i64>, _>(1)?.is_some() {
+            let tenant_id: i64 = match tenants.get(&tenant.name) {
+                Some(&(id, retired)) => {
+                    if retired {
                         sqlx::query("UPDATE tenants SET retired_at = NULL WHERE id = $1")
                             .bind(id)
                             .execute(&mut *tx)
@@ -95,18 +113,9 @@ impl Store {
             for group in &tenant.scans {
                 let name = format!("{}/{}", tenant.name, group.name);
                 let spec = spec_json(lab, group);
-                let row =
-                    sqlx::query("SELECT id, spec, retired_at FROM scan_groups WHERE tenant_id = $1 AND name = $2")
-                        .bind(tenant_id)
-                        .bind(&group.name)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let group_id: i64 = match row {
-                    Some(row) => {
-                        let id: i64 = row.try_get(0)?;
-                        let old: String = row.try_get(1)?;
-                        let retired = row.try_get::<Option<i64>, _>(2)?.is_some();
-                        if retired || old != spec {
+                let group_id: i64 = match groups.get(&(tenant_id, group.name.clone())) {
+                    Some((id, old, retired)) => {
+                        if *retired || *old != spec {
                             sqlx::query("UPDATE scan_groups SET spec = $1, down_after = $2, updated_at = $3, retired_at = NULL WHERE id = $4")
                                 .bind(&spec)
                                 .bind(i64::from(group.down_after))
@@ -114,10 +123,10 @@ impl Store {
                                 .bind(id)
                                 .execute(&mut *tx)
                                 .await?;
-                            let action = if retired { SyncAction::Restored } else { SyncAction::Updated };
+                            let action = if *retired { SyncAction::Restored } else { SyncAction::Updated };
                             changes.push(SyncChange { object: "group", name: name.clone(), action });
                         }
-                        id
+                        *id
                     }
                     None => {
                         changes.push(SyncChange { object: "group", name: name.clone(), action: SyncAction::Created });
@@ -135,73 +144,69 @@ impl Store {
                     }
                 };
                 live_groups.insert(group_id);
-                self.retire_hosts_outside_targets(&mut tx, group_id, group).await?;
+                let known = hosts.get(&group_id).map(Vec::as_slice).unwrap_or_default();
+                retire_hosts_outside_targets(&mut tx, known, group).await?;
             }
         }
-        let groups = sqlx::query(
-            "SELECT g.id, t.name, g.name FROM scan_groups g JOIN tenants t ON t.id = g.tenant_id WHERE g.retired_at IS NULL",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in groups {
-            let id: i64 = row.try_get(0)?;
-            if !live_groups.contains(&id) {
-                sqlx::query("UPDATE scan_groups SET retired_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                let name = format!("{}/{}", row.try_get::<String, _>(1)?, row.try_get::<String, _>(2)?);
-                changes.push(SyncChange { object: "group", name, action: SyncAction::Retired });
-            }
+        let tenant_names: HashMap<i64, &str> = tenants.iter().map(|(name, (id, _))| (*id, name.as_str())).collect();
+        let mut retired_groups: Vec<(String, i64)> = groups
+            .iter()
+            .filter(|(_, (id, _, retired))| !retired && !live_groups.contains(id))
+            .map(|((tenant_id, group), (id, _, _))| {
+                (format!("{}/{group}", tenant_names.get(tenant_id).copied().unwrap_or_default()), *id)
+            })
+            .collect();
+        retired_groups.sort();
+        for (name, id) in retired_groups {
+            sqlx::query("UPDATE scan_groups SET retired_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            changes.push(SyncChange { object: "group", name, action: SyncAction::Retired });
         }
-        let tenants = sqlx::query("SELECT id, name FROM tenants WHERE retired_at IS NULL").fetch_all(&mut *tx).await?;
-        for row in tenants {
-            let id: i64 = row.try_get(0)?;
-            if !live_tenants.contains(&id) {
-                sqlx::query("UPDATE tenants SET retired_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                changes.push(SyncChange { object: "tenant", name: row.try_get(1)?, action: SyncAction::Retired });
-            }
+        let mut retired_tenants: Vec<(&String, i64)> = tenants
+            .iter()
+            .filter(|(_, (id, retired))| !retired && !live_tenants.contains(id))
+            .map(|(name, (id, _))| (name, *id))
+            .collect();
+        retired_tenants.sort();
+        for (name, id) in retired_tenants {
+            sqlx::query("UPDATE tenants SET retired_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            changes.push(SyncChange { object: "tenant", name: name.clone(), action: SyncAction::Retired });
         }
         tx.commit().await?;
         Ok(changes)
     }
+}
 
-    /// Marks `gone` the hosts whose address left the group's targets (when every target
-    /// is an address, network or range, so that coverage can be decided).
-    async fn retire_hosts_outside_targets(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        group_id: i64,
-        group: &ScanGroup,
-    ) -> Result<(), StoreError> {
-        let targets: Vec<Target> = group.targets.iter().filter_map(|t| Target::parse(t).ok()).collect();
-        if targets.iter().any(|t| matches!(t, Target::HostName(_))) {
-            return Ok(());
-        }
-        let gone = HostStatus::Gone.code();
-        let rows = sqlx::query("SELECT id, address FROM hosts WHERE group_id = $1 AND status <> $2")
-            .bind(group_id)
-            .bind(gone)
-            .fetch_all(&mut **tx)
-            .await?;
-        for row in rows {
-            let address: String = row.try_get(1)?;
-            let covered = address.parse().is_ok_and(|ip| targets.iter().any(|t| t.contains(ip)));
-            if !covered {
-                sqlx::query("UPDATE hosts SET status = $1 WHERE id = $2")
-                    .bind(gone)
-                    .bind(row.try_get::<i64, _>(0)?)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-        }
-        Ok(())
+/// Marks `gone` the group's `known` hosts (id, address, not gone yet) whose address left its
+/// targets (when every target is an address, network or range, so that coverage can be
+/// decided).
+async fn retire_hosts_outside_targets(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    known: &[(i64, String)],
+    group: &ScanGroup,
+) -> Result<(), StoreError> {
+    let targets: Vec<Target> = group.targets.iter().filter_map(|t| Target::parse(t).ok()).collect();
+    if known.is_empty() || targets.iter().any(|t| matches!(t, Target::HostName(_))) {
+        return Ok(());
     }
+    for (id, address) in known {
+        let covered = address.parse().is_ok_and(|ip| targets.iter().any(|t| t.contains(ip)));
+        if !covered {
+            sqlx::query("UPDATE hosts SET status = $1 WHERE id = $2")
+                .bind(HostStatus::Gone.code())
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// The group's settings as stored, with its alert routes resolved from the defaults.
