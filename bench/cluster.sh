@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cluster-side benchmark (DESIGN.md section 11), each tool against its peers in the same run,
+# Cluster-side benchmark (targets in BENCHMARKS.md), each tool against its peers in the same run,
 # each on a fresh test control plane of its own (scripts/testcluster), so that no tool pays
 # for another's objects and the order of the tools does not matter:
 #  1. apply of an N-tenant lab (bench/gen_lab.py, TENANTS=1000: 5,006 objects) into an empty

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Scan-side benchmarks (DESIGN.md section 11), each against its peer in the same run:
+# Scan-side benchmarks (targets in BENCHMARKS.md), each against its peer in the same run:
 #  1. `seclab scan diff` vs nmap's `ndiff` on a pair of 65,536-host scans (~2% changed),
 #     with the findings of both checked to be identical;
 #  2. parser throughput vs a bare quick-xml event loop over the same file;

@@ -5,7 +5,7 @@
 //! No lock or "in progress" marker is kept anywhere: a killed apply leaves an inventory that
 //! lists every object it may have created, and the next apply simply plans again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -113,7 +113,8 @@ pub async fn apply(
     if on_problems == OnProblems::Refuse && !plan.problems.is_empty() {
         return Err(ApplyError::Refused(plan.problems.clone()));
     }
-    let skipped = |step: &Step| plan.has_problem(&step.key);
+    let blocked = plan.blocked();
+    let skipped = |step: &Step| blocked.contains(&step.key);
     let mut outcome = Outcome {
         unchanged: plan.count(Action::Unchanged),
         skipped: plan.changes().filter(|s| skipped(s)).count(),
@@ -131,7 +132,7 @@ pub async fn apply(
         match write_inventory(cluster, &before, &plan.lab).await {
             Ok(()) => written = before.clone(),
             Err(ApplyError::Inventory { source, .. }) if source.code() == 404 => {
-                run_stage(cluster, plan, 0, &mut outcome, report, cancel).await?;
+                run_stage(cluster, plan, &blocked, 0, &mut outcome, report, cancel).await?;
                 first_stage_done = true;
                 write_inventory(cluster, &before, &plan.lab).await?;
                 written = before.clone();
@@ -143,7 +144,7 @@ pub async fn apply(
         if stage == 0 && first_stage_done {
             continue;
         }
-        run_stage(cluster, plan, stage, &mut outcome, report, cancel).await?;
+        run_stage(cluster, plan, &blocked, stage, &mut outcome, report, cancel).await?;
         if stage == 0 {
             wait_for_crds(cluster, plan).await;
         }
@@ -187,10 +188,12 @@ pub async fn apply(
     Ok(outcome)
 }
 
-/// Applies one stage's changes, in parallel; stops the apply if any fails.
+/// Applies one stage's changes but the `blocked` objects', in parallel; stops the apply if
+/// any fails.
 async fn run_stage(
     cluster: &Cluster,
     plan: &Plan,
+    blocked: &HashSet<&ObjectKey>,
     stage: usize,
     outcome: &mut Outcome,
     report: &(dyn Fn(&Step, &str) + Sync),
@@ -199,7 +202,7 @@ async fn run_stage(
     let batch = plan
         .steps
         .iter()
-        .filter(|s| s.manifest().is_some() && order::stage(&s.key) == stage && !plan.has_problem(&s.key));
+        .filter(|s| s.manifest().is_some() && order::stage(&s.key) == stage && !blocked.contains(&s.key));
     let results = fan_out(batch, cancel, |step| async move { (step, apply_step(cluster, plan, step).await) }).await?;
     for (step, result) in results {
         match result {

@@ -3,7 +3,7 @@
 //! reads the inventory and the live objects, [`decide`](super::decide) is the pure decision,
 //! and [`confirm`] asks the API server (a server-side dry-run) about the objects that differ.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -314,9 +314,9 @@ impl Plan {
         self.steps.iter().filter(|s| s.action() == action).count()
     }
 
-    /// Whether the object `key` has a problem.
-    pub fn has_problem(&self, key: &ObjectKey) -> bool {
-        self.problems.iter().any(|p| &p.key == key)
+    /// The objects that have a problem: what an apply that skips problems leaves alone.
+    pub fn blocked(&self) -> HashSet<&ObjectKey> {
+        self.problems.iter().map(|p| &p.key).collect()
     }
 
     /// The inventory that records every object the lab keeps, and `kept` (objects that

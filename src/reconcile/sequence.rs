@@ -87,9 +87,10 @@ pub async fn apply_planned(
 
 /// Every object the plan keeps in the cluster, with its kind.
 pub fn kept_objects(plan: &Plan) -> Vec<(ObjectKey, Kind)> {
+    let blocked = plan.blocked();
     plan.steps
         .iter()
-        .filter(|s| s.is_recorded() && !plan.has_problem(&s.key))
+        .filter(|s| s.is_recorded() && !blocked.contains(&s.key))
         .map(|s| (s.key.clone(), plan.kinds[&s.key].clone()))
         .collect()
 }

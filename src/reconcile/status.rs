@@ -68,7 +68,8 @@ pub async fn status(
 ) -> Result<LabStatus, StatusError> {
     let inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
     let desired = Desired::new(rendered, lab.name(), &inventory.id());
-    let (kinds, not_served_yet) = resolve_kinds(cluster, &desired, &Inventory::new(lab.name(), "")).await?;
+    // The inventory is not read: status shows the file's objects, not what was pruned.
+    let (kinds, not_served_yet) = resolve_kinds(cluster, &desired, &inventory).await?;
     let mut component_of: HashMap<_, String> = HashMap::new();
     for (object, _) in &desired.objects {
         let component = object.manifest["metadata"]["labels"][COMPONENT].as_str().unwrap_or_default();

@@ -27,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::requests::RequestObserver;
 use crate::cluster::{Cluster, ClusterError};
-use crate::config::model::DriftPolicy;
 use crate::config::{self, LoadError};
 use crate::reconcile::scan_database::{self, base_dir};
 use crate::render::Templates;
@@ -191,10 +190,8 @@ pub async fn run(
                     tracing::info!("this watch holds the Lease and reconciles the lab");
                     active = true;
                     pending = Some(Trigger::Start);
-                    if let Some(store) = &store {
-                        for file in scans::finished(&scan_dir) {
-                            reconciler.ingest(store, file).await;
-                        }
+                    if store.is_some() {
+                        reconciler.ingest(scans::finished(&scan_dir)).await;
                         wake.notify_one();
                     }
                 } else if !leader && active {
@@ -208,8 +205,8 @@ pub async fn run(
             Some(event) = file_events.recv() => match event {
                 FileEvent::Desired => pending = Trigger::Save.over(pending),
                 FileEvent::Scan(path) if active => {
-                    if let (Some(store), Some(file)) = (&store, scans::scan_file(&path)) {
-                        reconciler.ingest(store, file).await;
+                    if let Some(file) = scans::scan_file(&path).filter(|_| store.is_some()) {
+                        reconciler.ingest(vec![file]).await;
                         wake.notify_one();
                     }
                 }
@@ -266,9 +263,4 @@ impl Backoff {
         let jitter = u64::from_le_bytes(bytes) % (base.as_millis() as u64 / 2 + 1);
         base / 2 + Duration::from_millis(jitter)
     }
-}
-
-/// Whether `watch.drift` heals.
-fn heals(policy: DriftPolicy) -> bool {
-    policy == DriftPolicy::Heal
 }

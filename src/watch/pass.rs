@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::inventory::Inventory;
 use crate::cluster::readiness::{Readiness, assess};
 use crate::cluster::{Cluster, ClusterError, Kind, compare};
+use crate::config::model::DriftPolicy;
 use crate::config::{self, Lab, LoadError};
 use crate::reconcile::apply::{self, ApplyError, OnProblems, Outcome};
 use crate::reconcile::decide::{self, Desired};
@@ -26,7 +27,6 @@ use crate::scan::files::ScanFile;
 use crate::scan::store::{IngestOutcome, Store, StoreError};
 
 use super::cache::{Cache, Followers, Notice};
-use super::heals;
 use super::metrics::{KindLabel, StateLabel};
 use super::state::Shared;
 
@@ -223,11 +223,12 @@ impl Reconciler {
             self.cluster.kind("v1", "ConfigMap").await.map_err(plan::failed("cannot resolve ConfigMaps"))?;
         self.kinds.insert(("v1".into(), "ConfigMap".into()), config_map);
         plan::confirm(&self.cluster, &mut plan, &observed, options, stop).await?;
-        let heal = heals(lab.spec().watch.drift) || matches!(trigger, Trigger::Start | Trigger::Save);
+        let heal = lab.spec().watch.drift == DriftPolicy::Heal || matches!(trigger, Trigger::Start | Trigger::Save);
         let taken = take_back_conflicts(&mut plan);
         if !heal {
             let mut drift: Vec<String> = taken.clone();
-            drift.extend(plan.changes().filter(|s| !plan.has_problem(&s.key)).map(describe));
+            let blocked = plan.blocked();
+            drift.extend(plan.changes().filter(|s| !blocked.contains(&s.key)).map(describe));
             if !drift.is_empty() {
                 for line in &drift {
                     tracing::warn!("drift (reported, not healed: watch.drift is report): {line}");
@@ -313,7 +314,7 @@ impl Reconciler {
         stop: &CancellationToken,
     ) -> Result<Observed, PlanError> {
         let mut live = self.cache.snapshot();
-        let missing: Vec<(&ObjectKey, &Kind)> = desired
+        let missing: HashMap<&ObjectKey, &Kind> = desired
             .keys()
             .filter(|(key, _)| !live.contains_key(*key))
             .filter_map(|(key, api_version)| Some((key, kinds.get(&(api_version.to_owned(), key.kind.clone()))?)))
@@ -379,8 +380,9 @@ impl Reconciler {
 
     fn count_objects(&self, plan: &Plan) {
         let mut counts: HashMap<&str, i64> = HashMap::from([("in_sync", 0), ("drifted", 0), ("problem", 0)]);
+        let blocked = plan.blocked();
         for step in plan.steps.iter().filter(|s| s.is_recorded()) {
-            let state = if plan.has_problem(&step.key) {
+            let state = if blocked.contains(&step.key) {
                 "problem"
             } else if matches!(step.change, Change::Unchanged) {
                 "in_sync"
@@ -456,8 +458,16 @@ impl Reconciler {
         self.shared.update(|view| view.not_ready = not_ready);
     }
 
-    /// Ingests one scan file and shows what changed.
-    pub async fn ingest(&self, store: &Store, file: ScanFile) {
+    /// Ingests scan files, then shows what changed.
+    pub async fn ingest(&self, files: Vec<ScanFile>) {
+        let Some(store) = &self.store else { return };
+        for file in files {
+            self.ingest_one(store, file).await;
+        }
+        self.refresh_scans().await;
+    }
+
+    async fn ingest_one(&self, store: &Store, file: ScanFile) {
         let name = format!("{}/{} {}", file.tenant, file.group, file.path.display());
         match super::scans::ingest(store, &self.lab, file, &self.shared).await {
             Ok(IngestOutcome::Ingested(ingested)) => tracing::info!(
@@ -472,7 +482,6 @@ impl Reconciler {
             }
             Err(error) => tracing::warn!("scan {name}: not ingested: {error}"),
         }
-        self.refresh_scans().await;
     }
 
     async fn refresh_scans(&self) {

@@ -24,7 +24,16 @@ const RETRY_EVERY: Duration = Duration::from_secs(15);
 
 /// The scan files under `dir` that are finished (named `*.xml`, not hidden).
 pub fn finished(dir: &Path) -> Vec<ScanFile> {
-    files::find(dir).unwrap_or_default()
+    if !dir.is_dir() {
+        return Vec::new();
+    }
+    files::find(dir).unwrap_or_else(|error| {
+        tracing::warn!(
+            "cannot read the scan directory {}: {error}; scans already there are not ingested",
+            dir.display()
+        );
+        Vec::new()
+    })
 }
 
 /// The scan file at `path`, when it is a finished scan of a group (`<tenant>/<group>/*.xml`).
