@@ -61,12 +61,7 @@ pub async fn ingest(store: &Store, lab: &Lab, file: ScanFile, shared: &Shared) -
     })
     .await
     .map_err(|e| StoreError::Query(format!("the ingest of {} stopped: {e}", file.path.display())))??;
-    let result = match &outcome {
-        IngestOutcome::Ingested(_) => "ingested",
-        IngestOutcome::AlreadyIngested { .. } => "already_ingested",
-        IngestOutcome::Rejected { .. } => "rejected",
-    };
-    shared.metrics.scans_ingested.get_or_create(&ResultLabel { result: result.into() }).inc();
+    // The changes first: a scan counted as ingested has its changes counted already.
     if let IngestOutcome::Ingested(ingested) = &outcome
         && ingested.events > 0
     {
@@ -75,6 +70,12 @@ pub async fn ingest(store: &Store, lab: &Lab, file: ScanFile, shared: &Shared) -
             shared.metrics.scan_changes.get_or_create(&KindLabel { kind: change.kind.clone() }).inc();
         }
     }
+    let result = match &outcome {
+        IngestOutcome::Ingested(_) => "ingested",
+        IngestOutcome::AlreadyIngested { .. } => "already_ingested",
+        IngestOutcome::Rejected { .. } => "rejected",
+    };
+    shared.metrics.scans_ingested.get_or_create(&ResultLabel { result: result.into() }).inc();
     Ok(outcome)
 }
 
