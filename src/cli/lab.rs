@@ -85,7 +85,7 @@ pub fn render(cli: &Cli, out: Option<&Path>, rbac_for_seclab: bool) -> Result<()
     }
     match cli.output {
         Output::Json => {
-            let objects: Vec<&serde_json::Value> = rendered.objects.iter().map(|o| &o.manifest).collect();
+            let objects: Vec<&serde_json::Value> = rendered.objects.iter().map(|o| o.manifest.as_ref()).collect();
             let document = json!({ "objects": objects, "nodeFiles": rendered.node_files, "secrets": rendered.secrets });
             print(&serde_json::to_string_pretty(&document).map_err(Failure::error)?)
         }

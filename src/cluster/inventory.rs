@@ -4,6 +4,7 @@
 //! namespaces.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use base64::Engine;
 use serde_json::{Value, json};
@@ -28,14 +29,15 @@ pub struct Inventory {
     pub namespace: String,
     /// The parent's name.
     pub name: String,
-    /// The members, each with the `apiVersion` it was applied with.
-    pub members: BTreeMap<ObjectKey, String>,
+    /// The members, each with the `apiVersion` it was applied with. Shared: a plan copies
+    /// the inventory, and a lab's can hold thousands of members.
+    pub members: Arc<BTreeMap<ObjectKey, String>>,
 }
 
 impl Inventory {
     /// An empty inventory for `lab`, kept in `namespace`.
     pub fn new(lab: &str, namespace: &str) -> Self {
-        Self { namespace: namespace.to_owned(), name: format!("seclab-{lab}"), members: BTreeMap::new() }
+        Self { namespace: namespace.to_owned(), name: format!("seclab-{lab}"), members: Arc::default() }
     }
 
     /// The inventory's own identity.
@@ -58,13 +60,14 @@ impl Inventory {
     /// inventory edited by hand must not stop a prune of what it still names.
     pub fn read(&mut self, live: &Value) {
         let text = live["data"][OBJECTS_KEY].as_str().unwrap_or_default();
+        let members = Arc::make_mut(&mut self.members);
         for line in text.lines() {
             let parts: Vec<&str> = line.split(' ').collect();
             let [api_version, kind, namespace, name] = parts[..] else { continue };
             let group = api_version.rsplit_once('/').map(|(g, _)| g.to_owned()).unwrap_or_default();
             let namespace = (namespace != "-").then(|| namespace.to_owned());
             let key = ObjectKey { group, kind: kind.into(), namespace, name: name.into() };
-            self.members.insert(key, api_version.to_owned());
+            members.insert(key, api_version.to_owned());
         }
     }
 
@@ -73,7 +76,7 @@ impl Inventory {
         let mut objects = String::new();
         let mut group_kinds = BTreeSet::new();
         let mut namespaces = BTreeSet::new();
-        for (key, api_version) in &self.members {
+        for (key, api_version) in self.members.iter() {
             let namespace = key.namespace.as_deref().unwrap_or("-");
             objects.push_str(&format!("{api_version} {} {namespace} {}\n", key.kind, key.name));
             let group_kind =
@@ -121,9 +124,10 @@ mod tests {
             namespace: Some("scans".into()),
             name: "s".into(),
         };
-        inventory.members.insert(deployment, "apps/v1".into());
-        inventory.members.insert(pv, "v1".into());
-        inventory.members.insert(other, "v1".into());
+        let members = Arc::make_mut(&mut inventory.members);
+        members.insert(deployment, "apps/v1".into());
+        members.insert(pv, "v1".into());
+        members.insert(other, "v1".into());
         let manifest = inventory.manifest("homelab");
         let annotations = &manifest["metadata"]["annotations"];
         assert_eq!(annotations[GROUP_KINDS], "Deployment.apps,PersistentVolume,Service");

@@ -75,7 +75,7 @@ mod tests {
 
     fn object(group: &str, kind: &str, manifest: Value) -> Object {
         let key = ObjectKey { group: group.into(), kind: kind.into(), namespace: Some("n".into()), name: "a".into() };
-        Object { key, template: "t/t.yaml".into(), manifest }
+        Object { key, template: "t/t.yaml".into(), manifest: manifest.into() }
     }
 
     #[test]

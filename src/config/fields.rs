@@ -2,8 +2,10 @@
 //!
 //! Each check returns the parsed value, or a [`Problem`] saying what is wrong and how to fix it.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use croner::parser::{CronParser, Seconds, Year};
 use ipnetwork::IpNetwork;
@@ -136,8 +138,27 @@ pub fn port_list(value: &str) -> Result<Vec<(u16, u16)>, Problem> {
         .collect()
 }
 
+/// Schedules found valid before: many groups share one, and `watch` checks every
+/// schedule again on each save. Emptied when it grows past [`KNOWN_SCHEDULES_MAX`].
+static KNOWN_SCHEDULES: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
+const KNOWN_SCHEDULES_MAX: usize = 16_384;
+
 /// A CronJob schedule: five fields or a `@daily`-style macro, no seconds.
 pub fn cron_schedule(value: &str) -> Result<(), Problem> {
+    let known = || KNOWN_SCHEDULES.lock().unwrap_or_else(PoisonError::into_inner);
+    if known().contains(value) {
+        return Ok(());
+    }
+    parse_cron_schedule(value)?;
+    let mut known = known();
+    if known.len() >= KNOWN_SCHEDULES_MAX {
+        known.clear();
+    }
+    known.insert(value.to_owned());
+    Ok(())
+}
+
+fn parse_cron_schedule(value: &str) -> Result<(), Problem> {
     let hint =
         "write five fields `minute hour day-of-month month day-of-week`, e.g. `0 2 * * *` (02:00 daily), or `@daily`";
     if value.trim_start().starts_with("TZ=") || value.trim_start().starts_with("CRON_TZ=") {

@@ -88,8 +88,11 @@ pub fn parse(source: SourceFile) -> Result<Lab, InvalidFile> {
         serde_ignored::deserialize(serde_yaml::Deserializer::from_str(source.text()), |p| {
             unknown.push(FieldPath::from_ignored(&p))
         });
-    let schema = json_schema();
-    let mut diagnostics: Vec<Diagnostic> = unknown.iter().map(|path| unknown_field(&source, &schema, path)).collect();
+    let mut diagnostics: Vec<Diagnostic> = Vec::new();
+    if !unknown.is_empty() {
+        let schema = json_schema();
+        diagnostics.extend(unknown.iter().map(|path| unknown_field(&source, &schema, path)));
+    }
     let spec = match parsed {
         Ok(spec) => spec,
         Err(error) => {

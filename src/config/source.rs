@@ -1,6 +1,7 @@
 //! The text of a desired-state file and where each of its fields is written.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use marked_yaml::Node;
 
@@ -15,11 +16,12 @@ pub struct Location {
     pub column: usize,
 }
 
-/// A desired-state file as read from disk, with a span-aware parse for locating fields.
+/// A desired-state file as read from disk, with a span-aware parse for locating fields
+/// (made on the first lookup: a file without problems never needs it).
 pub struct SourceFile {
     path: PathBuf,
     text: String,
-    tree: Option<Node>,
+    tree: OnceLock<Option<Node>>,
 }
 
 impl std::fmt::Debug for SourceFile {
@@ -31,9 +33,11 @@ impl std::fmt::Debug for SourceFile {
 impl SourceFile {
     /// Wraps the text of `path`; a text that does not parse still gives line-based locations.
     pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
-        let text = text.into();
-        let tree = marked_yaml::parse_yaml(0, text.as_str()).ok();
-        Self { path: path.into(), text, tree }
+        Self { path: path.into(), text: text.into(), tree: OnceLock::new() }
+    }
+
+    fn tree(&self) -> Option<&Node> {
+        self.tree.get_or_init(|| marked_yaml::parse_yaml(0, self.text.as_str()).ok()).as_ref()
     }
 
     /// The file's path, as the user named it.
@@ -58,7 +62,7 @@ impl SourceFile {
 
     /// Whether `path` is written in the file (rather than taken from a default).
     pub fn contains(&self, path: &FieldPath) -> bool {
-        let Some(mut node) = self.tree.as_ref() else { return false };
+        let Some(mut node) = self.tree() else { return false };
         for segment in path.segments() {
             let next = match (segment, node) {
                 (Segment::Key(key), Node::Mapping(map)) => map.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v),
@@ -74,7 +78,7 @@ impl SourceFile {
     }
 
     fn locate(&self, path: &FieldPath, want_key: bool) -> Option<Location> {
-        let mut node = self.tree.as_ref()?;
+        let mut node = self.tree()?;
         let mut best = start_of(node);
         let segments = path.segments();
         for (i, segment) in segments.iter().enumerate() {

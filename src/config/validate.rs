@@ -46,7 +46,7 @@ const MAX_CRONJOB_NAME: usize = 52;
 
 /// Runs every check and returns the problems found.
 pub(crate) fn check(file: &LabFile, source: &SourceFile) -> Vec<Diagnostic> {
-    let mut checker = Checker { file, source, found: Vec::new(), volumes: HashMap::new(), schedules: HashMap::new() };
+    let mut checker = Checker { file, source, found: Vec::new(), volumes: HashMap::new() };
     checker.run();
     checker.found
 }
@@ -57,8 +57,6 @@ struct Checker<'a> {
     found: Vec<Diagnostic>,
     /// Storage volumes by name: their namespace and index in `storage.volumes`.
     volumes: HashMap<&'a str, (&'a str, usize)>,
-    /// Cron schedules already checked, with the result.
-    schedules: HashMap<String, Result<(), Problem>>,
 }
 
 fn root() -> FieldPath {
@@ -652,13 +650,7 @@ impl<'a> Checker<'a> {
             if let Some(ports) = &group.ports {
                 self.check(path.key("ports"), fields::port_list(ports));
             }
-            // Many groups share a schedule: each distinct one is parsed once.
-            let checked = self
-                .schedules
-                .entry(group.schedule.clone())
-                .or_insert_with(|| fields::cron_schedule(&group.schedule))
-                .clone();
-            self.check(path.key("schedule"), checked);
+            self.check(path.key("schedule"), fields::cron_schedule(&group.schedule));
             if let Some(zone) = &group.time_zone {
                 self.check(path.key("timeZone"), fields::time_zone(zone));
             }

@@ -159,12 +159,8 @@ pub async fn apply(
     for stage in (0..order::STAGES.len()).rev() {
         let batch = prunes.iter().copied().filter(|s| order::stage(&s.key) == stage && !skipped(s));
         let results =
-            fan_out(
-                batch,
-                cancel,
-                |step| async move { (step, cluster.delete(&plan.kinds[&step.key], &step.key).await) },
-            )
-            .await?;
+            fan_out(batch, cancel, |step| async move { (step, cluster.delete(plan.kind_of(step), &step.key).await) })
+                .await?;
         for (step, result) in results {
             match result {
                 Ok(()) => {
@@ -242,7 +238,7 @@ fn describe(error: &ClusterError) -> String {
 }
 
 async fn apply_step(cluster: &Cluster, plan: &Plan, step: &Step) -> Result<(), ClusterError> {
-    let kind = &plan.kinds[&step.key];
+    let kind = plan.kind_of(step);
     let manifest = step.manifest().expect("applied steps carry a manifest");
     if let Change::Replace { .. } = step.change {
         cluster.delete(kind, &step.key).await?;

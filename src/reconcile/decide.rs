@@ -3,8 +3,9 @@
 //! what needs `--allow-destructive`. The server's dry-run answers are folded in by
 //! [`settle`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -13,7 +14,7 @@ use crate::cluster::inventory::APPLYSET_PART_OF;
 use crate::cluster::{ClusterError, compare, order};
 use crate::render::{COMPONENT, MANAGED_BY, Object, ObjectKey, PART_OF, Rendered, SecretToCreate};
 
-use super::observe::{KindName, Live, Observed};
+use super::observe::{Live, Observed};
 use super::plan::{Change, Options, Plan, Problem, ProblemKind, PruneRisk, Step, holds_data, owned};
 use super::secrets;
 
@@ -40,12 +41,12 @@ impl Desired {
         Self { lab: lab.to_owned(), objects, secrets, secret_keys }
     }
 
-    /// Every kind the lab applies.
-    pub fn kinds(&self) -> BTreeSet<KindName> {
-        let mut kinds: BTreeSet<KindName> =
-            self.objects.iter().map(|(o, api_version)| (api_version.clone(), o.key.kind.clone())).collect();
+    /// Every kind the lab applies, as `apiVersion` and kind.
+    pub fn kinds(&self) -> BTreeSet<(&str, &str)> {
+        let mut kinds: BTreeSet<(&str, &str)> =
+            self.objects.iter().map(|(o, api_version)| (api_version.as_str(), o.key.kind.as_str())).collect();
         if !self.secret_keys.is_empty() {
-            kinds.insert(("v1".into(), "Secret".into()));
+            kinds.insert(("v1", "Secret"));
         }
         kinds
     }
@@ -55,7 +56,7 @@ impl Desired {
         self.objects
             .iter()
             .filter(|(o, _)| o.key.kind == "CustomResourceDefinition" && o.key.group == "apiextensions.k8s.io")
-            .map(|(o, _)| &o.manifest)
+            .map(|(o, _)| o.manifest.as_ref())
             .collect()
     }
 
@@ -76,7 +77,11 @@ impl Desired {
 }
 
 fn labelled(mut object: Object, applyset_id: &str) -> (Object, String) {
-    object.manifest["metadata"]["labels"][APPLYSET_PART_OF] = Value::String(applyset_id.to_owned());
+    // Objects rendered for `watch` carry the label already, shared with the last render.
+    if object.manifest["metadata"]["labels"][APPLYSET_PART_OF] != applyset_id {
+        let manifest = Arc::make_mut(&mut object.manifest);
+        manifest["metadata"]["labels"][APPLYSET_PART_OF] = Value::String(applyset_id.to_owned());
+    }
     let api_version = object.api_version().to_owned();
     (object, api_version)
 }
@@ -91,38 +96,32 @@ pub fn decide(lab: &str, desired: &Desired, observed: &Observed, options: Option
         problems: Vec::new(),
         inventory: observed.inventory.clone(),
         inventory_stale: false,
-        kinds: HashMap::new(),
+        kinds: observed.kinds.clone(),
     };
-    for (Object { key, manifest, .. }, api_version) in &desired.objects {
-        plan.kinds.insert(key.clone(), observed.kinds[&(api_version.clone(), key.kind.clone())].clone());
+    for (object, api_version) in &desired.objects {
+        let (key, manifest) = (&object.key, &object.manifest);
         let mut force = options.force_conflicts;
         let change = match observed.live.get(key) {
             None => Change::Create(manifest.clone()),
+            // Found as wanted (and so the lab's) while observing: nothing to read again.
+            Some(_) if observed.unchanged.contains(key) => Change::Unchanged,
             Some(live) if !owned(live, lab) && !options.adopt => {
                 plan.problems.push(Problem::new(key, ProblemKind::Unowned { owner: owner(live) }));
                 Change::NotOurs
             }
-            Some(live)
-                if observed.unchanged.contains(key) || (owned(live, lab) && compare::unchanged(manifest, live)) =>
-            {
-                Change::Unchanged
-            }
+            Some(live) if owned(live, lab) && compare::unchanged(manifest, live) => Change::Unchanged,
             Some(live) => {
                 force |= !owned(live, lab);
                 Change::Update { manifest: manifest.clone(), diff: Vec::new() }
             }
         };
-        plan.steps.push(step(key.clone(), &component(manifest), api_version.clone(), change, force));
+        plan.steps.push(step(key.clone(), object.component(), api_version.clone(), change, force));
     }
     plan.steps.sort_by_key(|step| order::stage(&step.key));
 
     let prunes = if options.prune { prunes(lab, &plan, observed) } else { Vec::new() };
-    for step in &prunes {
-        plan.kinds.insert(step.key.clone(), observed.kinds[&(step.api_version.clone(), step.key.kind.clone())].clone());
-    }
     plan.steps.extend(prunes);
-    let recorded = plan.record(&BTreeMap::new());
-    plan.inventory_stale = !observed.inventory_exists || recorded.members != observed.inventory.members;
+    plan.inventory_stale = !observed.inventory_exists || !plan.records_exactly(&observed.inventory.members);
     plan
 }
 
@@ -148,9 +147,14 @@ fn owner(live: &Value) -> Option<String> {
 fn prunes(lab: &str, plan: &Plan, observed: &Observed) -> Vec<Step> {
     let id = observed.inventory.id();
     let desired: HashSet<&ObjectKey> = plan.steps.iter().map(|s| &s.key).collect();
-    let mut candidates: BTreeMap<&ObjectKey, &str> =
-        observed.inventory.members.iter().map(|(key, api_version)| (key, api_version.as_str())).collect();
-    for (key, live) in &observed.live {
+    let mut candidates: BTreeMap<&ObjectKey, &str> = observed
+        .inventory
+        .members
+        .iter()
+        .filter(|(key, _)| !desired.contains(key))
+        .map(|(key, api_version)| (key, api_version.as_str()))
+        .collect();
+    for (key, live) in observed.live.iter().filter(|(key, _)| !desired.contains(key)) {
         if live["metadata"]["labels"][APPLYSET_PART_OF] == id.as_str() {
             candidates.entry(key).or_insert_with(|| live["apiVersion"].as_str().unwrap_or_default());
         }
@@ -158,8 +162,7 @@ fn prunes(lab: &str, plan: &Plan, observed: &Observed) -> Vec<Step> {
     let mut prunes = Vec::new();
     for (key, api_version) in candidates {
         let resolved = observed.kinds.contains_key(&(api_version.to_owned(), key.kind.clone()));
-        let Some(live) = observed.live.get(key).filter(|live| resolved && !desired.contains(key) && owned(live, lab))
-        else {
+        let Some(live) = observed.live.get(key).filter(|live| resolved && owned(live, lab)) else {
             continue;
         };
         let risk = PruneRisk { holds_data: holds_data(key), most_of_lab: None };
@@ -266,13 +269,13 @@ mod tests {
             .iter()
             .map(|name| {
                 let key = key("ConfigMap", name);
-                let object = Object { manifest: manifest(&key, "1", Some(LAB)), key, template: "t".into() };
+                let object = Object { manifest: manifest(&key, "1", Some(LAB)).into(), key, template: "t".into() };
                 (object, "v1".to_owned())
             })
             .collect();
         let desired = Desired { lab: LAB.into(), objects, secrets: Vec::new(), secret_keys: Vec::new() };
         let mut inventory = Inventory::new(LAB, "n");
-        inventory.members = members.iter().map(|k| (k.clone(), "v1".to_owned())).collect();
+        inventory.members = Arc::new(members.iter().map(|k| (k.clone(), "v1".to_owned())).collect());
         let kinds = ["ConfigMap", "Namespace", "PersistentVolume", "PersistentVolumeClaim"]
             .into_iter()
             .map(|kind| {
@@ -526,13 +529,13 @@ mod tests {
                     key.clone(),
                     "c",
                     "v1".into(),
-                    Change::Update { manifest: manifest(&key, "1", Some(LAB)), diff: Vec::new() },
+                    Change::Update { manifest: manifest(&key, "1", Some(LAB)).into(), diff: Vec::new() },
                     false,
                 )],
                 problems: Vec::new(),
                 inventory: Inventory::new(LAB, "n"),
                 inventory_stale: false,
-                kinds: HashMap::new(),
+                kinds: Default::default(),
             };
             let answer = dry_run.map(|()| live.clone()).map_err(|make| make());
             if let Some(problem) = settle(&mut plan.steps[0], &live, LAB, answer, options) {

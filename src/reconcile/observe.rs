@@ -2,7 +2,7 @@
 //! read with one LIST per kind and namespace and trimmed as they arrive to what the decision
 //! needs.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -78,11 +78,11 @@ pub async fn resolve_kinds(
     let mut not_served_yet = HashSet::new();
     let crds = desired.crds();
     for (api_version, kind) in desired.kinds() {
-        let pair = (api_version.clone(), kind.clone());
-        let found = match cluster.kind(&api_version, &kind).await {
+        let pair = (api_version.to_owned(), kind.to_owned());
+        let found = match cluster.kind(api_version, kind).await {
             Ok(found) => found,
             Err(unknown @ ClusterError::UnknownKind { .. }) => {
-                let Some(defined) = crds.iter().find_map(|crd| Kind::defined_by(crd, &api_version, &kind)) else {
+                let Some(defined) = crds.iter().find_map(|crd| Kind::defined_by(crd, api_version, kind)) else {
                     return Err(failed(format!("cannot apply {kind}"))(unknown));
                 };
                 not_served_yet.insert(pair.clone());
@@ -92,17 +92,25 @@ pub async fn resolve_kinds(
         };
         resolved.insert(pair, found);
     }
-    for (key, api_version) in &inventory.members {
-        let pair = (api_version.clone(), key.kind.clone());
+    // One member of each kind stands for all (the warning names it).
+    let mut members: BTreeMap<(&str, &str), &ObjectKey> = BTreeMap::new();
+    for (key, api_version) in inventory.members.iter() {
+        members.entry((api_version.as_str(), key.kind.as_str())).or_insert(key);
+    }
+    for ((api_version, kind), key) in members {
+        let pair = (api_version.to_owned(), kind.to_owned());
         if resolved.contains_key(&pair) {
             continue;
         }
-        match cluster.kind(api_version, &key.kind).await {
+        match cluster.kind(api_version, kind).await {
             Ok(found) => {
                 resolved.insert(pair, found);
             }
             Err(ClusterError::UnknownKind { .. }) => {
-                tracing::warn!("{key} is in the inventory but the cluster no longer serves its kind; it is left alone");
+                tracing::warn!(
+                    "the inventory lists {kind} objects ({key} among them) but the cluster no longer serves \
+                     {api_version} {kind}; they are left alone"
+                );
             }
             Err(other) => return Err(failed(format!("cannot resolve {}", key.kind))(other)),
         }
@@ -118,12 +126,18 @@ pub fn list_targets(
     kinds: &HashMap<KindName, Kind>,
     not_served_yet: &HashSet<KindName>,
 ) -> BTreeSet<ListTarget> {
-    let mut lists = BTreeSet::new();
-    let namespaces = |key: &ObjectKey, kind: &Kind| if kind.namespaced { key.namespace.clone() } else { None };
+    // Thousands of objects share a few kinds and namespaces: those are found first.
     let members = inventory.members.iter().map(|(key, api_version)| (key, api_version.as_str()));
-    for (key, api_version) in desired.keys().chain(members) {
-        if let Some(kind) = kinds.get(&(api_version.to_owned(), key.kind.clone())) {
-            lists.insert((api_version.to_owned(), key.kind.clone(), namespaces(key, kind)));
+    let places: BTreeSet<(&str, &str, Option<&str>)> = desired
+        .keys()
+        .chain(members)
+        .map(|(key, api_version)| (api_version, key.kind.as_str(), key.namespace.as_deref()))
+        .collect();
+    let mut lists = BTreeSet::new();
+    for (api_version, kind_name, namespace) in places {
+        if let Some(kind) = kinds.get(&(api_version.to_owned(), kind_name.to_owned())) {
+            let namespace = namespace.filter(|_| kind.namespaced).map(str::to_owned);
+            lists.insert((api_version.to_owned(), kind_name.to_owned(), namespace));
         }
     }
     lists.retain(|(api_version, kind, _)| !not_served_yet.contains(&(api_version.clone(), kind.clone())));
@@ -144,7 +158,7 @@ impl<'a> Trim<'a> {
     /// The trim for `desired`.
     pub fn new(desired: &'a Desired) -> Self {
         Self {
-            desired: desired.objects.iter().map(|(o, _)| (&o.key, &o.manifest)).collect(),
+            desired: desired.objects.iter().map(|(o, _)| (&o.key, o.manifest.as_ref())).collect(),
             secrets: desired.secret_keys.iter().collect(),
             lab: &desired.lab,
         }

@@ -4,6 +4,7 @@
 //! and [`confirm`] asks the API server (a server-side dry-run) about the objects that differ.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -17,7 +18,7 @@ use crate::render::{MANAGED_BY, ObjectKey, PART_OF, Rendered};
 
 use super::decide::{self, Desired};
 use super::fan_out::{Cancelled, fan_out};
-use super::observe::{self, Observed};
+use super::observe::{self, KindName, Observed};
 use super::scan_database::base_dir;
 
 /// What to allow, from the command line.
@@ -57,18 +58,18 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// Created from this manifest.
-    Create(Value),
+    Create(Arc<Value>),
     /// This manifest applied over the live object; `diff` is what the server says changes.
     Update {
         /// The manifest to apply.
-        manifest: Value,
+        manifest: Arc<Value>,
         /// The fields that change (empty until confirmed by a dry-run).
         diff: Vec<FieldChange>,
     },
     /// Deleted and created again from this manifest, because a field that cannot change does.
     Replace {
         /// The manifest to apply.
-        manifest: Value,
+        manifest: Arc<Value>,
         /// The server's words about the immutable field.
         immutable: String,
     },
@@ -146,7 +147,7 @@ impl Step {
     pub fn manifest(&self) -> Option<&Value> {
         match &self.change {
             Change::Create(manifest) | Change::Update { manifest, .. } | Change::Replace { manifest, .. } => {
-                Some(manifest)
+                Some(manifest.as_ref())
             }
             _ => None,
         }
@@ -298,12 +299,17 @@ pub struct Plan {
     /// Whether the live inventory differs from what an apply would record.
     #[serde(skip)]
     pub inventory_stale: bool,
-    /// The resolved kind of every step's object.
+    /// The kinds of the steps' objects, resolved, by `apiVersion` and kind.
     #[serde(skip)]
-    pub kinds: HashMap<ObjectKey, Kind>,
+    pub kinds: HashMap<KindName, Kind>,
 }
 
 impl Plan {
+    /// The resolved kind of `step`'s object.
+    pub fn kind_of(&self, step: &Step) -> &Kind {
+        &self.kinds[&(step.api_version.clone(), step.key.kind.clone())]
+    }
+
     /// Steps that change something.
     pub fn changes(&self) -> impl Iterator<Item = &Step> {
         self.steps.iter().filter(|s| !matches!(s.action(), Action::Unchanged | Action::Keep))
@@ -319,15 +325,26 @@ impl Plan {
         self.problems.iter().map(|p| &p.key).collect()
     }
 
+    /// Whether recording the plan would give exactly `members` (compared without copying).
+    pub fn records_exactly(&self, members: &BTreeMap<ObjectKey, String>) -> bool {
+        let mut recorded = 0;
+        for step in self.steps.iter().filter(|s| s.is_recorded()) {
+            if members.get(&step.key) != Some(&step.api_version) {
+                return false;
+            }
+            recorded += 1;
+        }
+        recorded == members.len()
+    }
+
     /// The inventory that records every object the lab keeps, and `kept` (objects that
     /// must stay listed, e.g. prunes not done yet).
     pub fn record(&self, kept: &BTreeMap<ObjectKey, String>) -> Inventory {
-        let mut inventory = self.inventory.clone();
-        inventory.members = kept.clone();
+        let mut members = kept.clone();
         for step in self.steps.iter().filter(|s| s.is_recorded()) {
-            inventory.members.insert(step.key.clone(), step.api_version.clone());
+            members.insert(step.key.clone(), step.api_version.clone());
         }
-        inventory
+        Inventory { members: Arc::new(members), ..self.inventory.clone() }
     }
 }
 
@@ -388,7 +405,7 @@ pub async fn confirm(
     let to_check: Vec<usize> = (0..plan.steps.len()).filter(|&i| plan.steps[i].action() == Action::Update).collect();
     let dry_runs = fan_out(to_check, cancel, |index| {
         let step = &plan.steps[index];
-        let kind = &plan.kinds[&step.key];
+        let kind = plan.kind_of(step);
         let manifest = step.manifest().expect("updates carry a manifest");
         async move { (index, cluster.dry_run_apply(kind, manifest, step.force).await) }
     })

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -141,7 +142,7 @@ fn secret_object(key: ObjectKey, data: Map<String, Value>, lab: &str) -> Object 
         "type": "Opaque",
         "data": data,
     });
-    Object { key, template: "(created by apply)".into(), manifest }
+    Object { key, template: "(created by apply)".into(), manifest: Arc::new(manifest) }
 }
 
 #[cfg(test)]
@@ -158,7 +159,7 @@ mod tests {
         let first = materialize(&secrets, &HashMap::new(), Path::new("."), "lab").unwrap();
         let value = first[0].manifest["data"]["password"].clone();
         assert_eq!(value.as_str().unwrap().len(), 44);
-        let live = HashMap::from([(first[0].key.clone(), std::sync::Arc::new(first[0].manifest.clone()))]);
+        let live = HashMap::from([(first[0].key.clone(), first[0].manifest.clone())]);
         let again = materialize(&secrets, &live, Path::new("."), "lab").unwrap();
         assert_eq!(again[0].manifest["data"]["password"], value);
 
@@ -181,13 +182,14 @@ mod tests {
             entry("os-ca-certs", "tls.crt", SecretOrigin::Certificate(ca)),
         ];
         let first = materialize(&secrets, &HashMap::new(), Path::new("."), "lab").unwrap();
-        let by_name =
-            |objects: &[Object], name: &str| objects.iter().find(|o| o.key.name == name).unwrap().manifest.clone();
+        let by_name = |objects: &[Object], name: &str| {
+            objects.iter().find(|o| o.key.name == name).unwrap().manifest.as_ref().clone()
+        };
         assert_eq!(
             by_name(&first, "os-http-certs")["data"]["ca.crt"],
             by_name(&first, "os-ca-certs")["data"]["tls.crt"]
         );
-        let live: Live = first.iter().map(|o| (o.key.clone(), std::sync::Arc::new(o.manifest.clone()))).collect();
+        let live: Live = first.iter().map(|o| (o.key.clone(), o.manifest.clone())).collect();
         let again = materialize(&secrets, &live, Path::new("."), "lab").unwrap();
         assert_eq!(by_name(&again, "os-http-certs"), by_name(&first, "os-http-certs"));
         let without_ca: Live = live.into_iter().filter(|(k, _)| k.name != "os-ca-certs").collect();

@@ -91,7 +91,7 @@ pub fn kept_objects(plan: &Plan) -> Vec<(ObjectKey, Kind)> {
     plan.steps
         .iter()
         .filter(|s| s.is_recorded() && !blocked.contains(&s.key))
-        .map(|s| (s.key.clone(), plan.kinds[&s.key].clone()))
+        .map(|s| (s.key.clone(), plan.kind_of(s).clone()))
         .collect()
 }
 

@@ -108,7 +108,10 @@ impl<'a> Builder<'a> {
     fn context(&mut self) -> Value {
         let spec = self.spec;
         let registry_host = spec.registry.host.clone().unwrap_or_else(|| format!("registry.{}", spec.cluster.domain));
-        json!({
+        // Built apart and moved in: `json!` would copy them, and they are most of the context.
+        let tenants: Vec<Value> = spec.tenants.iter().map(|t| self.tenant(t, &registry_host)).collect();
+        let (elasticsearch, cortex, rbac) = (self.elasticsearch(), self.cortex(), self.rbac());
+        let mut context = json!({
             "lab": { "name": spec.metadata.name },
             "cluster": {
                 "domain": spec.cluster.domain,
@@ -127,11 +130,12 @@ impl<'a> Builder<'a> {
                 "claim": spec.registry.volume,
             },
             "storage": { "volumes": self.volumes() },
-            "elasticsearch": self.elasticsearch(),
-            "cortex": self.cortex(),
-            "rbac": self.rbac(),
-            "tenants": spec.tenants.iter().map(|t| self.tenant(t, &registry_host)).collect::<Vec<_>>(),
-        })
+        });
+        context["elasticsearch"] = elasticsearch;
+        context["cortex"] = cortex;
+        context["rbac"] = rbac;
+        context["tenants"] = Value::Array(tenants);
+        context
     }
 
     /// Every namespace the lab's objects live in.
@@ -331,7 +335,13 @@ impl<'a> Builder<'a> {
                 })
             })
             .collect();
-        json!({
+        let mounts: Vec<Value> = tenant
+            .volumes
+            .iter()
+            .map(|m| json!({ "volume": m.volume, "mountPath": m.mount_path, "subPath": m.sub_path, "readOnly": m.read_only }))
+            .collect();
+        let env: Vec<Value> = tenant.env.iter().map(|(k, v)| json!({ "name": k, "value": v })).collect();
+        let mut value = json!({
             "name": tenant.name,
             "namespace": namespace,
             "app": format!("netdelta-{}", tenant.name),
@@ -341,12 +351,6 @@ impl<'a> Builder<'a> {
             "host": tenant.host.clone().unwrap_or_else(|| format!("netdelta.{}", spec.cluster.domain)),
             "path": format!("/{}", tenant.name),
             "replicas": tenant.replicas,
-            "mounts": tenant.volumes.iter().map(|m| json!({
-                "volume": m.volume,
-                "mountPath": m.mount_path,
-                "subPath": m.sub_path,
-                "readOnly": m.read_only,
-            })).collect::<Vec<_>>(),
             "claims": tenant.volumes.iter().map(|m| m.volume.as_str()).collect::<BTreeSet<_>>(),
             "database": {
                 "name": tenant.database.name.clone().unwrap_or_else(|| format!("netdelta-{}", tenant.name)),
@@ -354,8 +358,10 @@ impl<'a> Builder<'a> {
                 "user": tenant.database.user,
                 "password": password,
             },
-            "env": tenant.env.iter().map(|(k, v)| json!({ "name": k, "value": v })).collect::<Vec<_>>(),
-            "scans": scans,
-        })
+        });
+        value["mounts"] = Value::Array(mounts);
+        value["env"] = Value::Array(env);
+        value["scans"] = Value::Array(scans);
+        value
     }
 }

@@ -105,43 +105,87 @@ pub fn render(lab: &Lab, templates: &Templates) -> Result<Rendered, RenderError>
 
 /// Renders `lab` with `templates`, reusing the documents `parsed` holds from an earlier
 /// render (the same text parses to the same object) and leaving this render's in it.
+/// Templates render on as many threads as the machine has cores (up to four).
 pub fn render_with(lab: &Lab, templates: &Templates, parsed: &mut ParsedDocuments) -> Result<Rendered, RenderError> {
     let context = context::build(lab);
     // Converted once: each template would otherwise convert the whole context again.
     let values = minijinja::Value::from(minijinja::value::Serde(&context.value));
-    let mut kept = parsed.like();
     let env = templates.environment();
-    let mut rendered = Rendered { objects: Vec::new(), node_files: Vec::new(), secrets: context.secrets };
-    let mut seen: HashMap<ObjectKey, String> = HashMap::new();
-    for name in templates.names()? {
-        let Some((component, file)) = name.split_once('/') else { continue };
-        if component != NODE_FOLDER && !enabled(&context.value, component) {
-            continue;
-        }
+    let names: Vec<String> = templates
+        .names()?
+        .into_iter()
+        .filter(|name| name.split_once('/').is_some_and(|(c, _)| c == NODE_FOLDER || enabled(&context.value, c)))
+        .collect();
+    let earlier: &ParsedDocuments = parsed;
+    let render_one = |name: &str| -> Result<Output, RenderError> {
+        let (component, file) = name.split_once('/').expect("names hold a folder");
         let text = env
-            .get_template(&name)
+            .get_template(name)
             .and_then(|template| template.render(&values))
-            .map_err(|error| template_error(templates, &name, &error))?;
+            .map_err(|error| template_error(templates, name, &error))?;
         if component == NODE_FOLDER {
-            if !text.trim().is_empty() {
-                rendered.node_files.push(node_file(file, text));
-            }
-            continue;
+            return Ok(Output::Node((!text.trim().is_empty()).then(|| node_file(file, text))));
         }
         if !name.ends_with(".yaml") {
-            continue;
+            return Ok(Output::Node(None));
         }
-        let objects = objects::parse(&text, &name, component, lab.name(), parsed, &mut kept)
-            .map_err(|message| RenderError::Object { origin: templates.origin(&name), message })?;
-        for object in objects {
-            if let Some(first) = seen.insert(object.key.clone(), name.clone()) {
-                return Err(RenderError::Duplicate { key: Box::new(object.key), first, second: name });
+        objects::parse(&text, name, component, lab.name(), earlier)
+            .map(Output::Objects)
+            .map_err(|message| RenderError::Object { origin: templates.origin(name), message })
+    };
+    let outputs = in_parallel(&names, render_one);
+    let mut kept = parsed.like();
+    let mut rendered = Rendered { objects: Vec::new(), node_files: Vec::new(), secrets: context.secrets };
+    let mut seen: HashMap<ObjectKey, String> = HashMap::new();
+    for (name, output) in names.iter().zip(outputs) {
+        match output? {
+            Output::Node(file) => rendered.node_files.extend(file),
+            Output::Objects(objects) => {
+                for object in kept.keep(objects) {
+                    if let Some(first) = seen.insert(object.key.clone(), name.clone()) {
+                        return Err(RenderError::Duplicate { key: Box::new(object.key), first, second: name.clone() });
+                    }
+                    rendered.objects.push(object);
+                }
             }
-            rendered.objects.push(object);
         }
     }
     *parsed = kept;
     Ok(rendered)
+}
+
+/// What one template gave.
+enum Output {
+    /// A node-side file (`None`: the template rendered nothing, or is not YAML).
+    Node(Option<NodeFile>),
+    /// Kubernetes objects.
+    Objects(objects::TemplateObjects),
+}
+
+/// `work` on each name, on up to four threads, the results in the order of `names`.
+fn in_parallel<T: Send>(names: &[String], work: impl Fn(&str) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4).min(names.len());
+    if threads <= 1 {
+        return names.iter().map(|name| work(name)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(name) = names.get(index) else { return done };
+                        done.push((index, work(name)));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|worker| worker.join().expect("a render thread does not panic")).collect()
+    });
+    results.sort_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 /// A component renders unless its section says `enabled: false`.

@@ -2,9 +2,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::cluster::inventory::APPLYSET_PART_OF;
 use crate::config::fields;
 
 /// Label naming the tool that manages an object.
@@ -62,8 +64,10 @@ pub struct Object {
     pub key: ObjectKey,
     /// The template it was rendered from (`component/file`).
     pub template: String,
-    /// The whole manifest, labels included, in the template's field order.
-    pub manifest: Value,
+    /// The whole manifest, labels included, in the template's field order. Shared: `watch`
+    /// keeps the objects a save did not change, and compares them only when the cluster's
+    /// copy changed.
+    pub manifest: Arc<Value>,
 }
 
 impl Object {
@@ -71,52 +75,93 @@ impl Object {
     pub fn api_version(&self) -> &str {
         self.manifest["apiVersion"].as_str().unwrap_or_default()
     }
+
+    /// The component it belongs to: its template's folder, else its component label.
+    pub fn component(&self) -> &str {
+        match self.template.split_once('/') {
+            Some((component, _)) => component,
+            None => self.manifest["metadata"]["labels"][COMPONENT].as_str().unwrap_or_default(),
+        }
+    }
 }
 
-/// Documents already parsed, by their text: `watch` renders on every save, and most of a
-/// lab's documents come out the same.
+/// Documents already parsed, checked and labelled, by their text: `watch` renders on every
+/// save, and most of a lab's documents come out the same, as the same shared manifest.
 #[derive(Debug)]
 pub struct ParsedDocuments {
-    by_text: HashMap<String, Value>,
+    by_text: HashMap<String, Parsed, foldhash::fast::RandomState>,
     /// Whether documents are kept at all (a one-shot render has no use for them).
     keep: bool,
+    /// The ApplySet every object is labelled a member of, when the renders are applied.
+    applyset: Option<String>,
 }
 
-impl Default for ParsedDocuments {
-    fn default() -> Self {
-        Self { by_text: HashMap::new(), keep: true }
-    }
+/// A document's object, and the component it was labelled for (`None`: an empty document).
+#[derive(Debug, Clone)]
+struct Parsed {
+    component: String,
+    object: Option<(ObjectKey, Arc<Value>)>,
 }
 
 impl ParsedDocuments {
     /// Keeps nothing: for a render that is not followed by another.
     pub(crate) fn none() -> Self {
-        Self { by_text: HashMap::new(), keep: false }
+        Self { by_text: HashMap::default(), keep: false, applyset: None }
     }
 
-    /// An empty set that keeps documents as `self` does.
+    /// Keeps each render's documents for the next one, and labels every object a member of
+    /// the ApplySet `applyset_id` (as [`Desired`](crate::reconcile::decide::Desired) does).
+    pub fn for_applyset(applyset_id: &str) -> Self {
+        Self { by_text: HashMap::default(), keep: true, applyset: Some(applyset_id.to_owned()) }
+    }
+
+    /// The ApplySet the objects are labelled for.
+    pub fn applyset(&self) -> Option<&str> {
+        self.applyset.as_deref()
+    }
+
+    /// An empty set that keeps documents as `self` does (room made for as many).
     pub(crate) fn like(&self) -> Self {
-        Self { by_text: HashMap::new(), keep: self.keep }
+        let by_text = HashMap::with_capacity_and_hasher(self.by_text.len(), Default::default());
+        Self { by_text, keep: self.keep, applyset: self.applyset.clone() }
     }
 }
 
 /// Output above this size is parsed on two threads.
 const PARALLEL_ABOVE: usize = 256 * 1024;
 
+/// What one template's output gave: its objects, and its documents for the next render.
+pub(crate) struct TemplateObjects {
+    pub objects: Vec<Object>,
+    kept: Vec<(String, Parsed)>,
+}
+
+impl ParsedDocuments {
+    /// Keeps `template`'s documents (when `self` keeps documents at all).
+    pub(crate) fn keep(&mut self, template: TemplateObjects) -> Vec<Object> {
+        if self.keep {
+            self.by_text.extend(template.kept);
+        }
+        template.objects
+    }
+}
+
 /// Parses one template's output into checked, labelled objects. Documents found in
-/// `earlier` are not parsed again; every document parsed or reused goes into `kept`.
+/// `earlier` are not parsed again.
 pub(crate) fn parse(
     text: &str,
     template: &str,
     component: &str,
     lab: &str,
-    earlier: &mut ParsedDocuments,
-    kept: &mut ParsedDocuments,
-) -> Result<Vec<Object>, String> {
+    earlier: &ParsedDocuments,
+) -> Result<TemplateObjects, String> {
     let documents = documents(text);
-    let fresh: Vec<&str> = documents.iter().copied().filter(|d| !earlier.by_text.contains_key(*d)).collect();
-    let parse_all = |docs: &[&str]| -> Vec<(String, Result<Value, String>)> {
-        docs.iter().map(|d| ((*d).to_owned(), serde_yaml::from_str::<Value>(d).map_err(|e| e.to_string()))).collect()
+    let reused: Vec<Option<&Parsed>> =
+        documents.iter().map(|d| earlier.by_text.get(*d).filter(|p| p.component == component)).collect();
+    let fresh: Vec<usize> = (0..documents.len()).filter(|i| reused[*i].is_none()).collect();
+    let applyset = earlier.applyset.as_deref();
+    let parse_all = |indexes: &[usize]| -> Vec<(usize, Result<Parsed, String>)> {
+        indexes.iter().map(|i| (*i, parse_one(documents[*i], *i, component, lab, applyset))).collect()
     };
     let parsed = if text.len() > PARALLEL_ABOVE && fresh.len() > 1 {
         let (first, second) = fresh.split_at(fresh.len() / 2);
@@ -129,48 +174,62 @@ pub(crate) fn parse(
     } else {
         parse_all(&fresh)
     };
-    let mut newly: HashMap<String, Result<Value, String>> = parsed.into_iter().collect();
-    let mut objects = Vec::new();
-    for (index, document) in documents.into_iter().enumerate() {
-        // Moved from `earlier` to `kept`, or parsed just now; a document twice in one
-        // template is found in `kept` the second time.
-        let (text, value) = match earlier.by_text.remove_entry(document) {
-            Some((text, value)) => (Some(text), value),
-            None => match newly.remove(document) {
-                Some(parsed) => (None, parsed.map_err(|e| format!("document {} is not valid YAML: {e}", index + 1))?),
-                None => (None, kept.by_text.get(document).cloned().unwrap_or(Value::Null)),
-            },
+    let mut newly: Vec<Option<Result<Parsed, String>>> = (0..documents.len()).map(|_| None).collect();
+    for (index, result) in parsed {
+        newly[index] = Some(result);
+    }
+    let mut result = TemplateObjects { objects: Vec::new(), kept: Vec::new() };
+    for ((document, reused), newly) in documents.into_iter().zip(reused).zip(newly) {
+        let parsed = match (reused, newly) {
+            (Some(parsed), _) => parsed.clone(),
+            (None, Some(parsed)) => parsed?,
+            (None, None) => unreachable!("every document is reused or parsed"),
         };
-        if kept.keep {
-            kept.by_text.insert(text.unwrap_or_else(|| document.to_owned()), value.clone());
+        if let Some((key, manifest)) = &parsed.object {
+            result.objects.push(Object { key: key.clone(), template: template.to_owned(), manifest: manifest.clone() });
         }
-        match value {
-            Value::Null => continue,
-            Value::Object(mut manifest) => {
-                let key = check(&manifest).map_err(|e| format!("document {}: {e}", index + 1))?;
-                label(&mut manifest, lab, component);
-                objects.push(Object { key, template: template.to_owned(), manifest: Value::Object(manifest) });
-            }
-            _ => return Err(format!("document {} is not a mapping", index + 1)),
+        if earlier.keep {
+            result.kept.push((document.to_owned(), parsed));
         }
     }
-    Ok(objects)
+    Ok(result)
+}
+
+/// Parses, checks and labels the document at `index` (from 0) of a template's output.
+fn parse_one(
+    document: &str,
+    index: usize,
+    component: &str,
+    lab: &str,
+    applyset: Option<&str>,
+) -> Result<Parsed, String> {
+    let value = serde_yaml::from_str::<Value>(document)
+        .map_err(|e| format!("document {} is not valid YAML: {e}", index + 1))?;
+    let object = match value {
+        Value::Null => None,
+        Value::Object(mut manifest) => {
+            let key = check(&manifest).map_err(|e| format!("document {}: {e}", index + 1))?;
+            label(&mut manifest, lab, component, applyset);
+            Some((key, Arc::new(Value::Object(manifest))))
+        }
+        _ => return Err(format!("document {} is not a mapping", index + 1)),
+    };
+    Ok(Parsed { component: component.to_owned(), object })
 }
 
 /// The documents of a YAML stream: split at each `---` line (a document marker at the
 /// start of a line always starts a new document in YAML, even inside a block scalar).
 fn documents(text: &str) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    let line_starts = bytes.starts_with(b"---").then_some(0).into_iter();
+    let markers = line_starts.chain(memchr::memmem::find_iter(bytes, b"\n---").map(|newline| newline + 1));
     let mut documents = Vec::new();
     let mut start = 0;
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let marker =
-            line.strip_prefix("---").is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\n', '\r']));
-        if marker {
-            documents.push(&text[start..offset]);
-            start = offset + 3; // the rest of the marker line belongs to the document
+    for marker in markers {
+        if bytes.get(marker + 3).is_none_or(|next| matches!(next, b' ' | b'\t' | b'\n' | b'\r')) {
+            documents.push(&text[start..marker]);
+            start = marker + 3; // the rest of the marker line belongs to the document
         }
-        offset += line.len();
     }
     documents.push(&text[start..]);
     documents.retain(|d| !d.trim().is_empty());
@@ -201,7 +260,7 @@ fn check(manifest: &Map<String, Value>) -> Result<ObjectKey, String> {
     Ok(ObjectKey { group, kind, namespace, name })
 }
 
-fn label(manifest: &mut Map<String, Value>, lab: &str, component: &str) {
+fn label(manifest: &mut Map<String, Value>, lab: &str, component: &str, applyset: Option<&str>) {
     let Some(Value::Object(metadata)) = manifest.get_mut("metadata") else { return };
     let labels = metadata.entry("labels").or_insert_with(|| Value::Object(Map::new()));
     if !labels.is_object() {
@@ -211,6 +270,9 @@ fn label(manifest: &mut Map<String, Value>, lab: &str, component: &str) {
         labels.insert(MANAGED_BY.into(), "seclab".into());
         labels.insert(PART_OF.into(), lab.into());
         labels.insert(COMPONENT.into(), component.into());
+        if let Some(id) = applyset {
+            labels.insert(APPLYSET_PART_OF.into(), id.into());
+        }
     }
 }
 
@@ -221,15 +283,8 @@ mod tests {
     #[test]
     fn labels_and_keys() {
         let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: cortex\n  namespace: cortex\n  labels: {a: b}\n---\n";
-        let objects = parse(
-            text,
-            "cortex/deployment.yaml",
-            "cortex",
-            "homelab",
-            &mut ParsedDocuments::default(),
-            &mut ParsedDocuments::default(),
-        )
-        .unwrap();
+        let objects =
+            parse(text, "cortex/deployment.yaml", "cortex", "homelab", &ParsedDocuments::none()).unwrap().objects;
         assert_eq!(objects.len(), 1);
         assert_eq!(objects[0].key.to_string(), "Deployment.apps cortex/cortex");
         let labels = &objects[0].manifest["metadata"]["labels"];
@@ -250,18 +305,18 @@ mod tests {
     #[test]
     fn a_document_seen_before_is_not_parsed_again() {
         let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: n}\n";
-        let (mut first, mut earlier) = (ParsedDocuments::default(), ParsedDocuments::default());
-        parse(text, "t/x.yaml", "t", "lab", &mut earlier, &mut first).unwrap();
+        let mut first = ParsedDocuments::for_applyset("a");
+        let output = parse(text, "t/x.yaml", "t", "lab", &first.like()).unwrap();
+        let before = first.keep(output);
         assert_eq!(first.by_text.len(), 1);
-        // A poisoned entry shows the reuse: the document is taken from the cache, unparsed.
-        let key = first.by_text.keys().next().unwrap().clone();
-        first.by_text.insert(
-            key,
-            serde_json::json!({ "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": { "name": "cached", "namespace": "n" } }),
-        );
-        let objects = parse(text, "t/x.yaml", "t", "lab", &mut first, &mut ParsedDocuments::default()).unwrap();
-        assert_eq!(objects[0].key.name, "cached");
+        assert_eq!(before[0].manifest["metadata"]["labels"][APPLYSET_PART_OF], "a");
+        // The same text gives the same shared manifest, without parsing it again...
+        let again = parse(text, "t/x.yaml", "t", "lab", &first).unwrap().objects;
+        assert!(Arc::ptr_eq(&before[0].manifest, &again[0].manifest));
+        // ...unless it is labelled for another component.
+        let moved = parse(text, "u/x.yaml", "u", "lab", &first).unwrap().objects;
+        assert!(!Arc::ptr_eq(&before[0].manifest, &moved[0].manifest));
+        assert_eq!(moved[0].manifest["metadata"]["labels"][COMPONENT], "u");
     }
 
     #[test]
@@ -279,9 +334,9 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            let error =
-                parse(text, "t/x.yaml", "t", "lab", &mut ParsedDocuments::default(), &mut ParsedDocuments::default())
-                    .unwrap_err();
+            let Err(error) = parse(text, "t/x.yaml", "t", "lab", &ParsedDocuments::none()) else {
+                panic!("{text} is accepted");
+            };
             assert!(error.contains(expected), "{text}: {error}");
         }
     }

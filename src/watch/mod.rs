@@ -17,6 +17,7 @@ mod pass;
 mod scans;
 pub mod state;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,11 +26,12 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::inventory::Inventory;
 use crate::cluster::requests::RequestObserver;
 use crate::cluster::{Cluster, ClusterError};
 use crate::config::{self, LoadError};
 use crate::reconcile::scan_database::{self, base_dir};
-use crate::render::Templates;
+use crate::render::{ParsedDocuments, Templates};
 use crate::scan::alerts::resolve_secret;
 use crate::scan::store::StoreError;
 
@@ -145,7 +147,10 @@ pub async fn run(
         manifests: Default::default(),
         kinds: Default::default(),
         problems: Vec::new(),
-        parsed: Default::default(),
+        parsed: ParsedDocuments::for_applyset(&Inventory::new(lab.name(), &lab.spec().cluster.namespace).id()),
+        in_sync: HashMap::new(),
+        not_ready: Default::default(),
+        inventory_read: None,
     };
 
     let mut election = Election::join(&reconciler.cluster, lab.name(), &lab.spec().cluster.namespace).await?;

@@ -3,11 +3,12 @@
 //! file adds, to catch a name taken by someone else), else with LISTs; then decides,
 //! confirms and applies like `seclab apply`, leaving out objects with a problem.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::inventory::Inventory;
@@ -121,6 +122,13 @@ pub struct Reconciler {
     pub(super) problems: Vec<String>,
     /// The documents of the last render: a save re-parses only the documents it changed.
     pub(super) parsed: ParsedDocuments,
+    /// The inventory as last read, and the live parent it was read from.
+    pub(super) inventory_read: Option<(Arc<Value>, Inventory)>,
+    /// The lab's objects not ready, and why.
+    pub(super) not_ready: BTreeMap<ObjectKey, String>,
+    /// The objects the last pass found as wanted, with the two manifests compared: while
+    /// neither is replaced (by a save or by the watchers), they are not compared again.
+    pub(super) in_sync: HashMap<ObjectKey, (Arc<Value>, Arc<Value>)>,
 }
 
 impl Reconciler {
@@ -160,6 +168,7 @@ impl Reconciler {
     }
 
     async fn reconcile(&mut self, trigger: Trigger, stop: &CancellationToken) -> Result<Done, PassError> {
+        let mut laps = Laps::new(trigger);
         // Drift and resyncs compare with the last desired state applied; starts and saves read
         // the file (and fill its Secrets in once the live ones are known).
         let fresh = match (&self.desired, trigger) {
@@ -169,6 +178,7 @@ impl Reconciler {
                 None => return Ok(Done::Rejected),
             },
         };
+        laps.lap("read the file");
         let filled = fresh.is_none();
         let last = self.desired.clone();
         let desired: &Desired = match &fresh {
@@ -183,7 +193,16 @@ impl Reconciler {
             _ => {
                 let parent = self.cache.get(&inventory.key());
                 if let Some(parent) = &parent {
-                    inventory.read(parent);
+                    // Read again only when it changed: it lists every object of the lab.
+                    match &self.inventory_read {
+                        Some((read_from, read)) if Arc::ptr_eq(read_from, parent) && read.key() == inventory.key() => {
+                            inventory.members = read.members.clone();
+                        }
+                        _ => {
+                            inventory.read(parent);
+                            self.inventory_read = Some((parent.clone(), inventory.clone()));
+                        }
+                    }
                 }
                 let (kinds, not_served_yet) = observe::resolve_kinds(&self.cluster, desired, &inventory).await?;
                 let mut targets = observe::list_targets(desired, &inventory, &kinds, &not_served_yet);
@@ -195,6 +214,7 @@ impl Reconciler {
                 ))
             }
         };
+        laps.lap("resolve kinds");
         let observed = match cached {
             Some((inventory, exists, kinds)) => self.observe_cached(desired, inventory, exists, kinds, stop).await?,
             // Drift and resyncs read only the caches; those still filling trigger the pass
@@ -205,6 +225,7 @@ impl Reconciler {
             }
             None => observe::observe(&self.cluster, inventory, desired, stop).await?,
         };
+        laps.lap("observe");
         let desired: Arc<Desired> = match fresh {
             Some(mut desired) => {
                 desired.fill_secrets(&observed.live, &base_dir(&lab), lab.name()).map_err(PlanError::Secret)?;
@@ -216,13 +237,17 @@ impl Reconciler {
             observe::list_targets(&desired, &observed.inventory, &observed.kinds, &observed.not_served_yet);
         targets.insert(inventory_target);
         let options = Options { prune: true, ..Options::default() };
+        laps.lap("fill Secrets");
         let mut plan = decide::decide(lab.name(), &desired, &observed, options);
         self.remember(desired, &observed.kinds);
+        self.remember_in_sync(&observed, &plan, !filled);
+        laps.lap("decide");
         // The inventory is a ConfigMap, followed even when the lab itself has none.
         let config_map =
             self.cluster.kind("v1", "ConfigMap").await.map_err(plan::failed("cannot resolve ConfigMaps"))?;
         self.kinds.insert(("v1".into(), "ConfigMap".into()), config_map);
         plan::confirm(&self.cluster, &mut plan, &observed, options, stop).await?;
+        laps.lap("dry-run");
         let heal = lab.spec().watch.drift == DriftPolicy::Heal || matches!(trigger, Trigger::Start | Trigger::Save);
         let taken = take_back_conflicts(&mut plan);
         if !heal {
@@ -263,11 +288,15 @@ impl Reconciler {
         } else {
             apply::apply(&self.cluster, &plan, OnProblems::SkipThem, &report, stop).await?
         };
+        laps.lap("apply");
         self.finished(trigger, &plan, &outcome);
         self.followers.follow(&self.cluster, &targets, &self.kinds);
+        laps.lap("report");
         if matches!(trigger, Trigger::Start | Trigger::Save) {
             self.refresh_scans().await;
+            laps.lap("read the scan database");
         }
+        laps.log();
         Ok(Done::Reconciled)
     }
 
@@ -289,6 +318,10 @@ impl Reconciler {
                 return None;
             }
         };
+        let inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
+        if self.parsed.applyset() != Some(inventory.id().as_str()) {
+            self.parsed = ParsedDocuments::for_applyset(&inventory.id());
+        }
         let rendered = match render::render_with(&lab, &self.templates, &mut self.parsed) {
             Ok(rendered) => rendered,
             Err(error) => {
@@ -297,7 +330,6 @@ impl Reconciler {
             }
         };
         self.shared.update(|view| view.rejected_edit = None);
-        let inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
         let desired = Desired::new(rendered, lab.name(), &inventory.id());
         self.lab = Arc::new(lab);
         self.lab_tx.send_replace(self.lab.clone());
@@ -330,14 +362,42 @@ impl Reconciler {
                 live.insert(key.clone(), Arc::new(object));
             }
         }
-        Ok(Observed {
-            inventory,
-            inventory_exists,
-            kinds,
-            not_served_yet: Default::default(),
-            live,
-            unchanged: Default::default(),
-        })
+        let unchanged = desired
+            .objects
+            .iter()
+            .filter(|(object, _)| {
+                let compared = self.in_sync.get(&object.key);
+                compared.zip(live.get(&object.key)).is_some_and(|((wanted, had), live)| {
+                    Arc::ptr_eq(wanted, &object.manifest) && Arc::ptr_eq(had, live)
+                })
+            })
+            .map(|(object, _)| object.key.clone())
+            .collect();
+        Ok(Observed { inventory, inventory_exists, kinds, not_served_yet: Default::default(), live, unchanged })
+    }
+
+    /// Keeps the pairs `plan` found as wanted, for the next pass; after a new desired state,
+    /// forgets the objects it no longer has.
+    fn remember_in_sync(&mut self, observed: &Observed, plan: &Plan, new_desired: bool) {
+        if new_desired {
+            self.in_sync.retain(|key, _| self.manifests.contains_key(key));
+        }
+        let Some(desired) = &self.desired else { return };
+        for step in &plan.steps {
+            match step.change {
+                // Found through `in_sync` itself: already there.
+                Change::Unchanged if observed.unchanged.contains(&step.key) => {}
+                Change::Unchanged => {
+                    let wanted = self.manifests.get(&step.key).map(|index| &desired.objects[*index].0.manifest);
+                    if let Some((wanted, live)) = wanted.zip(observed.live.get(&step.key)) {
+                        self.in_sync.insert(step.key.clone(), (wanted.clone(), live.clone()));
+                    }
+                }
+                _ => {
+                    self.in_sync.remove(&step.key);
+                }
+            }
+        }
     }
 
     fn remember(&mut self, desired: Arc<Desired>, kinds: &HashMap<KindName, Kind>) {
@@ -356,7 +416,7 @@ impl Reconciler {
         self.shared.update(|view| view.problems = problems);
     }
 
-    fn finished(&self, trigger: Trigger, plan: &Plan, outcome: &Outcome) {
+    fn finished(&mut self, trigger: Trigger, plan: &Plan, outcome: &Outcome) {
         let what = if outcome.changed() == 0 {
             format!("{} objects unchanged", outcome.unchanged)
         } else {
@@ -378,7 +438,7 @@ impl Reconciler {
         self.count_objects(plan);
     }
 
-    fn count_objects(&self, plan: &Plan) {
+    fn count_objects(&mut self, plan: &Plan) {
         let mut counts: HashMap<&str, i64> = HashMap::from([("in_sync", 0), ("drifted", 0), ("problem", 0)]);
         let blocked = plan.blocked();
         for step in plan.steps.iter().filter(|s| s.is_recorded()) {
@@ -394,13 +454,14 @@ impl Reconciler {
         for (state, count) in counts {
             self.shared.metrics.objects.get_or_create(&StateLabel { state: state.to_owned() }).set(count);
         }
-        self.refresh_readiness();
+        self.refresh_readiness(None);
     }
 
     /// What the watchers reported: whether a pass is needed, and which.
     pub fn notices(&mut self, batch: Vec<Notice>) -> Option<Trigger> {
         tracing::debug!("watchers: {batch:?}");
         let mut trigger = None;
+        let mut changed = Vec::new();
         for notice in batch {
             match notice {
                 Notice::Changed(key) => {
@@ -415,6 +476,7 @@ impl Reconciler {
                         tracing::info!("{key} was changed by someone else");
                         trigger = Trigger::Drift.over(trigger);
                     }
+                    changed.push(key);
                     self.shared.update(|view| view.unreachable = None);
                 }
                 Notice::Deleted(key) => {
@@ -422,6 +484,7 @@ impl Reconciler {
                         tracing::info!("{key} was deleted by someone else");
                         trigger = Trigger::Drift.over(trigger);
                     }
+                    changed.push(key);
                 }
                 Notice::Synced(_) => {
                     trigger = Trigger::Resync.over(trigger);
@@ -433,28 +496,36 @@ impl Reconciler {
                 }
             }
         }
-        self.refresh_readiness();
+        self.refresh_readiness(Some(&changed));
         trigger
     }
 
-    /// Objects not ready, read from the caches.
-    fn refresh_readiness(&self) {
+    /// Objects not ready, read from the caches: every object of the lab, or only `changed`.
+    fn refresh_readiness(&mut self, changed: Option<&[ObjectKey]>) {
         let rules = &self.lab.spec().cluster.readiness;
-        let mut not_ready: Vec<(String, String)> = self
-            .manifests
-            .keys()
-            .filter_map(|key| {
-                let reason = match self.cache.get(key) {
-                    None => "it does not exist".to_owned(),
-                    Some(live) => match assess(key, &live, rules) {
-                        Readiness::Ready => return None,
-                        Readiness::Waiting(reason) | Readiness::Failed(reason) => reason,
-                    },
-                };
-                Some((key.to_string(), reason))
-            })
-            .collect();
-        not_ready.sort();
+        let cache = &self.cache;
+        let reason = |key: &ObjectKey| match cache.get(key) {
+            None => Some("it does not exist".to_owned()),
+            Some(live) => match assess(key, &live, rules) {
+                Readiness::Ready => None,
+                Readiness::Waiting(reason) | Readiness::Failed(reason) => Some(reason),
+            },
+        };
+        match changed {
+            None => {
+                self.not_ready = self.manifests.keys().filter_map(|key| Some((key.clone(), reason(key)?))).collect();
+            }
+            Some(keys) => {
+                for key in keys.iter().filter(|key| self.manifests.contains_key(*key)) {
+                    match reason(key) {
+                        Some(reason) => self.not_ready.insert(key.clone(), reason),
+                        None => self.not_ready.remove(key),
+                    };
+                }
+            }
+        }
+        let not_ready: Vec<(String, String)> =
+            self.not_ready.iter().map(|(key, reason)| (key.to_string(), reason.clone())).collect();
         self.shared.update(|view| view.not_ready = not_ready);
     }
 
@@ -488,15 +559,7 @@ impl Reconciler {
         let Some(store) = &self.store else { return };
         let loaded: Result<_, StoreError> = async {
             let groups = store.status().await?;
-            let mut deltas = Vec::new();
-            for group in &groups {
-                let Some((tenant, name)) = group.group.split_once('/') else { continue };
-                for event in store.event_history(tenant, name, None, 10).await? {
-                    deltas.push((group.group.clone(), event));
-                }
-            }
-            deltas.sort_by_key(|(_, e)| std::cmp::Reverse(e.created_at));
-            deltas.truncate(20);
+            let deltas = store.latest_events(20).await?;
             Ok((groups, deltas))
         }
         .await;
@@ -507,6 +570,34 @@ impl Reconciler {
             }),
             Err(error) => tracing::warn!("cannot read the scan database: {error}"),
         }
+    }
+}
+
+/// Where a pass's time goes, logged at debug level (`-vv`).
+struct Laps {
+    trigger: Trigger,
+    started: Instant,
+    last: Instant,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Laps {
+    fn new(trigger: Trigger) -> Self {
+        let now = Instant::now();
+        Self { trigger, started: now, last: now, laps: Vec::new() }
+    }
+
+    fn lap(&mut self, what: &'static str) {
+        let now = Instant::now();
+        self.laps.push((what, now - self.last));
+        self.last = now;
+    }
+
+    fn log(&self) {
+        let laps: Vec<String> =
+            self.laps.iter().map(|(what, took)| format!("{what} {:.1} ms", took.as_secs_f64() * 1000.0)).collect();
+        let total = self.started.elapsed().as_secs_f64() * 1000.0;
+        tracing::debug!("{:?} pass in {total:.1} ms: {}", self.trigger, laps.join(", "));
     }
 }
 

@@ -1,6 +1,6 @@
 //! Reading the scan database back for people: per-group status and history.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use sqlx::Row;
@@ -81,8 +81,20 @@ fn scan_record(row: &sqlx::any::AnyRow) -> Result<ScanRecord, StoreError> {
     })
 }
 
+fn event_record(row: &sqlx::any::AnyRow) -> Result<EventRecord, StoreError> {
+    Ok(EventRecord {
+        scan_id: row.try_get(0)?,
+        address: row.try_get(1)?,
+        kind: row.try_get(2)?,
+        summary: row.try_get(3)?,
+        suppressed: row.try_get::<i64, _>(4)? != 0,
+        created_at: row.try_get(5)?,
+    })
+}
+
 impl Store {
-    /// Every active group with its latest scan, hosts by status, and pending alerts.
+    /// Every active group with its latest scan, hosts by status, and pending alerts: four
+    /// queries, however many groups there are.
     pub async fn status(&self) -> Result<Vec<GroupStatus>, StoreError> {
         let groups = sqlx::query(
             "SELECT g.id, t.name, g.name FROM scan_groups g JOIN tenants t ON t.id = g.tenant_id \
@@ -90,38 +102,61 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::new();
-        for group in groups {
-            let id: i64 = group.try_get(0)?;
-            let last = sqlx::query(&format!(
-                "SELECT {SCAN_COLUMNS} FROM scans s WHERE s.group_id = $1 ORDER BY s.id DESC LIMIT 1"
-            ))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-            let mut hosts = BTreeMap::new();
-            for row in sqlx::query("SELECT status, COUNT(*) FROM hosts WHERE group_id = $1 GROUP BY status")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?
-            {
-                hosts.insert(row.try_get(0)?, row.try_get(1)?);
-            }
-            let pending = sqlx::query(
-                "SELECT COUNT(*) FROM outbox o JOIN events e ON e.id = o.event_id WHERE e.group_id = $1 AND o.delivered_at IS NULL",
-            )
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-            out.push(GroupStatus {
-                group: format!("{}/{}", group.try_get::<String, _>(1)?, group.try_get::<String, _>(2)?),
-                last_scan: last.as_ref().map(scan_record).transpose()?,
-                hosts,
-                pending_alerts: pending,
-            });
+        let mut last_scans: HashMap<i64, ScanRecord> = HashMap::new();
+        let latest = format!(
+            "SELECT {SCAN_COLUMNS}, s.group_id FROM scans s \
+             WHERE s.id IN (SELECT MAX(id) FROM scans GROUP BY group_id)"
+        );
+        for row in sqlx::query(&latest).fetch_all(&self.pool).await? {
+            last_scans.insert(row.try_get(9)?, scan_record(&row)?);
         }
-        Ok(out)
+        let mut hosts: HashMap<i64, BTreeMap<String, i64>> = HashMap::new();
+        for row in sqlx::query("SELECT group_id, status, COUNT(*) FROM hosts GROUP BY group_id, status")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            hosts.entry(row.try_get(0)?).or_default().insert(row.try_get(1)?, row.try_get(2)?);
+        }
+        let mut pending: HashMap<i64, i64> = HashMap::new();
+        for row in sqlx::query(
+            "SELECT e.group_id, COUNT(*) FROM outbox o JOIN events e ON e.id = o.event_id \
+             WHERE o.delivered_at IS NULL GROUP BY e.group_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            pending.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+        groups
+            .iter()
+            .map(|group| {
+                let id: i64 = group.try_get(0)?;
+                Ok(GroupStatus {
+                    group: format!("{}/{}", group.try_get::<String, _>(1)?, group.try_get::<String, _>(2)?),
+                    last_scan: last_scans.remove(&id),
+                    hosts: hosts.remove(&id).unwrap_or_default(),
+                    pending_alerts: pending.get(&id).copied().unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// The latest changes of every active group (`tenant/group` and the change), newest first.
+    pub async fn latest_events(&self, limit: i64) -> Result<Vec<(String, EventRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.scan_id, e.address, e.kind, e.summary, e.suppressed, e.created_at, t.name, g.name \
+             FROM events e JOIN scan_groups g ON g.id = e.group_id JOIN tenants t ON t.id = g.tenant_id \
+             WHERE g.retired_at IS NULL ORDER BY e.id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let group = format!("{}/{}", row.try_get::<String, _>(6)?, row.try_get::<String, _>(7)?);
+                Ok((group, event_record(row)?))
+            })
+            .collect()
     }
 
     /// The group's scans, newest first.
@@ -155,18 +190,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(EventRecord {
-                    scan_id: row.try_get(0)?,
-                    address: row.try_get(1)?,
-                    kind: row.try_get(2)?,
-                    summary: row.try_get(3)?,
-                    suppressed: row.try_get::<i64, _>(4)? != 0,
-                    created_at: row.try_get(5)?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_record).collect()
     }
 
     /// A host's status code and consecutive misses.
