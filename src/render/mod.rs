@@ -129,7 +129,7 @@ pub fn render_with(lab: &Lab, templates: &Templates, parsed: &mut ParsedDocument
         if !name.ends_with(".yaml") {
             return Ok(Output::Node(None));
         }
-        objects::parse(&text, name, component, lab.name(), earlier)
+        objects::parse(text, name, component, lab.name(), earlier)
             .map(Output::Objects)
             .map_err(|message| RenderError::Object { origin: templates.origin(name), message })
     };

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -85,34 +86,39 @@ impl Object {
     }
 }
 
-/// Documents already parsed, checked and labelled, by their text: `watch` renders on every
-/// save, and most of a lab's documents come out the same, as the same shared manifest.
+/// Each template's last output, its documents parsed, checked and labelled: `watch` renders
+/// on every save, and most of a lab's documents come out the same, as the same shared
+/// manifest.
 #[derive(Debug)]
 pub struct ParsedDocuments {
-    by_text: HashMap<String, Parsed, foldhash::fast::RandomState>,
+    /// By template name.
+    templates: HashMap<String, KeptOutput>,
     /// Whether documents are kept at all (a one-shot render has no use for them).
     keep: bool,
     /// The ApplySet every object is labelled a member of, when the renders are applied.
     applyset: Option<String>,
 }
 
-/// A document's object, and the component it was labelled for (`None`: an empty document).
-#[derive(Debug, Clone)]
-struct Parsed {
-    component: String,
-    object: Option<(ObjectKey, Arc<Value>)>,
+/// One template's output, and each of its documents (a range of the text) parsed.
+#[derive(Debug)]
+struct KeptOutput {
+    text: String,
+    documents: Vec<(Range<usize>, Parsed)>,
 }
+
+/// A document's object (`None`: an empty document).
+type Parsed = Option<(ObjectKey, Arc<Value>)>;
 
 impl ParsedDocuments {
     /// Keeps nothing: for a render that is not followed by another.
     pub(crate) fn none() -> Self {
-        Self { by_text: HashMap::default(), keep: false, applyset: None }
+        Self { templates: HashMap::new(), keep: false, applyset: None }
     }
 
     /// Keeps each render's documents for the next one, and labels every object a member of
     /// the ApplySet `applyset_id` (as [`Desired`](crate::reconcile::decide::Desired) does).
     pub fn for_applyset(applyset_id: &str) -> Self {
-        Self { by_text: HashMap::default(), keep: true, applyset: Some(applyset_id.to_owned()) }
+        Self { templates: HashMap::new(), keep: true, applyset: Some(applyset_id.to_owned()) }
     }
 
     /// The ApplySet the objects are labelled for.
@@ -120,10 +126,17 @@ impl ParsedDocuments {
         self.applyset.as_deref()
     }
 
-    /// An empty set that keeps documents as `self` does (room made for as many).
+    /// An empty set that keeps documents as `self` does.
     pub(crate) fn like(&self) -> Self {
-        let by_text = HashMap::with_capacity_and_hasher(self.by_text.len(), Default::default());
-        Self { by_text, keep: self.keep, applyset: self.applyset.clone() }
+        Self { templates: HashMap::new(), keep: self.keep, applyset: self.applyset.clone() }
+    }
+
+    /// Keeps `output`'s documents (when `self` keeps documents at all).
+    pub(crate) fn keep(&mut self, output: TemplateObjects) -> Vec<Object> {
+        if let Some(kept) = output.kept.filter(|_| self.keep) {
+            self.templates.insert(output.template, kept);
+        }
+        output.objects
     }
 }
 
@@ -133,35 +146,42 @@ const PARALLEL_ABOVE: usize = 256 * 1024;
 /// What one template's output gave: its objects, and its documents for the next render.
 pub(crate) struct TemplateObjects {
     pub objects: Vec<Object>,
-    kept: Vec<(String, Parsed)>,
+    template: String,
+    kept: Option<KeptOutput>,
 }
 
-impl ParsedDocuments {
-    /// Keeps `template`'s documents (when `self` keeps documents at all).
-    pub(crate) fn keep(&mut self, template: TemplateObjects) -> Vec<Object> {
-        if self.keep {
-            self.by_text.extend(template.kept);
-        }
-        template.objects
-    }
-}
-
-/// Parses one template's output into checked, labelled objects. Documents found in
-/// `earlier` are not parsed again.
+/// Parses one template's output into checked, labelled objects. Documents the same
+/// template gave in `earlier` are not parsed again: each is compared with the document at
+/// the same place first (a save seldom moves documents), then looked up by its text.
 pub(crate) fn parse(
-    text: &str,
+    text: String,
     template: &str,
     component: &str,
     lab: &str,
     earlier: &ParsedDocuments,
 ) -> Result<TemplateObjects, String> {
-    let documents = documents(text);
-    let reused: Vec<Option<&Parsed>> =
-        documents.iter().map(|d| earlier.by_text.get(*d).filter(|p| p.component == component)).collect();
-    let fresh: Vec<usize> = (0..documents.len()).filter(|i| reused[*i].is_none()).collect();
+    let ranges = documents(&text);
+    let previous = earlier.templates.get(template);
+    let mut by_text: Option<HashMap<&str, &Parsed, foldhash::fast::RandomState>> = None;
+    let mut reused: Vec<Option<Parsed>> = Vec::with_capacity(ranges.len());
+    for (index, range) in ranges.iter().enumerate() {
+        let document = &text[range.clone()];
+        let found = previous.and_then(|previous| {
+            let same_place = previous.documents.get(index).filter(|(r, _)| &previous.text[r.clone()] == document);
+            if let Some((_, parsed)) = same_place {
+                return Some(parsed.clone());
+            }
+            let index = by_text.get_or_insert_with(|| {
+                previous.documents.iter().map(|(r, parsed)| (&previous.text[r.clone()], parsed)).collect()
+            });
+            index.get(document).map(|parsed| (*parsed).clone())
+        });
+        reused.push(found);
+    }
+    let fresh: Vec<usize> = (0..ranges.len()).filter(|i| reused[*i].is_none()).collect();
     let applyset = earlier.applyset.as_deref();
     let parse_all = |indexes: &[usize]| -> Vec<(usize, Result<Parsed, String>)> {
-        indexes.iter().map(|i| (*i, parse_one(documents[*i], *i, component, lab, applyset))).collect()
+        indexes.iter().map(|i| (*i, parse_one(&text[ranges[*i].clone()], *i, component, lab, applyset))).collect()
     };
     let parsed = if text.len() > PARALLEL_ABOVE && fresh.len() > 1 {
         let (first, second) = fresh.split_at(fresh.len() / 2);
@@ -174,25 +194,20 @@ pub(crate) fn parse(
     } else {
         parse_all(&fresh)
     };
-    let mut newly: Vec<Option<Result<Parsed, String>>> = (0..documents.len()).map(|_| None).collect();
     for (index, result) in parsed {
-        newly[index] = Some(result);
+        reused[index] = Some(result?);
     }
-    let mut result = TemplateObjects { objects: Vec::new(), kept: Vec::new() };
-    for ((document, reused), newly) in documents.into_iter().zip(reused).zip(newly) {
-        let parsed = match (reused, newly) {
-            (Some(parsed), _) => parsed.clone(),
-            (None, Some(parsed)) => parsed?,
-            (None, None) => unreachable!("every document is reused or parsed"),
-        };
-        if let Some((key, manifest)) = &parsed.object {
-            result.objects.push(Object { key: key.clone(), template: template.to_owned(), manifest: manifest.clone() });
+    let mut objects = Vec::new();
+    let mut documents = Vec::with_capacity(ranges.len());
+    for (range, parsed) in ranges.into_iter().zip(reused) {
+        let parsed = parsed.expect("every document is reused or parsed");
+        if let Some((key, manifest)) = &parsed {
+            objects.push(Object { key: key.clone(), template: template.to_owned(), manifest: manifest.clone() });
         }
-        if earlier.keep {
-            result.kept.push((document.to_owned(), parsed));
-        }
+        documents.push((range, parsed));
     }
-    Ok(result)
+    let kept = earlier.keep.then(|| KeptOutput { text, documents });
+    Ok(TemplateObjects { objects, template: template.to_owned(), kept })
 }
 
 /// Parses, checks and labels the document at `index` (from 0) of a template's output.
@@ -205,21 +220,20 @@ fn parse_one(
 ) -> Result<Parsed, String> {
     let value = serde_yaml::from_str::<Value>(document)
         .map_err(|e| format!("document {} is not valid YAML: {e}", index + 1))?;
-    let object = match value {
-        Value::Null => None,
+    match value {
+        Value::Null => Ok(None),
         Value::Object(mut manifest) => {
             let key = check(&manifest).map_err(|e| format!("document {}: {e}", index + 1))?;
             label(&mut manifest, lab, component, applyset);
-            Some((key, Arc::new(Value::Object(manifest))))
+            Ok(Some((key, Arc::new(Value::Object(manifest)))))
         }
-        _ => return Err(format!("document {} is not a mapping", index + 1)),
-    };
-    Ok(Parsed { component: component.to_owned(), object })
+        _ => Err(format!("document {} is not a mapping", index + 1)),
+    }
 }
 
 /// The documents of a YAML stream: split at each `---` line (a document marker at the
 /// start of a line always starts a new document in YAML, even inside a block scalar).
-fn documents(text: &str) -> Vec<&str> {
+fn documents(text: &str) -> Vec<Range<usize>> {
     let bytes = text.as_bytes();
     let line_starts = bytes.starts_with(b"---").then_some(0).into_iter();
     let markers = line_starts.chain(memchr::memmem::find_iter(bytes, b"\n---").map(|newline| newline + 1));
@@ -227,12 +241,12 @@ fn documents(text: &str) -> Vec<&str> {
     let mut start = 0;
     for marker in markers {
         if bytes.get(marker + 3).is_none_or(|next| matches!(next, b' ' | b'\t' | b'\n' | b'\r')) {
-            documents.push(&text[start..marker]);
+            documents.push(start..marker);
             start = marker + 3; // the rest of the marker line belongs to the document
         }
     }
-    documents.push(&text[start..]);
-    documents.retain(|d| !d.trim().is_empty());
+    documents.push(start..text.len());
+    documents.retain(|d| !text[d.clone()].trim().is_empty());
     documents
 }
 
@@ -283,8 +297,9 @@ mod tests {
     #[test]
     fn labels_and_keys() {
         let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: cortex\n  namespace: cortex\n  labels: {a: b}\n---\n";
-        let objects =
-            parse(text, "cortex/deployment.yaml", "cortex", "homelab", &ParsedDocuments::none()).unwrap().objects;
+        let objects = parse(text.into(), "cortex/deployment.yaml", "cortex", "homelab", &ParsedDocuments::none())
+            .unwrap()
+            .objects;
         assert_eq!(objects.len(), 1);
         assert_eq!(objects[0].key.to_string(), "Deployment.apps cortex/cortex");
         let labels = &objects[0].manifest["metadata"]["labels"];
@@ -297,26 +312,37 @@ mod tests {
     #[test]
     fn splits_documents_at_markers_only() {
         let text = "---\na: 1\n---\n\n--- # c\nb: |\n  ---x\n  y\n---\n";
-        assert_eq!(documents(text), ["\na: 1\n", " # c\nb: |\n  ---x\n  y\n"]);
-        assert_eq!(documents("a: 1\n"), ["a: 1\n"]);
-        assert!(documents("").is_empty() && documents("---\n---\n").is_empty());
+        let split =
+            |text: &'static str| -> Vec<&'static str> { documents(text).into_iter().map(|r| &text[r]).collect() };
+        assert_eq!(split(text), ["\na: 1\n", " # c\nb: |\n  ---x\n  y\n"]);
+        assert_eq!(split("a: 1\n"), ["a: 1\n"]);
+        assert!(split("").is_empty() && split("---\n---\n").is_empty());
     }
 
     #[test]
     fn a_document_seen_before_is_not_parsed_again() {
-        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: n}\n";
-        let mut first = ParsedDocuments::for_applyset("a");
-        let output = parse(text, "t/x.yaml", "t", "lab", &first.like()).unwrap();
+        // Each document after a marker, as the templates write them.
+        let doc =
+            |name: &str| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: n}}\n");
+        let text = format!("{}{}", doc("a"), doc("b"));
+        let mut first = ParsedDocuments::for_applyset("x");
+        let output = parse(text.clone(), "t/x.yaml", "t", "lab", &first.like()).unwrap();
         let before = first.keep(output);
-        assert_eq!(first.by_text.len(), 1);
-        assert_eq!(before[0].manifest["metadata"]["labels"][APPLYSET_PART_OF], "a");
-        // The same text gives the same shared manifest, without parsing it again...
+        assert_eq!(before[0].manifest["metadata"]["labels"][APPLYSET_PART_OF], "x");
+        // The same text gives the same shared manifests, without parsing them again...
         let again = parse(text, "t/x.yaml", "t", "lab", &first).unwrap().objects;
         assert!(Arc::ptr_eq(&before[0].manifest, &again[0].manifest));
-        // ...unless it is labelled for another component.
-        let moved = parse(text, "u/x.yaml", "u", "lab", &first).unwrap().objects;
-        assert!(!Arc::ptr_eq(&before[0].manifest, &moved[0].manifest));
-        assert_eq!(moved[0].manifest["metadata"]["labels"][COMPONENT], "u");
+        assert!(Arc::ptr_eq(&before[1].manifest, &again[1].manifest));
+        // ...also when a new document moves them...
+        let moved = parse(format!("{}{}{}", doc("c"), doc("a"), doc("b")), "t/x.yaml", "t", "lab", &first);
+        let moved = moved.unwrap().objects;
+        assert_eq!(moved[0].key.name, "c");
+        assert!(Arc::ptr_eq(&before[0].manifest, &moved[1].manifest));
+        assert!(Arc::ptr_eq(&before[1].manifest, &moved[2].manifest));
+        // ...but not for another template, whose component label differs.
+        let other = parse(doc("a"), "u/x.yaml", "u", "lab", &first).unwrap().objects;
+        assert!(!Arc::ptr_eq(&before[0].manifest, &other[0].manifest));
+        assert_eq!(other[0].manifest["metadata"]["labels"][COMPONENT], "u");
     }
 
     #[test]
@@ -334,7 +360,7 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            let Err(error) = parse(text, "t/x.yaml", "t", "lab", &ParsedDocuments::none()) else {
+            let Err(error) = parse(text.into(), "t/x.yaml", "t", "lab", &ParsedDocuments::none()) else {
                 panic!("{text} is accepted");
             };
             assert!(error.contains(expected), "{text}: {error}");
