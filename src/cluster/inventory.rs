@@ -22,6 +22,9 @@ const NAMESPACES: &str = "applyset.kubernetes.io/additional-namespaces";
 /// The ConfigMap key that lists the members, one per line.
 const OBJECTS_KEY: &str = "objects";
 
+/// An inventory's members, each with the `apiVersion` it was applied with.
+pub type Members = BTreeMap<ObjectKey, String>;
+
 /// What a lab has applied, as recorded in the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inventory {
@@ -31,7 +34,7 @@ pub struct Inventory {
     pub name: String,
     /// The members, each with the `apiVersion` it was applied with. Shared: a plan copies
     /// the inventory, and a lab's can hold thousands of members.
-    pub members: Arc<BTreeMap<ObjectKey, String>>,
+    pub members: Arc<Members>,
 }
 
 impl Inventory {

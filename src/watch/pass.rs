@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::inventory::Inventory;
+use crate::cluster::inventory::{Inventory, Members};
 use crate::cluster::readiness::{Readiness, assess};
 use crate::cluster::{Cluster, ClusterError, Kind, compare};
 use crate::config::model::DriftPolicy;
@@ -122,8 +122,8 @@ pub struct Reconciler {
     pub(super) problems: Vec<String>,
     /// The documents of the last render: a save re-parses only the documents it changed.
     pub(super) parsed: ParsedDocuments,
-    /// The inventory as last read, and the live parent it was read from.
-    pub(super) inventory_read: Option<(Arc<Value>, Inventory)>,
+    /// The inventory's members as last read, and the live parent they were read from.
+    pub(super) inventory_read: Option<(Arc<Value>, Arc<Members>)>,
     /// The lab's objects not ready, and why.
     pub(super) not_ready: BTreeMap<ObjectKey, String>,
     /// The objects the last pass found as wanted, with the two manifests compared: while
@@ -195,12 +195,12 @@ impl Reconciler {
                 if let Some(parent) = &parent {
                     // Read again only when it changed: it lists every object of the lab.
                     match &self.inventory_read {
-                        Some((read_from, read)) if Arc::ptr_eq(read_from, parent) && read.key() == inventory.key() => {
-                            inventory.members = read.members.clone();
+                        Some((read_from, members)) if Arc::ptr_eq(read_from, parent) => {
+                            inventory.members = members.clone();
                         }
                         _ => {
                             inventory.read(parent);
-                            self.inventory_read = Some((parent.clone(), inventory.clone()));
+                            self.inventory_read = Some((parent.clone(), inventory.members.clone()));
                         }
                     }
                 }
@@ -237,7 +237,7 @@ impl Reconciler {
             observe::list_targets(&desired, &observed.inventory, &observed.kinds, &observed.not_served_yet);
         targets.insert(inventory_target);
         let options = Options { prune: true, ..Options::default() };
-        laps.lap("fill Secrets");
+        laps.lap("fill Secrets, find watch targets");
         let mut plan = decide::decide(lab.name(), &desired, &observed, options);
         self.remember(desired, &observed.kinds);
         self.remember_in_sync(&observed, &plan, !filled);
