@@ -205,7 +205,7 @@ async fn an_apply_that_fails_midway_converges_next_time_and_destroy_removes_ever
     let lab = TestLab::new("tenants.yaml", "t-partial");
     // The last stage holds an Ingress the API server rejects (a relative path).
     lab.template(
-        "tenants/zz-broken.yaml",
+        "extra/zz-broken.yaml",
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: broken\n  namespace: t-partial\nspec:\n  rules:\n    - http:\n        paths:\n          - path: relative\n            pathType: Prefix\n            backend:\n              service:\n                name: x\n                port:\n                  number: 80\n",
     );
     let output = lab.run(&["apply"], 1);
@@ -223,7 +223,7 @@ async fn an_apply_that_fails_midway_converges_next_time_and_destroy_removes_ever
         assert!(listed.contains(&format!(" {name}\n")), "{object} is missing from the inventory:\n{listed}");
     }
 
-    lab.remove_template("tenants/zz-broken.yaml");
+    lab.remove_template("extra/zz-broken.yaml");
     lab.run(&["apply"], 0);
     assert_eq!(labelled(&client, "t-partial").await, lab.rendered());
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
@@ -251,7 +251,7 @@ async fn a_lab_ships_a_crd_with_its_first_custom_resource_which_needs_a_status_o
     let mut lab = TestLab::new("tenants.yaml", "t-custom");
     lab.kubeconfig = Cluster::get().admin_kubeconfig(); // seclab's ClusterRole does not cover this test kind
     lab.template(
-        "tenants/zz-widget-crd.yaml",
+        "extra/zz-widget-crd.yaml",
         r#"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
@@ -269,7 +269,7 @@ spec:
 "#,
     );
     lab.template(
-        "tenants/zz-widget.yaml",
+        "extra/zz-widget.yaml",
         "apiVersion: test.seclab.dev/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: t-custom\nspec: {}\n",
     );
     let plan = lab.run(&["plan"], 0);

@@ -414,7 +414,7 @@ pub struct Binding {
 }
 
 /// One customer site: a Netdelta-style app instance and its scan groups.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct Tenant {
@@ -461,7 +461,7 @@ fn one() -> u32 {
 }
 
 /// A storage volume mounted into a container.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct Mount {
@@ -478,7 +478,7 @@ pub struct Mount {
 }
 
 /// A tenant app's database connection.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 #[schemars(deny_unknown_fields)]
 pub struct TenantDatabase {
@@ -499,7 +499,7 @@ impl Default for TenantDatabase {
 }
 
 /// A group of targets scanned together on a schedule, compared scan to scan.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct ScanGroup {

@@ -2,7 +2,7 @@
 //!
 //! Templates see secret *handles* (a Secret's name and key), never secret values.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -67,20 +67,112 @@ impl CertificateRequest {
     }
 }
 
-/// The context handed to every template, and the Secrets the rendered objects expect.
+/// The context handed to the templates, and the Secrets the rendered objects expect.
 pub(crate) struct Context {
+    /// The lab-wide values: everything but the tenants.
     pub value: Value,
+    /// Each tenant's values, in the file's order.
+    pub tenants: Vec<TenantValues>,
+    /// The Secrets apply creates, sorted.
     pub secrets: Vec<SecretToCreate>,
 }
 
-/// Builds the template context of `lab`.
-pub(crate) fn build(lab: &Lab) -> Context {
-    let mut builder = Builder { spec: lab.spec(), secrets: Vec::new() };
+/// One tenant's values, converted for the templates.
+pub(crate) struct TenantValues {
+    /// The tenant's name.
+    pub name: String,
+    /// Its values (`tenant` in a per-tenant template).
+    pub values: minijinja::Value,
+    /// Whether they are the values of the last build, unchanged.
+    pub unchanged: bool,
+}
+
+/// Each tenant's values from the last build, reused while the tenant's section of the file and
+/// the lab-wide settings its values derive from are unchanged.
+#[derive(Debug, Default)]
+pub(crate) struct KeptTenants {
+    defaults: Option<TenantDefaults>,
+    tenants: HashMap<String, KeptTenant>,
+}
+
+#[derive(Debug)]
+struct KeptTenant {
+    config: Tenant,
+    values: minijinja::Value,
+    secrets: Vec<SecretToCreate>,
+}
+
+/// What a tenant's values depend on besides its own section of the file.
+#[derive(Debug, Clone, PartialEq)]
+struct TenantDefaults {
+    lab: String,
+    namespace: String,
+    registry_host: String,
+    domain: String,
+    scan_volume: String,
+}
+
+/// Builds the template context of `lab`, reusing the values of the tenants `kept` holds
+/// unchanged, and what to keep for the next build (when `keep`).
+pub(crate) fn build(lab: &Lab, kept: &KeptTenants, keep: bool) -> (Context, KeptTenants) {
+    let spec = lab.spec();
+    let mut builder = Builder { spec, secrets: Vec::new() };
     let value = builder.context();
+    let defaults = TenantDefaults {
+        lab: spec.metadata.name.clone(),
+        namespace: spec.cluster.namespace.clone(),
+        registry_host: registry_host(spec),
+        domain: spec.cluster.domain.clone(),
+        scan_volume: spec.scan_database.scan_volume.clone(),
+    };
+    let same_defaults = kept.defaults.as_ref() == Some(&defaults);
+    let mut next = KeptTenants::default();
+    let mut tenants = Vec::with_capacity(spec.tenants.len());
+    for config in &spec.tenants {
+        let reused = kept.tenants.get(&config.name).filter(|k| same_defaults && k.config == *config);
+        let (values, secrets) = match reused {
+            Some(kept) => (kept.values.clone(), kept.secrets.clone()),
+            None => {
+                let mut secrets = Vec::new();
+                let values = tenant(&defaults, config, &mut secrets);
+                (minijinja::Value::from(minijinja::value::Serde(&values)), secrets)
+            }
+        };
+        builder.secrets.extend(secrets.iter().cloned());
+        tenants.push(TenantValues { name: config.name.clone(), values: values.clone(), unchanged: reused.is_some() });
+        if keep {
+            next.tenants.insert(config.name.clone(), KeptTenant { config: config.clone(), values, secrets });
+        }
+    }
+    next.defaults = keep.then_some(defaults);
     let mut secrets = builder.secrets;
     secrets.sort_by(|a, b| (&a.namespace, &a.name, &a.key).cmp(&(&b.namespace, &b.name, &b.key)));
     secrets.dedup();
-    Context { value, secrets }
+    (Context { value, tenants, secrets }, next)
+}
+
+/// The registry's host name: as set, else `registry.<domain>`.
+fn registry_host(spec: &LabFile) -> String {
+    spec.registry.host.clone().unwrap_or_else(|| format!("registry.{}", spec.cluster.domain))
+}
+
+/// The Secret and key holding a value: a referenced Secret, or one apply creates (added to
+/// `secrets`).
+fn handle(
+    secrets: &mut Vec<SecretToCreate>,
+    source: Option<&SecretSource>,
+    namespace: &str,
+    name: String,
+    key: &str,
+) -> Value {
+    let origin = match source {
+        Some(SecretSource::SecretRef(reference)) => return json!({ "name": reference.name, "key": reference.key }),
+        Some(SecretSource::Env(var)) => SecretOrigin::Env(var.clone()),
+        Some(SecretSource::File(path)) => SecretOrigin::File(path.clone()),
+        Some(SecretSource::Literal) | None => SecretOrigin::Generated,
+    };
+    secrets.push(SecretToCreate { namespace: namespace.into(), name: name.clone(), key: key.into(), origin });
+    json!({ "name": name, "key": key })
 }
 
 struct Builder<'a> {
@@ -93,23 +185,13 @@ impl<'a> Builder<'a> {
         self.spec.namespace_or_default(explicit)
     }
 
-    /// The Secret and key holding a value: a referenced Secret, or one apply creates.
     fn handle(&mut self, source: Option<&SecretSource>, namespace: &str, name: String, key: &str) -> Value {
-        let origin = match source {
-            Some(SecretSource::SecretRef(reference)) => return json!({ "name": reference.name, "key": reference.key }),
-            Some(SecretSource::Env(var)) => SecretOrigin::Env(var.clone()),
-            Some(SecretSource::File(path)) => SecretOrigin::File(path.clone()),
-            Some(SecretSource::Literal) | None => SecretOrigin::Generated,
-        };
-        self.secrets.push(SecretToCreate { namespace: namespace.into(), name: name.clone(), key: key.into(), origin });
-        json!({ "name": name, "key": key })
+        handle(&mut self.secrets, source, namespace, name, key)
     }
 
     fn context(&mut self) -> Value {
         let spec = self.spec;
-        let registry_host = spec.registry.host.clone().unwrap_or_else(|| format!("registry.{}", spec.cluster.domain));
-        // Built apart and moved in: `json!` would copy them, and they are most of the context.
-        let tenants: Vec<Value> = spec.tenants.iter().map(|t| self.tenant(t, &registry_host)).collect();
+        let registry_host = registry_host(spec);
         let (elasticsearch, cortex, rbac) = (self.elasticsearch(), self.cortex(), self.rbac());
         let mut context = json!({
             "lab": { "name": spec.metadata.name },
@@ -134,7 +216,6 @@ impl<'a> Builder<'a> {
         context["elasticsearch"] = elasticsearch;
         context["cortex"] = cortex;
         context["rbac"] = rbac;
-        context["tenants"] = Value::Array(tenants);
         context
     }
 
@@ -311,57 +392,57 @@ impl<'a> Builder<'a> {
             "bindings": bindings,
         })
     }
+}
 
-    fn tenant(&mut self, tenant: &'a Tenant, registry_host: &str) -> Value {
-        let spec = self.spec;
-        let namespace = self.ns(&tenant.namespace);
-        let password = tenant.database.password.as_ref().map(|source| {
-            self.handle(Some(source), namespace, format!("{}-{}-db", spec.metadata.name, tenant.name), "password")
-        });
-        let scans: Vec<Value> = tenant
-            .scans
-            .iter()
-            .map(|g| {
-                json!({
-                    "name": g.name,
-                    "cronJob": format!("{}-{}-scan", tenant.name, g.name),
-                    "schedule": g.schedule,
-                    "timeZone": g.time_zone,
-                    "arguments": g.nmap_arguments(),
-                    "image": g.image,
-                    "suspend": g.suspend,
-                    "claim": spec.scan_database.scan_volume,
-                    "directory": format!("{}/{}", tenant.name, g.name),
-                })
+/// One tenant's values: its section of the file with defaults and derived names filled in.
+fn tenant(defaults: &TenantDefaults, tenant: &Tenant, secrets: &mut Vec<SecretToCreate>) -> Value {
+    let namespace = tenant.namespace.as_deref().unwrap_or(&defaults.namespace);
+    let password = tenant.database.password.as_ref().map(|source| {
+        handle(secrets, Some(source), namespace, format!("{}-{}-db", defaults.lab, tenant.name), "password")
+    });
+    let scans: Vec<Value> = tenant
+        .scans
+        .iter()
+        .map(|g| {
+            json!({
+                "name": g.name,
+                "cronJob": format!("{}-{}-scan", tenant.name, g.name),
+                "schedule": g.schedule,
+                "timeZone": g.time_zone,
+                "arguments": g.nmap_arguments(),
+                "image": g.image,
+                "suspend": g.suspend,
+                "claim": defaults.scan_volume,
+                "directory": format!("{}/{}", tenant.name, g.name),
             })
-            .collect();
-        let mounts: Vec<Value> = tenant
+        })
+        .collect();
+    let mounts: Vec<Value> = tenant
             .volumes
             .iter()
             .map(|m| json!({ "volume": m.volume, "mountPath": m.mount_path, "subPath": m.sub_path, "readOnly": m.read_only }))
             .collect();
-        let env: Vec<Value> = tenant.env.iter().map(|(k, v)| json!({ "name": k, "value": v })).collect();
-        let mut value = json!({
-            "name": tenant.name,
-            "namespace": namespace,
-            "app": format!("netdelta-{}", tenant.name),
-            "image": tenant.image.clone().unwrap_or_else(|| format!("{registry_host}/netdelta/{}:1.0", tenant.name)),
-            "port": tenant.port,
-            "args": tenant.args.clone().unwrap_or_else(|| vec![tenant.name.clone(), tenant.port.to_string()]),
-            "host": tenant.host.clone().unwrap_or_else(|| format!("netdelta.{}", spec.cluster.domain)),
-            "path": format!("/{}", tenant.name),
-            "replicas": tenant.replicas,
-            "claims": tenant.volumes.iter().map(|m| m.volume.as_str()).collect::<BTreeSet<_>>(),
-            "database": {
-                "name": tenant.database.name.clone().unwrap_or_else(|| format!("netdelta-{}", tenant.name)),
-                "host": tenant.database.host,
-                "user": tenant.database.user,
-                "password": password,
-            },
-        });
-        value["mounts"] = Value::Array(mounts);
-        value["env"] = Value::Array(env);
-        value["scans"] = Value::Array(scans);
-        value
-    }
+    let env: Vec<Value> = tenant.env.iter().map(|(k, v)| json!({ "name": k, "value": v })).collect();
+    let mut value = json!({
+        "name": tenant.name,
+        "namespace": namespace,
+        "app": format!("netdelta-{}", tenant.name),
+        "image": tenant.image.clone().unwrap_or_else(|| format!("{}/netdelta/{}:1.0", defaults.registry_host, tenant.name)),
+        "port": tenant.port,
+        "args": tenant.args.clone().unwrap_or_else(|| vec![tenant.name.clone(), tenant.port.to_string()]),
+        "host": tenant.host.clone().unwrap_or_else(|| format!("netdelta.{}", defaults.domain)),
+        "path": format!("/{}", tenant.name),
+        "replicas": tenant.replicas,
+        "claims": tenant.volumes.iter().map(|m| m.volume.as_str()).collect::<BTreeSet<_>>(),
+        "database": {
+            "name": tenant.database.name.clone().unwrap_or_else(|| format!("netdelta-{}", tenant.name)),
+            "host": tenant.database.host,
+            "user": tenant.database.user,
+            "password": password,
+        },
+    });
+    value["mounts"] = Value::Array(mounts);
+    value["env"] = Value::Array(env);
+    value["scans"] = Value::Array(scans);
+    value
 }

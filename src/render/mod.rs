@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::config::Lab;
 
 pub use context::{CertificateRequest, SecretOrigin, SecretToCreate};
+use objects::OutputKey;
 pub use objects::{COMPONENT, MANAGED_BY, Object, ObjectKey, PART_OF, ParsedDocuments};
 pub use output::WriteError;
 pub use templates::Templates;
@@ -103,55 +104,114 @@ pub fn render(lab: &Lab, templates: &Templates) -> Result<Rendered, RenderError>
     render_with(lab, templates, &mut ParsedDocuments::none())
 }
 
-/// Renders `lab` with `templates`, reusing the documents `parsed` holds from an earlier
-/// render (the same text parses to the same object) and leaving this render's in it.
-/// Templates render on as many threads as the machine has cores (up to four).
+/// Renders `lab` with `templates`, reusing what `parsed` kept of an earlier render and
+/// leaving this render's in it: a document with the same text is the same object, and a
+/// per-tenant template is not rendered again for a tenant whose values, and the lab-wide
+/// values, did not change. Templates render on as many threads as the machine has cores (up
+/// to four).
 pub fn render_with(lab: &Lab, templates: &Templates, parsed: &mut ParsedDocuments) -> Result<Rendered, RenderError> {
-    let context = context::build(lab);
-    // Converted once: each template would otherwise convert the whole context again.
-    let values = minijinja::Value::from(minijinja::value::Serde(&context.value));
-    let env = templates.environment();
+    let (context, kept_tenants) = context::build(lab, &parsed.inputs.tenants, parsed.keeps());
     let names: Vec<String> = templates
         .names()?
         .into_iter()
         .filter(|name| name.split_once('/').is_some_and(|(c, _)| c == NODE_FOLDER || enabled(&context.value, c)))
         .collect();
+    let templates_seen = templates.fingerprint()?;
     let earlier: &ParsedDocuments = parsed;
-    let render_one = |name: &str| -> Result<Output, RenderError> {
+    let last = &earlier.inputs;
+    let same_lab = last.templates == Some(templates_seen) && last.lab_wide.as_ref() == Some(&context.value);
+    let lab_wide = minijinja::Value::from(minijinja::value::Serde(&context.value));
+    let all_tenants: Vec<minijinja::Value> = context.tenants.iter().map(|t| t.values.clone()).collect();
+    let whole = minijinja::context! { tenants => all_tenants, ..lab_wide.clone() };
+    let tenants = &context.tenants;
+    let jobs: Vec<(&str, Option<usize>)> = names
+        .iter()
+        .flat_map(|name| {
+            let component = name.split_once('/').map_or("", |(c, _)| c);
+            if PER_TENANT.contains(&component) {
+                (0..tenants.len()).map(|i| (name.as_str(), Some(i))).collect()
+            } else {
+                vec![(name.as_str(), None)]
+            }
+        })
+        .collect();
+    let env = templates.environment();
+    let render_one = |&(name, tenant): &(&str, Option<usize>)| -> Result<Output, RenderError> {
         let (component, file) = name.split_once('/').expect("names hold a folder");
+        let key = OutputKey { template: name.to_owned(), tenant: tenant.map(|i| tenants[i].name.clone()) };
+        let values = match tenant {
+            Some(i) => {
+                if same_lab
+                    && tenants[i].unchanged
+                    && let Some(objects) = earlier.reuse(&key)
+                {
+                    return Ok(Output::Objects(objects));
+                }
+                minijinja::context! { tenant => tenants[i].values.clone(), ..lab_wide.clone() }
+            }
+            None => whole.clone(),
+        };
         let text = env
             .get_template(name)
             .and_then(|template| template.render(&values))
-            .map_err(|error| template_error(templates, name, &error))?;
+            .map_err(|error| template_error(templates, &key, &error))?;
         if component == NODE_FOLDER {
             return Ok(Output::Node((!text.trim().is_empty()).then(|| node_file(file, text))));
         }
         if !name.ends_with(".yaml") {
             return Ok(Output::Node(None));
         }
-        objects::parse(text, name, component, lab.name(), earlier)
+        objects::parse(text, &key, component, lab.name(), earlier)
             .map(Output::Objects)
-            .map_err(|message| RenderError::Object { origin: templates.origin(name), message })
+            .map_err(|message| RenderError::Object { origin: origin(templates, &key), message })
     };
-    let outputs = in_parallel(&names, render_one);
+    let outputs = in_parallel(&jobs, render_one);
     let mut kept = parsed.like();
-    let mut rendered = Rendered { objects: Vec::new(), node_files: Vec::new(), secrets: context.secrets };
-    let mut seen: HashMap<ObjectKey, String> = HashMap::new();
-    for (name, output) in names.iter().zip(outputs) {
+    let mut rendered = Rendered { objects: Vec::new(), node_files: Vec::new(), secrets: Vec::new() };
+    let mut made_by = Vec::new(); // each object's job
+    for (job, output) in outputs.into_iter().enumerate() {
         match output? {
             Output::Node(file) => rendered.node_files.extend(file),
             Output::Objects(objects) => {
-                for object in kept.keep(objects) {
-                    if let Some(first) = seen.insert(object.key.clone(), name.clone()) {
-                        return Err(RenderError::Duplicate { key: Box::new(object.key), first, second: name.clone() });
-                    }
-                    rendered.objects.push(object);
-                }
+                let objects = kept.keep(objects);
+                made_by.extend(std::iter::repeat_n(job, objects.len()));
+                rendered.objects.extend(objects);
             }
         }
     }
+    let by = |job: usize| {
+        let (name, tenant) = jobs[job];
+        OutputKey { template: name.to_owned(), tenant: tenant.map(|i| tenants[i].name.clone()) }.to_string()
+    };
+    let mut seen: HashMap<&ObjectKey, usize> = HashMap::with_capacity(rendered.objects.len());
+    for (object, job) in rendered.objects.iter().zip(&made_by) {
+        if let Some(first) = seen.insert(&object.key, *job) {
+            let key = Box::new(object.key.clone());
+            return Err(RenderError::Duplicate { key, first: by(first), second: by(*job) });
+        }
+    }
+    drop(seen);
+    rendered.secrets = context.secrets;
+    if kept.keeps() {
+        kept.inputs = Inputs { templates: Some(templates_seen), lab_wide: Some(context.value), tenants: kept_tenants };
+    }
     *parsed = kept;
     Ok(rendered)
+}
+
+/// The template folders rendered once per tenant, with `tenant` (that tenant's values) and the
+/// lab-wide values in their context; the others render once, with `tenants` the whole list.
+const PER_TENANT: [&str; 2] = ["tenants", "scans"];
+
+/// What the last render was made from, to know which per-tenant outputs cannot have changed.
+#[derive(Debug, Default)]
+pub(crate) struct Inputs {
+    /// The template set's fingerprint.
+    templates: Option<u64>,
+    /// The context without the tenants.
+    lab_wide: Option<serde_json::Value>,
+    /// Each tenant's values.
+    tenants: context::KeptTenants,
 }
 
 /// What one template gave.
@@ -162,11 +222,11 @@ enum Output {
     Objects(objects::TemplateObjects),
 }
 
-/// `work` on each name, on up to four threads, the results in the order of `names`.
-fn in_parallel<T: Send>(names: &[String], work: impl Fn(&str) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4).min(names.len());
+/// `work` on each item, on up to four threads, the results in the order of `items`.
+fn in_parallel<I: Sync, T: Send>(items: &[I], work: impl Fn(&I) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4).min(items.len());
     if threads <= 1 {
-        return names.iter().map(|name| work(name)).collect();
+        return items.iter().map(&work).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut results: Vec<(usize, T)> = std::thread::scope(|scope| {
@@ -176,8 +236,8 @@ fn in_parallel<T: Send>(names: &[String], work: impl Fn(&str) -> T + Sync) -> Ve
                     let mut done = Vec::new();
                     loop {
                         let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(name) = names.get(index) else { return done };
-                        done.push((index, work(name)));
+                        let Some(item) = items.get(index) else { return done };
+                        done.push((index, work(item)));
                     }
                 })
             })
@@ -203,14 +263,29 @@ fn node_file(name: &str, content: String) -> NodeFile {
     NodeFile { name: name.to_owned(), install_path, purpose, content }
 }
 
-fn template_error(templates: &Templates, name: &str, error: &minijinja::Error) -> RenderError {
+fn template_error(templates: &Templates, key: &OutputKey, error: &minijinja::Error) -> RenderError {
     // The innermost template named by the error is the one to fix (an include may fail).
+    let name = key.template.as_str();
     let failing = error.name().unwrap_or(name);
     let mut message = error.detail().map_or_else(|| error.kind().to_string(), |d| format!("{}: {d}", error.kind()));
     if failing != name {
         message.push_str(&format!(" (included from {name})"));
     }
+    if let Some(tenant) = &key.tenant {
+        message.push_str(&format!(" (rendering tenant `{tenant}`)"));
+        if error.kind() == minijinja::ErrorKind::UndefinedError && message.contains("`tenants`") {
+            message.push_str("; templates in tenants/ and scans/ render once per tenant and see `tenant`");
+        }
+    }
     RenderError::Template { origin: templates.origin(failing), line: error.line(), message }
+}
+
+/// A template's file, and the tenant it was rendered for, for error messages.
+fn origin(templates: &Templates, key: &OutputKey) -> String {
+    match &key.tenant {
+        Some(tenant) => format!("{} for tenant `{tenant}`", templates.origin(&key.template)),
+        None => templates.origin(&key.template),
+    }
 }
 
 impl Rendered {
@@ -228,4 +303,91 @@ impl Rendered {
 /// One manifest as YAML.
 pub fn to_yaml(manifest: &serde_json::Value) -> String {
     serde_yaml::to_string(manifest).unwrap_or_else(|e| format!("# cannot print this object as YAML: {e}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn example() -> String {
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tenants.yaml")).unwrap()
+    }
+
+    fn lab(text: &str) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seclab.yaml");
+        std::fs::write(&path, text).unwrap();
+        crate::config::load(&path).unwrap()
+    }
+
+    fn manifest<'a>(rendered: &'a Rendered, kind: &str, name: &str) -> &'a Arc<serde_json::Value> {
+        let found = rendered.objects.iter().find(|o| o.key.kind == kind && o.key.name == name);
+        &found.unwrap_or_else(|| panic!("{kind} {name} is rendered")).manifest
+    }
+
+    #[test]
+    fn a_tenant_whose_values_did_not_change_is_not_rendered_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let templates = Templates::with_overrides(dir.path());
+        let mut parsed = ParsedDocuments::for_applyset("x");
+        let before = render_with(&lab(&example()), &templates, &mut parsed).unwrap();
+        let edited = example().replacen("port: 9004", "port: 9104", 1);
+        let after = render_with(&lab(&edited), &templates, &mut parsed).unwrap();
+        assert_eq!(after.objects.len(), before.objects.len());
+        // The other tenant's objects are the very same (neither rendered nor parsed again)...
+        let same =
+            |a: &Rendered, b: &Rendered, kind, name| Arc::ptr_eq(manifest(a, kind, name), manifest(b, kind, name));
+        assert!(same(&before, &after, "Deployment", "netdelta-xynexis"));
+        assert!(same(&before, &after, "CronJob", "xynexis-dmz-scan"));
+        // ...and the edited tenant's are new, and as a cold render makes them.
+        assert!(!same(&before, &after, "Service", "netdelta-barbican"));
+        assert_eq!(manifest(&after, "Service", "netdelta-barbican")["spec"]["ports"][0]["port"], 9104);
+        let cold = |text: &str| render_with(&lab(text), &templates, &mut ParsedDocuments::for_applyset("x")).unwrap();
+        assert!(after.objects == cold(&edited).objects, "the kept render is the cold one");
+
+        // A lab-wide value renders every tenant again.
+        let wide = edited.replacen("  namespace: netdelta\n", "  namespace: netdelta\n  ingressClass: traefik\n", 1);
+        let again = render_with(&lab(&wide), &templates, &mut parsed).unwrap();
+        assert!(again.objects == cold(&wide).objects, "the kept render is the cold one");
+        assert_eq!(manifest(&again, "Ingress", "netdelta-xynexis")["spec"]["ingressClassName"], "traefik");
+
+        // So does an edited template: the override directory is part of the inputs.
+        let netdelta =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/tenants/netdelta.yaml"));
+        std::fs::create_dir(dir.path().join("tenants")).unwrap();
+        let changed = netdelta.unwrap().replace("pathType: Prefix", "pathType: Exact");
+        std::fs::write(dir.path().join("tenants/netdelta.yaml"), changed).unwrap();
+        let edited_template = render_with(&lab(&wide), &templates, &mut parsed).unwrap();
+        assert_eq!(
+            manifest(&edited_template, "Ingress", "netdelta-xynexis")["spec"]["rules"][0]["http"]["paths"][0]["pathType"],
+            "Exact"
+        );
+    }
+
+    #[test]
+    fn a_per_tenant_template_error_names_the_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tenants")).unwrap();
+        // The per-tenant templates see `tenant`; the whole list is for the other folders.
+        std::fs::write(dir.path().join("tenants/netdelta.yaml"), "{% for t in tenants %}{% endfor %}\n").unwrap();
+        let error = render(&lab(&example()), &Templates::with_overrides(dir.path())).unwrap_err().to_string();
+        assert!(error.contains("tenants/netdelta.yaml:1") && error.contains("tenant `barbican`"), "{error}");
+        assert!(error.contains("undefined"), "{error}");
+    }
+
+    #[test]
+    fn two_tenants_rendering_one_object_name_both() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tenants")).unwrap();
+        let same_name = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared, namespace: netdelta}\n";
+        std::fs::write(dir.path().join("tenants/extra.yaml"), same_name).unwrap();
+        let error = render(&lab(&example()), &Templates::with_overrides(dir.path())).unwrap_err().to_string();
+        assert!(
+            error.contains("tenants/extra.yaml (tenant `barbican`) and by tenants/extra.yaml (tenant `xynexis`)"),
+            "{error}"
+        );
+    }
 }

@@ -86,20 +86,41 @@ impl Object {
     }
 }
 
-/// Each template's last output, its documents parsed, checked and labelled: `watch` renders
-/// on every save, and most of a lab's documents come out the same, as the same shared
-/// manifest.
+/// What the last render gave, kept for the next: each template's output with its documents
+/// parsed, checked and labelled, and the inputs it was rendered from. `watch` renders on every
+/// save, and most of a lab's documents come out the same, as the same shared manifest; a
+/// per-tenant template whose inputs did not change is not rendered at all.
 #[derive(Debug)]
 pub struct ParsedDocuments {
-    /// By template name.
-    templates: HashMap<String, KeptOutput>,
-    /// Whether documents are kept at all (a one-shot render has no use for them).
+    /// By template, and tenant for the per-tenant templates.
+    outputs: HashMap<OutputKey, Arc<KeptOutput>>,
+    /// Whether anything is kept at all (a one-shot render has no use for it).
     keep: bool,
     /// The ApplySet every object is labelled a member of, when the renders are applied.
     applyset: Option<String>,
+    /// The context the kept outputs were rendered from.
+    pub(super) inputs: super::Inputs,
 }
 
-/// One template's output, and each of its documents (a range of the text) parsed.
+/// Which render an output comes from: a template, and the tenant it was rendered for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct OutputKey {
+    /// The template (`component/file`).
+    pub template: String,
+    /// The tenant, for a template rendered once per tenant.
+    pub tenant: Option<String>,
+}
+
+impl fmt::Display for OutputKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.tenant {
+            Some(tenant) => write!(f, "{} (tenant `{tenant}`)", self.template),
+            None => f.write_str(&self.template),
+        }
+    }
+}
+
+/// One output, and each of its documents (a range of the text) parsed.
 #[derive(Debug)]
 struct KeptOutput {
     text: String,
@@ -112,13 +133,18 @@ type Parsed = Option<(ObjectKey, Arc<Value>)>;
 impl ParsedDocuments {
     /// Keeps nothing: for a render that is not followed by another.
     pub(crate) fn none() -> Self {
-        Self { templates: HashMap::new(), keep: false, applyset: None }
+        Self { outputs: HashMap::new(), keep: false, applyset: None, inputs: super::Inputs::default() }
     }
 
     /// Keeps each render's documents for the next one, and labels every object a member of
     /// the ApplySet `applyset_id` (as [`Desired`](crate::reconcile::decide::Desired) does).
     pub fn for_applyset(applyset_id: &str) -> Self {
-        Self { templates: HashMap::new(), keep: true, applyset: Some(applyset_id.to_owned()) }
+        Self {
+            outputs: HashMap::new(),
+            keep: true,
+            applyset: Some(applyset_id.to_owned()),
+            inputs: super::Inputs::default(),
+        }
     }
 
     /// The ApplySet the objects are labelled for.
@@ -126,17 +152,44 @@ impl ParsedDocuments {
         self.applyset.as_deref()
     }
 
+    /// Whether renders are kept for the next one.
+    pub(crate) fn keeps(&self) -> bool {
+        self.keep
+    }
+
     /// An empty set that keeps documents as `self` does.
     pub(crate) fn like(&self) -> Self {
-        Self { templates: HashMap::new(), keep: self.keep, applyset: self.applyset.clone() }
+        Self {
+            outputs: HashMap::new(),
+            keep: self.keep,
+            applyset: self.applyset.clone(),
+            inputs: super::Inputs::default(),
+        }
     }
 
     /// Keeps `output`'s documents (when `self` keeps documents at all).
     pub(crate) fn keep(&mut self, output: TemplateObjects) -> Vec<Object> {
         if let Some(kept) = output.kept.filter(|_| self.keep) {
-            self.templates.insert(output.template, kept);
+            self.outputs.insert(output.key, kept);
         }
         output.objects
+    }
+
+    /// The objects of the output kept under `key`, shared, without rendering or parsing it:
+    /// for a template whose inputs did not change.
+    pub(crate) fn reuse(&self, key: &OutputKey) -> Option<TemplateObjects> {
+        let kept = self.outputs.get(key)?;
+        let objects = kept
+            .documents
+            .iter()
+            .filter_map(|(_, parsed)| parsed.as_ref())
+            .map(|(object, manifest)| Object {
+                key: object.clone(),
+                template: key.template.clone(),
+                manifest: manifest.clone(),
+            })
+            .collect();
+        Some(TemplateObjects { objects, key: key.clone(), kept: Some(kept.clone()) })
     }
 }
 
@@ -146,8 +199,8 @@ const PARALLEL_ABOVE: usize = 256 * 1024;
 /// What one template's output gave: its objects, and its documents for the next render.
 pub(crate) struct TemplateObjects {
     pub objects: Vec<Object>,
-    template: String,
-    kept: Option<KeptOutput>,
+    key: OutputKey,
+    kept: Option<Arc<KeptOutput>>,
 }
 
 /// Parses one template's output into checked, labelled objects. Documents the same
@@ -155,13 +208,14 @@ pub(crate) struct TemplateObjects {
 /// the same place first (a save seldom moves documents), then looked up by its text.
 pub(crate) fn parse(
     text: String,
-    template: &str,
+    key: &OutputKey,
     component: &str,
     lab: &str,
     earlier: &ParsedDocuments,
 ) -> Result<TemplateObjects, String> {
+    let template = key.template.as_str();
     let ranges = documents(&text);
-    let previous = earlier.templates.get(template);
+    let previous = earlier.outputs.get(key);
     let mut by_text: Option<HashMap<&str, &Parsed, foldhash::fast::RandomState>> = None;
     let mut reused: Vec<Option<Parsed>> = Vec::with_capacity(ranges.len());
     for (index, range) in ranges.iter().enumerate() {
@@ -206,8 +260,8 @@ pub(crate) fn parse(
         }
         documents.push((range, parsed));
     }
-    let kept = earlier.keep.then(|| KeptOutput { text, documents });
-    Ok(TemplateObjects { objects, template: template.to_owned(), kept })
+    let kept = earlier.keep.then(|| Arc::new(KeptOutput { text, documents }));
+    Ok(TemplateObjects { objects, key: key.clone(), kept })
 }
 
 /// Parses, checks and labels the document at `index` (from 0) of a template's output.
@@ -294,10 +348,14 @@ fn label(manifest: &mut Map<String, Value>, lab: &str, component: &str, applyset
 mod tests {
     use super::*;
 
+    fn key(template: &str) -> OutputKey {
+        OutputKey { template: template.into(), tenant: None }
+    }
+
     #[test]
     fn labels_and_keys() {
         let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: cortex\n  namespace: cortex\n  labels: {a: b}\n---\n";
-        let objects = parse(text.into(), "cortex/deployment.yaml", "cortex", "homelab", &ParsedDocuments::none())
+        let objects = parse(text.into(), &key("cortex/deployment.yaml"), "cortex", "homelab", &ParsedDocuments::none())
             .unwrap()
             .objects;
         assert_eq!(objects.len(), 1);
@@ -326,21 +384,21 @@ mod tests {
             |name: &str| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: n}}\n");
         let text = format!("{}{}", doc("a"), doc("b"));
         let mut first = ParsedDocuments::for_applyset("x");
-        let output = parse(text.clone(), "t/x.yaml", "t", "lab", &first.like()).unwrap();
+        let output = parse(text.clone(), &key("t/x.yaml"), "t", "lab", &first.like()).unwrap();
         let before = first.keep(output);
         assert_eq!(before[0].manifest["metadata"]["labels"][APPLYSET_PART_OF], "x");
         // The same text gives the same shared manifests, without parsing them again...
-        let again = parse(text, "t/x.yaml", "t", "lab", &first).unwrap().objects;
+        let again = parse(text, &key("t/x.yaml"), "t", "lab", &first).unwrap().objects;
         assert!(Arc::ptr_eq(&before[0].manifest, &again[0].manifest));
         assert!(Arc::ptr_eq(&before[1].manifest, &again[1].manifest));
         // ...also when a new document moves them...
-        let moved = parse(format!("{}{}{}", doc("c"), doc("a"), doc("b")), "t/x.yaml", "t", "lab", &first);
+        let moved = parse(format!("{}{}{}", doc("c"), doc("a"), doc("b")), &key("t/x.yaml"), "t", "lab", &first);
         let moved = moved.unwrap().objects;
         assert_eq!(moved[0].key.name, "c");
         assert!(Arc::ptr_eq(&before[0].manifest, &moved[1].manifest));
         assert!(Arc::ptr_eq(&before[1].manifest, &moved[2].manifest));
         // ...but not for another template, whose component label differs.
-        let other = parse(doc("a"), "u/x.yaml", "u", "lab", &first).unwrap().objects;
+        let other = parse(doc("a"), &key("u/x.yaml"), "u", "lab", &first).unwrap().objects;
         assert!(!Arc::ptr_eq(&before[0].manifest, &other[0].manifest));
         assert_eq!(other[0].manifest["metadata"]["labels"][COMPONENT], "u");
     }
@@ -360,7 +418,7 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            let Err(error) = parse(text.into(), "t/x.yaml", "t", "lab", &ParsedDocuments::none()) else {
+            let Err(error) = parse(text.into(), &key("t/x.yaml"), "t", "lab", &ParsedDocuments::none()) else {
                 panic!("{text} is accepted");
             };
             assert!(error.contains(expected), "{text}: {error}");

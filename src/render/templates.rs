@@ -45,6 +45,24 @@ impl Templates {
         Ok(names)
     }
 
+    /// A fingerprint of the template texts: it changes when a file of the override directory
+    /// is added, removed or edited (the built-in ones are fixed for the process).
+    pub(crate) fn fingerprint(&self) -> Result<u64, RenderError> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        if let Some(dir) = &self.dir {
+            let mut names = Vec::new();
+            collect_dir(dir, dir, &mut names)?;
+            names.sort();
+            for name in names {
+                let path = dir.join(&name);
+                let text = std::fs::read(&path).map_err(|source| RenderError::TemplateDir { path, source })?;
+                (name, text).hash(&mut hasher);
+            }
+        }
+        Ok(hasher.finish())
+    }
+
     /// A template environment that loads from the override directory first.
     pub(crate) fn environment(&self) -> Environment<'static> {
         let mut env = Environment::new();
