@@ -102,6 +102,11 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// The certificates seclab issues: their state, and issuing them again.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
     /// Print the JSON Schema of the desired-state file (for yaml-language-server).
     Schema,
     /// Work with nmap scans by hand.
@@ -113,6 +118,24 @@ enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Each certificate: subject, DNS names, issuer, validity, fingerprint, and whether it is
+    /// due (ok, renew-soon, expired, mismatch, missing). Never a key.
+    Status,
+    /// Issue certificates again now (every leaf, or those named), then apply the lab as
+    /// `apply` does; pods that mount them roll.
+    Rotate {
+        /// Certificate Secrets to issue again (as `certs status` names them, without namespace).
+        names: Vec<String>,
+        /// Issue the CA again too, and so every certificate it signs.
+        #[arg(long)]
+        ca: bool,
+        #[command(flatten)]
+        apply: ApplyArgs,
     },
 }
 
@@ -258,6 +281,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Destroy { yes, allow_destructive } => cli::cluster::destroy(cli, *yes, *allow_destructive),
         Command::Watch { listen } => cli::watch::watch(cli, *listen),
         Command::Scan { command } => cli::scan::run(cli, command),
+        Command::Certs { command: CertsCommand::Status } => cli::certs::status(cli),
+        Command::Certs { command: CertsCommand::Rotate { names, ca, apply } } => {
+            cli::certs::rotate(cli, names, *ca, apply)
+        }
         Command::Schema => print(&serde_json::to_string_pretty(&config::json_schema()).map_err(Failure::error)?),
         Command::Completions { shell } => {
             let mut command = Cli::command();

@@ -87,6 +87,7 @@ fn each_error_message() {
         ),
         ("cortex_without_elasticsearch", "elasticsearch:\n  enabled: false\n"),
         ("eck_with_opensearch_field", "elasticsearch:\n  adminPassword: env:X\n"),
+        ("renew_before_as_long_as_a_certificate", "certificates:\n  renewBefore: 800d\n"),
         (
             "bad_ports",
             "tenants:\n  - name: a\n    scans:\n      - name: dmz\n        targets: [127.0.0.1]\n        ports: 22,80-70\n        schedule: '@daily'\n",

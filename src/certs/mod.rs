@@ -1,18 +1,27 @@
 //! Certificates seclab issues itself (OpenSearch's transport, REST and admin ones): a CA
-//! kept in the cluster and leaves it signs, with rcgen. Existing certificates are reused.
+//! kept in the cluster and leaves it signs, with rcgen; and what a stored certificate says
+//! about itself, to know when it must be issued again.
+
+use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use x509_parser::extensions::GeneralName;
 
 use crate::render::CertificateRequest;
 
-/// How long a new CA is valid, in years.
-const AUTHORITY_YEARS: i16 = 10;
-/// How long a new leaf is valid, in years.
-const LEAF_YEARS: i16 = 2;
+/// How long a new CA is valid.
+pub const AUTHORITY_VALIDITY: Duration = Duration::from_secs(10 * 365 * 86_400);
+/// How long a new leaf is valid.
+pub const LEAF_VALIDITY: Duration = Duration::from_secs(2 * 365 * 86_400);
+/// The organization in the subject of every certificate seclab issues.
+pub const ORGANIZATION: &str = "seclab";
 
-/// A certificate and its private key, PEM-encoded.
+/// A certificate and its private key, PEM-encoded (the key in PKCS#8).
 #[derive(Debug, Clone)]
 pub struct Issued {
     /// The certificate.
@@ -21,7 +30,7 @@ pub struct Issued {
     pub key_pem: String,
 }
 
-/// Why a certificate could not be issued or loaded.
+/// Why a certificate could not be issued or read.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct CertError(String);
@@ -42,7 +51,12 @@ pub struct Authority {
 impl Authority {
     /// A new self-signed CA.
     pub fn generate(request: &CertificateRequest) -> Result<Self, CertError> {
-        let mut params = params(request, AUTHORITY_YEARS)?;
+        Self::generate_valid_for(request, AUTHORITY_VALIDITY)
+    }
+
+    /// A new self-signed CA valid for `validity` from now.
+    pub fn generate_valid_for(request: &CertificateRequest, validity: Duration) -> Result<Self, CertError> {
+        let mut params = params(request, validity)?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages =
             vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
@@ -63,7 +77,12 @@ impl Authority {
 
     /// A leaf for `request`, signed by this CA.
     pub fn issue(&self, request: &CertificateRequest) -> Result<Issued, CertError> {
-        let mut params = params(request, LEAF_YEARS)?;
+        self.issue_valid_for(request, LEAF_VALIDITY)
+    }
+
+    /// A leaf for `request`, signed by this CA, valid for `validity` from now.
+    pub fn issue_valid_for(&self, request: &CertificateRequest, validity: Duration) -> Result<Issued, CertError> {
+        let mut params = params(request, validity)?;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = if request.client {
             vec![ExtendedKeyUsagePurpose::ClientAuth]
@@ -76,34 +95,188 @@ impl Authority {
     }
 }
 
-fn params(request: &CertificateRequest, years: i16) -> Result<CertificateParams, CertError> {
+/// The subject seclab gives the certificate for `common_name`, as RFC 4514 writes it (and
+/// OpenSearch's `admin_dn` and `nodes_dn` settings compare it).
+pub fn subject(common_name: &str) -> String {
+    format!("CN={common_name},O={ORGANIZATION}")
+}
+
+fn params(request: &CertificateRequest, validity: Duration) -> Result<CertificateParams, CertError> {
     let mut params = CertificateParams::new(request.dns_names.clone())?;
+    // Encoded from the least specific part: printed (RFC 4514) as `CN=...,O=seclab`. (The
+    // default name holds a placeholder common name, first.)
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::OrganizationName, ORGANIZATION);
     params.distinguished_name.push(DnType::CommonName, request.common_name.as_str());
-    let today = jiff::Zoned::now().date();
-    let date = |d: jiff::civil::Date| rcgen::date_time_ymd(i32::from(d.year()), d.month() as u8, d.day() as u8);
-    params.not_before = date(today.yesterday().unwrap_or(today));
-    params.not_after = date(today.saturating_add(jiff::Span::new().years(years)));
+    let now = std::time::SystemTime::now();
+    // A minute back: a clock slightly behind on another machine still accepts it.
+    params.not_before = (now - Duration::from_secs(60)).into();
+    params.not_after = (now + validity).into();
     Ok(params)
+}
+
+/// What a stored certificate says about itself (never anything of its key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Inspected {
+    /// Its subject, as RFC 4514 writes it (`CN=opensearch,O=seclab`).
+    pub subject: String,
+    /// Its issuer, the same way.
+    pub issuer: String,
+    /// The DNS names it is valid for.
+    pub dns_names: Vec<String>,
+    /// Valid from (Unix seconds).
+    pub not_before: i64,
+    /// Valid until (Unix seconds).
+    pub not_after: i64,
+    /// SHA-256 of its DER encoding, as colon-separated hex.
+    pub fingerprint: String,
+}
+
+/// Reads the certificate in `cert_pem` (the first, if it holds a chain).
+pub fn inspect(cert_pem: &str) -> Result<Inspected, CertError> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .map_err(|e| CertError(format!("it is not a PEM certificate: {e}")))?;
+    let cert = pem.parse_x509().map_err(|e| CertError(format!("it is not an X.509 certificate: {e}")))?;
+    let name = |name: &x509_parser::x509::X509Name<'_>| {
+        let parts: Vec<String> = name
+            .iter_rdn()
+            .flat_map(|rdn| rdn.iter())
+            .map(|attribute| {
+                let key = x509_parser::objects::oid2abbrev(attribute.attr_type(), x509_parser::objects::oid_registry())
+                    .map_or_else(|_| attribute.attr_type().to_id_string(), str::to_owned);
+                format!("{key}={}", attribute.as_str().unwrap_or("?"))
+            })
+            .collect();
+        parts.into_iter().rev().collect::<Vec<_>>().join(",")
+    };
+    let dns_names = match cert.subject_alternative_name() {
+        Ok(Some(names)) => names
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let digest = Sha256::digest(&pem.contents);
+    Ok(Inspected {
+        subject: name(cert.subject()),
+        issuer: name(cert.issuer()),
+        dns_names,
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        fingerprint: digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"),
+    })
+}
+
+/// Whether a stored certificate can stay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state", content = "reason")]
+pub enum State {
+    /// Valid, as requested, and not due.
+    Ok,
+    /// Valid, but within `renewBefore` of expiry: issued again on the next apply.
+    RenewSoon,
+    /// Past its expiry (or not valid yet).
+    Expired,
+    /// Not what the lab asks for any more (names, subject), or not signed by the current CA.
+    Mismatch(String),
+}
+
+impl State {
+    /// Whether the certificate must be issued again.
+    pub fn is_due(&self) -> bool {
+        !matches!(self, State::Ok)
+    }
+}
+
+/// Whether `found` can stay as the certificate for `request`, at `now` (Unix seconds).
+pub fn assess(found: &Inspected, request: &CertificateRequest, now: i64, renew_before: Duration) -> State {
+    let wanted_subject = subject(&request.common_name);
+    if found.subject != wanted_subject {
+        return State::Mismatch(format!("its subject is {}, the lab asks for {wanted_subject}", found.subject));
+    }
+    let mut have: Vec<&str> = found.dns_names.iter().map(String::as_str).collect();
+    let mut want: Vec<&str> = request.dns_names.iter().map(String::as_str).collect();
+    have.sort_unstable();
+    want.sort_unstable();
+    if have != want {
+        return State::Mismatch(format!("it is for {}, the lab asks for {}", list(&have), list(&want)));
+    }
+    if now >= found.not_after || now < found.not_before {
+        return State::Expired;
+    }
+    let before = i64::try_from(renew_before.as_secs()).unwrap_or(i64::MAX);
+    if found.not_after.saturating_sub(now) <= before { State::RenewSoon } else { State::Ok }
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() { "no DNS name".to_owned() } else { names.join(", ") }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_reloaded_authority_signs_leaves() {
-        let ca = CertificateRequest { common_name: "lab CA".into(), dns_names: vec![], authority: None, client: false };
-        let authority = Authority::generate(&ca).unwrap();
-        assert!(authority.issued.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
-        let reloaded = Authority::load(&authority.issued.cert_pem, &authority.issued.key_pem).unwrap();
-        let server = CertificateRequest {
+    fn ca() -> CertificateRequest {
+        CertificateRequest { common_name: "lab CA".into(), ..CertificateRequest::default() }
+    }
+
+    fn server() -> CertificateRequest {
+        CertificateRequest {
             common_name: "opensearch".into(),
             dns_names: vec!["opensearch".into(), "*.opensearch.cortex.svc.cluster.local".into()],
             authority: Some("opensearch-ca-certs".into()),
-            client: false,
-        };
-        let leaf = reloaded.issue(&server).unwrap();
-        assert!(leaf.key_pem.contains("PRIVATE KEY"));
+            ..CertificateRequest::default()
+        }
+    }
+
+    #[test]
+    fn a_reloaded_authority_signs_leaves_with_pkcs8_keys() {
+        let authority = Authority::generate(&ca()).unwrap();
+        assert!(authority.issued.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        let reloaded = Authority::load(&authority.issued.cert_pem, &authority.issued.key_pem).unwrap();
+        let leaf = reloaded.issue(&server()).unwrap();
+        assert!(leaf.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8");
         assert!(Authority::load("not a certificate", &authority.issued.key_pem).is_err());
+    }
+
+    #[test]
+    fn inspection_reads_what_the_certificate_says() {
+        let authority = Authority::generate(&ca()).unwrap();
+        let leaf = inspect(&authority.issue(&server()).unwrap().cert_pem).unwrap();
+        assert_eq!(leaf.subject, "CN=opensearch,O=seclab");
+        assert_eq!(leaf.issuer, "CN=lab CA,O=seclab");
+        assert_eq!(leaf.dns_names, server().dns_names);
+        let now = jiff::Timestamp::now().as_second();
+        let two_years = i64::try_from(LEAF_VALIDITY.as_secs()).unwrap();
+        assert!((leaf.not_after - now - two_years).abs() < 60, "{leaf:?}");
+        assert_eq!(leaf.fingerprint.len(), 32 * 3 - 1);
+        assert!(inspect("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
+    }
+
+    #[test]
+    fn a_certificate_is_due_when_expiring_expired_or_not_as_asked() {
+        let authority = Authority::generate(&ca()).unwrap();
+        let day = 86_400;
+        let month = Duration::from_secs(30 * day as u64);
+        let leaf =
+            inspect(&authority.issue_valid_for(&server(), Duration::from_secs(40 * day as u64)).unwrap().cert_pem);
+        let leaf = leaf.unwrap();
+        let now = jiff::Timestamp::now().as_second();
+        assert_eq!(assess(&leaf, &server(), now, month), State::Ok);
+        assert_eq!(assess(&leaf, &server(), now + 11 * day, month), State::RenewSoon);
+        assert_eq!(assess(&leaf, &server(), now + 41 * day, month), State::Expired);
+        let mut renamed = server();
+        renamed.dns_names[1] = "*.opensearch.cortex.svc.lab.internal".into();
+        let State::Mismatch(why) = assess(&leaf, &renamed, now, month) else { panic!("names changed") };
+        assert!(why.contains("*.opensearch.cortex.svc.lab.internal"), "{why}");
+        let mut admin = server();
+        admin.common_name = "admin".into();
+        assert!(matches!(assess(&leaf, &admin, now, month), State::Mismatch(_)));
     }
 }

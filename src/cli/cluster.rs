@@ -13,16 +13,17 @@ use seclab::reconcile::apply::{ApplyError, OnProblems, Outcome};
 use seclab::reconcile::plan::{self, Action, Options, Plan, Step};
 use seclab::reconcile::sequence::{self, Hooks, SequenceError};
 use seclab::reconcile::wait::ObjectState;
-use seclab::reconcile::{destroy, status as lab_status};
+use seclab::reconcile::{certificates, destroy, status as lab_status};
+use seclab::render::Rendered;
 
 use super::{Failure, exit, load, print, render_lab};
 use crate::{ApplyArgs, Cli, Output};
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::error)
 }
 
-async fn connect(cli: &Cli, lab: &Lab) -> Result<Cluster, Failure> {
+pub(super) async fn connect(cli: &Cli, lab: &Lab) -> Result<Cluster, Failure> {
     let context = cli.context.as_deref().or(lab.spec().cluster.context.as_deref());
     Cluster::connect(cli.kubeconfig.as_deref(), context).await.map_err(Failure::error)
 }
@@ -117,10 +118,22 @@ fn plan_text(plan: &Plan) -> String {
 pub fn apply(cli: &Cli, args: &ApplyArgs, wait: bool, timeout: Duration) -> Result<(), Failure> {
     let lab = load(cli)?;
     let rendered = render_lab(cli, &lab)?;
+    apply_rendered(cli, &lab, rendered, args, wait, timeout)
+}
+
+/// Applies `rendered` as `seclab apply` does (`certs rotate` marks certificates first).
+pub fn apply_rendered(
+    cli: &Cli,
+    lab: &Lab,
+    rendered: Rendered,
+    args: &ApplyArgs,
+    wait: bool,
+    timeout: Duration,
+) -> Result<(), Failure> {
     runtime()?.block_on(async {
-        let cluster = connect(cli, &lab).await?;
+        let cluster = connect(cli, lab).await?;
         let never = CancellationToken::new();
-        let plan = plan::plan(&cluster, &lab, rendered, options(args), &never).await.map_err(Failure::error)?;
+        let plan = plan::plan(&cluster, lab, rendered, options(args), &never).await.map_err(Failure::error)?;
         confirm_apply(&plan, args.yes)?;
         let text = cli.output == Output::Text;
         let report = |step: &Step, verb: &str| {
@@ -145,7 +158,7 @@ pub fn apply(cli: &Cli, args: &ApplyArgs, wait: bool, timeout: Duration) -> Resu
         let mut progress = Progress::new(text);
         let hooks = Hooks { step: &report, applied: &mut summary, waiting: &mut |p| progress.show(p) };
         let timeout = wait.then_some(timeout);
-        let result = sequence::apply_planned(&cluster, &lab, &plan, OnProblems::Refuse, timeout, hooks, &never).await;
+        let result = sequence::apply_planned(&cluster, lab, &plan, OnProblems::Refuse, timeout, hooks, &never).await;
         progress.finish();
         let applied = match result {
             Ok(applied) => applied,
@@ -263,9 +276,12 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
     let rendered = render_lab(cli, &lab)?;
     runtime()?.block_on(async {
         let cluster = connect(cli, &lab).await?;
+        let secrets = rendered.secrets.clone();
         let status = lab_status::status(&cluster, &lab, rendered, &CancellationToken::new())
             .await
             .map_err(Failure::error)?;
+        let certificates = certificates::status(&cluster, &secrets).await.map_err(Failure::error)?;
+        let due: Vec<_> = certificates.iter().filter(|c| c.is_due()).collect();
         let (ready, total) = (status.ready(), status.total());
         match cli.output {
             Output::Json => print(
@@ -275,6 +291,7 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
                     "objects": total,
                     "readyObjects": ready,
                     "components": status.components.iter().map(|(name, list)| json!({ "name": name, "objects": list })).collect::<Vec<_>>(),
+                    "certificatesDue": due,
                 })
                 .to_string(),
             ),
@@ -291,6 +308,13 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
                         };
                         let reason = if reason.is_empty() { reason } else { format!("  {reason}") };
                         out.push_str(&format!("  {word:<8} {}{reason}\n", state.object));
+                    }
+                }
+                if !due.is_empty() {
+                    out.push_str("certificates due (`seclab apply` issues them again; `seclab certs status` shows all)\n");
+                    for cert in &due {
+                        let reason = cert.reason.as_deref().unwrap_or_default();
+                        out.push_str(&format!("  {:<8} {}  {reason}\n", cert.state, cert.secret));
                     }
                 }
                 out.push_str(&format!("Lab {}: {ready} of {total} objects ready.", status.lab));

@@ -56,6 +56,9 @@ pub struct LabFile {
     /// Continuous mode (`seclab watch`).
     #[serde(default)]
     pub watch: Watch,
+    /// Certificates seclab issues (OpenSearch's).
+    #[serde(default)]
+    pub certificates: Certificates,
 }
 
 /// Identity of the lab.
@@ -719,6 +722,21 @@ impl Default for Watch {
             drift: DriftPolicy::Heal,
             token: None,
         }
+    }
+}
+
+/// Certificates seclab issues.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+#[schemars(deny_unknown_fields)]
+pub struct Certificates {
+    /// Issue a certificate again this long before it expires, e.g. `30d`.
+    pub renew_before: String,
+}
+
+impl Default for Certificates {
+    fn default() -> Self {
+        Self { renew_before: "30d".into() }
     }
 }
 

@@ -76,6 +76,7 @@ impl<'a> Checker<'a> {
         self.scan_database();
         self.alerts();
         self.watch();
+        self.certificates();
     }
 
     fn report(&mut self, path: FieldPath, problem: Problem) {
@@ -802,6 +803,24 @@ impl<'a> Checker<'a> {
             );
         } else {
             self.secret(path.key("token"), &watch.token);
+        }
+    }
+}
+
+impl Checker<'_> {
+    fn certificates(&mut self) {
+        let path = root().key("certificates").key("renewBefore");
+        match fields::duration(&self.file.certificates.renew_before) {
+            Err(problem) => self.report(path, problem),
+            Ok(before) if before >= crate::certs::LEAF_VALIDITY => self.complain(
+                path,
+                format!(
+                    "`{}` is not shorter than the two years a certificate lives: every apply would issue it again",
+                    self.file.certificates.renew_before
+                ),
+                "renew some days before expiry, e.g. `30d`",
+            ),
+            Ok(_) => {}
         }
     }
 }

@@ -66,11 +66,14 @@ impl Desired {
         objects.chain(self.secret_keys.iter().map(|key| (key, "v1")))
     }
 
-    /// Fills in the Secrets apply creates, from the `live` ones and the environment.
+    /// Fills in the Secrets apply creates, from the `live` ones and the environment, and marks
+    /// the pods that mount a certificate with its checksum (they roll when it is renewed).
     pub fn fill_secrets(&mut self, live: &Live, base_dir: &Path, lab: &str) -> Result<(), String> {
         let id = self.objects.first().and_then(|(o, _)| o.manifest["metadata"]["labels"][APPLYSET_PART_OF].as_str());
         let id = id.unwrap_or_default().to_owned();
-        let created = secrets::materialize(&std::mem::take(&mut self.secrets), live, base_dir, lab)?;
+        let requested = std::mem::take(&mut self.secrets);
+        let created = secrets::materialize(&requested, live, base_dir, lab)?;
+        secrets::roll_on_certificates(&mut self.objects, &requested, &created);
         self.objects.extend(created.into_iter().map(|object| labelled(object, &id)));
         Ok(())
     }

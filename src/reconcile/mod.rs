@@ -7,6 +7,7 @@
 //! command that applies.
 
 pub mod apply;
+pub mod certificates;
 pub mod decide;
 pub mod destroy;
 pub mod fan_out;

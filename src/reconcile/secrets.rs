@@ -9,8 +9,9 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
-use crate::certs::{Authority, Issued};
+use crate::certs::{self, Authority, Issued};
 use crate::config::SecretSource;
 use crate::render::{
     COMPONENT, CertificateRequest, MANAGED_BY, Object, ObjectKey, PART_OF, SecretOrigin, SecretToCreate,
@@ -86,8 +87,9 @@ fn decoded(data: Option<&Map<String, Value>>, key: &str) -> Option<String> {
     String::from_utf8(STANDARD.decode(text).ok()?).ok()
 }
 
-/// The `tls.crt`, `tls.key` and `ca.crt` of a certificate Secret: the live ones when they
-/// are complete and signed by the current CA, else newly issued.
+/// The `tls.crt`, `tls.key` and `ca.crt` of a certificate Secret: the live ones while they
+/// can stay (see [`kept_certificate`]), else newly issued. A new CA re-issues every leaf it
+/// signs.
 fn certificate(
     key: &ObjectKey,
     request: &CertificateRequest,
@@ -99,11 +101,16 @@ fn certificate(
     let live = (decoded(existing, "tls.crt"), decoded(existing, "tls.key"), decoded(existing, "ca.crt"));
     let issued = match &request.authority {
         None => {
-            let (authority, renewed) = match &live {
-                (Some(cert), Some(private), Some(_)) => {
-                    (Authority::load(cert, private).map_err(|e| failed(e.to_string()))?, false)
+            let kept = match &live {
+                (Some(cert), Some(private), Some(_)) if kept_certificate(key, request, cert) => {
+                    Some(Authority::load(cert, private).map_err(|e| failed(e.to_string()))?)
                 }
-                _ => (Authority::generate(request).map_err(|e| failed(e.to_string()))?, true),
+                _ => None,
+            };
+            let renewed = kept.is_none();
+            let authority = match kept {
+                Some(authority) => authority,
+                None => Authority::generate(request).map_err(|e| failed(e.to_string()))?,
             };
             let issued = authority.issued.clone();
             authorities.insert(format!("{namespace}/{}", key.name), (authority, renewed));
@@ -115,7 +122,9 @@ fn certificate(
                 .ok_or_else(|| failed(format!("its CA Secret {name} is not one seclab issues")))?;
             let ca_pem = authority.issued.cert_pem.clone();
             match live {
-                (Some(cert_pem), Some(key_pem), Some(ca)) if !renewed && ca == ca_pem => {
+                (Some(cert_pem), Some(key_pem), Some(ca))
+                    if !renewed && ca == ca_pem && kept_certificate(key, request, &cert_pem) =>
+                {
                     (Issued { cert_pem, key_pem }, ca)
                 }
                 _ => (authority.issue(request).map_err(|e| failed(e.to_string()))?, ca_pem),
@@ -128,6 +137,80 @@ fn certificate(
     data.insert("tls.key".into(), Value::String(STANDARD.encode(leaf.key_pem)));
     data.insert("ca.crt".into(), Value::String(STANDARD.encode(ca)));
     Ok(data)
+}
+
+/// Whether the stored certificate `cert_pem` can stay as `request`'s: readable, as requested
+/// (subject, DNS names), not expired, not within `renewBefore` of expiry, and not to be
+/// rotated. Why it cannot is logged (never anything of the key).
+fn kept_certificate(key: &ObjectKey, request: &CertificateRequest, cert_pem: &str) -> bool {
+    if request.reissue {
+        tracing::info!("issuing the certificate in {key} again, as asked");
+        return false;
+    }
+    let now = jiff::Timestamp::now().as_second();
+    let state = match certs::inspect(cert_pem) {
+        Ok(found) => certs::assess(&found, request, now, request.renew_before),
+        Err(error) => certs::State::Mismatch(format!("it cannot be read: {error}")),
+    };
+    match &state {
+        certs::State::Ok => return true,
+        certs::State::RenewSoon => tracing::info!("renewing the certificate in {key}: it expires within renewBefore"),
+        certs::State::Expired => tracing::warn!("issuing the certificate in {key} again: it has expired"),
+        certs::State::Mismatch(why) => tracing::info!("issuing the certificate in {key} again: {why}"),
+    }
+    false
+}
+
+/// The pod-template annotation that holds a checksum of the certificates the pods mount.
+pub const CERTIFICATES_ANNOTATION: &str = "seclab.dev/certificates";
+
+/// Marks the pod template of every workload in `objects` that mounts one of the certificate
+/// Secrets `created` with a checksum of those certificates: a renewed certificate changes the
+/// template, and the workload's controller rolls the pods (OpenSearch reads its certificates
+/// only at start). Unchanged certificates leave the manifests as they are.
+pub fn roll_on_certificates(objects: &mut [(Object, String)], requested: &[SecretToCreate], created: &[Object]) {
+    let certificates: BTreeMap<&ObjectKey, String> = created
+        .iter()
+        .filter(|secret| {
+            requested.iter().any(|r| {
+                matches!(r.origin, SecretOrigin::Certificate(_))
+                    && secret.key.namespace.as_deref() == Some(r.namespace.as_str())
+                    && secret.key.name == r.name
+            })
+        })
+        .map(|secret| {
+            let data = &secret.manifest["data"];
+            let digest = Sha256::digest(format!("{}\n{}", data["tls.crt"], data["ca.crt"]));
+            (&secret.key, digest.iter().map(|b| format!("{b:02x}")).collect())
+        })
+        .collect();
+    if certificates.is_empty() {
+        return;
+    }
+    for (object, _) in objects.iter_mut() {
+        let Some(volumes) = object.manifest["spec"]["template"]["spec"]["volumes"].as_array() else { continue };
+        let namespace = object.key.namespace.as_deref().unwrap_or_default();
+        let mut mounted: Vec<&str> = volumes
+            .iter()
+            .flat_map(|volume| {
+                let projected = volume["projected"]["sources"].as_array().into_iter().flatten();
+                std::iter::once(&volume["secret"]["secretName"])
+                    .chain(projected.map(|source| &source["secret"]["name"]))
+            })
+            .filter_map(Value::as_str)
+            .filter_map(|name| certificates.get(&secret_key(namespace, name)).map(String::as_str))
+            .collect();
+        if mounted.is_empty() {
+            continue;
+        }
+        mounted.sort_unstable();
+        let checksum: String = Sha256::digest(mounted.join("\n")).iter().take(16).map(|b| format!("{b:02x}")).collect();
+        let annotations = &object.manifest["spec"]["template"]["metadata"]["annotations"];
+        if annotations[CERTIFICATES_ANNOTATION] != checksum.as_str() {
+            let manifest = Arc::make_mut(&mut object.manifest);
+            manifest["spec"]["template"]["metadata"]["annotations"][CERTIFICATES_ANNOTATION] = Value::String(checksum);
+        }
+    }
 }
 
 fn secret_object(key: ObjectKey, data: Map<String, Value>, lab: &str) -> Object {
@@ -170,12 +253,12 @@ mod tests {
 
     #[test]
     fn certificates_are_issued_once_and_reissued_with_a_new_authority() {
-        let ca = CertificateRequest { common_name: "CA".into(), dns_names: vec![], authority: None, client: false };
+        let ca = CertificateRequest { common_name: "CA".into(), ..CertificateRequest::default() };
         let http = CertificateRequest {
             common_name: "os".into(),
             dns_names: vec!["os".into()],
             authority: Some("os-ca-certs".into()),
-            client: false,
+            ..CertificateRequest::default()
         };
         let secrets = [
             entry("os-http-certs", "tls.crt", SecretOrigin::Certificate(http.clone())),
@@ -197,6 +280,109 @@ mod tests {
         assert_ne!(
             by_name(&renewed, "os-http-certs")["data"]["tls.crt"],
             by_name(&first, "os-http-certs")["data"]["tls.crt"]
+        );
+    }
+
+    #[test]
+    fn certificates_are_renewed_when_due_and_reissued_when_asked() {
+        let month = std::time::Duration::from_secs(30 * 86_400);
+        let ca = CertificateRequest { common_name: "CA".into(), renew_before: month, ..CertificateRequest::default() };
+        let http = CertificateRequest {
+            common_name: "os".into(),
+            dns_names: vec!["os".into(), "os.n.svc".into()],
+            authority: Some("os-ca-certs".into()),
+            renew_before: month,
+            ..CertificateRequest::default()
+        };
+        let secrets = |http: &CertificateRequest| {
+            [
+                entry("os-http-certs", "tls.crt", SecretOrigin::Certificate(http.clone())),
+                entry("os-ca-certs", "tls.crt", SecretOrigin::Certificate(ca.clone())),
+            ]
+        };
+        let first = materialize(&secrets(&http), &HashMap::new(), Path::new("."), "lab").unwrap();
+        let pem = |objects: &[Object], name: &str, key: &str| {
+            let object = objects.iter().find(|o| o.key.name == name).unwrap();
+            decoded(object.manifest["data"].as_object(), key).unwrap()
+        };
+        let mut live: Live = first.iter().map(|o| (o.key.clone(), o.manifest.clone())).collect();
+        // Nothing due: the very same certificates.
+        let again = materialize(&secrets(&http), &live, Path::new("."), "lab").unwrap();
+        assert_eq!(pem(&again, "os-http-certs", "tls.crt"), pem(&first, "os-http-certs", "tls.crt"));
+
+        // A leaf ten days from expiry (renewBefore 30 days), and one expired a second ago.
+        let authority = Authority::load(&pem(&first, "os-ca-certs", "tls.crt"), &pem(&first, "os-ca-certs", "tls.key"));
+        let authority = authority.unwrap();
+        for validity in [10 * 86_400, 0] {
+            let short = authority.issue_valid_for(&http, std::time::Duration::from_secs(validity)).unwrap();
+            let mut planted = first.iter().find(|o| o.key.name == "os-http-certs").unwrap().manifest.as_ref().clone();
+            planted["data"]["tls.crt"] = Value::String(STANDARD.encode(&short.cert_pem));
+            live.insert(secret_key("n", "os-http-certs"), Arc::new(planted));
+            let renewed = materialize(&secrets(&http), &live, Path::new("."), "lab").unwrap();
+            let cert = certs::inspect(&pem(&renewed, "os-http-certs", "tls.crt")).unwrap();
+            let now = jiff::Timestamp::now().as_second();
+            assert!(cert.not_after - now > 700 * 86_400, "renewed for two years: {cert:?}");
+            assert_eq!(pem(&renewed, "os-ca-certs", "tls.crt"), pem(&first, "os-ca-certs", "tls.crt"), "same CA");
+        }
+
+        // New DNS names (a cluster domain changed), and a rotation asked for.
+        live = first.iter().map(|o| (o.key.clone(), o.manifest.clone())).collect();
+        let mut renamed = http.clone();
+        renamed.dns_names[1] = "os.n.svc.lab.internal".into();
+        let reissued = materialize(&secrets(&renamed), &live, Path::new("."), "lab").unwrap();
+        assert_eq!(certs::inspect(&pem(&reissued, "os-http-certs", "tls.crt")).unwrap().dns_names, renamed.dns_names);
+        let mut rotated = http.clone();
+        rotated.reissue = true;
+        let reissued = materialize(&secrets(&rotated), &live, Path::new("."), "lab").unwrap();
+        assert_ne!(pem(&reissued, "os-http-certs", "tls.crt"), pem(&first, "os-http-certs", "tls.crt"));
+        assert_ne!(pem(&reissued, "os-http-certs", "tls.key"), pem(&first, "os-http-certs", "tls.key"));
+    }
+
+    #[test]
+    fn pods_mounting_a_certificate_roll_when_it_changes() {
+        let ca = CertificateRequest { common_name: "CA".into(), ..CertificateRequest::default() };
+        let http = CertificateRequest {
+            common_name: "os".into(),
+            authority: Some("os-ca-certs".into()),
+            ..CertificateRequest::default()
+        };
+        let requested = [
+            entry("os-http-certs", "tls.crt", SecretOrigin::Certificate(http.clone())),
+            entry("os-ca-certs", "tls.crt", SecretOrigin::Certificate(ca)),
+        ];
+        let workload = |volumes: Value| {
+            let manifest = json!({"spec": {"template": {"spec": {"volumes": volumes}}}});
+            let key = ObjectKey {
+                group: "apps".into(),
+                kind: "StatefulSet".into(),
+                namespace: Some("n".into()),
+                name: "os".into(),
+            };
+            (Object { key, template: "t".into(), manifest: Arc::new(manifest) }, "apps/v1".to_owned())
+        };
+        let mut objects = vec![
+            workload(json!([{"name": "certs", "secret": {"secretName": "os-http-certs"}}])),
+            workload(json!([{"name": "other", "secret": {"secretName": "unrelated"}}])),
+        ];
+        let first = materialize(&requested, &HashMap::new(), Path::new("."), "lab").unwrap();
+        roll_on_certificates(&mut objects, &requested, &first);
+        let checksum =
+            objects[0].0.manifest["spec"]["template"]["metadata"]["annotations"][CERTIFICATES_ANNOTATION].clone();
+        assert_eq!(checksum.as_str().map(str::len), Some(32), "{checksum}");
+        assert!(objects[1].0.manifest["spec"]["template"].get("metadata").is_none(), "it mounts no certificate");
+        // The same certificates: the manifest is left as it is (no copy).
+        let before = objects[0].0.manifest.clone();
+        roll_on_certificates(&mut objects, &requested, &first);
+        assert!(Arc::ptr_eq(&before, &objects[0].0.manifest));
+        // A renewed one: a new checksum.
+        let mut rotated = requested.clone();
+        rotated[0].origin = SecretOrigin::Certificate(CertificateRequest { reissue: true, ..http });
+        let live: Live = first.iter().map(|o| (o.key.clone(), o.manifest.clone())).collect();
+        let renewed = materialize(&rotated, &live, Path::new("."), "lab").unwrap();
+        roll_on_certificates(&mut objects, &rotated, &renewed);
+        assert_ne!(
+            objects[0].0.manifest["spec"]["template"]["metadata"]["annotations"][CERTIFICATES_ANNOTATION],
+            checksum
         );
     }
 }

@@ -40,7 +40,7 @@ pub enum SecretOrigin {
 }
 
 /// What a certificate Secret must hold: the CA itself, or a leaf it signs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateRequest {
     /// The subject's common name.
@@ -51,19 +51,37 @@ pub struct CertificateRequest {
     pub authority: Option<String>,
     /// A client certificate (for the admin user) rather than a server one.
     pub client: bool,
+    /// Issue it again this long before it expires (`certificates.renewBefore`).
+    #[serde(skip)]
+    pub renew_before: std::time::Duration,
+    /// Issue it again now, due or not (`seclab certs rotate`).
+    #[serde(skip)]
+    pub reissue: bool,
 }
 
 impl CertificateRequest {
-    fn authority(common_name: String) -> Self {
-        Self { common_name, dns_names: Vec::new(), authority: None, client: false }
+    fn authority(common_name: String, renew_before: std::time::Duration) -> Self {
+        Self { common_name, renew_before, ..Self::default() }
     }
 
-    fn server(common_name: &str, dns_names: Vec<String>, authority: &str) -> Self {
-        Self { common_name: common_name.into(), dns_names, authority: Some(authority.into()), client: false }
+    fn server(common_name: &str, dns_names: Vec<String>, authority: &str, renew_before: std::time::Duration) -> Self {
+        Self {
+            common_name: common_name.into(),
+            dns_names,
+            authority: Some(authority.into()),
+            renew_before,
+            ..Self::default()
+        }
     }
 
-    fn client(common_name: &str, authority: &str) -> Self {
-        Self { common_name: common_name.into(), dns_names: Vec::new(), authority: Some(authority.into()), client: true }
+    fn client(common_name: &str, authority: &str, renew_before: std::time::Duration) -> Self {
+        Self {
+            common_name: common_name.into(),
+            authority: Some(authority.into()),
+            client: true,
+            renew_before,
+            ..Self::default()
+        }
     }
 }
 
@@ -290,17 +308,20 @@ impl<'a> Builder<'a> {
                     vec![service.to_owned(), format!("{service}.{namespace}.svc"), format!("*.{fqdn}"), fqdn]
                 };
                 let authority = format!("{}-ca-certs", es.name);
+                let renew_before = crate::config::fields::duration(&self.spec.certificates.renew_before)
+                    .unwrap_or(std::time::Duration::from_secs(30 * 86_400));
                 let certs = ["ca", "transport", "http", "admin"].map(|purpose| {
                     let name = format!("{}-{purpose}-certs", es.name);
                     let request = match purpose {
-                        "ca" => CertificateRequest::authority(format!("{lab} {} CA", es.name)),
-                        "admin" => CertificateRequest::client("admin", &authority),
+                        "ca" => CertificateRequest::authority(format!("{lab} {} CA", es.name), renew_before),
+                        "admin" => CertificateRequest::client("admin", &authority, renew_before),
                         "transport" => CertificateRequest::server(
                             &es.name,
                             service_names(&format!("{}-discovery", es.name)),
                             &authority,
+                            renew_before,
                         ),
-                        _ => CertificateRequest::server(&es.name, service_names(&es.name), &authority),
+                        _ => CertificateRequest::server(&es.name, service_names(&es.name), &authority, renew_before),
                     };
                     if es.enabled {
                         for key in ["tls.crt", "tls.key", "ca.crt"] {
@@ -329,11 +350,12 @@ impl<'a> Builder<'a> {
                     "password": password,
                     "ca": { "name": certs[0].1, "key": "ca.crt" },
                     "certs": certs.iter().map(|(purpose, name)| (purpose.to_string(), json!(name))).collect::<serde_json::Map<_, _>>(),
+                    // The subjects OpenSearch's security settings name: the nodes' (transport) and the admin's.
+                    "subjects": { "nodes": crate::certs::subject(&es.name), "admin": crate::certs::subject("admin") },
                     "claim": es.volume,
                     "storageSize": es.storage_size,
                     "storageClass": es.storage_class,
                     "javaOpts": es.java_opts,
-                    "transportHost": format!("{}-discovery.{namespace}.svc.{}", es.name, self.spec.cluster.cluster_domain),
                 })
             }
         }
