@@ -3,6 +3,7 @@
 //! requests `seclab certs rotate` marks to be issued again.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -11,9 +12,10 @@ use serde_json::Value;
 
 use crate::certs::{self, Inspected, State};
 use crate::cluster::Cluster;
-use crate::render::{CertificateRequest, SecretOrigin, SecretToCreate};
+use crate::render::{CertificateRequest, ObjectKey, SecretOrigin, SecretToCreate};
 
 use super::plan::{PlanError, failed};
+use super::secrets::secret_key;
 
 /// One certificate Secret and what it holds (never its key).
 #[derive(Debug, Clone, Serialize)]
@@ -79,6 +81,30 @@ pub fn rotate(secrets: &mut [SecretToCreate], names: &[String], authorities: boo
         }
     }
     Ok(marked.len())
+}
+
+/// When each certificate in `secrets` that `stored` holds expires (`namespace/name`, Unix
+/// seconds), and whether any of them is due to be issued again (see [`certs::assess`]). A
+/// Secret `stored` does not hold is left out: applying creates it.
+pub fn expiries(
+    secrets: &[SecretToCreate],
+    stored: impl Fn(&ObjectKey) -> Option<Arc<Value>>,
+) -> (Vec<(String, i64)>, bool) {
+    let now = jiff::Timestamp::now().as_second();
+    let mut found = Vec::new();
+    let mut due = false;
+    for (name, (secret, request)) in requests(secrets) {
+        let Some(object) = stored(&secret_key(&secret.namespace, &secret.name)) else { continue };
+        let pem = object["data"]["tls.crt"].as_str().and_then(|text| STANDARD.decode(text).ok());
+        match pem.and_then(|pem| certs::inspect(&String::from_utf8_lossy(&pem)).ok()) {
+            Some(certificate) => {
+                due |= certs::assess(&certificate, request, now, request.renew_before).is_due();
+                found.push((name, certificate.not_after));
+            }
+            None => due = true,
+        }
+    }
+    (found, due)
 }
 
 /// Reads every certificate Secret the lab asks for and assesses it.

@@ -49,6 +49,13 @@ pub struct AlertLabels {
     pub result: String,
 }
 
+/// A `secret` label: a Secret as `namespace/name`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SecretLabel {
+    /// The Secret.
+    pub secret: String,
+}
+
 /// Every metric, registered once.
 pub struct Metrics {
     /// The registry `/metrics` encodes.
@@ -71,6 +78,8 @@ pub struct Metrics {
     pub alerts: Family<AlertLabels, Counter>,
     /// When the lab was last applied, in seconds since the epoch.
     pub last_applied: Gauge<f64, AtomicU64>,
+    /// When each certificate seclab issued expires.
+    pub certificate_expiry: Family<SecretLabel, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -106,6 +115,12 @@ impl Default for Metrics {
             "When the lab was last applied, in seconds since the epoch",
             last_applied.clone(),
         );
+        let certificate_expiry = Family::<SecretLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "seclab_certificate_expiry_timestamp_seconds",
+            "When each certificate seclab issued expires, in seconds since the epoch",
+            certificate_expiry.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -117,6 +132,7 @@ impl Default for Metrics {
             scan_changes,
             alerts,
             last_applied,
+            certificate_expiry,
         }
     }
 }

@@ -151,6 +151,7 @@ pub async fn run(
         in_sync: HashMap::new(),
         not_ready: Default::default(),
         inventory_read: None,
+        certificates: Vec::new(),
     };
 
     let mut election = Election::join(&reconciler.cluster, lab.name(), &lab.spec().cluster.namespace).await?;

@@ -17,18 +17,19 @@ use crate::cluster::{Cluster, ClusterError, Kind, compare};
 use crate::config::model::DriftPolicy;
 use crate::config::{self, Lab, LoadError};
 use crate::reconcile::apply::{self, ApplyError, OnProblems, Outcome};
+use crate::reconcile::certificates;
 use crate::reconcile::decide::{self, Desired};
 use crate::reconcile::fan_out::{Cancelled, fan_out};
 use crate::reconcile::observe::{self, KindName, ListTarget, Observed};
 use crate::reconcile::plan::{self, Change, Options, Plan, PlanError, ProblemKind, Step};
 use crate::reconcile::scan_database::base_dir;
 use crate::reconcile::sequence::{self, Hooks, SequenceError};
-use crate::render::{self, ObjectKey, ParsedDocuments, Templates};
+use crate::render::{self, ObjectKey, ParsedDocuments, SecretToCreate, Templates};
 use crate::scan::files::ScanFile;
 use crate::scan::store::{IngestOutcome, Store, StoreError};
 
 use super::cache::{Cache, Followers, Notice};
-use super::metrics::{KindLabel, StateLabel};
+use super::metrics::{KindLabel, SecretLabel, StateLabel};
 use super::state::Shared;
 
 /// Why a pass runs; a stronger trigger covers a weaker one pending.
@@ -129,6 +130,8 @@ pub struct Reconciler {
     /// The objects the last pass found as wanted, with the two manifests compared: while
     /// neither is replaced (by a save or by the watchers), they are not compared again.
     pub(super) in_sync: HashMap<ObjectKey, (Arc<Value>, Arc<Value>)>,
+    /// The certificate Secrets the file asks for: a resync checks whether one is due.
+    pub(super) certificates: Vec<SecretToCreate>,
 }
 
 impl Reconciler {
@@ -172,6 +175,13 @@ impl Reconciler {
         // Drift and resyncs compare with the last desired state applied; starts and saves read
         // the file (and fill its Secrets in once the live ones are known).
         let fresh = match (&self.desired, trigger) {
+            (Some(_), Trigger::Resync) if self.certificates_due() => {
+                tracing::info!("a certificate is due: issuing it again");
+                match self.read_file() {
+                    Some(desired) => Some(desired),
+                    None => return Ok(Done::Rejected),
+                }
+            }
             (Some(_), Trigger::Resync | Trigger::Drift) => None,
             _ => match self.read_file() {
                 Some(desired) => Some(desired),
@@ -240,6 +250,14 @@ impl Reconciler {
         laps.lap("fill Secrets, find watch targets");
         let mut plan = decide::decide(lab.name(), &desired, &observed, options);
         self.remember(desired, &observed.kinds);
+        if !filled {
+            // The certificates just filled in: their expiry for the metric.
+            let desired = self.desired.clone().expect("remembered");
+            let (expiries, _) = certificates::expiries(&self.certificates, |key| {
+                self.manifests.get(key).map(|index| desired.objects[*index].0.manifest.clone())
+            });
+            self.export_expiries(&expiries);
+        }
         self.remember_in_sync(&observed, &plan, !filled);
         laps.lap("decide");
         // The inventory is a ConfigMap, followed even when the lab itself has none.
@@ -331,9 +349,25 @@ impl Reconciler {
         };
         self.shared.update(|view| view.rejected_edit = None);
         let desired = Desired::new(rendered, lab.name(), &inventory.id());
+        self.certificates = certificates::requests(&desired.secrets).into_values().map(|(s, _)| s.clone()).collect();
         self.lab = Arc::new(lab);
         self.lab_tx.send_replace(self.lab.clone());
         Some(desired)
+    }
+
+    /// Whether a certificate the watchers hold is due (expiring within renewBefore, expired,
+    /// or not as asked); exports each one's expiry.
+    fn certificates_due(&self) -> bool {
+        let (expiries, due) = certificates::expiries(&self.certificates, |key| self.cache.get(key));
+        self.export_expiries(&expiries);
+        due
+    }
+
+    fn export_expiries(&self, expiries: &[(String, i64)]) {
+        for (secret, not_after) in expiries {
+            let label = SecretLabel { secret: secret.clone() };
+            self.shared.metrics.certificate_expiry.get_or_create(&label).set(*not_after as f64);
+        }
     }
 
     /// The lab as the caches hold it, with a GET for each object the caches do not have.
