@@ -58,6 +58,32 @@ async fn certificates_are_renewed_when_due_reissued_when_asked_and_roll_the_pods
     assert!(settings.contains(r#"admin_dn: ["CN=admin,O=seclab"]"#), "{settings}");
     assert!(settings.contains(r#"nodes_dn: ["CN=opensearch,O=seclab"]"#), "{settings}");
     let checksum = rollout_checksum(&client, name).await;
+    tls::check(
+        &pem(&client, name, "opensearch-ca-certs", "tls.crt").await,
+        (
+            &pem(&client, name, "opensearch-http-certs", "tls.crt").await,
+            &pem(&client, name, "opensearch-http-certs", "tls.key").await,
+        ),
+        (
+            &pem(&client, name, "opensearch-admin-certs", "tls.crt").await,
+            &pem(&client, name, "opensearch-admin-certs", "tls.key").await,
+        ),
+        &names,
+    );
+    let transport = certificate(&first, &secret("transport"))["dnsNames"].as_array().unwrap().clone();
+    let transport: Vec<&str> = transport.iter().map(|n| n.as_str().unwrap()).collect();
+    tls::check(
+        &pem(&client, name, "opensearch-ca-certs", "tls.crt").await,
+        (
+            &pem(&client, name, "opensearch-transport-certs", "tls.crt").await,
+            &pem(&client, name, "opensearch-transport-certs", "tls.key").await,
+        ),
+        (
+            &pem(&client, name, "opensearch-admin-certs", "tls.crt").await,
+            &pem(&client, name, "opensearch-admin-certs", "tls.key").await,
+        ),
+        &transport,
+    );
 
     // A certificate ten days from expiry (renewBefore is 30 days by default), stored as
     // seclab would have stored it: `certs status` says so, and apply renews it.
@@ -143,4 +169,98 @@ async fn certificates_are_renewed_when_due_reissued_when_asked_and_roll_the_pods
         assert!(!leaked, "{args:?} printed a key");
     }
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+/// TLS handshakes with rustls, in memory: the certificates work as a server and a client
+/// would use them.
+mod tls {
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use rustls::server::WebPkiClientVerifier;
+    use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    fn chain(pem: &str) -> Vec<CertificateDer<'static>> {
+        CertificateDer::pem_slice_iter(pem.as_bytes()).map(Result::unwrap).collect()
+    }
+
+    fn key(pem: &str) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap()
+    }
+
+    fn roots(ca: &str) -> Arc<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        for cert in chain(ca) {
+            roots.add(cert).unwrap();
+        }
+        Arc::new(roots)
+    }
+
+    /// Runs a handshake between `server` and `client` for `name`, to the end or the first error.
+    fn handshake(server: &Arc<ServerConfig>, client: &Arc<ClientConfig>, name: &str) -> Result<(), rustls::Error> {
+        let mut server = ServerConnection::new(server.clone())?;
+        let name = ServerName::try_from(name.to_owned()).unwrap();
+        let mut client = ClientConnection::new(client.clone(), name)?;
+        for _ in 0..10 {
+            let mut bytes = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut bytes).unwrap();
+            }
+            server.read_tls(&mut bytes.as_slice()).unwrap();
+            server.process_new_packets()?;
+            bytes.clear();
+            while server.wants_write() {
+                server.write_tls(&mut bytes).unwrap();
+            }
+            client.read_tls(&mut bytes.as_slice()).unwrap();
+            client.process_new_packets()?;
+            if !client.is_handshaking() && !server.is_handshaking() {
+                return Ok(());
+            }
+        }
+        panic!("the handshake did not finish");
+    }
+
+    /// The REST certificate serves each of its names (a wildcard as one of its hosts) to a
+    /// client that trusts only the lab's CA, and no other name; the admin certificate is
+    /// accepted as a client certificate by a server that requires one, and a client without
+    /// one is refused.
+    pub fn check(ca: &str, (cert, private): (&str, &str), (admin, admin_key): (&str, &str), names: &[&str]) {
+        let server = |client_auth: bool| {
+            let builder =
+                ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().unwrap();
+            let builder = if client_auth {
+                let verifier = WebPkiClientVerifier::builder_with_provider(roots(ca), provider()).build().unwrap();
+                builder.with_client_cert_verifier(verifier)
+            } else {
+                builder.with_no_client_auth()
+            };
+            Arc::new(builder.with_single_cert(chain(cert), key(private)).unwrap())
+        };
+        let client = |as_admin: bool| {
+            let builder = ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots(ca));
+            let config = if as_admin {
+                builder.with_client_auth_cert(chain(admin), key(admin_key)).unwrap()
+            } else {
+                builder.with_no_client_auth()
+            };
+            Arc::new(config)
+        };
+        for name in names {
+            let host = name.replace('*', "opensearch-0");
+            handshake(&server(false), &client(false), &host).unwrap_or_else(|e| panic!("{host}: {e}"));
+        }
+        let other = handshake(&server(false), &client(false), "opensearch.elsewhere.example");
+        assert!(matches!(other, Err(rustls::Error::InvalidCertificate(_))), "{other:?}");
+        handshake(&server(true), &client(true), names[0]).expect("the admin certificate is a client certificate");
+        assert!(handshake(&server(true), &client(false), names[0]).is_err(), "a client without a certificate");
+    }
 }
