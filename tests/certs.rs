@@ -58,6 +58,10 @@ async fn certificates_are_renewed_when_due_reissued_when_asked_and_roll_the_pods
     assert!(settings.contains(r#"admin_dn: ["CN=admin,O=seclab"]"#), "{settings}");
     assert!(settings.contains(r#"nodes_dn: ["CN=opensearch,O=seclab"]"#), "{settings}");
     let checksum = rollout_checksum(&client, name).await;
+    // OpenSearch's users file: the admin password, hashed, never as it is.
+    let users = pem(&client, name, "t-certs-opensearch-security", "internal_users.yml").await;
+    let hash = users.lines().find_map(|l| l.trim().strip_prefix("hash: ")).unwrap().trim_matches('"');
+    assert!(bcrypt::verify(&lab.password, hash).unwrap() && !users.contains(&lab.password), "{users}");
     tls::check(
         &pem(&client, name, "opensearch-ca-certs", "tls.crt").await,
         (

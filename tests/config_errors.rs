@@ -88,6 +88,10 @@ fn each_error_message() {
         ("cortex_without_elasticsearch", "elasticsearch:\n  enabled: false\n"),
         ("eck_with_opensearch_field", "elasticsearch:\n  adminPassword: env:X\n"),
         ("renew_before_as_long_as_a_certificate", "certificates:\n  renewBefore: 800d\n"),
+        ("cortex_3_with_opensearch_2", "elasticsearch:\n  mode: opensearch\n  version: 2.19.1\n"),
+        ("cortex_4_with_elasticsearch_7", "cortex:\n  version: 4.0.0\n"),
+        ("cortex_3_with_elasticsearch_8", "elasticsearch:\n  version: 8.15.0\n"),
+        ("cortex_without_job_runner", "cortex:\n  version: 3.1.1\n"),
         (
             "bad_ports",
             "tenants:\n  - name: a\n    scans:\n      - name: dmz\n        targets: [127.0.0.1]\n        ports: 22,80-70\n        schedule: '@daily'\n",

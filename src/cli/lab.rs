@@ -42,17 +42,24 @@ pub fn validate(cli: &Cli) -> Result<(), Failure> {
                 "tenants": spec.tenants.len(),
                 "scanGroups": groups,
                 "errors": [],
+                "notes": lab.notes(),
             })
             .to_string(),
         ),
-        Output::Text => print(&format!(
-            "{} is valid: lab `{}` renders {} objects ({} tenants, {} scan groups)",
-            cli.file.display(),
-            lab.name(),
-            rendered.objects.len(),
-            spec.tenants.len(),
-            groups
-        )),
+        Output::Text => {
+            let mut text = format!(
+                "{} is valid: lab `{}` renders {} objects ({} tenants, {} scan groups)",
+                cli.file.display(),
+                lab.name(),
+                rendered.objects.len(),
+                spec.tenants.len(),
+                groups
+            );
+            for note in lab.notes() {
+                text.push_str(&format!("\nnote: {note}"));
+            }
+            print(&text)
+        }
     }
 }
 
@@ -110,6 +117,7 @@ fn render_text(rendered: &Rendered) -> String {
                 render::SecretOrigin::Env(var) => format!("from env:{var}"),
                 render::SecretOrigin::File(path) => format!("from file:{path}"),
                 render::SecretOrigin::Certificate(_) => "issued by seclab's CA".to_owned(),
+                render::SecretOrigin::InternalUsers { secret, .. } => format!("the admin user, hashed from {secret}"),
             };
             out.push_str(&format!("#   {}/{} key {}: {origin}\n", secret.namespace, secret.name, secret.key));
         }

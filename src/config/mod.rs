@@ -42,6 +42,19 @@ impl Lab {
         &self.spec.metadata.name
     }
 
+    /// What a person should know about a valid lab that works but is not the tested path.
+    pub fn notes(&self) -> Vec<String> {
+        let (cortex, es) = (&self.spec.cortex, &self.spec.elasticsearch);
+        let mut notes = Vec::new();
+        if cortex.enabled && es.enabled && es.mode == model::SearchEngine::Opensearch {
+            notes.push(format!(
+                "Cortex on OpenSearch {} runs against its Elasticsearch 7.10-compatible mode, which seclab sets; Cortex's maintainers test against Elasticsearch only (`elasticsearch.mode: eck` is the tested path)",
+                es.version()
+            ));
+        }
+        notes
+    }
+
     /// The file this lab was read from; relative paths in it are relative to its directory.
     pub fn path(&self) -> &Path {
         &self.path

@@ -235,7 +235,7 @@ pub struct Elasticsearch {
     pub name: String,
     /// Namespace; `cluster.namespace` when unset. Must be Cortex's namespace.
     pub namespace: Option<String>,
-    /// Version; 7.10.2 for ECK and 2.19.1 for OpenSearch when unset.
+    /// Version; 7.10.2 for ECK and 1.3.20 for OpenSearch when unset (the versions Cortex 3 can use).
     pub version: Option<String>,
     /// Number of nodes.
     pub nodes: u32,
@@ -253,6 +253,22 @@ pub struct Elasticsearch {
     pub admin_password: Option<SecretSource>,
     /// OpenSearch only: JVM heap options.
     pub java_opts: String,
+}
+
+impl Elasticsearch {
+    /// The Elasticsearch version ECK deploys when `version` is unset.
+    pub const DEFAULT_ECK_VERSION: &str = "7.10.2";
+    /// The OpenSearch version deployed when `version` is unset: the last 1.x line, the one
+    /// Cortex 3 can use (in its Elasticsearch 7.10-compatible mode).
+    pub const DEFAULT_OPENSEARCH_VERSION: &str = "1.3.20";
+
+    /// The version deployed: as set, else the mode's default.
+    pub fn version(&self) -> &str {
+        self.version.as_deref().unwrap_or(match self.mode {
+            SearchEngine::Eck => Self::DEFAULT_ECK_VERSION,
+            SearchEngine::Opensearch => Self::DEFAULT_OPENSEARCH_VERSION,
+        })
+    }
 }
 
 impl Default for Elasticsearch {

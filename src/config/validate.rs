@@ -315,7 +315,15 @@ impl<'a> Checker<'a> {
             }
             SearchEngine::Opensearch => {
                 not_empty(self, path.key("image"), &es.image, "an image such as `opensearchproject/opensearch`");
-                self.secret(path.key("adminPassword"), &es.admin_password);
+                if let Some(SecretSource::SecretRef(_)) = &es.admin_password {
+                    self.complain(
+                        path.key("adminPassword"),
+                        "seclab writes OpenSearch's users file with a hash of this password, so it must read it itself",
+                        "use `env:VAR` or `file:PATH`, or leave it unset to have one generated",
+                    );
+                } else {
+                    self.secret(path.key("adminPassword"), &es.admin_password);
+                }
                 self.check(path.key("storageSize"), fields::quantity(&es.storage_size));
                 if let Some(class) = &es.storage_class {
                     self.check(path.key("storageClass"), fields::dns_subdomain(class));
@@ -372,6 +380,9 @@ impl<'a> Checker<'a> {
                 "`replicas` is 0",
                 "run at least one Cortex pod, or set `cortex.enabled: false`",
             );
+        }
+        if es.enabled && is_version(&cortex.version) && es.version.as_deref().is_none_or(is_version) {
+            self.cortex_and_search_engine();
         }
         self.volume_ref(path.key("jobVolume"), &cortex.job_volume, namespace, "Cortex's job runner");
         self.check(path.key("jobDirectory"), fields::absolute_path(&cortex.job_directory));
@@ -822,6 +833,68 @@ impl Checker<'_> {
             ),
             Ok(_) => {}
         }
+    }
+}
+
+impl Checker<'_> {
+    /// Cortex 3.2 is the first release with the Kubernetes job runner; Cortex 3 talks to
+    /// Elasticsearch 7 only (OpenSearch 1 in its 7.10-compatible mode: OpenSearch 2 removed the
+    /// `include_type_name` parameter Cortex 3 sends), and Cortex 4 to Elasticsearch 8 only.
+    fn cortex_and_search_engine(&mut self) {
+        let (cortex, es) = (&self.file.cortex, &self.file.elasticsearch);
+        let cortex_path = root().key("cortex").key("version");
+        let version = |v: &str| -> (u32, u32) {
+            let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or_default());
+            (parts.next().unwrap_or_default(), parts.next().unwrap_or_default())
+        };
+        let cortex_version = version(&cortex.version);
+        if cortex_version < (3, 2) {
+            self.complain(
+                cortex_path,
+                format!("Cortex {} has no Kubernetes job runner (it came with 3.2)", cortex.version),
+                "use Cortex `3.2.0` or later",
+            );
+            return;
+        }
+        // Point at the search engine's version when the file sets it, else at Cortex's.
+        let es_path = if es.version.is_some() { root().key("elasticsearch").key("version") } else { cortex_path };
+        let (es_major, _) = version(es.version());
+        let problem = match (cortex_version.0, es.mode, es_major) {
+            (3, SearchEngine::Eck, 7) | (3, SearchEngine::Opensearch, 1) | (4, SearchEngine::Eck, 8) => return,
+            (3, SearchEngine::Eck, _) => (
+                format!("Cortex {} works with Elasticsearch 7.x only, not {}", cortex.version, es.version()),
+                format!(
+                    "set `elasticsearch.version: {}`, or use Cortex 4 with Elasticsearch 8",
+                    Elasticsearch::DEFAULT_ECK_VERSION
+                ),
+            ),
+            (3, SearchEngine::Opensearch, _) => (
+                format!(
+                    "Cortex {} cannot use OpenSearch {}: OpenSearch 2 and later removed the `include_type_name` parameter Cortex 3 sends",
+                    cortex.version,
+                    es.version()
+                ),
+                format!(
+                    "set `elasticsearch.version: {}` (OpenSearch 1.x, in its Elasticsearch 7.10-compatible mode), or `mode: eck`",
+                    Elasticsearch::DEFAULT_OPENSEARCH_VERSION
+                ),
+            ),
+            (4, SearchEngine::Eck, _) => (
+                format!("Cortex {} works with Elasticsearch 8.x only, not {}", cortex.version, es.version()),
+                "set `elasticsearch.version` to an 8.x release, or use Cortex 3.2 with Elasticsearch 7".to_owned(),
+            ),
+            (4, SearchEngine::Opensearch, _) => (
+                format!("Cortex {} works with Elasticsearch 8.x only, not OpenSearch", cortex.version),
+                "use `mode: eck` with an 8.x release, or Cortex `3.2.0` with OpenSearch 1.3".to_owned(),
+            ),
+            (major, _, _) => (
+                format!("seclab does not know which search engine Cortex {major}.x works with"),
+                "use Cortex 3.2 (Elasticsearch 7, OpenSearch 1.3) or Cortex 4 (Elasticsearch 8)".to_owned(),
+            ),
+        };
+        let (message, hint) = problem;
+        let path = if cortex_version.0 > 4 { root().key("cortex").key("version") } else { es_path };
+        self.complain(path, message, hint);
     }
 }
 

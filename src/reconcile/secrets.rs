@@ -35,12 +35,16 @@ pub fn materialize(secrets: &[SecretToCreate], live: &Live, base_dir: &Path, lab
     for secret in secrets {
         grouped.entry(secret_key(&secret.namespace, &secret.name)).or_default().push(secret);
     }
-    // Authorities first, so that their leaves can be signed in the same pass.
     let mut authorities: HashMap<String, (Authority, bool)> = HashMap::new();
     let mut data_of: BTreeMap<ObjectKey, Map<String, Value>> = BTreeMap::new();
-    let is_authority = |entries: &[&SecretToCreate]| matches!(&entries[0].origin, SecretOrigin::Certificate(r) if r.authority.is_none());
-    let ordered =
-        grouped.iter().filter(|(_, e)| is_authority(e)).chain(grouped.iter().filter(|(_, e)| !is_authority(e)));
+    // Authorities first, so that their leaves can be signed in the same pass; files derived
+    // from another Secret's value last.
+    let rank = |entries: &[&SecretToCreate]| match &entries[0].origin {
+        SecretOrigin::Certificate(r) if r.authority.is_none() => 0,
+        SecretOrigin::InternalUsers { .. } => 2,
+        _ => 1,
+    };
+    let ordered = (0..3).flat_map(|r| grouped.iter().filter(move |(_, e)| rank(e) == r));
     for (key, entries) in ordered {
         let existing = live.get(key).and_then(|secret| secret["data"].as_object());
         let mut data = Map::new();
@@ -55,6 +59,20 @@ pub fn materialize(secrets: &[SecretToCreate], live: &Live, base_dir: &Path, lab
                     Some(kept) => kept.clone(),
                     None => Value::String(STANDARD.encode(random_password()?)),
                 },
+                SecretOrigin::InternalUsers { secret, key: password_key } => {
+                    let namespace = key.namespace.as_deref().unwrap_or_default();
+                    let holder = secret_key(namespace, secret);
+                    let password = data_of.get(&holder).and_then(|d| decoded(Some(d), password_key));
+                    let password = password.ok_or_else(|| {
+                        format!("cannot fill {key}: the password in {holder} is not one seclab fills in")
+                    })?;
+                    let kept = decoded(existing, &entry.key).filter(|file| users_file_matches(file, &password));
+                    let file = match kept {
+                        Some(file) => file,
+                        None => users_file(&password).map_err(|e| format!("cannot fill {key}: {e}"))?,
+                    };
+                    Value::String(STANDARD.encode(file))
+                }
                 SecretOrigin::Env(var) => {
                     encode(&resolve_secret(&SecretSource::Env(var.clone()), base_dir), key, entry)?
                 }
@@ -67,6 +85,34 @@ pub fn materialize(secrets: &[SecretToCreate], live: &Live, base_dir: &Path, lab
         data_of.insert(key.clone(), data);
     }
     Ok(data_of.into_iter().map(|(key, data)| secret_object(key, data, lab)).collect())
+}
+
+/// OpenSearch's `internal_users.yml` with the `admin` user (all access through the default
+/// role mapping of its `admin` backend role) and a bcrypt hash of `password`.
+fn users_file(password: &str) -> Result<String, bcrypt::BcryptError> {
+    let hash = bcrypt::hash_with_result(password, bcrypt::DEFAULT_COST)?.format_for_version(bcrypt::Version::TwoY);
+    Ok(format!(
+        "# Written by seclab: the admin user, its password hashed.\n_meta:\n  type: \"internalusers\"\n  config_version: 2\nadmin:\n  hash: \"{hash}\"\n  reserved: true\n  backend_roles: [\"admin\"]\n  description: \"seclab's admin user\"\n"
+    ))
+}
+
+/// Whether the users file `file` holds the hash of `password` (each pair is checked once per
+/// process: a bcrypt check is slow on purpose).
+fn users_file_matches(file: &str, password: &str) -> bool {
+    static CHECKED: std::sync::Mutex<Option<std::collections::HashSet<[u8; 32]>>> = std::sync::Mutex::new(None);
+    let Some(hash) = file.lines().find_map(|l| l.trim().strip_prefix("hash: ")).map(|h| h.trim_matches('"')) else {
+        return false;
+    };
+    let pair: [u8; 32] = Sha256::digest(format!("{hash}\n{password}")).into();
+    let mut checked = CHECKED.lock().expect("bcrypt memo lock");
+    if checked.get_or_insert_with(Default::default).contains(&pair) {
+        return true;
+    }
+    let matches = bcrypt::verify(password, hash).unwrap_or(false);
+    if matches {
+        checked.get_or_insert_with(Default::default).insert(pair);
+    }
+    matches
 }
 
 fn encode(value: &Result<String, String>, key: &ObjectKey, entry: &SecretToCreate) -> Result<Value, String> {
@@ -384,5 +430,38 @@ mod tests {
             objects[0].0.manifest["spec"]["template"]["metadata"]["annotations"][CERTIFICATES_ANNOTATION],
             checksum
         );
+    }
+
+    #[test]
+    fn the_users_file_holds_a_hash_of_the_password_and_is_kept_while_it_matches() {
+        let users = SecretOrigin::InternalUsers { secret: "admin".into(), key: "password".into() };
+        let secrets = [
+            entry("security", "internal_users.yml", users.clone()),
+            entry("admin", "password", SecretOrigin::Generated),
+        ];
+        let first = materialize(&secrets, &HashMap::new(), Path::new("."), "lab").unwrap();
+        let value = |objects: &[Object], name: &str, key: &str| {
+            decoded(objects.iter().find(|o| o.key.name == name).unwrap().manifest["data"].as_object(), key).unwrap()
+        };
+        let (file, password) = (value(&first, "security", "internal_users.yml"), value(&first, "admin", "password"));
+        let hash = file.lines().find_map(|l| l.trim().strip_prefix("hash: ")).unwrap().trim_matches('"');
+        assert!(hash.starts_with("$2y$12$") && bcrypt::verify(&password, hash).unwrap(), "{file}");
+        assert!(!file.contains(&password), "the password itself is not in the file");
+        // Kept while the password is the same (a new hash would be a write on every apply).
+        let live: Live = first.iter().map(|o| (o.key.clone(), o.manifest.clone())).collect();
+        let again = materialize(&secrets, &live, Path::new("."), "lab").unwrap();
+        assert_eq!(value(&again, "security", "internal_users.yml"), file);
+        // A new password, a new hash.
+        let mut admin = (*live[&secret_key("n", "admin")]).clone();
+        admin["data"]["password"] = Value::String(STANDARD.encode("another"));
+        let mut changed = live.clone();
+        changed.insert(secret_key("n", "admin"), Arc::new(admin));
+        let renewed = materialize(&secrets, &changed, Path::new("."), "lab").unwrap();
+        let hash = value(&renewed, "security", "internal_users.yml");
+        let hash = hash.lines().find_map(|l| l.trim().strip_prefix("hash: ")).unwrap().trim_matches('"').to_owned();
+        assert!(bcrypt::verify("another", &hash).unwrap());
+        // A password seclab does not hold cannot be hashed.
+        let error = materialize(&secrets[..1], &HashMap::new(), Path::new("."), "lab").unwrap_err();
+        assert!(error.contains("Secret n/admin"), "{error}");
     }
 }

@@ -37,6 +37,14 @@ pub enum SecretOrigin {
     File(String),
     /// A certificate and key issued by seclab's CA.
     Certificate(CertificateRequest),
+    /// OpenSearch's `internal_users.yml`: the `admin` user with a bcrypt hash of the password
+    /// in another Secret of the lab (name and key).
+    InternalUsers {
+        /// The Secret holding the password.
+        secret: String,
+        /// Its key.
+        key: String,
+    },
 }
 
 /// What a certificate Secret must hold: the CA itself, or a leaf it signs.
@@ -291,7 +299,7 @@ impl<'a> Builder<'a> {
                 "mode": "eck",
                 "name": es.name,
                 "namespace": namespace,
-                "version": es.version.as_deref().unwrap_or("7.10.2"),
+                "version": es.version(),
                 "nodes": es.nodes,
                 "allowMmap": es.allow_mmap,
                 "url": format!("https://{}-es-http:9200", es.name),
@@ -300,8 +308,19 @@ impl<'a> Builder<'a> {
                 "ca": { "name": format!("{}-es-http-certs-public", es.name), "key": "ca.crt" },
             }),
             SearchEngine::Opensearch => {
-                let password =
-                    self.handle(es.admin_password.as_ref(), namespace, format!("{lab}-{}-admin", es.name), "password");
+                let password_secret = format!("{lab}-{}-admin", es.name);
+                let password = self.handle(es.admin_password.as_ref(), namespace, password_secret.clone(), "password");
+                // Every OpenSearch version reads its users from here when it first starts (the
+                // `OPENSEARCH_INITIAL_ADMIN_PASSWORD` variable exists only from 2.12).
+                let security = format!("{lab}-{}-security", es.name);
+                if es.enabled {
+                    self.secrets.push(SecretToCreate {
+                        namespace: namespace.into(),
+                        name: security.clone(),
+                        key: "internal_users.yml".into(),
+                        origin: SecretOrigin::InternalUsers { secret: password_secret, key: "password".into() },
+                    });
+                }
                 let cluster_domain = &self.spec.cluster.cluster_domain;
                 let service_names = |service: &str| {
                     let fqdn = format!("{service}.{namespace}.svc.{cluster_domain}");
@@ -339,15 +358,17 @@ impl<'a> Builder<'a> {
                 json!({
                     "enabled": es.enabled,
                     "mode": "opensearch",
+                    "major": major(es.version()),
                     "name": es.name,
                     "namespace": namespace,
-                    "version": es.version.as_deref().unwrap_or("2.19.1"),
-                    "image": format!("{}:{}", es.image, es.version.as_deref().unwrap_or("2.19.1")),
+                    "version": es.version(),
+                    "image": format!("{}:{}", es.image, es.version()),
                     "nodes": es.nodes,
                     "allowMmap": es.allow_mmap,
                     "url": format!("https://{}:9200", es.name),
                     "username": "admin",
                     "password": password,
+                    "security": security,
                     "ca": { "name": certs[0].1, "key": "ca.crt" },
                     "certs": certs.iter().map(|(purpose, name)| (purpose.to_string(), json!(name))).collect::<serde_json::Map<_, _>>(),
                     // The subjects OpenSearch's security settings name: the nodes' (transport) and the admin's.
@@ -467,4 +488,9 @@ fn tenant(defaults: &TenantDefaults, tenant: &Tenant, secrets: &mut Vec<SecretTo
     value["env"] = Value::Array(env);
     value["scans"] = Value::Array(scans);
     value
+}
+
+/// The major version of `version` (`1` of `1.3.20`); 0 when it has none.
+fn major(version: &str) -> u32 {
+    version.split('.').next().and_then(|major| major.parse().ok()).unwrap_or_default()
 }
