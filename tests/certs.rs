@@ -29,6 +29,38 @@ async fn pem(client: &kube::Client, namespace: &str, secret: &str, key: &str) ->
     String::from_utf8(STANDARD.decode(object.data["data"][key].as_str().unwrap()).unwrap()).unwrap()
 }
 
+/// `keytool -list` on Cortex's stores: the truststore holds one trusted certificate, the CA
+/// with `fingerprint`, and the keystore opens and holds nothing.
+async fn java_stores(client: &kube::Client, namespace: &str, fingerprint: &Value) {
+    let secret =
+        api(client, "", "v1", "Secret", Some(namespace)).get(&format!("{namespace}-cortex-search-tls")).await.unwrap();
+    let raw = |key: &str| STANDARD.decode(secret.data["data"][key].as_str().unwrap()).unwrap();
+    let password = String::from_utf8(raw("password")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let list = |store: &str| {
+        let path = dir.path().join(store);
+        std::fs::write(&path, raw(store)).unwrap();
+        let output = std::process::Command::new("keytool")
+            .args(["-list", "-v", "-storetype", "PKCS12", "-storepass", &password, "-keystore"])
+            .arg(&path)
+            .output()
+            .expect("keytool runs (scripts/test installs a JDK)");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "keytool -list {store}: {text}{}", String::from_utf8_lossy(&output.stderr));
+        text
+    };
+    // With the crate that wrote them...
+    let (trusted, entries) = seclab::certs::store_contents(&raw("truststore.p12"), &password).unwrap();
+    assert_eq!((trusted.len(), entries), (1, 1));
+    assert_eq!(seclab::certs::store_contents(&raw("keystore.p12"), &password), Some((vec![], 0)));
+    // ...and as the JDK reads them.
+    let trust = list("truststore.p12");
+    assert!(trust.contains("Your keystore contains 1 entry") && trust.contains("trustedCertEntry"), "{trust}");
+    assert!(trust.contains(&format!("SHA256: {}", fingerprint.as_str().unwrap())), "{trust}");
+    let keys = list("keystore.p12");
+    assert!(keys.contains("Your keystore contains 0 entries"), "{keys}");
+}
+
 async fn rollout_checksum(client: &kube::Client, namespace: &str) -> String {
     let set = api(client, "apps", "v1", "StatefulSet", Some(namespace)).get("opensearch").await.unwrap();
     set.data["spec"]["template"]["metadata"]["annotations"]["seclab.dev/certificates"].as_str().unwrap().to_owned()
@@ -58,6 +90,11 @@ async fn certificates_are_renewed_when_due_reissued_when_asked_and_roll_the_pods
     assert!(settings.contains(r#"admin_dn: ["CN=admin,O=seclab"]"#), "{settings}");
     assert!(settings.contains(r#"nodes_dn: ["CN=opensearch,O=seclab"]"#), "{settings}");
     let checksum = rollout_checksum(&client, name).await;
+    // Cortex's stores, as the JDK reads them: the truststore holds the CA, the keystore nothing.
+    java_stores(&client, name, &certificate(&first, &secret("ca"))["fingerprint"]).await;
+    let cortex = api(&client, "", "v1", "ConfigMap", Some(name)).get("cortex-config").await.unwrap();
+    let conf = cortex.data["data"]["application.conf"].as_str().unwrap();
+    assert!(conf.contains("keyStore {") && conf.contains("/opt/cortex/search-tls/truststore.p12"), "{conf}");
     // OpenSearch's users file: the admin password, hashed, never as it is.
     let users = pem(&client, name, "t-certs-opensearch-security", "internal_users.yml").await;
     let hash = users.lines().find_map(|l| l.trim().strip_prefix("hash: ")).unwrap().trim_matches('"');
@@ -89,8 +126,8 @@ async fn certificates_are_renewed_when_due_reissued_when_asked_and_roll_the_pods
         &transport,
     );
 
-    // A certificate ten days from expiry (renewBefore is 30 days by default), stored as
-    // seclab would have stored it: `certs status` says so, and apply renews it.
+    // The REST certificate replaced by one the test issues with a short life, stored as seclab
+    // would have stored it (renewBefore is 30 days by default).
     let ca = Authority::load(
         &pem(&client, name, "opensearch-ca-certs", "tls.crt").await,
         &pem(&client, name, "opensearch-ca-certs", "tls.key").await,
@@ -102,32 +139,36 @@ async fn certificates_are_renewed_when_due_reissued_when_asked_and_roll_the_pods
         authority: Some("opensearch-ca-certs".into()),
         ..CertificateRequest::default()
     };
-    let short = ca.issue_valid_for(&request, std::time::Duration::from_secs(10 * 86_400)).unwrap();
-    let secrets = api(&client, "", "v1", "Secret", Some(name));
-    let stored = secrets.get("opensearch-http-certs").await.unwrap();
-    let mut data = stored.data["data"].clone();
-    data["tls.crt"] = json!(STANDARD.encode(&short.cert_pem));
-    data["tls.key"] = json!(STANDARD.encode(&short.key_pem));
-    // Everything seclab's apply holds (an apply drops the fields of its manager it leaves out).
-    let patch = json!({ "apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
-        "metadata": { "name": "opensearch-http-certs", "labels": stored.metadata.labels } });
-    let as_seclab = PatchParams::apply("seclab").force();
-    api(&client, "", "v1", "Secret", Some(name))
-        .patch("opensearch-http-certs", &as_seclab, &Patch::Apply(&patch))
-        .await
-        .unwrap();
-    let due = certificates(&lab);
-    assert_eq!(certificate(&due, &secret("http"))["state"], "renew-soon", "{due:#?}");
-    let status = lab.run(&["status"], 0);
-    assert!(status.contains("renew-soon") && status.contains("opensearch-http-certs"), "{status}");
-    let output = lab.run(&["apply"], 0);
-    assert!(output.contains("updated Secret t-certs/opensearch-http-certs"), "{output}");
-    assert!(output.contains("updated StatefulSet.apps t-certs/opensearch"), "the pods roll: {output}");
-    let renewed = certificates(&lab);
-    assert!(renewed.iter().all(|c| c["state"] == "ok"), "{renewed:#?}");
-    assert!(certificate(&renewed, &secret("http"))["daysLeft"].as_i64().unwrap() > 700);
-    assert_eq!(certificate(&renewed, &secret("ca"))["fingerprint"], certificate(&first, &secret("ca"))["fingerprint"]);
-    assert_ne!(rollout_checksum(&client, name).await, checksum);
+    // Ten days from expiry, then expired a second ago: each is due, and apply renews it.
+    let mut checksum = checksum;
+    for (validity, state) in [(10 * 86_400, "renew-soon"), (0, "expired")] {
+        let short = ca.issue_valid_for(&request, std::time::Duration::from_secs(validity)).unwrap();
+        let secrets = api(&client, "", "v1", "Secret", Some(name));
+        let stored = secrets.get("opensearch-http-certs").await.unwrap();
+        let mut data = stored.data["data"].clone();
+        data["tls.crt"] = json!(STANDARD.encode(&short.cert_pem));
+        data["tls.key"] = json!(STANDARD.encode(&short.key_pem));
+        // Everything seclab's apply holds (an apply drops the fields of its manager it leaves out).
+        let patch = json!({ "apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
+            "metadata": { "name": "opensearch-http-certs", "labels": stored.metadata.labels } });
+        let as_seclab = PatchParams::apply("seclab").force();
+        secrets.patch("opensearch-http-certs", &as_seclab, &Patch::Apply(&patch)).await.unwrap();
+        let due = certificates(&lab);
+        assert_eq!(certificate(&due, &secret("http"))["state"], state, "{due:#?}");
+        let status = lab.run(&["status"], 0);
+        assert!(status.contains(state) && status.contains("opensearch-http-certs"), "{status}");
+        let output = lab.run(&["apply"], 0);
+        assert!(output.contains("updated Secret t-certs/opensearch-http-certs"), "{output}");
+        assert!(output.contains("updated StatefulSet.apps t-certs/opensearch"), "the pods roll: {output}");
+        let renewed = certificates(&lab);
+        assert!(renewed.iter().all(|c| c["state"] == "ok"), "{renewed:#?}");
+        assert!(certificate(&renewed, &secret("http"))["daysLeft"].as_i64().unwrap() > 700);
+        let same_ca = &certificate(&first, &secret("ca"))["fingerprint"];
+        assert_eq!(&certificate(&renewed, &secret("ca"))["fingerprint"], same_ca);
+        let rolled = rollout_checksum(&client, name).await;
+        assert_ne!(rolled, checksum);
+        checksum = rolled;
+    }
 
     // Nothing due: no certificate changes and nothing is written.
     let events = audited(|| assert!(lab.run(&["apply"], 0).contains("is up to date")));
@@ -165,11 +206,23 @@ async fn certificates_are_renewed_when_due_reissued_when_asked_and_roll_the_pods
     let key = pem(&client, name, "opensearch-http-certs", "tls.key").await;
     let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
     let stored = STANDARD.encode(&key); // as the Secret holds it
-    for args in
-        [&["certs", "status"][..], &["certs", "status", "--output", "json"], &["status"], &["plan"], &["-vv", "apply"]]
-    {
-        let output = lab.run(args, 0);
-        let leaked = output.contains(&body[..40]) || output.contains(&stored[..40]) || output.contains("PRIVATE KEY");
+    let stores = api(&client, "", "v1", "Secret", Some(name)).get("t-certs-cortex-search-tls").await.unwrap();
+    let store_password =
+        String::from_utf8(STANDARD.decode(stores.data["data"]["password"].as_str().unwrap()).unwrap()).unwrap();
+    let commands: [(&[&str], i32); 6] = [
+        (&["certs", "status"], 0),
+        (&["certs", "status", "--output", "json"], 0),
+        (&["status"], 0),
+        (&["plan"], 0),
+        (&["-vv", "apply"], 0),
+        (&["certs", "rotate", "no-such-certs"], 1), // an error
+    ];
+    for (args, code) in commands {
+        let output = lab.run(args, code);
+        let leaked = output.contains(&body[..40])
+            || output.contains(&stored[..40])
+            || output.contains("PRIVATE KEY")
+            || output.contains(&store_password);
         assert!(!leaked, "{args:?} printed a key");
     }
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);

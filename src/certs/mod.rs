@@ -115,6 +115,43 @@ fn params(request: &CertificateRequest, validity: Duration) -> Result<Certificat
     Ok(params)
 }
 
+/// A PKCS#12 truststore, protected by `password`, holding the certificate in `ca_pem` as a
+/// trusted entry (with the attribute the JDK needs to load it as one).
+pub fn truststore(ca_pem: &str, password: &str) -> Result<Vec<u8>, CertError> {
+    let der = der(ca_pem)?;
+    let certificate = p12_keystore::Certificate::from_der(&der).map_err(|e| CertError(e.to_string()))?;
+    let mut store = p12_keystore::KeyStore::new();
+    store.add_entry("ca", p12_keystore::KeyStoreEntry::Certificate(certificate));
+    store.writer(password).write().map_err(|e| CertError(e.to_string()))
+}
+
+/// An empty PKCS#12 keystore protected by `password`: Cortex builds its TLS context only when
+/// it has a keystore, and one without a key never offers a client certificate.
+pub fn empty_keystore(password: &str) -> Result<Vec<u8>, CertError> {
+    p12_keystore::KeyStore::new().writer(password).write().map_err(|e| CertError(e.to_string()))
+}
+
+/// The trusted certificates (DER) and the number of entries in the PKCS#12 `store`, when
+/// `password` opens it.
+pub fn store_contents(store: &[u8], password: &str) -> Option<(Vec<Vec<u8>>, usize)> {
+    let store = p12_keystore::KeyStore::from_pkcs12(store, password, p12_keystore::Pkcs12ImportPolicy::Strict).ok()?;
+    let trusted = store
+        .entries()
+        .filter_map(|(_, entry)| match entry {
+            p12_keystore::KeyStoreEntry::Certificate(certificate) => Some(certificate.as_der().to_vec()),
+            _ => None,
+        })
+        .collect();
+    Some((trusted, store.entries_len()))
+}
+
+/// The DER encoding of the first certificate in `cert_pem`.
+pub fn der(cert_pem: &str) -> Result<Vec<u8>, CertError> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .map_err(|e| CertError(format!("it is not a PEM certificate: {e}")))?;
+    Ok(pem.contents)
+}
+
 /// What a stored certificate says about itself (never anything of its key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -278,5 +315,15 @@ mod tests {
         let mut admin = server();
         admin.common_name = "admin".into();
         assert!(matches!(assess(&leaf, &admin, now, month), State::Mismatch(_)));
+    }
+
+    #[test]
+    fn stores_hold_the_authority_and_nothing_else() {
+        let authority = Authority::generate(&ca()).unwrap();
+        let trust = truststore(&authority.issued.cert_pem, "pw").unwrap();
+        let (trusted, entries) = store_contents(&trust, "pw").unwrap();
+        assert_eq!((trusted, entries), (vec![der(&authority.issued.cert_pem).unwrap()], 1));
+        assert!(store_contents(&trust, "wrong").is_none());
+        assert_eq!(store_contents(&empty_keystore("pw").unwrap(), "pw"), Some((vec![], 0)));
     }
 }

@@ -118,6 +118,9 @@ fn render_text(rendered: &Rendered) -> String {
                 render::SecretOrigin::File(path) => format!("from file:{path}"),
                 render::SecretOrigin::Certificate(_) => "issued by seclab's CA".to_owned(),
                 render::SecretOrigin::InternalUsers { secret, .. } => format!("the admin user, hashed from {secret}"),
+                render::SecretOrigin::TrustStores(authority) => {
+                    format!("PKCS#12 stores trusting the CA in {authority}")
+                }
             };
             out.push_str(&format!("#   {}/{} key {}: {origin}\n", secret.namespace, secret.name, secret.key));
         }

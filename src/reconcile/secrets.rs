@@ -41,7 +41,7 @@ pub fn materialize(secrets: &[SecretToCreate], live: &Live, base_dir: &Path, lab
     // from another Secret's value last.
     let rank = |entries: &[&SecretToCreate]| match &entries[0].origin {
         SecretOrigin::Certificate(r) if r.authority.is_none() => 0,
-        SecretOrigin::InternalUsers { .. } => 2,
+        SecretOrigin::InternalUsers { .. } | SecretOrigin::TrustStores(_) => 2,
         _ => 1,
     };
     let ordered = (0..3).flat_map(|r| grouped.iter().filter(move |(_, e)| rank(e) == r));
@@ -59,6 +59,16 @@ pub fn materialize(secrets: &[SecretToCreate], live: &Live, base_dir: &Path, lab
                     Some(kept) => kept.clone(),
                     None => Value::String(STANDARD.encode(random_password()?)),
                 },
+                SecretOrigin::TrustStores(authority) => {
+                    let namespace = key.namespace.as_deref().unwrap_or_default();
+                    let ca =
+                        authorities.get(&format!("{namespace}/{authority}")).map(|(a, _)| a.issued.cert_pem.clone());
+                    let ca = ca.ok_or_else(|| {
+                        format!("cannot fill {key}: its CA Secret {authority} is not one seclab issues")
+                    })?;
+                    data = trust_stores(&ca, existing).map_err(|e| format!("cannot fill {key}: {e}"))?;
+                    break;
+                }
                 SecretOrigin::InternalUsers { secret, key: password_key } => {
                     let namespace = key.namespace.as_deref().unwrap_or_default();
                     let holder = secret_key(namespace, secret);
@@ -85,6 +95,32 @@ pub fn materialize(secrets: &[SecretToCreate], live: &Live, base_dir: &Path, lab
         data_of.insert(key.clone(), data);
     }
     Ok(data_of.into_iter().map(|(key, data)| secret_object(key, data, lab)).collect())
+}
+
+/// `truststore.p12` (trusting `ca_pem`), an empty `keystore.p12`, and their `password`: the
+/// live ones while the truststore holds exactly that CA (new stores would be new bytes, and a
+/// write, on every apply), else new ones.
+fn trust_stores(ca_pem: &str, existing: Option<&Map<String, Value>>) -> Result<Map<String, Value>, String> {
+    let raw = |key: &str| existing?.get(key)?.as_str().and_then(|text| STANDARD.decode(text).ok());
+    let ca = certs::der(ca_pem).map_err(|e| e.to_string())?;
+    if let (Some(trust), Some(keys), Some(password)) =
+        (raw("truststore.p12"), raw("keystore.p12"), decoded(existing, "password"))
+    {
+        let trusts_ca = certs::store_contents(&trust, &password)
+            .is_some_and(|(trusted, entries)| trusted == [ca.clone()] && entries == 1);
+        let empty = certs::store_contents(&keys, &password).is_some_and(|(_, entries)| entries == 0);
+        if trusts_ca && empty {
+            return Ok(existing.cloned().unwrap_or_default());
+        }
+    }
+    let password = random_password()?;
+    let mut data = Map::new();
+    let trust = certs::truststore(ca_pem, &password).map_err(|e| e.to_string())?;
+    let keys = certs::empty_keystore(&password).map_err(|e| e.to_string())?;
+    data.insert("truststore.p12".into(), Value::String(STANDARD.encode(trust)));
+    data.insert("keystore.p12".into(), Value::String(STANDARD.encode(keys)));
+    data.insert("password".into(), Value::String(STANDARD.encode(password)));
+    Ok(data)
 }
 
 /// OpenSearch's `internal_users.yml` with the `admin` user (all access through the default
@@ -219,14 +255,14 @@ pub fn roll_on_certificates(objects: &mut [(Object, String)], requested: &[Secre
         .iter()
         .filter(|secret| {
             requested.iter().any(|r| {
-                matches!(r.origin, SecretOrigin::Certificate(_))
+                matches!(r.origin, SecretOrigin::Certificate(_) | SecretOrigin::TrustStores(_))
                     && secret.key.namespace.as_deref() == Some(r.namespace.as_str())
                     && secret.key.name == r.name
             })
         })
         .map(|secret| {
             let data = &secret.manifest["data"];
-            let digest = Sha256::digest(format!("{}\n{}", data["tls.crt"], data["ca.crt"]));
+            let digest = Sha256::digest(format!("{}\n{}\n{}", data["tls.crt"], data["ca.crt"], data["truststore.p12"]));
             (&secret.key, digest.iter().map(|b| format!("{b:02x}")).collect())
         })
         .collect();
@@ -463,5 +499,37 @@ mod tests {
         // A password seclab does not hold cannot be hashed.
         let error = materialize(&secrets[..1], &HashMap::new(), Path::new("."), "lab").unwrap_err();
         assert!(error.contains("Secret n/admin"), "{error}");
+    }
+
+    #[test]
+    fn cortex_stores_trust_the_authority_and_are_kept_while_it_stays() {
+        let ca = CertificateRequest { common_name: "CA".into(), ..CertificateRequest::default() };
+        let stores = SecretOrigin::TrustStores("os-ca-certs".into());
+        let mut secrets = vec![entry("os-ca-certs", "tls.crt", SecretOrigin::Certificate(ca.clone()))];
+        secrets.extend(["truststore.p12", "keystore.p12", "password"].map(|key| entry("stores", key, stores.clone())));
+        let first = materialize(&secrets, &HashMap::new(), Path::new("."), "lab").unwrap();
+        let data = |objects: &[Object], name: &str| {
+            objects.iter().find(|o| o.key.name == name).unwrap().manifest["data"].clone()
+        };
+        let raw = |data: &Value, key: &str| STANDARD.decode(data[key].as_str().unwrap()).unwrap();
+        let stored = data(&first, "stores");
+        let password = String::from_utf8(raw(&stored, "password")).unwrap();
+        let ca_pem = String::from_utf8(raw(&data(&first, "os-ca-certs"), "tls.crt")).unwrap();
+        let (trusted, _) = certs::store_contents(&raw(&stored, "truststore.p12"), &password).unwrap();
+        assert_eq!(trusted, [certs::der(&ca_pem).unwrap()]);
+        assert_eq!(certs::store_contents(&raw(&stored, "keystore.p12"), &password), Some((vec![], 0)));
+        // The same CA: the same bytes (no write).
+        let live: Live = first.iter().map(|o| (o.key.clone(), o.manifest.clone())).collect();
+        assert_eq!(data(&materialize(&secrets, &live, Path::new("."), "lab").unwrap(), "stores"), stored);
+        // A new CA: new stores that trust it.
+        secrets[0].origin = SecretOrigin::Certificate(CertificateRequest { reissue: true, ..ca });
+        let rotated = materialize(&secrets, &live, Path::new("."), "lab").unwrap();
+        let (stored, ca_pem) =
+            (data(&rotated, "stores"), String::from_utf8(raw(&data(&rotated, "os-ca-certs"), "tls.crt")).unwrap());
+        let password = String::from_utf8(raw(&stored, "password")).unwrap();
+        assert_eq!(
+            certs::store_contents(&raw(&stored, "truststore.p12"), &password).unwrap().0,
+            [certs::der(&ca_pem).unwrap()]
+        );
     }
 }

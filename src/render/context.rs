@@ -37,6 +37,9 @@ pub enum SecretOrigin {
     File(String),
     /// A certificate and key issued by seclab's CA.
     Certificate(CertificateRequest),
+    /// A PKCS#12 truststore holding the CA of another certificate Secret (its name), an empty
+    /// keystore, and their generated password: what Cortex needs to trust its search engine.
+    TrustStores(String),
     /// OpenSearch's `internal_users.yml`: the `admin` user with a bcrypt hash of the password
     /// in another Secret of the lab (name and key).
     InternalUsers {
@@ -294,19 +297,25 @@ impl<'a> Builder<'a> {
         let namespace = self.ns(&es.namespace);
         let lab = &self.spec.metadata.name;
         match es.mode {
-            SearchEngine::Eck => json!({
-                "enabled": es.enabled,
-                "mode": "eck",
-                "name": es.name,
-                "namespace": namespace,
-                "version": es.version(),
-                "nodes": es.nodes,
-                "allowMmap": es.allow_mmap,
-                "url": format!("https://{}-es-http:9200", es.name),
-                "username": "elastic",
-                "password": { "name": format!("{}-es-elastic-user", es.name), "key": "elastic" },
-                "ca": { "name": format!("{}-es-http-certs-public", es.name), "key": "ca.crt" },
-            }),
+            SearchEngine::Eck => {
+                // ECK serves the certificate seclab issues (its custom HTTP certificate), so
+                // that Cortex can trust seclab's CA, known before ECK runs.
+                let certs = self.certificates(&[("http", Some(format!("{}-es-http", es.name)))]);
+                json!({
+                    "enabled": es.enabled,
+                    "mode": "eck",
+                    "name": es.name,
+                    "namespace": namespace,
+                    "version": es.version(),
+                    "nodes": es.nodes,
+                    "allowMmap": es.allow_mmap,
+                    "url": format!("https://{}-es-http:9200", es.name),
+                    "username": "elastic",
+                    "password": { "name": format!("{}-es-elastic-user", es.name), "key": "elastic" },
+                    "ca": { "name": certs["ca"], "key": "ca.crt" },
+                    "certs": certs,
+                })
+            }
             SearchEngine::Opensearch => {
                 let password_secret = format!("{lab}-{}-admin", es.name);
                 let password = self.handle(es.admin_password.as_ref(), namespace, password_secret.clone(), "password");
@@ -321,40 +330,11 @@ impl<'a> Builder<'a> {
                         origin: SecretOrigin::InternalUsers { secret: password_secret, key: "password".into() },
                     });
                 }
-                let cluster_domain = &self.spec.cluster.cluster_domain;
-                let service_names = |service: &str| {
-                    let fqdn = format!("{service}.{namespace}.svc.{cluster_domain}");
-                    vec![service.to_owned(), format!("{service}.{namespace}.svc"), format!("*.{fqdn}"), fqdn]
-                };
-                let authority = format!("{}-ca-certs", es.name);
-                let renew_before = crate::config::fields::duration(&self.spec.certificates.renew_before)
-                    .unwrap_or(std::time::Duration::from_secs(30 * 86_400));
-                let certs = ["ca", "transport", "http", "admin"].map(|purpose| {
-                    let name = format!("{}-{purpose}-certs", es.name);
-                    let request = match purpose {
-                        "ca" => CertificateRequest::authority(format!("{lab} {} CA", es.name), renew_before),
-                        "admin" => CertificateRequest::client("admin", &authority, renew_before),
-                        "transport" => CertificateRequest::server(
-                            &es.name,
-                            service_names(&format!("{}-discovery", es.name)),
-                            &authority,
-                            renew_before,
-                        ),
-                        _ => CertificateRequest::server(&es.name, service_names(&es.name), &authority, renew_before),
-                    };
-                    if es.enabled {
-                        for key in ["tls.crt", "tls.key", "ca.crt"] {
-                            let origin = SecretOrigin::Certificate(request.clone());
-                            self.secrets.push(SecretToCreate {
-                                namespace: namespace.into(),
-                                name: name.clone(),
-                                key: key.into(),
-                                origin,
-                            });
-                        }
-                    }
-                    (purpose, name)
-                });
+                let certs = self.certificates(&[
+                    ("transport", Some(format!("{}-discovery", es.name))),
+                    ("http", Some(es.name.clone())),
+                    ("admin", None),
+                ]);
                 json!({
                     "enabled": es.enabled,
                     "mode": "opensearch",
@@ -369,8 +349,8 @@ impl<'a> Builder<'a> {
                     "username": "admin",
                     "password": password,
                     "security": security,
-                    "ca": { "name": certs[0].1, "key": "ca.crt" },
-                    "certs": certs.iter().map(|(purpose, name)| (purpose.to_string(), json!(name))).collect::<serde_json::Map<_, _>>(),
+                    "ca": { "name": certs["ca"], "key": "ca.crt" },
+                    "certs": certs,
                     // The subjects OpenSearch's security settings name: the nodes' (transport) and the admin's.
                     "subjects": { "nodes": crate::certs::subject(&es.name), "admin": crate::certs::subject("admin") },
                     "claim": es.volume,
@@ -382,6 +362,48 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The certificates of the search engine seclab issues, as Secret names by purpose: its CA
+    /// (`ca`), and for each of `leaves` a server certificate for the Service named (valid for
+    /// its in-cluster names) or, without one, the admin's client certificate.
+    fn certificates(&mut self, leaves: &[(&str, Option<String>)]) -> serde_json::Map<String, Value> {
+        let es = &self.spec.elasticsearch;
+        let namespace = self.ns(&es.namespace);
+        let lab = &self.spec.metadata.name;
+        let cluster_domain = &self.spec.cluster.cluster_domain;
+        let service_names = |service: &str| {
+            let fqdn = format!("{service}.{namespace}.svc.{cluster_domain}");
+            vec![service.to_owned(), format!("{service}.{namespace}.svc"), format!("*.{fqdn}"), fqdn]
+        };
+        let renew_before = crate::config::fields::duration(&self.spec.certificates.renew_before)
+            .unwrap_or(std::time::Duration::from_secs(30 * 86_400));
+        let authority = format!("{}-ca-certs", es.name);
+        let mut requests = vec![("ca", CertificateRequest::authority(format!("{lab} {} CA", es.name), renew_before))];
+        for (purpose, service) in leaves {
+            let request = match service {
+                Some(service) => CertificateRequest::server(&es.name, service_names(service), &authority, renew_before),
+                None => CertificateRequest::client("admin", &authority, renew_before),
+            };
+            requests.push((purpose, request));
+        }
+        let mut names = serde_json::Map::new();
+        for (purpose, request) in requests {
+            let name = format!("{}-{purpose}-certs", es.name);
+            if es.enabled {
+                for key in ["tls.crt", "tls.key", "ca.crt"] {
+                    let origin = SecretOrigin::Certificate(request.clone());
+                    self.secrets.push(SecretToCreate {
+                        namespace: namespace.into(),
+                        name: name.clone(),
+                        key: key.into(),
+                        origin,
+                    });
+                }
+            }
+            names.insert(purpose.to_owned(), Value::String(name));
+        }
+        names
+    }
+
     fn cortex(&mut self) -> Value {
         let spec = self.spec;
         let cortex = &spec.cortex;
@@ -391,6 +413,20 @@ impl<'a> Builder<'a> {
         } else {
             Value::Null
         };
+        // Cortex builds a TLS context only with a keystore; its truststore holds the search
+        // engine's CA (seclab's, for both modes).
+        let stores = format!("{}-cortex-search-tls", spec.metadata.name);
+        if cortex.enabled && spec.elasticsearch.enabled {
+            let authority = format!("{}-ca-certs", spec.elasticsearch.name);
+            for key in ["truststore.p12", "keystore.p12", "password"] {
+                self.secrets.push(SecretToCreate {
+                    namespace: namespace.into(),
+                    name: stores.clone(),
+                    key: key.into(),
+                    origin: SecretOrigin::TrustStores(authority.clone()),
+                });
+            }
+        }
         json!({
             "enabled": cortex.enabled,
             "namespace": namespace,
@@ -401,6 +437,7 @@ impl<'a> Builder<'a> {
             "jobClaim": cortex.job_volume,
             "jobDirectory": cortex.job_directory,
             "secretKey": secret_key,
+            "searchStores": stores,
         })
     }
 
