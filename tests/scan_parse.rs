@@ -45,3 +45,95 @@ proptest! {
         let _ = read_scan(mutated.as_slice());
     }
 }
+
+/// Whether strict XML parsing (roxmltree, with nmap's `<!DOCTYPE nmaprun>` allowed) accepts
+/// `text`.
+fn strictly_well_formed(text: &str) -> bool {
+    let options = roxmltree::ParsingOptions { allow_dtd: true, ..roxmltree::ParsingOptions::default() };
+    roxmltree::Document::parse_with_options(text, options).is_ok()
+}
+
+/// The ways an attribute can be broken that XML (expat, roxmltree) rejects, and some it allows.
+const ATTRIBUTE_MUTATIONS: [&str; 8] =
+    ["duplicate", "no value", "unquoted", "less-than", "undefined entity", "known entity", "char ref", "quote kind"];
+
+/// `text` with the attribute starting at `at` (its name) mutated as `mutation` says.
+fn mutate_attribute(text: &str, at: usize, mutation: &str) -> Option<String> {
+    let rest = &text[at..];
+    let eq = rest.find("=\"")?;
+    let name = &rest[..eq];
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return None;
+    }
+    let value_end = eq + 2 + rest[eq + 2..].find('"')?;
+    let value = &rest[eq + 2..value_end];
+    let whole = &rest[..=value_end];
+    let replaced = match mutation {
+        "duplicate" => format!("{whole} {whole}"),
+        "no value" => name.to_owned(),
+        "unquoted" if !value.is_empty() && !value.contains([' ', '>', '/']) => format!("{name}={value}"),
+        "less-than" => format!("{name}=\"<{value}\""),
+        "undefined entity" => format!("{name}=\"{value}&bogus;\""),
+        "known entity" => format!("{name}=\"{value}&amp;\""),
+        "char ref" => format!("{name}=\"{value}&#65;\""),
+        "quote kind" if !value.contains('\'') => format!("{name}='{value}'"),
+        _ => return None,
+    };
+    Some(format!("{}{replaced}{}", &text[..at], &rest[value_end + 1..]))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// An attribute of the real scan broken in one of the ways above: when strict XML
+    /// rejects the file, so does seclab, both reading it and comparing it with itself (where
+    /// the host is the same in both files and is not parsed).
+    #[test]
+    fn seclab_rejects_what_strict_xml_rejects(pick in 0usize..10_000, mutation in 0..ATTRIBUTE_MUTATIONS.len()) {
+        // Attributes of elements: not the XML declaration (roxmltree lets values pass there that
+        // XML forbids, and seclab rejects: a unit test covers it), nor the pseudo-attributes of
+        // the stylesheet instruction, whose content XML leaves free (expat does not read it).
+        let stylesheet = 0..SCAN.find("<nmaprun").unwrap();
+        let starts: Vec<usize> = SCAN.match_indices("=\"").filter(|(i, _)| !stylesheet.contains(i)).filter_map(|(i, _)| {
+            SCAN[..i].rfind([' ', '\n']).map(|space| space + 1)
+        }).collect();
+        let at = starts[pick % starts.len()];
+        let Some(mutated) = mutate_attribute(SCAN, at, ATTRIBUTE_MUTATIONS[mutation]) else { return Ok(()) };
+        // roxmltree lets an undeclared entity pass once a DOCTYPE is there; expat (nmap's and
+        // ndiff's reader) rejects it, as XML's "entity declared" rule says for this DOCTYPE.
+        let strict = strictly_well_formed(&mutated) && ATTRIBUTE_MUTATIONS[mutation] != "undefined entity";
+        let read = read_scan(mutated.as_bytes());
+        let split = seclab::scan::chunks::split(mutated.as_bytes());
+        if !strict {
+            prop_assert!(read.is_err(), "read a file strict XML rejects ({})", ATTRIBUTE_MUTATIONS[mutation]);
+            prop_assert!(split.is_err(), "compared a file strict XML rejects ({})", ATTRIBUTE_MUTATIONS[mutation]);
+        } else {
+            // A value changed may make the scan wrong (an `exit` that is no exit), not malformed.
+            let malformed = |r: Option<&ScanError>| matches!(r, Some(ScanError::Malformed { .. }));
+            prop_assert!(!malformed(read.as_ref().err()) && !malformed(split.as_ref().err()), "called well-formed XML malformed ({})", ATTRIBUTE_MUTATIONS[mutation]);
+        }
+    }
+}
+
+/// The malformed cases, as `scan diff FILE FILE` sees them: exit 2 naming the file and the
+/// byte, never "no differences".
+#[test]
+fn a_malformed_scan_compared_with_itself_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = SCAN.find("state=\"open\"").unwrap();
+    for mutation in ["duplicate", "no value", "unquoted", "less-than", "undefined entity"] {
+        let broken = mutate_attribute(SCAN, at, mutation).unwrap();
+        let path = dir.path().join("broken.xml");
+        std::fs::write(&path, &broken).unwrap();
+        let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("seclab"))
+            .args(["scan", "diff"])
+            .arg(&path)
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{mutation}: {stderr}");
+        assert!(stderr.contains("broken.xml") && stderr.contains("malformed XML at byte"), "{mutation}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    }
+}

@@ -7,7 +7,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use memchr::memmem;
 
 use super::model::{Host, RunInfo, RunStats};
-use super::parse::{ScanError, ScanReader};
+use super::parse::{ScanError, ScanReader, check_element};
 
 /// A scan file split into its hosts' raw XML and the document around them.
 pub struct Chunks<'a> {
@@ -19,9 +19,9 @@ pub struct Chunks<'a> {
     pub stats: RunStats,
 }
 
-/// Splits `bytes` into host elements, and checks the rest of the document with the full
-/// parser: a scan that did not finish is rejected exactly as [`super::parse::read_scan`]
-/// rejects it.
+/// Splits `bytes` into host elements, each checked for well-formedness, and checks the rest of
+/// the document with the full parser: a scan that did not finish, or malformed anywhere, is
+/// rejected exactly as [`super::parse::read_scan`] rejects it.
 pub fn split(bytes: &[u8]) -> Result<Chunks<'_>, ScanError> {
     let open = memmem::Finder::new(b"<host");
     let close = memmem::Finder::new(b"</host>");
@@ -43,6 +43,8 @@ pub fn split(bytes: &[u8]) -> Result<Chunks<'_>, ScanError> {
             )));
         };
         let end = start + length + b"</host>".len();
+        // Every byte is checked, also of the hosts a comparison will not parse.
+        check_element(&bytes[start..end], start as u64)?;
         rest.extend_from_slice(&bytes[at..start]);
         hosts.push(&bytes[start..end]);
         at = end;
@@ -143,5 +145,17 @@ mod tests {
         let (earlier, later) = changed_hosts(&a, &b).unwrap();
         assert_eq!((earlier.len(), later.len()), (1, 1));
         assert_eq!(earlier[0].primary_address(), later[0].primary_address());
+    }
+
+    #[test]
+    fn a_malformed_host_is_rejected_even_when_both_files_hold_it() {
+        let broken = SCAN.replacen(r#"state="open""#, r#"state="open" state="open""#, 1);
+        let error = split(broken.as_bytes()).err().unwrap();
+        let ScanError::Malformed { offset, message } = &error else { panic!("{error}") };
+        let at = usize::try_from(*offset).unwrap();
+        assert!(broken[at..].starts_with("<state"), "the offset points at the element: {}", &broken[at..at + 20]);
+        assert!(message.contains("`state` is given twice"), "{message}");
+        let unclosed = SCAN.replacen("</ports>", "</port>", 1);
+        assert!(matches!(split(unclosed.as_bytes()), Err(ScanError::Malformed { .. })));
     }
 }

@@ -1,6 +1,7 @@
 //! A streaming reader of nmap's XML output: hosts come out one at a time, so memory
 //! stays flat however large the file. A scan counts only if it ends with a successful
-//! `<runstats><finished exit="success">`; anything else is rejected whole.
+//! `<runstats><finished>` (`exit="success"`, or no `exit` and no error, as nmap wrote before
+//! 2010); anything else is rejected whole, and so is malformed XML.
 
 use std::io::BufRead;
 
@@ -124,18 +125,27 @@ impl<R: BufRead> ScanReader<R> {
                 }
                 name @ ("hosthint" | "prescript" | "postscript" | "taskprogress") if !empty => Some(name.to_owned()),
                 "finished" => {
-                    let (mut exit, mut time, mut summary, mut error) = (String::new(), 0, String::new(), None);
+                    let (mut exit, mut time, mut summary, mut error) = (None, 0, String::new(), None);
                     each_attr(&e, |key, value| match key {
-                        "exit" => exit = value.into_owned(),
+                        "exit" => exit = Some(value.into_owned()),
                         "time" => time = value.parse().unwrap_or_default(),
                         "summary" => summary = value.into_owned(),
                         "errormsg" => error = Some(value.into_owned()),
                         _ => {}
                     });
-                    if exit == "success" {
-                        self.stats = Some(RunStats { finished: time, summary, ..RunStats::default() });
-                    } else {
-                        self.failure = Some(error.unwrap_or_else(|| "nmap reported an error".into()));
+                    // `exit` is optional (nmap before 2010 did not write it): a run that
+                    // finished without one and without an error message completed.
+                    match (exit.as_deref(), error) {
+                        (Some("success"), _) | (None, None) => {
+                            self.stats = Some(RunStats { finished: time, summary, ..RunStats::default() });
+                        }
+                        (Some("error") | None, error) => {
+                            self.failure = Some(error.unwrap_or_else(|| "nmap reported an error".into()));
+                        }
+                        (Some(other), _) => {
+                            self.failure =
+                                Some(format!("nmap wrote exit=\"{other}\", which is neither success nor error"));
+                        }
                     }
                     None
                 }
@@ -351,7 +361,10 @@ fn read<'b, R: BufRead>(
     buf.clear();
     let offset = reader.buffer_position();
     match reader.read_event_into(buf) {
-        Ok(event) => Ok(event),
+        Ok(event) => {
+            well_formed(&event).map_err(|message| ScanError::Malformed { offset, message })?;
+            Ok(event)
+        }
         // An unclosed tag, comment or attribute at the end of input: the file was cut short.
         Err(quick_xml::Error::Syntax(error)) if !matches!(error, quick_xml::errors::SyntaxError::InvalidBangMarkup) => {
             Err(truncated(hosts_read, in_host))
@@ -362,12 +375,162 @@ fn read<'b, R: BufRead>(
     }
 }
 
+/// Checks that `element` (the bytes of one element, `<host>` for instance) is well-formed XML
+/// as [`ScanReader`] requires, without building anything: for the hosts a comparison does not
+/// parse because they are the same in both files. `offset` is where the element starts in its
+/// file, for the error.
+pub fn check_element(element: &[u8], offset: u64) -> Result<(), ScanError> {
+    let mut reader = Reader::from_reader(element);
+    reader.config_mut().check_end_names = true;
+    let mut depth = 0usize;
+    loop {
+        let at = offset + reader.buffer_position();
+        match reader.read_event() {
+            Ok(Event::Eof) => break,
+            Ok(event) => {
+                well_formed(&event).map_err(|message| ScanError::Malformed { offset: at, message })?;
+                match event {
+                    Event::Start(_) => depth += 1,
+                    Event::End(_) => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            Err(error) => {
+                let at = offset + reader.error_position();
+                return Err(ScanError::Malformed { offset: at, message: error.to_string() });
+            }
+        }
+    }
+    match depth {
+        0 => Ok(()),
+        _ => Err(ScanError::Malformed { offset, message: "an element here is never closed".into() }),
+    }
+}
+
+/// What quick-xml lets through but XML (and nmap's own reader, expat) rejects: a duplicate
+/// attribute, one without a value or quotes, `<` inside a value, and an entity XML does not
+/// define, in the attributes of every element (read or skipped) and in text.
+fn well_formed(event: &Event<'_>) -> Result<(), String> {
+    match event {
+        Event::Start(element) | Event::Empty(element) => attributes_well_formed(element.attributes_raw().as_bytes())
+            .map_err(|message| format!("<{}>: {message}", String::from_utf8_lossy(element.name().as_ref().as_bytes()))),
+        Event::Decl(declaration) => {
+            let raw = declaration.trim_end_matches('?');
+            let problem = |message: &str| format!("the XML declaration: {message}");
+            attributes_well_formed(raw.strip_prefix("xml").unwrap_or(raw).as_bytes()).map_err(|m| problem(&m))?;
+            let version = declaration.version().map_err(|e| problem(&e.to_string()))?;
+            let digits =
+                version.strip_prefix("1.").is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+            let encoding = declaration.encoding().transpose().map_err(|e| problem(&e.to_string()))?;
+            let named = encoding.as_deref().is_none_or(|e| {
+                e.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && e.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            });
+            let standalone = declaration.standalone().transpose().map_err(|e| problem(&e.to_string()))?;
+            match (digits, named, standalone.as_deref()) {
+                (true, true, None | Some("yes" | "no")) => Ok(()),
+                _ => Err(problem("its version, encoding or standalone value is not one XML allows")),
+            }
+        }
+        Event::Text(text) if text.contains('&') => entities_defined(text.as_bytes()).map_err(|e| format!("text: {e}")),
+        // An entity in text comes as its own event.
+        Event::GeneralRef(entity) => match (&**entity, entity.resolve_char_ref()) {
+            ("amp" | "lt" | "gt" | "quot" | "apos", _) | (_, Ok(Some(_))) => Ok(()),
+            (name, _) => Err(format!("text: `&{name};` is not an entity XML defines")),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// One pass over an element's attribute bytes (`name="value"` pairs, as XML writes them):
+/// quick-xml's own checked iteration costs twice as much, and every element is checked.
+fn attributes_well_formed(raw: &[u8]) -> Result<(), String> {
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    // The names so far, for duplicates: on the stack (nmap writes at most a dozen), else on
+    // the heap.
+    let (mut few, mut count, mut more): ([&[u8]; 16], usize, Vec<&[u8]>) = ([&[]; 16], 0, Vec::new());
+    let mut at = 0;
+    loop {
+        let spaced = at;
+        while raw.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
+        }
+        if at >= raw.len() {
+            return Ok(());
+        }
+        if at == spaced && count > 0 {
+            return Err("attributes must be separated by a space".into());
+        }
+        let start = at;
+        while raw.get(at).is_some_and(|b| !matches!(b, b'=' | b' ' | b'\t' | b'\r' | b'\n')) {
+            at += 1;
+        }
+        let name = &raw[start..at];
+        while raw.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
+        }
+        if raw.get(at) != Some(&b'=') {
+            return Err(format!("attribute `{}` has no value", text(name)));
+        }
+        at += 1;
+        while raw.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
+        }
+        let quote = match raw.get(at) {
+            Some(quote @ (b'"' | b'\'')) => *quote,
+            _ => return Err(format!("the value of attribute `{}` is not in quotes", text(name))),
+        };
+        let Some(length) = memchr::memchr(quote, &raw[at + 1..]) else {
+            return Err(format!("the value of attribute `{}` has no closing quote", text(name)));
+        };
+        let value = &raw[at + 1..at + 1 + length];
+        if memchr::memchr(b'<', value).is_some() {
+            return Err(format!("`<` in the value of attribute `{}`", text(name)));
+        }
+        if memchr::memchr(b'&', value).is_some() {
+            entities_defined(value).map_err(|e| format!("attribute `{}`: {e}", text(name)))?;
+        }
+        if few[..count.min(16)].contains(&name) || more.contains(&name) {
+            return Err(format!("attribute `{}` is given twice", text(name)));
+        }
+        match few.get_mut(count) {
+            Some(slot) => *slot = name,
+            None => more.push(name),
+        }
+        count += 1;
+        at += length + 2;
+    }
+}
+
+/// Every `&...;` in `text` is one of XML's five entities or a character reference.
+fn entities_defined(text: &[u8]) -> Result<(), String> {
+    for amp in memchr::memchr_iter(b'&', text) {
+        let rest = &text[amp + 1..];
+        let Some(end) = memchr::memchr(b';', rest) else { return Err("`&` starts no entity".into()) };
+        let name = &rest[..end];
+        let char_ref = match name {
+            [b'#', b'x', hex @ ..] if !hex.is_empty() => {
+                std::str::from_utf8(hex).ok().and_then(|h| u32::from_str_radix(h, 16).ok())
+            }
+            [b'#', digits @ ..] if !digits.is_empty() => std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()),
+            _ => None,
+        };
+        let known =
+            matches!(name, b"amp" | b"lt" | b"gt" | b"quot" | b"apos") || char_ref.and_then(char::from_u32).is_some();
+        if !known {
+            return Err(format!("`&{};` is not an entity XML defines", String::from_utf8_lossy(name)));
+        }
+    }
+    Ok(())
+}
+
 fn truncated(hosts_read: u64, in_host: bool) -> ScanError {
     let place = if in_host { format!("inside host {}", hosts_read + 1) } else { "before the scan finished".to_owned() };
     ScanError::Incomplete(format!("the file ends {place} (nmap was stopped or the file was cut short)"))
 }
 
-/// Calls `f` with each attribute's name and value, in one pass over the element.
+/// Calls `f` with each attribute's name and value, in one pass over the element (whose
+/// attributes [`well_formed`] checked when it was read).
 fn each_attr(element: &BytesStart<'_>, mut f: impl FnMut(&str, std::borrow::Cow<'_, str>)) {
     for attribute in element.attributes().with_checks(false).flatten() {
         let raw: &str = &attribute.value;
@@ -467,5 +630,49 @@ mod tests {
         assert!(matches!(read_scan("".as_bytes()).unwrap_err(), ScanError::NotNmap(_)));
         let broken = SCAN.replace("</ports>", "</port>");
         assert!(matches!(read_scan(broken.as_bytes()).unwrap_err(), ScanError::Malformed { .. }));
+    }
+
+    #[test]
+    fn a_run_finished_without_exit_completed_unless_it_says_why_not() {
+        // nmap before 2010 wrote no `exit` (its DTD declares it optional).
+        let old = SCAN.replace(r#" exit="success""#, "");
+        assert_eq!(read_scan(old.as_bytes()).unwrap().hosts.len(), 2);
+        let failed = SCAN.replace(r#"exit="success""#, r#"errormsg="Failed to open device""#);
+        assert_eq!(
+            read_scan(failed.as_bytes()).unwrap_err(),
+            ScanError::Incomplete("nmap failed: Failed to open device".into())
+        );
+        let odd = SCAN.replace(r#"exit="success""#, r#"exit="maybe""#);
+        assert!(read_scan(odd.as_bytes()).unwrap_err().to_string().contains(r#"exit="maybe""#));
+    }
+
+    #[test]
+    fn malformed_attributes_and_entities_are_rejected_wherever_they_are() {
+        let cases = [
+            // A duplicate attribute, one without a value, an unquoted value, `<` in a value.
+            (r#"<state state="open" reason="syn-ack""#, r#"<state state="open" state="closed" reason="syn-ack""#),
+            (r#"<state state="open" reason="syn-ack""#, r#"<state state reason="syn-ack""#),
+            (r#"<state state="open" reason="syn-ack""#, r#"<state state=open reason="syn-ack""#),
+            (r#"<state state="open" reason="syn-ack""#, r#"<state state="op<en" reason="syn-ack""#),
+            // An entity XML does not define, in an attribute and in text.
+            ("Subject: CN=a&amp;b", "Subject: CN=a&bogus;b"),
+            ("cpe:/a:openbsd:openssh:9.2p1", "cpe:/a:&bogus;"),
+            // In an element seclab does not read (skipped or ignored).
+            (r#"<extrareasons reason="conn-refused""#, r#"<extrareasons reason=conn-refused"#),
+            (r#"<hosthint><status state="up""#, r#"<hosthint><status state="up" state="down""#),
+        ];
+        for (from, to) in cases {
+            assert!(SCAN.contains(from), "{from}");
+            let broken = SCAN.replacen(from, to, 1);
+            let error = read_scan(broken.as_bytes()).expect_err(to);
+            assert!(matches!(error, ScanError::Malformed { offset, .. } if offset > 0), "{to}: {error}");
+            assert!(roxmltree::Document::parse(&broken).is_err(), "the oracle rejects {to} too");
+        }
+        assert!(roxmltree::Document::parse(SCAN).is_ok());
+        // The XML declaration takes no entity, and only a 1.x version.
+        for declaration in [r#"<?xml version="1.0&amp;" encoding="UTF-8"?>"#, r#"<?xml version="2.0"?>"#] {
+            let broken = SCAN.replacen(r#"<?xml version="1.0" encoding="UTF-8"?>"#, declaration, 1);
+            assert!(matches!(read_scan(broken.as_bytes()), Err(ScanError::Malformed { .. })), "{declaration}");
+        }
     }
 }
