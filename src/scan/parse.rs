@@ -5,8 +5,8 @@
 
 use std::io::BufRead;
 
+use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::{Reader, XmlVersion};
 
 use super::model::{
     Address, ExtraPorts, Host, Hostname, OsMatch, Port, RunInfo, RunStats, Scan, Script, Service, Times,
@@ -45,6 +45,8 @@ pub struct ScanReader<R: BufRead> {
     closed: bool,
     hosts_read: u64,
     in_host: bool,
+    /// Where the last event read starts, for errors.
+    at: u64,
 }
 
 impl<R: BufRead> ScanReader<R> {
@@ -64,18 +66,19 @@ impl<R: BufRead> ScanReader<R> {
             closed: false,
             hosts_read: 0,
             in_host: false,
+            at: 0,
         };
         loop {
             let (hosts_read, in_host) = (this.hosts_read, this.in_host);
-            match read(&mut this.reader, &mut this.buf, hosts_read, in_host)? {
+            match read(&mut this.reader, &mut this.buf, hosts_read, in_host, &mut this.at)? {
                 Event::Start(e) | Event::Empty(e) if e.name().as_ref() == "nmaprun" => {
-                    each_attr(&e, |key, value| match key {
+                    each_attr(&e, this.at, |key, value| match key {
                         "scanner" => this.info.scanner = value.into_owned(),
                         "args" => this.info.args = value.into_owned(),
                         "start" => this.info.start = value.parse().unwrap_or_default(),
                         "version" => this.info.version = value.into_owned(),
                         _ => {}
-                    });
+                    })?;
                     return Ok(this);
                 }
                 Event::Start(e) | Event::Empty(e) => {
@@ -97,7 +100,7 @@ impl<R: BufRead> ScanReader<R> {
     pub fn next_host(&mut self) -> Result<Option<Host>, ScanError> {
         while !self.closed {
             let (hosts_read, in_host) = (self.hosts_read, self.in_host);
-            let (e, empty) = match read(&mut self.reader, &mut self.buf, hosts_read, in_host)? {
+            let (e, empty) = match read(&mut self.reader, &mut self.buf, hosts_read, in_host, &mut self.at)? {
                 Event::Start(e) => (e, false),
                 Event::Empty(e) => (e, true),
                 Event::End(e) if e.name().as_ref() == "nmaprun" => {
@@ -110,12 +113,12 @@ impl<R: BufRead> ScanReader<R> {
             let skip = match e.name().as_ref() {
                 "host" => {
                     let (mut timed_out, mut times) = (false, Times::default());
-                    each_attr(&e, |key, value| match key {
+                    each_attr(&e, self.at, |key, value| match key {
                         "timedout" => timed_out = value == "true",
                         "starttime" => times.start = value.parse().unwrap_or_default(),
                         "endtime" => times.end = value.parse().unwrap_or_default(),
                         _ => {}
-                    });
+                    })?;
                     let host = Host { timed_out, times: Some(times), ..Host::default() };
                     if empty {
                         self.hosts_read += 1;
@@ -123,16 +126,19 @@ impl<R: BufRead> ScanReader<R> {
                     }
                     return self.host(host).map(Some);
                 }
-                name @ ("hosthint" | "prescript" | "postscript" | "taskprogress") if !empty => Some(name.to_owned()),
+                name @ ("hosthint" | "prescript" | "postscript" | "taskprogress") if !empty => {
+                    check_start(&e, self.at)?;
+                    Some(name.to_owned())
+                }
                 "finished" => {
                     let (mut exit, mut time, mut summary, mut error) = (None, 0, String::new(), None);
-                    each_attr(&e, |key, value| match key {
+                    each_attr(&e, self.at, |key, value| match key {
                         "exit" => exit = Some(value.into_owned()),
                         "time" => time = value.parse().unwrap_or_default(),
                         "summary" => summary = value.into_owned(),
                         "errormsg" => error = Some(value.into_owned()),
                         _ => {}
-                    });
+                    })?;
                     // `exit` is optional (nmap before 2010 did not write it): a run that
                     // finished without one and without an error message completed.
                     match (exit.as_deref(), error) {
@@ -150,16 +156,20 @@ impl<R: BufRead> ScanReader<R> {
                     None
                 }
                 "hosts" => {
-                    if let Some(stats) = &mut self.stats {
-                        each_attr(&e, |key, value| match key {
+                    match &mut self.stats {
+                        Some(stats) => each_attr(&e, self.at, |key, value| match key {
                             "up" => stats.hosts_up = value.parse().unwrap_or_default(),
                             "down" => stats.hosts_down = value.parse().unwrap_or_default(),
                             _ => {}
-                        });
+                        })?,
+                        None => check_start(&e, self.at)?,
                     }
                     None
                 }
-                _ => None,
+                _ => {
+                    check_start(&e, self.at)?;
+                    None
+                }
             };
             if let Some(name) = skip {
                 self.skip(&name)?;
@@ -173,7 +183,11 @@ impl<R: BufRead> ScanReader<R> {
         let mut depth = 1usize;
         while depth > 0 {
             let (hosts_read, in_host) = (self.hosts_read, self.in_host);
-            match read(&mut self.reader, &mut self.buf, hosts_read, in_host)? {
+            let event = read(&mut self.reader, &mut self.buf, hosts_read, in_host, &mut self.at)?;
+            if let Event::Start(e) | Event::Empty(e) = &event {
+                check_start(e, self.at)?;
+            }
+            match event {
                 Event::Start(e) if e.name().as_ref() == name => depth += 1,
                 Event::End(e) if e.name().as_ref() == name => depth -= 1,
                 Event::Eof => return Err(truncated(hosts_read, in_host)),
@@ -189,7 +203,7 @@ impl<R: BufRead> ScanReader<R> {
         let mut port: Option<Port> = None;
         let mut in_hostscript = false;
         loop {
-            let (e, empty) = match read(&mut self.reader, &mut self.buf, hosts_read, true)? {
+            let (e, empty) = match read(&mut self.reader, &mut self.buf, hosts_read, true, &mut self.at)? {
                 Event::Start(e) => (e, false),
                 Event::Empty(e) => (e, true),
                 Event::End(e) => {
@@ -215,51 +229,61 @@ impl<R: BufRead> ScanReader<R> {
                 Event::Eof => return Err(truncated(hosts_read, true)),
                 _ => continue,
             };
+            // The elements read below are checked as their attributes are read; the others here.
+            let read_below = match e.name().as_ref() {
+                "status" | "address" | "hostname" | "extraports" | "port" | "script" | "osmatch" => true,
+                "state" | "service" => port.is_some(),
+                "times" => host.times.is_some(),
+                _ => false,
+            };
+            if !read_below {
+                check_start(&e, self.at)?;
+            }
             match e.name().as_ref() {
-                "status" => each_attr(&e, |key, value| match key {
+                "status" => each_attr(&e, self.at, |key, value| match key {
                     "state" => host.state = value.into_owned(),
                     "reason" => host.reason = value.into_owned(),
                     _ => {}
-                }),
+                })?,
                 "address" => {
                     let (mut addr, mut kind, mut vendor) = (None, None, None);
-                    each_attr(&e, |key, value| match key {
+                    each_attr(&e, self.at, |key, value| match key {
                         "addr" => addr = Some(value.into_owned()),
                         "addrtype" => kind = Some(value.into_owned()),
                         "vendor" => vendor = Some(value.into_owned()),
                         _ => {}
-                    });
+                    })?;
                     if let Some(addr) = addr {
                         host.addresses.push(Address { kind: kind.unwrap_or_else(|| "ipv4".into()), addr, vendor });
                     }
                 }
                 "hostname" => {
                     let (mut name, mut kind) = (None, String::new());
-                    each_attr(&e, |key, value| match key {
+                    each_attr(&e, self.at, |key, value| match key {
                         "name" => name = Some(value.into_owned()),
                         "type" => kind = value.into_owned(),
                         _ => {}
-                    });
+                    })?;
                     if let Some(name) = name {
                         host.hostnames.push(Hostname { name, kind });
                     }
                 }
                 "extraports" => {
                     let mut extra = ExtraPorts { state: "unknown".into(), count: 0 };
-                    each_attr(&e, |key, value| match key {
+                    each_attr(&e, self.at, |key, value| match key {
                         "state" => extra.state = value.into_owned(),
                         "count" => extra.count = value.parse().unwrap_or_default(),
                         _ => {}
-                    });
+                    })?;
                     host.extraports.push(extra);
                 }
                 "port" => {
                     let mut new = Port::default();
-                    each_attr(&e, |key, value| match key {
+                    each_attr(&e, self.at, |key, value| match key {
                         "protocol" => new.protocol = value.into_owned(),
                         "portid" => new.port = value.parse().unwrap_or_default(),
                         _ => {}
-                    });
+                    })?;
                     if empty {
                         if new.port != 0 && !new.protocol.is_empty() {
                             host.ports.push(new);
@@ -270,17 +294,17 @@ impl<R: BufRead> ScanReader<R> {
                 }
                 "state" => {
                     if let Some(port) = &mut port {
-                        each_attr(&e, |key, value| match key {
+                        each_attr(&e, self.at, |key, value| match key {
                             "state" => port.state = value.into_owned(),
                             "reason" => port.reason = value.into_owned(),
                             _ => {}
-                        });
+                        })?;
                     }
                 }
                 "service" => {
                     if let Some(port) = &mut port {
                         let mut service = Service::default();
-                        each_attr(&e, |key, value| {
+                        each_attr(&e, self.at, |key, value| {
                             let field = match key {
                                 "name" => &mut service.name,
                                 "product" => &mut service.product,
@@ -291,17 +315,17 @@ impl<R: BufRead> ScanReader<R> {
                                 _ => return,
                             };
                             *field = Some(value.into_owned());
-                        });
+                        })?;
                         port.service = Some(service);
                     }
                 }
                 "script" => {
                     let mut script = Script { id: String::new(), output: String::new() };
-                    each_attr(&e, |key, value| match key {
+                    each_attr(&e, self.at, |key, value| match key {
                         "id" => script.id = value.into_owned(),
                         "output" => script.output = value.into_owned(),
                         _ => {}
-                    });
+                    })?;
                     match &mut port {
                         Some(port) => port.scripts.push(script),
                         None if in_hostscript => host.scripts.push(script),
@@ -311,21 +335,21 @@ impl<R: BufRead> ScanReader<R> {
                 "hostscript" => in_hostscript = !empty,
                 "times" => {
                     if let Some(times) = &mut host.times {
-                        each_attr(&e, |key, value| match key {
+                        each_attr(&e, self.at, |key, value| match key {
                             "srtt" => times.srtt = value.parse().unwrap_or_default(),
                             "rttvar" => times.rttvar = value.parse().unwrap_or_default(),
                             "to" => times.timeout = value.parse().unwrap_or_default(),
                             _ => {}
-                        });
+                        })?;
                     }
                 }
                 "osmatch" => {
                     let mut os = OsMatch { name: String::new(), accuracy: 0 };
-                    each_attr(&e, |key, value| match key {
+                    each_attr(&e, self.at, |key, value| match key {
                         "name" => os.name = value.into_owned(),
                         "accuracy" => os.accuracy = value.parse().unwrap_or_default(),
                         _ => {}
-                    });
+                    })?;
                     host.os.push(os);
                 }
                 _ => {}
@@ -357,12 +381,18 @@ fn read<'b, R: BufRead>(
     buf: &'b mut Vec<u8>,
     hosts_read: u64,
     in_host: bool,
+    at: &mut u64,
 ) -> Result<Event<'b>, ScanError> {
     buf.clear();
     let offset = reader.buffer_position();
+    *at = offset;
     match reader.read_event_into(buf) {
         Ok(event) => {
-            well_formed(&event).map_err(|message| ScanError::Malformed { offset, message })?;
+            // Elements are checked where they are read (or skipped): one pass over their
+            // attributes. The rest here.
+            if !matches!(event, Event::Start(_) | Event::Empty(_)) {
+                well_formed(&event).map_err(|message| ScanError::Malformed { offset, message })?;
+            }
             Ok(event)
         }
         // An unclosed tag, comment or attribute at the end of input: the file was cut short.
@@ -412,12 +442,12 @@ pub fn check_element(element: &[u8], offset: u64) -> Result<(), ScanError> {
 /// define, in the attributes of every element (read or skipped) and in text.
 fn well_formed(event: &Event<'_>) -> Result<(), String> {
     match event {
-        Event::Start(element) | Event::Empty(element) => attributes_well_formed(element.attributes_raw().as_bytes())
+        Event::Start(element) | Event::Empty(element) => attributes(element.attributes_raw(), |_, _| {})
             .map_err(|message| format!("<{}>: {message}", String::from_utf8_lossy(element.name().as_ref().as_bytes()))),
         Event::Decl(declaration) => {
             let raw = declaration.trim_end_matches('?');
             let problem = |message: &str| format!("the XML declaration: {message}");
-            attributes_well_formed(raw.strip_prefix("xml").unwrap_or(raw).as_bytes()).map_err(|m| problem(&m))?;
+            attributes(raw.strip_prefix("xml").unwrap_or(raw), |_, _| {}).map_err(|m| problem(&m))?;
             let version = declaration.version().map_err(|e| problem(&e.to_string()))?;
             let digits =
                 version.strip_prefix("1.").is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
@@ -442,64 +472,76 @@ fn well_formed(event: &Event<'_>) -> Result<(), String> {
     }
 }
 
-/// One pass over an element's attribute bytes (`name="value"` pairs, as XML writes them):
-/// quick-xml's own checked iteration costs twice as much, and every element is checked.
-fn attributes_well_formed(raw: &[u8]) -> Result<(), String> {
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+/// One pass over an element's attributes (`name="value"` pairs, as XML writes them): checks
+/// them and hands each name and raw value to `each`. quick-xml's own checked iteration costs
+/// twice as much, and every element is checked.
+fn attributes<'a>(raw: &'a str, mut each: impl FnMut(&'a str, &'a str)) -> Result<(), String> {
+    let bytes = raw.as_bytes();
     // The names so far, for duplicates: on the stack (nmap writes at most a dozen), else on
     // the heap.
-    let (mut few, mut count, mut more): ([&[u8]; 16], usize, Vec<&[u8]>) = ([&[]; 16], 0, Vec::new());
+    let (mut few, mut count, mut more): ([&str; 16], usize, Vec<&str>) = ([""; 16], 0, Vec::new());
     let mut at = 0;
     loop {
         let spaced = at;
-        while raw.get(at).is_some_and(u8::is_ascii_whitespace) {
+        while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
             at += 1;
         }
-        if at >= raw.len() {
+        if at >= bytes.len() {
             return Ok(());
         }
         if at == spaced && count > 0 {
             return Err("attributes must be separated by a space".into());
         }
         let start = at;
-        while raw.get(at).is_some_and(|b| !matches!(b, b'=' | b' ' | b'\t' | b'\r' | b'\n')) {
+        while bytes.get(at).is_some_and(|b| !matches!(b, b'=' | b' ' | b'\t' | b'\r' | b'\n')) {
             at += 1;
         }
         let name = &raw[start..at];
-        while raw.get(at).is_some_and(u8::is_ascii_whitespace) {
+        while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
             at += 1;
         }
-        if raw.get(at) != Some(&b'=') {
-            return Err(format!("attribute `{}` has no value", text(name)));
+        if bytes.get(at) != Some(&b'=') {
+            return Err(format!("attribute `{name}` has no value"));
         }
         at += 1;
-        while raw.get(at).is_some_and(u8::is_ascii_whitespace) {
+        while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
             at += 1;
         }
-        let quote = match raw.get(at) {
+        let quote = match bytes.get(at) {
             Some(quote @ (b'"' | b'\'')) => *quote,
-            _ => return Err(format!("the value of attribute `{}` is not in quotes", text(name))),
+            _ => return Err(format!("the value of attribute `{name}` is not in quotes")),
         };
-        let Some(length) = memchr::memchr(quote, &raw[at + 1..]) else {
-            return Err(format!("the value of attribute `{}` has no closing quote", text(name)));
+        let Some(length) = memchr::memchr(quote, &bytes[at + 1..]) else {
+            return Err(format!("the value of attribute `{name}` has no closing quote"));
         };
         let value = &raw[at + 1..at + 1 + length];
-        if memchr::memchr(b'<', value).is_some() {
-            return Err(format!("`<` in the value of attribute `{}`", text(name)));
+        if memchr::memchr(b'<', value.as_bytes()).is_some() {
+            return Err(format!("`<` in the value of attribute `{name}`"));
         }
-        if memchr::memchr(b'&', value).is_some() {
-            entities_defined(value).map_err(|e| format!("attribute `{}`: {e}", text(name)))?;
+        if memchr::memchr(b'&', value.as_bytes()).is_some() {
+            entities_defined(value.as_bytes()).map_err(|e| format!("attribute `{name}`: {e}"))?;
         }
         if few[..count.min(16)].contains(&name) || more.contains(&name) {
-            return Err(format!("attribute `{}` is given twice", text(name)));
+            return Err(format!("attribute `{name}` is given twice"));
         }
         match few.get_mut(count) {
             Some(slot) => *slot = name,
             None => more.push(name),
         }
         count += 1;
+        each(name, value);
         at += length + 2;
     }
+}
+
+/// Checks the attributes of an element the reader does not use (it still must be XML).
+fn check_start(element: &BytesStart<'_>, at: u64) -> Result<(), ScanError> {
+    attributes(element.attributes_raw(), |_, _| {}).map_err(|message| malformed(element, at, message))
+}
+
+fn malformed(element: &BytesStart<'_>, at: u64, message: String) -> ScanError {
+    let name = String::from_utf8_lossy(element.name().as_ref().as_bytes()).into_owned();
+    ScanError::Malformed { offset: at, message: format!("<{name}>: {message}") }
 }
 
 /// Every `&...;` in `text` is one of XML's five entities or a character reference.
@@ -529,23 +571,26 @@ fn truncated(hosts_read: u64, in_host: bool) -> ScanError {
     ScanError::Incomplete(format!("the file ends {place} (nmap was stopped or the file was cut short)"))
 }
 
-/// Calls `f` with each attribute's name and value, in one pass over the element (whose
-/// attributes [`well_formed`] checked when it was read).
-fn each_attr(element: &BytesStart<'_>, mut f: impl FnMut(&str, std::borrow::Cow<'_, str>)) {
-    for attribute in element.attributes().with_checks(false).flatten() {
-        let raw: &str = &attribute.value;
+/// Calls `f` with each attribute's name and value, in one pass over the element that also
+/// checks it (see [`attributes`]); values are unescaped and normalised as XML says.
+fn each_attr(
+    element: &BytesStart<'_>,
+    at: u64,
+    mut f: impl FnMut(&str, std::borrow::Cow<'_, str>),
+) -> Result<(), ScanError> {
+    attributes(element.attributes_raw(), |key, raw| {
         // Most values hold no entity and no whitespace to normalise: borrow them as they are.
-        let plain = !raw.bytes().any(|b| matches!(b, b'&' | b'\r' | b'\n' | b'\t'));
-        let value = if plain {
-            std::borrow::Cow::Borrowed(raw)
+        let value = if raw.bytes().any(|b| matches!(b, b'&' | b'\r' | b'\n' | b'\t')) {
+            let spaced = raw.replace(['\r', '\n', '\t'], " ");
+            // The entities were checked: only XML's own are left to replace.
+            let unescaped = quick_xml::escape::unescape(&spaced).map(|v| v.into_owned());
+            std::borrow::Cow::Owned(unescaped.unwrap_or(spaced))
         } else {
-            match attribute.normalized_value(XmlVersion::Implicit1_0) {
-                Ok(value) => value,
-                Err(_) => continue,
-            }
+            std::borrow::Cow::Borrowed(raw)
         };
-        f(attribute.key.as_ref(), value);
-    }
+        f(key, value);
+    })
+    .map_err(|message| malformed(element, at, message))
 }
 
 /// Reads a whole scan into memory (small files, tests); rejects it unless it is complete.
