@@ -6,14 +6,14 @@
 
 mod support;
 
+use std::time::Duration;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 use support::lab::{TestLab, admin, api, audited};
 
-use seclab::certs::{self, Authority};
-use seclab::render::CertificateRequest;
+use seclab::certs;
 
 fn certificates(lab: &TestLab) -> Vec<Value> {
     let status: Value = serde_json::from_str(&lab.run(&["certs", "status", "--output", "json"], 0)).unwrap();
@@ -25,8 +25,7 @@ fn certificate<'a>(all: &'a [Value], secret: &str) -> &'a Value {
 }
 
 async fn pem(client: &kube::Client, namespace: &str, secret: &str, key: &str) -> String {
-    let object = api(client, "", "v1", "Secret", Some(namespace)).get(secret).await.unwrap();
-    String::from_utf8(STANDARD.decode(object.data["data"][key].as_str().unwrap()).unwrap()).unwrap()
+    support::certs::secret_value(&api(client, "", "v1", "Secret", Some(namespace)).get(secret).await.unwrap(), key)
 }
 
 /// `keytool -list` on Cortex's stores: the truststore holds one trusted certificate, the CA
@@ -99,60 +98,25 @@ async fn certificates_are_renewed_when_due_reissued_when_asked_and_roll_the_pods
     let users = pem(&client, name, "t-certs-opensearch-security", "internal_users.yml").await;
     let hash = users.lines().find_map(|l| l.trim().strip_prefix("hash: ")).unwrap().trim_matches('"');
     assert!(bcrypt::verify(&lab.password, hash).unwrap() && !users.contains(&lab.password), "{users}");
-    tls::check(
-        &pem(&client, name, "opensearch-ca-certs", "tls.crt").await,
-        (
-            &pem(&client, name, "opensearch-http-certs", "tls.crt").await,
-            &pem(&client, name, "opensearch-http-certs", "tls.key").await,
-        ),
-        (
-            &pem(&client, name, "opensearch-admin-certs", "tls.crt").await,
-            &pem(&client, name, "opensearch-admin-certs", "tls.key").await,
-        ),
-        &names,
+    // The server certificates (REST and transport) in real TLS handshakes, each for its names.
+    let ca_pem = pem(&client, name, "opensearch-ca-certs", "tls.crt").await;
+    let admin = (
+        pem(&client, name, "opensearch-admin-certs", "tls.crt").await,
+        pem(&client, name, "opensearch-admin-certs", "tls.key").await,
     );
-    let transport = certificate(&first, &secret("transport"))["dnsNames"].as_array().unwrap().clone();
-    let transport: Vec<&str> = transport.iter().map(|n| n.as_str().unwrap()).collect();
-    tls::check(
-        &pem(&client, name, "opensearch-ca-certs", "tls.crt").await,
-        (
-            &pem(&client, name, "opensearch-transport-certs", "tls.crt").await,
-            &pem(&client, name, "opensearch-transport-certs", "tls.key").await,
-        ),
-        (
-            &pem(&client, name, "opensearch-admin-certs", "tls.crt").await,
-            &pem(&client, name, "opensearch-admin-certs", "tls.key").await,
-        ),
-        &transport,
-    );
+    for purpose in ["http", "transport"] {
+        let served = format!("opensearch-{purpose}-certs");
+        let names = certificate(&first, &secret(purpose))["dnsNames"].as_array().unwrap().clone();
+        let names: Vec<&str> = names.iter().map(|n| n.as_str().unwrap()).collect();
+        let server = (pem(&client, name, &served, "tls.crt").await, pem(&client, name, &served, "tls.key").await);
+        tls::check(&ca_pem, (&server.0, &server.1), (&admin.0, &admin.1), &names);
+    }
 
-    // The REST certificate replaced by one the test issues with a short life, stored as seclab
-    // would have stored it (renewBefore is 30 days by default).
-    let ca = Authority::load(
-        &pem(&client, name, "opensearch-ca-certs", "tls.crt").await,
-        &pem(&client, name, "opensearch-ca-certs", "tls.key").await,
-    )
-    .unwrap();
-    let request = CertificateRequest {
-        common_name: "opensearch".into(),
-        dns_names: names.iter().map(|n| n.to_string()).collect(),
-        authority: Some("opensearch-ca-certs".into()),
-        ..CertificateRequest::default()
-    };
-    // Ten days from expiry, then expired a second ago: each is due, and apply renews it.
+    // The REST certificate replaced by the test's (renewBefore is 30 days by default): ten
+    // days from expiry, then expired a second ago. Each is due, and apply renews it.
     let mut checksum = checksum;
     for (validity, state) in [(10 * 86_400, "renew-soon"), (0, "expired")] {
-        let short = ca.issue_valid_for(&request, std::time::Duration::from_secs(validity)).unwrap();
-        let secrets = api(&client, "", "v1", "Secret", Some(name));
-        let stored = secrets.get("opensearch-http-certs").await.unwrap();
-        let mut data = stored.data["data"].clone();
-        data["tls.crt"] = json!(STANDARD.encode(&short.cert_pem));
-        data["tls.key"] = json!(STANDARD.encode(&short.key_pem));
-        // Everything seclab's apply holds (an apply drops the fields of its manager it leaves out).
-        let patch = json!({ "apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
-            "metadata": { "name": "opensearch-http-certs", "labels": stored.metadata.labels } });
-        let as_seclab = PatchParams::apply("seclab").force();
-        secrets.patch("opensearch-http-certs", &as_seclab, &Patch::Apply(&patch)).await.unwrap();
+        support::certs::store_short_lived_rest_certificate(&client, name, Duration::from_secs(validity)).await;
         let due = certificates(&lab);
         assert_eq!(certificate(&due, &secret("http"))["state"], state, "{due:#?}");
         let status = lab.run(&["status"], 0);

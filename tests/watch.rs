@@ -517,8 +517,6 @@ fn while_the_api_server_is_unreachable_watch_is_not_ready_and_a_save_made_meanwh
 
 #[test]
 fn watch_renews_a_certificate_that_falls_due_and_exports_when_each_expires() {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
     let name = "t-wcerts";
     let lab = TestLab::new("opensearch.yaml", name);
     let mut spec = lab.spec();
@@ -530,29 +528,8 @@ fn watch_renews_a_certificate_that_falls_due_and_exports_when_each_expires() {
     let margin = 60;
     let planted = runtime().block_on(async {
         let client = admin().await;
-        let secrets = api(&client, "", "v1", "Secret", Some(name));
-        let pem = |object: &kube::api::DynamicObject, key: &str| {
-            String::from_utf8(STANDARD.decode(object.data["data"][key].as_str().unwrap()).unwrap()).unwrap()
-        };
-        let ca = secrets.get("opensearch-ca-certs").await.unwrap();
-        let ca = seclab::certs::Authority::load(&pem(&ca, "tls.crt"), &pem(&ca, "tls.key")).unwrap();
-        let stored = secrets.get("opensearch-http-certs").await.unwrap();
-        let names = seclab::certs::inspect(&pem(&stored, "tls.crt")).unwrap().dns_names;
-        let request = seclab::render::CertificateRequest {
-            common_name: "opensearch".into(),
-            dns_names: names,
-            authority: Some("opensearch-ca-certs".into()),
-            ..Default::default()
-        };
-        let short = ca.issue_valid_for(&request, Duration::from_secs(30 * 86_400 + margin)).unwrap();
-        let mut data = stored.data["data"].clone();
-        data["tls.crt"] = json!(STANDARD.encode(&short.cert_pem));
-        data["tls.key"] = json!(STANDARD.encode(&short.key_pem));
-        let patch = json!({ "apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
-            "metadata": { "name": "opensearch-http-certs", "labels": stored.metadata.labels } });
-        let as_seclab = PatchParams::apply("seclab").force();
-        secrets.patch("opensearch-http-certs", &as_seclab, &Patch::Apply(&patch)).await.unwrap();
-        seclab::certs::inspect(&short.cert_pem).unwrap().not_after as f64
+        let validity = Duration::from_secs(30 * 86_400 + margin);
+        support::certs::store_short_lived_rest_certificate(&client, name, validity).await as f64
     });
     let password = lab.password.clone();
     let watch = Watch::start(&lab, &["--listen", "127.0.0.1:0"], &[("OPENSEARCH_ADMIN_PASSWORD", &password)]);

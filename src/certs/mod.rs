@@ -147,9 +147,13 @@ pub fn store_contents(store: &[u8], password: &str) -> Option<(Vec<Vec<u8>>, usi
 
 /// The DER encoding of the first certificate in `cert_pem`.
 pub fn der(cert_pem: &str) -> Result<Vec<u8>, CertError> {
+    Ok(pem(cert_pem)?.contents)
+}
+
+fn pem(cert_pem: &str) -> Result<x509_parser::pem::Pem, CertError> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
         .map_err(|e| CertError(format!("it is not a PEM certificate: {e}")))?;
-    Ok(pem.contents)
+    Ok(pem)
 }
 
 /// What a stored certificate says about itself (never anything of its key).
@@ -172,8 +176,7 @@ pub struct Inspected {
 
 /// Reads the certificate in `cert_pem` (the first, if it holds a chain).
 pub fn inspect(cert_pem: &str) -> Result<Inspected, CertError> {
-    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
-        .map_err(|e| CertError(format!("it is not a PEM certificate: {e}")))?;
+    let pem = pem(cert_pem)?;
     let cert = pem.parse_x509().map_err(|e| CertError(format!("it is not an X.509 certificate: {e}")))?;
     let name = |name: &x509_parser::x509::X509Name<'_>| {
         let parts: Vec<String> = name
@@ -211,8 +214,7 @@ pub fn inspect(cert_pem: &str) -> Result<Inspected, CertError> {
 }
 
 /// Whether a stored certificate can stay.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "state", content = "reason")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
     /// Valid, as requested, and not due.
     Ok,

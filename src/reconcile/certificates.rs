@@ -45,8 +45,7 @@ impl CertificateStatus {
     }
 }
 
-/// The certificate Secrets in `secrets` (one request per Secret), by `namespace/name`, the
-/// authorities first.
+/// The certificate Secrets in `secrets` (one request per Secret), by `namespace/name`.
 pub fn requests(secrets: &[SecretToCreate]) -> BTreeMap<String, (&SecretToCreate, &CertificateRequest)> {
     let mut found = BTreeMap::new();
     for secret in secrets {
@@ -64,7 +63,8 @@ pub fn rotate(secrets: &mut [SecretToCreate], names: &[String], authorities: boo
     let known: Vec<String> = requests(secrets).values().map(|(s, _)| s.name.clone()).collect();
     if known.is_empty() {
         return Err(
-            "this lab has no certificates that seclab issues (only `elasticsearch.mode: opensearch` has)".into()
+            "this lab has no certificates that seclab issues: they come with the search engine (`elasticsearch.enabled`)"
+                .into()
         );
     }
     if let Some(unknown) = names.iter().find(|n| !known.contains(n)) {

@@ -2,9 +2,9 @@
 //! seclab's environment or a file, and certificates issued by seclab's own CA. Values live
 //! only in the Secret manifests sent to the cluster; nothing here prints them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -135,18 +135,18 @@ fn users_file(password: &str) -> Result<String, bcrypt::BcryptError> {
 /// Whether the users file `file` holds the hash of `password` (each pair is checked once per
 /// process: a bcrypt check is slow on purpose).
 fn users_file_matches(file: &str, password: &str) -> bool {
-    static CHECKED: std::sync::Mutex<Option<std::collections::HashSet<[u8; 32]>>> = std::sync::Mutex::new(None);
+    static CHECKED: LazyLock<Mutex<HashSet<[u8; 32]>>> = LazyLock::new(Mutex::default);
     let Some(hash) = file.lines().find_map(|l| l.trim().strip_prefix("hash: ")).map(|h| h.trim_matches('"')) else {
         return false;
     };
     let pair: [u8; 32] = Sha256::digest(format!("{hash}\n{password}")).into();
-    let mut checked = CHECKED.lock().expect("bcrypt memo lock");
-    if checked.get_or_insert_with(Default::default).contains(&pair) {
+    let checked = || CHECKED.lock().unwrap_or_else(PoisonError::into_inner);
+    if checked().contains(&pair) {
         return true;
     }
     let matches = bcrypt::verify(password, hash).unwrap_or(false);
     if matches {
-        checked.get_or_insert_with(Default::default).insert(pair);
+        checked().insert(pair);
     }
     matches
 }
@@ -263,7 +263,7 @@ pub fn roll_on_certificates(objects: &mut [(Object, String)], requested: &[Secre
         .map(|secret| {
             let data = &secret.manifest["data"];
             let digest = Sha256::digest(format!("{}\n{}\n{}", data["tls.crt"], data["ca.crt"], data["truststore.p12"]));
-            (&secret.key, digest.iter().map(|b| format!("{b:02x}")).collect())
+            (&secret.key, hex::encode(digest))
         })
         .collect();
     if certificates.is_empty() {
@@ -286,7 +286,7 @@ pub fn roll_on_certificates(objects: &mut [(Object, String)], requested: &[Secre
             continue;
         }
         mounted.sort_unstable();
-        let checksum: String = Sha256::digest(mounted.join("\n")).iter().take(16).map(|b| format!("{b:02x}")).collect();
+        let checksum = hex::encode(&Sha256::digest(mounted.join("\n"))[..16]);
         let annotations = &object.manifest["spec"]["template"]["metadata"]["annotations"];
         if annotations[CERTIFICATES_ANNOTATION] != checksum.as_str() {
             let manifest = Arc::make_mut(&mut object.manifest);

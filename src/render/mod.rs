@@ -116,10 +116,12 @@ pub fn render_with(lab: &Lab, templates: &Templates, parsed: &mut ParsedDocument
         .into_iter()
         .filter(|name| name.split_once('/').is_some_and(|(c, _)| c == NODE_FOLDER || enabled(&context.value, c)))
         .collect();
-    let templates_seen = templates.fingerprint()?;
+    // Only a render that is kept for the next needs to know the template texts it used.
+    let templates_seen = if parsed.keeps() { Some(templates.fingerprint()?) } else { None };
     let earlier: &ParsedDocuments = parsed;
     let last = &earlier.inputs;
-    let same_lab = last.templates == Some(templates_seen) && last.lab_wide.as_ref() == Some(&context.value);
+    let same_lab =
+        templates_seen.is_some() && last.templates == templates_seen && last.lab_wide.as_ref() == Some(&context.value);
     let lab_wide = minijinja::Value::from(minijinja::value::Serde(&context.value));
     let all_tenants: Vec<minijinja::Value> = context.tenants.iter().map(|t| t.values.clone()).collect();
     let whole = minijinja::context! { tenants => all_tenants, ..lab_wide.clone() };
@@ -193,7 +195,7 @@ pub fn render_with(lab: &Lab, templates: &Templates, parsed: &mut ParsedDocument
     drop(seen);
     rendered.secrets = context.secrets;
     if kept.keeps() {
-        kept.inputs = Inputs { templates: Some(templates_seen), lab_wide: Some(context.value), tenants: kept_tenants };
+        kept.inputs = Inputs { templates: templates_seen, lab_wide: Some(context.value), tenants: kept_tenants };
     }
     *parsed = kept;
     Ok(rendered)

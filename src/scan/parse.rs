@@ -388,11 +388,9 @@ fn read<'b, R: BufRead>(
     *at = offset;
     match reader.read_event_into(buf) {
         Ok(event) => {
-            // Elements are checked where they are read (or skipped): one pass over their
-            // attributes. The rest here.
-            if !matches!(event, Event::Start(_) | Event::Empty(_)) {
-                well_formed(&event).map_err(|message| ScanError::Malformed { offset, message })?;
-            }
+            // Elements are checked where they are read (or skipped), in one pass over their
+            // attributes: see [`each_attr`] and [`check_start`].
+            well_formed(&event).map_err(|message| ScanError::Malformed { offset, message })?;
             Ok(event)
         }
         // An unclosed tag, comment or attribute at the end of input: the file was cut short.
@@ -418,7 +416,10 @@ pub fn check_element(element: &[u8], offset: u64) -> Result<(), ScanError> {
         match reader.read_event() {
             Ok(Event::Eof) => break,
             Ok(event) => {
-                well_formed(&event).map_err(|message| ScanError::Malformed { offset: at, message })?;
+                match &event {
+                    Event::Start(e) | Event::Empty(e) => check_start(e, at)?,
+                    other => well_formed(other).map_err(|message| ScanError::Malformed { offset: at, message })?,
+                }
                 match event {
                     Event::Start(_) => depth += 1,
                     Event::End(_) => depth = depth.saturating_sub(1),
@@ -437,13 +438,11 @@ pub fn check_element(element: &[u8], offset: u64) -> Result<(), ScanError> {
     }
 }
 
-/// What quick-xml lets through but XML (and nmap's own reader, expat) rejects: a duplicate
-/// attribute, one without a value or quotes, `<` inside a value, and an entity XML does not
-/// define, in the attributes of every element (read or skipped) and in text.
+/// What quick-xml lets through but XML (and nmap's own reader, expat) rejects, outside
+/// element tags (whose attributes [`attributes`] checks): an entity XML does not define in
+/// text, and an XML declaration XML does not allow.
 fn well_formed(event: &Event<'_>) -> Result<(), String> {
     match event {
-        Event::Start(element) | Event::Empty(element) => attributes(element.attributes_raw(), |_, _| {})
-            .map_err(|message| format!("<{}>: {message}", String::from_utf8_lossy(element.name().as_ref().as_bytes()))),
         Event::Decl(declaration) => {
             let raw = declaration.trim_end_matches('?');
             let problem = |message: &str| format!("the XML declaration: {message}");

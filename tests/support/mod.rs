@@ -2,6 +2,7 @@
 #![allow(dead_code)] // Each test crate uses a different subset.
 
 pub mod browser;
+pub mod certs;
 pub mod cluster;
 pub mod lab;
 pub mod nmap;
