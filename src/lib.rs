@@ -2,8 +2,10 @@
 //!
 //! The stages run in one direction: [`config`] reads and checks the file, [`render`] turns
 //! it into Kubernetes objects and node-side files, [`reconcile`] applies them to the
-//! [`cluster`] and the scan database; [`watch`] keeps doing so.
+//! [`cluster`] and the scan database; [`watch`] keeps doing so, and [`bootstrap`] prepares a
+//! fresh node (its files, the operators the lab needs) before the first apply.
 
+pub mod bootstrap;
 pub mod certs;
 pub mod cluster;
 pub mod config;

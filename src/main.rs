@@ -53,6 +53,10 @@ enum Command {
         /// Replace the file if it exists.
         #[arg(long)]
         force: bool,
+        /// Write the Cortex home lab instead (registry, shared volume, ECK with its operator,
+        /// Cortex with its job runner), ready for `seclab bootstrap`.
+        #[arg(long)]
+        homelab: bool,
     },
     /// Check the file: every problem, with file:line:column and the fix.
     Validate,
@@ -91,7 +95,7 @@ enum Command {
         /// Do not ask for confirmation.
         #[arg(long, short)]
         yes: bool,
-        /// Also delete Namespaces, PersistentVolumes and claims (the data they hold is lost).
+        /// Also delete Namespaces, PersistentVolumes, claims and CRDs (the data they hold is lost).
         #[arg(long)]
         allow_destructive: bool,
     },
@@ -102,6 +106,9 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Prepare a fresh node and run the lab: node files (k3s, docker), the operators the file
+    /// names, then the lab, waited for. Shows every change first; a second run changes nothing.
+    Bootstrap(BootstrapArgs),
     /// The certificates seclab issues: their state, and issuing them again.
     Certs {
         #[command(subcommand)]
@@ -214,7 +221,7 @@ struct ApplyArgs {
     /// Take over fields that another field manager owns.
     #[arg(long)]
     force_conflicts: bool,
-    /// Allow deleting Namespaces, PersistentVolumes, claims, or over half of the lab at once.
+    /// Allow deleting Namespaces, PersistentVolumes, claims, CRDs, or over half of the lab at once.
     #[arg(long)]
     allow_destructive: bool,
     /// Take over existing objects of the same name that seclab does not own.
@@ -223,6 +230,21 @@ struct ApplyArgs {
     /// Delete and recreate objects whose change touches an immutable field.
     #[arg(long)]
     recreate: bool,
+}
+
+#[derive(clap::Args)]
+struct BootstrapArgs {
+    /// Show what bootstrap would write and apply; change nothing anywhere.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write the node files under this directory instead of `/` (tests, image builds).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// How long to wait for the operators, then for the lab, to be ready.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    #[command(flatten)]
+    apply: ApplyArgs,
 }
 
 #[derive(clap::Args)]
@@ -272,7 +294,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
-        Command::Init { force } => cli::lab::init(cli, *force),
+        Command::Init { force, homelab } => cli::lab::init(cli, *force, *homelab),
         Command::Validate => cli::lab::validate(cli),
         Command::Render { out, rbac_for_seclab } => cli::lab::render(cli, out.as_deref(), *rbac_for_seclab),
         Command::Plan { apply, detailed_exitcode } => cli::cluster::plan(cli, apply, *detailed_exitcode),
@@ -280,6 +302,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Status => cli::cluster::status(cli),
         Command::Destroy { yes, allow_destructive } => cli::cluster::destroy(cli, *yes, *allow_destructive),
         Command::Watch { listen } => cli::watch::watch(cli, *listen),
+        Command::Bootstrap(args) => cli::bootstrap::bootstrap(cli, args),
         Command::Scan { command } => cli::scan::run(cli, command),
         Command::Certs { command: CertsCommand::Status } => cli::certs::status(cli),
         Command::Certs { command: CertsCommand::Rotate { names, ca, apply } } => {

@@ -127,6 +127,12 @@ fn each_error_message() {
         ),
         ("unknown_verb", "rbac:\n  roles:\n    - name: r\n      rules:\n        - {resources: [pods], verbs: [gte]}\n"),
         ("bad_duration", "watch:\n  debounce: soon\n"),
+        (
+            "duplicate_operator",
+            "operators:\n  - {name: eck, manifest: 'file:./a.yaml'}\n  - {name: eck, manifest: 'file:./b.yaml'}\n",
+        ),
+        ("operator_manifest_over_http", "operators:\n  - {name: eck, manifest: 'http://127.0.0.1/eck.yaml'}\n"),
+        ("operator_manifest_not_a_source", "operators:\n  - {name: eck, manifest: ./eck.yaml}\n"),
         ("wrong_api_version", "cluster: {}\n"),
     ];
     let mut failures = Vec::new();

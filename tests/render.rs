@@ -286,6 +286,27 @@ fn init_writes_a_starter_that_validates_and_never_overwrites() {
 }
 
 #[test]
+fn init_homelab_writes_the_cortex_home_lab_with_its_operator_for_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, _) = run(dir.path(), &["init", "--homelab"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("seclab bootstrap --dry-run"), "{stdout}");
+    let (code, stdout, stderr) = run(dir.path(), &["validate"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("lab `homelab` renders"), "{stdout}");
+    let text = std::fs::read_to_string(dir.path().join("seclab.yaml")).unwrap();
+    let spec: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(spec["elasticsearch"]["version"], "7.10.2");
+    assert_eq!(spec["operators"][1]["name"], "eck");
+    let (code, stdout, _) = run(dir.path(), &["render", "--output", "json"]);
+    assert_eq!(code, 0);
+    let rendered: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let node_files: Vec<&str> =
+        rendered["nodeFiles"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(node_files, ["daemon.json", "dnsmasq.conf", "registries.yaml"]);
+}
+
+#[test]
 fn a_ten_line_file_yields_a_complete_lab() {
     let dir = lab_dir(
         "apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: tiny\ncluster:\n  domain: lab.example.org\n",

@@ -6,11 +6,11 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use seclab::cluster::Cluster;
 use seclab::cluster::readiness::Readiness;
+use seclab::cluster::{Cluster, ClusterError};
 use seclab::config::Lab;
 use seclab::reconcile::apply::{ApplyError, OnProblems, Outcome};
-use seclab::reconcile::plan::{self, Action, Options, Plan, Step};
+use seclab::reconcile::plan::{self, Action, Options, Plan, PlanError, Step};
 use seclab::reconcile::sequence::{self, Hooks, SequenceError};
 use seclab::reconcile::wait::ObjectState;
 use seclab::reconcile::{certificates, destroy, status as lab_status};
@@ -28,7 +28,7 @@ pub(super) async fn connect(cli: &Cli, lab: &Lab) -> Result<Cluster, Failure> {
     Cluster::connect(cli.kubeconfig.as_deref(), context).await.map_err(Failure::error)
 }
 
-fn options(args: &ApplyArgs) -> Options {
+pub(super) fn options(args: &ApplyArgs) -> Options {
     Options {
         force_conflicts: args.force_conflicts,
         allow_destructive: args.allow_destructive,
@@ -45,7 +45,8 @@ pub fn plan(cli: &Cli, args: &ApplyArgs, detailed_exitcode: bool) -> Result<(), 
     runtime()?.block_on(async {
         let cluster = connect(cli, &lab).await?;
         let never = CancellationToken::new();
-        let plan = plan::plan(&cluster, &lab, rendered, options(args), &never).await.map_err(Failure::error)?;
+        let plan =
+            plan::plan(&cluster, &lab, rendered, options(args), &never).await.map_err(|e| plan_failure(&lab, e))?;
         match cli.output {
             Output::Json => print(&plan_json(&plan).to_string())?,
             Output::Text => print(&plan_text(&plan))?,
@@ -60,6 +61,17 @@ pub fn plan(cli: &Cli, args: &ApplyArgs, detailed_exitcode: bool) -> Result<(), 
         }
         Ok(())
     })
+}
+
+/// A plan that could not be made; a kind the cluster does not serve in a lab that names
+/// operators most likely needs `bootstrap` first.
+fn plan_failure(lab: &Lab, error: PlanError) -> Failure {
+    let unserved = matches!(&error, PlanError::Cluster { source: ClusterError::UnknownKind { .. }, .. });
+    let mut failure = Failure::error(&error);
+    if unserved && !lab.spec().operators.is_empty() {
+        failure.text.push_str("\nThe file names operators: run `seclab bootstrap` to install them first.");
+    }
+    failure
 }
 
 fn summary(plan: &Plan) -> serde_json::Value {
@@ -77,6 +89,38 @@ fn plan_json(plan: &Plan) -> serde_json::Value {
 }
 
 fn plan_text(plan: &Plan) -> String {
+    let mut out = plan_changes(plan);
+    out.push_str(&format!("Plan for lab {}: {}.", plan.lab, counts(plan)));
+    out.push_str(&problems_text(plan));
+    out
+}
+
+/// How many objects the plan creates, updates, replaces, prunes and leaves.
+pub(super) fn counts(plan: &Plan) -> String {
+    format!(
+        "{} to create, {} to update, {} to replace, {} to prune, {} unchanged",
+        plan.count(Action::Create),
+        plan.count(Action::Update),
+        plan.count(Action::Replace),
+        plan.count(Action::Prune),
+        plan.count(Action::Unchanged)
+    )
+}
+
+/// The plan's problems, as a paragraph (empty without any).
+pub(super) fn problems_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    if !plan.problems.is_empty() {
+        out.push_str("\n\nProblems (apply refuses until they are solved):");
+        for problem in &plan.problems {
+            out.push_str(&format!("\n  - {problem}"));
+        }
+    }
+    out
+}
+
+/// One line per object that changes (with the field-level diff of updates).
+pub(super) fn plan_changes(plan: &Plan) -> String {
     let mut out = String::new();
     for step in plan.changes() {
         let (mark, verb) = match step.action() {
@@ -94,21 +138,6 @@ fn plan_text(plan: &Plan) -> String {
             for change in diff {
                 out.push_str(&format!("      {change}\n"));
             }
-        }
-    }
-    out.push_str(&format!(
-        "Plan for lab {}: {} to create, {} to update, {} to replace, {} to prune, {} unchanged.",
-        plan.lab,
-        plan.count(Action::Create),
-        plan.count(Action::Update),
-        plan.count(Action::Replace),
-        plan.count(Action::Prune),
-        plan.count(Action::Unchanged)
-    ));
-    if !plan.problems.is_empty() {
-        out.push_str("\n\nProblems (apply refuses until they are solved):");
-        for problem in &plan.problems {
-            out.push_str(&format!("\n  - {problem}"));
         }
     }
     out
@@ -133,7 +162,8 @@ pub fn apply_rendered(
     runtime()?.block_on(async {
         let cluster = connect(cli, lab).await?;
         let never = CancellationToken::new();
-        let plan = plan::plan(&cluster, lab, rendered, options(args), &never).await.map_err(Failure::error)?;
+        let plan =
+            plan::plan(&cluster, lab, rendered, options(args), &never).await.map_err(|e| plan_failure(lab, e))?;
         confirm_apply(&plan, args.yes)?;
         let text = cli.output == Output::Text;
         let report = |step: &Step, verb: &str| {
@@ -184,7 +214,7 @@ pub fn apply_rendered(
     })
 }
 
-fn seconds(duration: Duration) -> String {
+pub(super) fn seconds(duration: Duration) -> String {
     format!("{:.1}s", duration.as_secs_f64())
 }
 
@@ -200,7 +230,7 @@ fn confirm_apply(plan: &Plan, yes: bool) -> Result<(), Failure> {
     ask(&format!("Prune {prunes} and replace {replaces} object(s) of lab {}? [y/N] ", plan.lab), &["y", "yes"])
 }
 
-fn ask(question: &str, accepted: &[&str]) -> Result<(), Failure> {
+pub(super) fn ask(question: &str, accepted: &[&str]) -> Result<(), Failure> {
     eprint!("{question}");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
@@ -208,7 +238,7 @@ fn ask(question: &str, accepted: &[&str]) -> Result<(), Failure> {
     if accepted.contains(&answer.trim()) { Ok(()) } else { Err(Failure::error("not confirmed; nothing was changed")) }
 }
 
-fn apply_failure(plan: &Plan, error: ApplyError) -> Failure {
+pub(super) fn apply_failure(plan: &Plan, error: ApplyError) -> Failure {
     let hint = match &error {
         ApplyError::Refused(_) => "\nRun `seclab plan` to see the whole plan.",
         ApplyError::Failed { .. } => {
@@ -230,18 +260,18 @@ fn apply_failure(plan: &Plan, error: ApplyError) -> Failure {
 }
 
 /// What `--wait` shows: one line rewritten on a terminal, plain lines otherwise.
-struct Progress {
+pub(super) struct Progress {
     enabled: bool,
     terminal: bool,
     last: String,
 }
 
 impl Progress {
-    fn new(enabled: bool) -> Self {
+    pub(super) fn new(enabled: bool) -> Self {
         Self { enabled, terminal: std::io::stderr().is_terminal(), last: String::new() }
     }
 
-    fn show(&mut self, pending: &[ObjectState]) {
+    pub(super) fn show(&mut self, pending: &[ObjectState]) {
         if !self.enabled || pending.is_empty() {
             return;
         }
@@ -263,7 +293,7 @@ impl Progress {
         self.last = line;
     }
 
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if self.enabled && self.terminal && !self.last.is_empty() {
             eprint!("\r\x1b[2K");
         }

@@ -11,18 +11,20 @@ use super::{Failure, load, print};
 use crate::{Cli, Output};
 
 /// `seclab init`.
-pub fn init(cli: &Cli, force: bool) -> Result<(), Failure> {
+pub fn init(cli: &Cli, force: bool, homelab: bool) -> Result<(), Failure> {
     let path = &cli.file;
     if path.exists() && !force {
         return Err(Failure::error(format!("{} already exists; pass --force to replace it", path.display())));
     }
-    std::fs::write(path, config::STARTER)
-        .map_err(|e| Failure::error(format!("cannot write {}: {e}", path.display())))?;
+    let (starter, next) = if homelab {
+        (config::STARTER_HOMELAB, "`seclab bootstrap --dry-run`, then `seclab bootstrap`")
+    } else {
+        (config::STARTER, "`seclab validate` and `seclab render`")
+    };
+    std::fs::write(path, starter).map_err(|e| Failure::error(format!("cannot write {}: {e}", path.display())))?;
     match cli.output {
         Output::Json => print(&json!({ "file": path.display().to_string(), "written": true }).to_string()),
-        Output::Text => {
-            print(&format!("wrote {}: edit it, then run `seclab validate` and `seclab render`", path.display()))
-        }
+        Output::Text => print(&format!("wrote {}: edit it, then run {next}", path.display())),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Command implementations: each loads what it needs, calls the library, and prints
 //! text for people or one JSON document for scripts.
 
+pub mod bootstrap;
 pub mod certs;
 pub mod cluster;
 pub mod lab;

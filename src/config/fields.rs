@@ -251,6 +251,38 @@ pub fn webhook_url(value: &str) -> Result<(), Problem> {
     Ok(())
 }
 
+/// Where an operator's manifest is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestSource {
+    /// A local file, relative to the desired-state file's directory unless absolute.
+    File(std::path::PathBuf),
+    /// An `https://` URL.
+    Https(url::Url),
+}
+
+/// An operator's manifest: `file:PATH` or an `https://` URL.
+pub fn manifest_source(value: &str) -> Result<ManifestSource, Problem> {
+    let hint = "write `file:./eck-all-in-one.yaml` or an `https://` URL";
+    if let Some(path) = value.strip_prefix("file:") {
+        if path.is_empty() {
+            return Err(Problem::new("`file:` names no file", hint));
+        }
+        return Ok(ManifestSource::File(path.into()));
+    }
+    let url = url::Url::parse(value)
+        .map_err(|e| Problem::new(format!("`{value}` is neither `file:PATH` nor a URL ({e})"), hint))?;
+    if url.scheme() != "https" {
+        return Err(Problem::new(
+            format!("the manifest URL's scheme `{}` is not https", url.scheme()),
+            "an operator's manifest grants cluster-wide rights: fetch it over https, or download it and use `file:`",
+        ));
+    }
+    if url.password().is_some() {
+        return Err(Problem::new("the manifest URL contains a password", "download the manifest and use `file:`"));
+    }
+    Ok(ManifestSource::Https(url))
+}
+
 /// A mail address, `user@host`.
 pub fn email_address(value: &str) -> Result<(), Problem> {
     match value.split_once('@') {

@@ -23,6 +23,8 @@ pub use source::{Location, SourceFile};
 
 /// A commented starter file that validates, written by `seclab init`.
 pub const STARTER: &str = include_str!("starter.yaml");
+/// The starter for `seclab init --homelab`: the Cortex home lab with its ECK operator, for bootstrap.
+pub const STARTER_HOMELAB: &str = include_str!("starter-homelab.yaml");
 
 /// A desired-state file that passed every check: the only input later stages accept.
 #[derive(Debug, Clone)]

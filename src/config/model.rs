@@ -59,6 +59,10 @@ pub struct LabFile {
     /// Certificates seclab issues (OpenSearch's).
     #[serde(default)]
     pub certificates: Certificates,
+    /// Operators and CRDs `seclab bootstrap` installs before the lab (e.g. ECK), each under
+    /// an inventory of its own that `destroy` never touches.
+    #[serde(default)]
+    pub operators: Vec<Operator>,
 }
 
 /// Identity of the lab.
@@ -756,7 +760,27 @@ impl Default for Certificates {
     }
 }
 
+/// An operator (or any set of CRDs and controllers) the lab needs installed first.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Operator {
+    /// DNS-1123 label; its inventory is the ConfigMap `kube-system/seclab-operator-<name>`.
+    pub name: String,
+    /// Where its manifest is: `file:PATH` (relative to this file) or an `https://` URL.
+    pub manifest: String,
+}
+
 impl LabFile {
+    /// The registry's host name: as set, else `registry.<domain>`.
+    pub fn registry_host(&self) -> String {
+        self.registry.host.clone().unwrap_or_else(|| format!("registry.{}", self.cluster.domain))
+    }
+
+    /// Cortex's host name: as set, else `cortex.<domain>`.
+    pub fn cortex_host(&self) -> String {
+        self.cortex.host.clone().unwrap_or_else(|| format!("cortex.{}", self.cluster.domain))
+    }
+
     /// A component's namespace: its own when set, else `cluster.namespace`.
     pub fn namespace_or_default<'a>(&'a self, explicit: &'a Option<String>) -> &'a str {
         explicit.as_deref().unwrap_or(&self.cluster.namespace)

@@ -77,6 +77,7 @@ impl<'a> Checker<'a> {
         self.alerts();
         self.watch();
         self.certificates();
+        self.operators();
     }
 
     fn report(&mut self, path: FieldPath, problem: Problem) {
@@ -819,6 +820,20 @@ impl<'a> Checker<'a> {
 }
 
 impl Checker<'_> {
+    fn operators(&mut self) {
+        let file = self.file;
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        for (index, operator) in file.operators.iter().enumerate() {
+            let path = root().key("operators").index(index);
+            // Its set is labelled `app.kubernetes.io/part-of: operator-<name>` (63 characters at most).
+            if self.check(path.key("name"), fields::dns_label(&operator.name)).is_some() && operator.name.len() > 54 {
+                self.complain(path.key("name"), "the name is longer than 54 characters", "shorten it");
+            }
+            self.duplicate(&mut first, &operator.name, index, path.key("name"), "operator");
+            self.check(path.key("manifest"), fields::manifest_source(&operator.manifest));
+        }
+    }
+
     fn certificates(&mut self) {
         let path = root().key("certificates").key("renewBefore");
         match fields::duration(&self.file.certificates.renew_before) {

@@ -30,6 +30,9 @@ pub struct Desired {
     pub secrets: Vec<SecretToCreate>,
     /// Their keys.
     pub secret_keys: Vec<ObjectKey>,
+    /// CRDs an earlier step applies (`bootstrap`'s operators): their kinds are planned as
+    /// new before the cluster serves them.
+    pub upcoming_crds: Vec<Arc<Value>>,
 }
 
 impl Desired {
@@ -38,7 +41,7 @@ impl Desired {
         let Rendered { objects, secrets, .. } = rendered;
         let objects = objects.into_iter().map(|object| labelled(object, applyset_id)).collect();
         let secret_keys = secrets.iter().map(|s| secrets::secret_key(&s.namespace, &s.name)).collect();
-        Self { lab: lab.to_owned(), objects, secrets, secret_keys }
+        Self { lab: lab.to_owned(), objects, secrets, secret_keys, upcoming_crds: Vec::new() }
     }
 
     /// Every kind the lab applies, as `apiVersion` and kind.
@@ -51,12 +54,13 @@ impl Desired {
         kinds
     }
 
-    /// The CustomResourceDefinitions the lab ships.
+    /// The CustomResourceDefinitions the lab ships, and those an earlier step applies.
     pub fn crds(&self) -> Vec<&Value> {
         self.objects
             .iter()
             .filter(|(o, _)| o.key.kind == "CustomResourceDefinition" && o.key.group == "apiextensions.k8s.io")
             .map(|(o, _)| o.manifest.as_ref())
+            .chain(self.upcoming_crds.iter().map(Arc::as_ref))
             .collect()
     }
 
@@ -276,7 +280,13 @@ mod tests {
                 (object, "v1".to_owned())
             })
             .collect();
-        let desired = Desired { lab: LAB.into(), objects, secrets: Vec::new(), secret_keys: Vec::new() };
+        let desired = Desired {
+            lab: LAB.into(),
+            objects,
+            secrets: Vec::new(),
+            secret_keys: Vec::new(),
+            upcoming_crds: Vec::new(),
+        };
         let mut inventory = Inventory::new(LAB, "n");
         inventory.members = Arc::new(members.iter().map(|k| (k.clone(), "v1".to_owned())).collect());
         let kinds = ["ConfigMap", "Namespace", "PersistentVolume", "PersistentVolumeClaim"]

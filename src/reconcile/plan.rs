@@ -4,6 +4,7 @@
 //! and [`confirm`] asks the API server (a server-side dry-run) about the objects that differ.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -86,7 +87,7 @@ pub enum Change {
 /// What a prune puts at risk beyond configuration.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PruneRisk {
-    /// A Namespace, PersistentVolume or claim: deleting it deletes stored data.
+    /// A Namespace, PersistentVolume, claim or CRD: deleting it deletes stored data.
     pub holds_data: bool,
     /// The prune deletes this many of this many objects in the inventory, over half of it.
     pub most_of_lab: Option<(usize, usize)>,
@@ -108,9 +109,15 @@ impl PruneRisk {
     }
 }
 
-/// Kinds whose objects hold data: deleting one deletes what it stores.
+/// Kinds whose objects hold data: deleting one deletes what it stores (a CRD: every object
+/// of its kind in the cluster).
 pub fn holds_data(key: &ObjectKey) -> bool {
-    key.group.is_empty() && matches!(key.kind.as_str(), "Namespace" | "PersistentVolume" | "PersistentVolumeClaim")
+    (key.group.is_empty() && matches!(key.kind.as_str(), "Namespace" | "PersistentVolume" | "PersistentVolumeClaim"))
+        || is_crd(key)
+}
+
+fn is_crd(key: &ObjectKey) -> bool {
+    key.group == "apiextensions.k8s.io" && key.kind == "CustomResourceDefinition"
 }
 
 /// One object's part of the plan.
@@ -171,6 +178,9 @@ impl Step {
     pub fn note(&self) -> Option<String> {
         match &self.change {
             Change::Replace { immutable, .. } => Some(immutable.clone()),
+            Change::Prune(risk) if risk.holds_data && is_crd(&self.key) => {
+                Some("deletes every object of its kind in the cluster".to_owned())
+            }
             Change::Prune(risk) => risk.reason(),
             Change::Keep => Some("holds data; destroy --allow-destructive deletes it".to_owned()),
             _ => None,
@@ -383,10 +393,24 @@ pub async fn plan(
     cancel: &CancellationToken,
 ) -> Result<Plan, PlanError> {
     let inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
-    let mut desired = Desired::new(rendered, lab.name(), &inventory.id());
+    let desired = Desired::new(rendered, lab.name(), &inventory.id());
+    plan_desired(cluster, desired, inventory, &base_dir(lab), options, cancel).await
+}
+
+/// Makes the plan for `desired`, a set of objects recorded in `inventory` (the lab's, or an
+/// operator's); `base_dir` is where `file:` references of its Secrets are read from.
+pub async fn plan_desired(
+    cluster: &Cluster,
+    mut desired: Desired,
+    inventory: Inventory,
+    base_dir: &Path,
+    options: Options,
+    cancel: &CancellationToken,
+) -> Result<Plan, PlanError> {
     let observed = observe::observe(cluster, inventory, &desired, cancel).await?;
-    desired.fill_secrets(&observed.live, &base_dir(lab), lab.name()).map_err(PlanError::Secret)?;
-    let mut plan = decide::decide(lab.name(), &desired, &observed, options);
+    let set = desired.lab.clone();
+    desired.fill_secrets(&observed.live, base_dir, &set).map_err(PlanError::Secret)?;
+    let mut plan = decide::decide(&set, &desired, &observed, options);
     confirm(cluster, &mut plan, &observed, options, cancel).await?;
     Ok(plan)
 }
@@ -429,4 +453,40 @@ pub async fn confirm(
 pub fn owned(live: &Value, lab: &str) -> bool {
     let labels = &live["metadata"]["labels"];
     labels[MANAGED_BY] == "seclab" && labels[PART_OF] == lab
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prune(group: &str, kind: &str, namespace: Option<&str>) -> Step {
+        let key = ObjectKey {
+            group: group.into(),
+            kind: kind.into(),
+            namespace: namespace.map(Into::into),
+            name: "x".into(),
+        };
+        let risk = PruneRisk { holds_data: holds_data(&key), most_of_lab: None };
+        Step {
+            object: key.to_string(),
+            key,
+            component: "c".into(),
+            change: Change::Prune(risk),
+            api_version: "v1".into(),
+            force: false,
+        }
+    }
+
+    #[test]
+    fn pruning_a_crd_or_a_claim_is_destructive_and_says_why() {
+        let crd = prune("apiextensions.k8s.io", "CustomResourceDefinition", None);
+        assert!(crd.is_destructive());
+        assert_eq!(crd.note().as_deref(), Some("deletes every object of its kind in the cluster"));
+        let claim = prune("", "PersistentVolumeClaim", Some("n"));
+        assert!(claim.is_destructive());
+        assert_eq!(claim.note().as_deref(), Some("deletes stored data"));
+        let other_crd_named = prune("example.org", "CustomResourceDefinition", Some("n"));
+        assert!(!other_crd_named.is_destructive(), "only apiextensions' CRDs");
+        assert!(!prune("apps", "Deployment", Some("n")).is_destructive());
+    }
 }

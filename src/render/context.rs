@@ -150,7 +150,7 @@ pub(crate) fn build(lab: &Lab, kept: &KeptTenants, keep: bool) -> (Context, Kept
     let defaults = TenantDefaults {
         lab: spec.metadata.name.clone(),
         namespace: spec.cluster.namespace.clone(),
-        registry_host: registry_host(spec),
+        registry_host: spec.registry_host(),
         domain: spec.cluster.domain.clone(),
         scan_volume: spec.scan_database.scan_volume.clone(),
     };
@@ -178,11 +178,6 @@ pub(crate) fn build(lab: &Lab, kept: &KeptTenants, keep: bool) -> (Context, Kept
     secrets.sort_by(|a, b| (&a.namespace, &a.name, &a.key).cmp(&(&b.namespace, &b.name, &b.key)));
     secrets.dedup();
     (Context { value, tenants, secrets }, next)
-}
-
-/// The registry's host name: as set, else `registry.<domain>`.
-fn registry_host(spec: &LabFile) -> String {
-    spec.registry.host.clone().unwrap_or_else(|| format!("registry.{}", spec.cluster.domain))
 }
 
 /// The Secret and key holding a value: a referenced Secret, or one apply creates (added to
@@ -220,7 +215,7 @@ impl<'a> Builder<'a> {
 
     fn context(&mut self) -> Value {
         let spec = self.spec;
-        let registry_host = registry_host(spec);
+        let registry_host = spec.registry_host();
         let (elasticsearch, cortex, rbac) = (self.elasticsearch(), self.cortex(), self.rbac());
         let mut context = json!({
             "lab": { "name": spec.metadata.name },
@@ -432,7 +427,7 @@ impl<'a> Builder<'a> {
             "namespace": namespace,
             "image": cortex.image.clone().unwrap_or_else(|| format!("thehiveproject/cortex:{}", cortex.version)),
             "version": cortex.version,
-            "host": cortex.host.clone().unwrap_or_else(|| format!("cortex.{}", spec.cluster.domain)),
+            "host": spec.cortex_host(),
             "replicas": cortex.replicas,
             "jobClaim": cortex.job_volume,
             "jobDirectory": cortex.job_directory,

@@ -250,6 +250,18 @@ fn in_parallel<I: Sync, T: Send>(items: &[I], work: impl Fn(&I) -> T + Sync) -> 
     results.into_iter().map(|(_, result)| result).collect()
 }
 
+/// The objects of a manifest seclab does not render itself (an operator's), checked as
+/// rendered objects are and labelled as members of `set`; `origin` names it in errors.
+pub fn manifest_objects(text: String, component: &str, origin: &str, set: &str) -> Result<Vec<Object>, String> {
+    let key = OutputKey { template: format!("{component}/{origin}"), tenant: None };
+    let objects = objects::parse(text, &key, component, set, &ParsedDocuments::none())?.objects;
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = objects.iter().find(|o| !seen.insert(&o.key)) {
+        return Err(format!("{} is defined twice", twice.key));
+    }
+    Ok(objects)
+}
+
 /// A component renders unless its section says `enabled: false`.
 fn enabled(context: &serde_json::Value, component: &str) -> bool {
     context.get(component).and_then(|section| section.get("enabled")).and_then(serde_json::Value::as_bool)

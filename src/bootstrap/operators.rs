@@ -1,0 +1,177 @@
+//! Operators the lab needs before it can be applied (ECK, or any CRDs and their
+//! controllers): each manifest read from a file or fetched over https, and applied as a set
+//! of its own, recorded in its own inventory in `kube-system`, so that `destroy` of the lab
+//! never removes what other things may use.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::Cluster;
+use crate::cluster::inventory::Inventory;
+use crate::config::Lab;
+use crate::config::fields::{ManifestSource, manifest_source};
+use crate::config::model::Operator;
+use crate::reconcile::decide::Desired;
+use crate::reconcile::plan::{self, Options, Plan, PlanError};
+use crate::reconcile::scan_database::base_dir;
+use crate::render::{self, Object, Rendered};
+
+/// Where operators' inventories live: a namespace every cluster has, which no lab deletes.
+pub const INVENTORY_NAMESPACE: &str = "kube-system";
+/// The largest manifest seclab reads (ECK's all-in-one, CRDs included, is about 1 MB).
+const MAX_MANIFEST: usize = 32 * 1024 * 1024;
+/// How long fetching one manifest may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An operator's manifest, read and checked.
+#[derive(Debug, Clone)]
+pub struct OperatorManifest {
+    /// The operator's name in the file.
+    pub name: String,
+    /// Where the manifest came from, as the file says.
+    pub source: String,
+    /// Its objects, labelled as members of the operator's set.
+    pub objects: Vec<Object>,
+}
+
+/// Why an operator's manifest cannot be used. Nothing has been changed when one is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// The manifest file cannot be read.
+    #[error("operator {name}: cannot read {}: {source}", path.display())]
+    Read {
+        /// The operator.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The manifest URL cannot be fetched.
+    #[error(
+        "operator {name}: cannot fetch {url}: {message}\ncheck the URL and the network, or download the manifest and name it with `file:`"
+    )]
+    Fetch {
+        /// The operator.
+        name: String,
+        /// The URL.
+        url: String,
+        /// Why, with every cause.
+        message: String,
+    },
+    /// The manifest is not a stream of Kubernetes objects seclab can apply.
+    #[error("operator {name}: {origin} is not a manifest seclab can apply: {message}")]
+    Invalid {
+        /// The operator.
+        name: String,
+        /// Where it came from.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The set an operator's objects belong to: their `app.kubernetes.io/part-of` label.
+pub fn set_name(operator: &str) -> String {
+    format!("operator-{operator}")
+}
+
+impl OperatorManifest {
+    /// The operator's inventory: `kube-system/seclab-operator-<name>`.
+    pub fn inventory(&self) -> Inventory {
+        Inventory::new(&set_name(&self.name), INVENTORY_NAMESPACE)
+    }
+
+    /// The CustomResourceDefinitions it installs.
+    pub fn crds(&self) -> impl Iterator<Item = Arc<Value>> + '_ {
+        self.objects
+            .iter()
+            .filter(|o| o.key.group == "apiextensions.k8s.io" && o.key.kind == "CustomResourceDefinition")
+            .map(|o| o.manifest.clone())
+    }
+
+    /// Its objects as a desired state, labelled as members of its inventory.
+    pub fn desired(&self) -> Desired {
+        let rendered = Rendered { objects: self.objects.clone(), node_files: Vec::new(), secrets: Vec::new() };
+        Desired::new(rendered, &set_name(&self.name), &self.inventory().id())
+    }
+}
+
+/// Reads `operator`'s manifest (a `file:` path is relative to the lab's file) and checks it.
+pub async fn load(lab: &Lab, operator: &Operator) -> Result<OperatorManifest, OperatorError> {
+    let name = operator.name.clone();
+    let source = manifest_source(&operator.manifest).map_err(|problem| OperatorError::Invalid {
+        name: name.clone(),
+        origin: operator.manifest.clone(),
+        message: problem.message,
+    })?;
+    let text = match source {
+        ManifestSource::File(path) => {
+            let path: PathBuf = base_dir(lab).join(path).components().collect();
+            tokio::fs::read_to_string(&path).await.map_err(|source| OperatorError::Read {
+                name: name.clone(),
+                path: path.clone(),
+                source,
+            })?
+        }
+        ManifestSource::Https(url) => fetch(&url).await.map_err(|message| OperatorError::Fetch {
+            name: name.clone(),
+            url: url.to_string(),
+            message,
+        })?,
+    };
+    let invalid =
+        |message: String| OperatorError::Invalid { name: name.clone(), origin: operator.manifest.clone(), message };
+    let origin = operator.manifest.rsplit('/').next().unwrap_or(&operator.manifest);
+    let objects = render::manifest_objects(text, "operators", origin, &set_name(&name)).map_err(invalid)?;
+    if objects.is_empty() {
+        return Err(invalid("it holds no object".to_owned()));
+    }
+    Ok(OperatorManifest { name: operator.name.clone(), source: operator.manifest.clone(), objects })
+}
+
+/// The plan for an operator's set against the cluster, as `apply` plans a lab.
+pub async fn plan(
+    cluster: &Cluster,
+    lab: &Lab,
+    manifest: &OperatorManifest,
+    options: Options,
+    cancel: &CancellationToken,
+) -> Result<Plan, PlanError> {
+    plan::plan_desired(cluster, manifest.desired(), manifest.inventory(), &base_dir(lab), options, cancel).await
+}
+
+async fn fetch(url: &url::Url) -> Result<String, String> {
+    let chain = |error: &dyn std::error::Error| {
+        let mut message = error.to_string();
+        let mut cause = error.source();
+        while let Some(inner) = cause {
+            message.push_str(&format!(": {inner}"));
+            cause = inner.source();
+        }
+        message
+    };
+    let client = reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .user_agent(concat!("seclab/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| chain(&e))?;
+    let mut response = client.get(url.clone()).send().await.map_err(|e| chain(&e.without_url()))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("the server answered {status}"));
+    }
+    let too_large = || format!("it is larger than {} MiB", MAX_MANIFEST >> 20);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| chain(&e.without_url()))? {
+        if bytes.len() + chunk.len() > MAX_MANIFEST {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())
+}

@@ -1,0 +1,309 @@
+//! `seclab bootstrap`: the node files, the operators, then the lab, each shown before it is
+//! done. Everything that can fail without a change (the file, the manifests, the node files
+//! and their permissions, the plans) is checked before the first write.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use seclab::bootstrap::node::{self, NodeFileChange};
+use seclab::bootstrap::operators::{self, OperatorManifest};
+use seclab::cluster::Cluster;
+use seclab::cluster::inventory::Inventory;
+use seclab::config::Lab;
+use seclab::reconcile::apply::{self, OnProblems, Outcome};
+use seclab::reconcile::decide::Desired;
+use seclab::reconcile::plan::{self, Plan, Step};
+use seclab::reconcile::scan_database::base_dir;
+use seclab::reconcile::sequence::{self, Hooks, SequenceError};
+use seclab::reconcile::wait;
+use seclab::render::Rendered;
+
+use super::cluster::{
+    Progress, apply_failure, ask, connect, counts, options, plan_changes, problems_text, runtime, seconds,
+};
+use super::{Failure, exit, load, print, render_lab};
+use crate::{BootstrapArgs, Cli, Output};
+
+/// `seclab bootstrap`.
+pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
+    let lab = load(cli)?;
+    let rendered = render_lab(cli, &lab)?;
+    let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let files = node::plan(&rendered.node_files, &root).map_err(Failure::error)?;
+    let dnsmasq = rendered.node_files.iter().find(|f| f.name == "dnsmasq.conf").map(|f| router_lines(&f.content));
+    let text = cli.output == Output::Text;
+    runtime()?.block_on(async {
+        let mut manifests = Vec::new();
+        for operator in &lab.spec().operators {
+            manifests.push(operators::load(&lab, operator).await.map_err(Failure::error)?);
+        }
+        if !args.dry_run {
+            node::check_writable(&files).map_err(Failure::error)?;
+        }
+        let cluster = connect(cli, &lab).await?;
+        let never = CancellationToken::new();
+        let options = options(&args.apply);
+        let mut operator_plans = Vec::new();
+        for manifest in &manifests {
+            let plan = operators::plan(&cluster, &lab, manifest, options, &never).await.map_err(Failure::error)?;
+            operator_plans.push(plan);
+        }
+        let lab_plan = plan_lab(&cluster, &lab, rendered.clone(), &manifests, options, &never).await?;
+
+        if text {
+            print(&preview(&files, &root, dnsmasq.as_deref(), &manifests, &operator_plans, &lab_plan))?;
+        }
+        let problems = operator_plans.iter().chain([&lab_plan]).map(|p| p.problems.len()).sum::<usize>();
+        if problems > 0 {
+            let text = format!("error: bootstrap stops before any change: {problems} problem(s) above");
+            let json = json!({ "lab": lab.name(), "error": "problems", "operators": operator_plans,
+                "plan": lab_plan, "nodeFiles": files_json(&files) });
+            return Err(Failure { code: exit::ERROR, text, json });
+        }
+        let changes = files.iter().filter(|f| f.changes()).count()
+            + operator_plans.iter().chain([&lab_plan]).map(|p| p.changes().count()).sum::<usize>();
+        if args.dry_run {
+            if text {
+                print("Dry run: nothing was changed.")?;
+            } else {
+                let document = json!({ "lab": lab.name(), "dryRun": true, "nodeFiles": files_json(&files), "router": dnsmasq,
+                    "operators": operator_plans, "plan": lab_plan });
+                print(&document.to_string())?;
+            }
+            return Ok(());
+        }
+        if changes > 0 && !args.apply.yes && std::io::stdin().is_terminal() {
+            ask(&format!("Make these {changes} change(s)? [y/N] "), &["y", "yes"])?;
+        }
+
+        for file in files.iter().filter(|f| f.changes()) {
+            node::write(file).map_err(Failure::error)?;
+            if text {
+                let backup = file.backup().map(|b| format!(" (as it was: {})", b.display())).unwrap_or_default();
+                println!("wrote {}{backup}", file.path.display());
+            }
+        }
+        let mut operator_outcomes = Vec::new();
+        for (manifest, plan) in manifests.iter().zip(&operator_plans) {
+            operator_outcomes.push(install(&cluster, &lab, manifest, plan, args.timeout, text, &never).await?);
+        }
+        // The operators' kinds are served now: plan the lab again against them.
+        let lab_plan = if operator_plans.iter().any(|p| p.changes().next().is_some()) {
+            plan::plan(&cluster, &lab, rendered, options, &never).await.map_err(Failure::error)?
+        } else {
+            lab_plan
+        };
+        let (outcome, ready_in) = apply_lab(&cluster, &lab, &lab_plan, args.timeout, text, &never).await?;
+        let objects = sequence::kept_objects(&lab_plan).len();
+        let changed = files.iter().any(|f| f.changes())
+            || operator_outcomes.iter().any(|o| o.changed() > 0)
+            || outcome.changed() > 0;
+        let next = next_steps(cli, &lab, &files, dnsmasq.as_deref());
+        if text {
+            let mut out = if changed {
+                format!("Bootstrapped lab {}: all {objects} objects are ready ({}).", lab.name(), seconds(ready_in))
+            } else {
+                format!(
+                    "Nothing to change: the node files, {} operator(s) and lab {} are as the file says, and ready.",
+                    manifests.len(),
+                    lab.name()
+                )
+            };
+            out.push_str("\n\nNext:\n");
+            out.push_str(&next.join("\n"));
+            print(&out)
+        } else {
+            let operators: Vec<_> = manifests
+                .iter()
+                .zip(&operator_outcomes)
+                .map(|(m, outcome)| json!({ "name": m.name, "source": m.source, "outcome": outcome }))
+                .collect();
+            let document = json!({ "lab": lab.name(), "dryRun": false, "changed": changed, "nodeFiles": files_json(&files),
+                "router": dnsmasq, "operators": operators, "outcome": outcome, "ready": true, "next": next });
+            print(&document.to_string())
+        }
+    })
+}
+
+/// The lab's plan before anything is applied: kinds the operators define count as served.
+async fn plan_lab(
+    cluster: &Cluster,
+    lab: &Lab,
+    rendered: Rendered,
+    manifests: &[OperatorManifest],
+    options: plan::Options,
+    cancel: &CancellationToken,
+) -> Result<Plan, Failure> {
+    let inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
+    let mut desired = Desired::new(rendered, lab.name(), &inventory.id());
+    desired.upcoming_crds = manifests.iter().flat_map(OperatorManifest::crds).collect();
+    plan::plan_desired(cluster, desired, inventory, &base_dir(lab), options, cancel).await.map_err(Failure::error)
+}
+
+/// What bootstrap will do, before it does anything.
+fn preview(
+    files: &[NodeFileChange],
+    root: &Path,
+    router: Option<&str>,
+    manifests: &[OperatorManifest],
+    operator_plans: &[Plan],
+    lab_plan: &Plan,
+) -> String {
+    let mut out = String::new();
+    let under = if root == Path::new("/") { String::new() } else { format!(" (under {})", root.display()) };
+    out.push_str(&format!("Node files{under}:\n"));
+    if files.is_empty() {
+        out.push_str("  none: the lab has no registry\n");
+    }
+    for file in files {
+        let action = serde_json::to_value(file.action).unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<9} {}: {}\n",
+            action.as_str().unwrap_or_default(),
+            file.install_path,
+            file.purpose
+        ));
+        for line in file.diff().lines() {
+            out.push_str(&format!("    {line}\n"));
+        }
+    }
+    if let Some(lines) = router {
+        out.push_str("Router: seclab cannot reach it; add to its dnsmasq configuration:\n");
+        out.push_str(&format!("    {}\n", lines.replace('\n', "\n    ")));
+    }
+    for (manifest, plan) in manifests.iter().zip(operator_plans) {
+        out.push_str(&format!("Operator {} ({}): {}.\n", manifest.name, manifest.source, counts(plan)));
+        out.push_str(&indent(&plan_changes(plan)));
+        out.push_str(&problems_text(plan));
+    }
+    out.push_str(&format!("Lab {}: {}.\n", lab_plan.lab, counts(lab_plan)));
+    out.push_str(&indent(&plan_changes(lab_plan)));
+    out.push_str(&problems_text(lab_plan));
+    out
+}
+
+/// The node files for `--output json`, each with its diff.
+fn files_json(files: &[NodeFileChange]) -> Vec<serde_json::Value> {
+    files
+        .iter()
+        .map(|file| {
+            let mut value = serde_json::to_value(file).unwrap_or_default();
+            value["diff"] = file.diff().into();
+            value
+        })
+        .collect()
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|line| format!("  {line}\n")).collect()
+}
+
+/// The dnsmasq lines without their comments.
+fn router_lines(content: &str) -> String {
+    let lines: Vec<&str> = content.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    lines.join("\n")
+}
+
+/// Applies one operator's plan and waits until its objects are ready (CRDs established,
+/// Deployments available).
+async fn install(
+    cluster: &Cluster,
+    lab: &Lab,
+    manifest: &OperatorManifest,
+    plan: &Plan,
+    timeout: Duration,
+    text: bool,
+    cancel: &CancellationToken,
+) -> Result<Outcome, Failure> {
+    let report = |step: &Step, verb: &str| {
+        if text {
+            println!("{verb} {}", step.object);
+        }
+    };
+    let started = Instant::now();
+    let outcome =
+        apply::apply(cluster, plan, OnProblems::Refuse, &report, cancel).await.map_err(|e| apply_failure(plan, e))?;
+    let mut progress = Progress::new(text);
+    let objects = sequence::kept_objects(plan);
+    let rules = &lab.spec().cluster.readiness;
+    let waited = wait::wait(cluster, &objects, rules, timeout, &mut |p| progress.show(p), cancel).await;
+    progress.finish();
+    waited.map_err(|error| {
+        Failure::error(format!(
+            "operator {}: {error}\nIts objects are applied; run `seclab bootstrap` again once it is ready.",
+            manifest.name
+        ))
+    })?;
+    if text && outcome.changed() > 0 {
+        println!("Operator {} is ready ({}).", manifest.name, seconds(started.elapsed()));
+    }
+    Ok(outcome)
+}
+
+/// The lab, as `apply --wait` applies it.
+async fn apply_lab(
+    cluster: &Cluster,
+    lab: &Lab,
+    plan: &Plan,
+    timeout: Duration,
+    text: bool,
+    cancel: &CancellationToken,
+) -> Result<(Outcome, Duration), Failure> {
+    let report = |step: &Step, verb: &str| {
+        if text {
+            println!("{verb} {}", step.object);
+        }
+    };
+    let mut applied = |_: &Outcome, _: Duration| {};
+    let mut progress = Progress::new(text);
+    let hooks = Hooks { step: &report, applied: &mut applied, waiting: &mut |p| progress.show(p) };
+    let result = sequence::apply_planned(cluster, lab, plan, OnProblems::Refuse, Some(timeout), hooks, cancel).await;
+    progress.finish();
+    match result {
+        Ok(done) => Ok((done.outcome, done.ready_in.unwrap_or_default())),
+        Err(SequenceError::Apply(error)) => Err(apply_failure(plan, error)),
+        Err(SequenceError::Wait(error)) => Err(Failure::error(format!(
+            "{error}\nThe lab is applied; run `seclab status` to follow it, or `seclab bootstrap` again."
+        ))),
+        Err(other) => Err(Failure::error(other)),
+    }
+}
+
+/// What to do after bootstrap: restarts, the router, the registry, Cortex, scans, `watch`.
+fn next_steps(cli: &Cli, lab: &Lab, files: &[NodeFileChange], router: Option<&str>) -> Vec<String> {
+    let spec = lab.spec();
+    let mut next = Vec::new();
+    for file in files.iter().filter(|f| f.changes()) {
+        next.push(format!(
+            "  restart {} so that it reads {}:  sudo systemctl restart {}",
+            file.restart, file.install_path, file.restart
+        ));
+    }
+    if let Some(lines) = router {
+        next.push(format!("  add to the router's dnsmasq (once):  {}", lines.replace('\n', "  ")));
+    }
+    if spec.registry.enabled {
+        let host = spec.registry_host();
+        let scheme = if spec.registry.insecure { "http" } else { "https" };
+        next.push(format!("  registry: {scheme}://{host}; push a first image:"));
+        next.push("    docker pull busybox:1.36".to_owned());
+        next.push(format!("    docker tag busybox:1.36 {host}/busybox:1.36"));
+        next.push(format!("    docker push {host}/busybox:1.36"));
+    }
+    if spec.cortex.enabled {
+        next.push(format!("  Cortex: http://{}", spec.cortex_host()));
+    }
+    if spec.tenants.iter().any(|t| !t.scans.is_empty()) {
+        let database = match &spec.scan_database.url {
+            Some(_) => "PostgreSQL (scanDatabase.url)".to_owned(),
+            None => base_dir(lab).join(&spec.scan_database.path).display().to_string(),
+        };
+        next.push(format!("  scan database: {database}; see it with `seclab scan status`"));
+    }
+    next.push(format!("  keep the lab true, ingest scans as they land:  seclab watch --file {}", cli.file.display()));
+    next
+}
