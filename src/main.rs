@@ -192,10 +192,13 @@ enum ScanCommand {
     },
     /// Compare two nmap XML files (no database): exit 0 when they agree, 3 when they differ.
     Diff {
-        /// The earlier scan.
-        before: PathBuf,
-        /// The later scan.
-        after: PathBuf,
+        /// The earlier and the later scan: two nmap XML files; with --group, two scan ids from
+        /// `scan history` (one id: that scan and the one before; none: the last two).
+        #[arg(num_args = 0..=2)]
+        scans: Vec<String>,
+        /// Compare scans stored for this group (`tenant/group`) instead of files.
+        #[arg(long)]
+        group: Option<String>,
         /// Pair hosts by `address` (seclab) or by address and host name (`ndiff`).
         #[arg(long = "match", value_enum, default_value_t = MatchBy::Address)]
         matching: MatchBy,

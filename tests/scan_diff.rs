@@ -2,7 +2,6 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
@@ -37,26 +36,34 @@ fn scan_pair(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     (a, b)
 }
 
-/// Findings as comparable lines: host appeared or vanished, and every port difference.
-fn seclab_findings(json: &serde_json::Value) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+/// Findings as comparable lines, sorted (a host listed twice gives its lines twice): host
+/// appeared or vanished with each port it lists, and every port difference.
+fn seclab_findings(json: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
     for host in json["hosts"].as_array().unwrap() {
         let address = host["address"].as_str().unwrap();
         for change in host["changes"].as_array().unwrap() {
             match change["change"].as_str().unwrap() {
-                "host-new" => out.insert(format!("{address} new")),
-                "host-gone" => out.insert(format!("{address} gone")),
-                "port" => out.insert(format!(
+                side @ ("host-new" | "host-gone") => {
+                    let side = if side == "host-new" { "new" } else { "gone" };
+                    out.push(format!("{address} {side}"));
+                    for port in change["ports"].as_array().unwrap() {
+                        let spec = format!("{}/{}", port["port"], port["protocol"].as_str().unwrap());
+                        out.push(format!("{address} {side} {spec} {}", port_text(port)));
+                    }
+                }
+                "port" => out.push(format!(
                     "{address} {}/{} {} -> {}",
                     change["port"],
                     change["protocol"].as_str().unwrap(),
                     port_text(&change["before"]),
                     port_text(&change["after"])
                 )),
-                other => out.insert(format!("{address} {other}")),
+                other => out.push(format!("{address} {other}")),
             };
         }
     }
+    out.sort();
     out
 }
 
@@ -77,9 +84,9 @@ fn port_text(port: &serde_json::Value) -> String {
 }
 
 /// The same findings read from `ndiff --xml`.
-fn ndiff_findings(xml: &str) -> BTreeSet<String> {
+fn ndiff_findings(xml: &str) -> Vec<String> {
     let doc = roxmltree::Document::parse(xml).expect("ndiff writes XML");
-    let mut out = BTreeSet::new();
+    let mut out = Vec::new();
     let first_address = |host: roxmltree::Node| {
         host.descendants()
             .find(|n| n.has_tag_name("address"))
@@ -90,35 +97,51 @@ fn ndiff_findings(xml: &str) -> BTreeSet<String> {
     for hostdiff in doc.descendants().filter(|n| n.has_tag_name("hostdiff")) {
         for child in hostdiff.children().filter(|n| n.is_element()) {
             match child.tag_name().name() {
-                "a" => drop(out.insert(format!("{} gone", first_address(child)))),
-                "b" => drop(out.insert(format!("{} new", first_address(child)))),
+                side @ ("a" | "b") => {
+                    let (address, side) = (first_address(child), if side == "a" { "gone" } else { "new" });
+                    out.push(format!("{address} {side}"));
+                    for port in child.descendants().filter(|n| n.has_tag_name("port")) {
+                        let spec =
+                            format!("{}/{}", port.attribute("portid").unwrap(), port.attribute("protocol").unwrap());
+                        let service = port.children().find(|n| n.has_tag_name("service"));
+                        out.push(format!(
+                            "{address} {side} {spec} {} {}",
+                            state_of(port).unwrap(),
+                            service_text(service)
+                        ));
+                    }
+                }
                 "host" => {
                     let address = first_address(child);
                     for portdiff in child.descendants().filter(|n| n.has_tag_name("portdiff")) {
-                        out.insert(port_finding(&address, portdiff));
+                        out.push(port_finding(&address, portdiff));
                     }
                 }
                 _ => {}
             }
         }
     }
+    out.sort();
     out
 }
 
+fn service_text(service: Option<roxmltree::Node>) -> String {
+    let field = |name: &str| service.and_then(|s| s.attribute(name)).unwrap_or("").to_owned();
+    format!("{}|{}|{}|{}", field("name"), field("product"), field("version"), field("extrainfo"))
+}
+
 fn port_finding(address: &str, portdiff: roxmltree::Node) -> String {
-    let service_text = |service: Option<roxmltree::Node>| {
-        let field = |name: &str| service.and_then(|s| s.attribute(name)).unwrap_or("").to_owned();
-        format!("{}|{}|{}|{}", field("name"), field("product"), field("version"), field("extrainfo"))
-    };
     let side = |name: &str| portdiff.children().find(|n| n.has_tag_name(name));
     if let Some(port) = portdiff.children().find(|n| n.has_tag_name("port")) {
         // Same port and state; the service differs.
         let spec = format!("{}/{}", port.attribute("portid").unwrap(), port.attribute("protocol").unwrap());
         let state = state_of(port).unwrap();
+        // A changed service is given per side; an unchanged one (scripts changed) once.
         let service = |name: &str| {
             port.children()
                 .find(|n| n.has_tag_name(name))
                 .and_then(|s| s.children().find(|n| n.has_tag_name("service")))
+                .or_else(|| port.children().find(|n| n.has_tag_name("service")))
         };
         return format!(
             "{address} {spec} {state} {} -> {state} {}",
@@ -171,12 +194,11 @@ fn findings_agree_with_ndiff_on_real_scans() {
     for matching in ["ndiff", "address"] {
         let (code, json) = seclab_diff(&a, &b, &["--match", matching]);
         assert_eq!(code, 3, "scans that differ exit 3");
-        let found: BTreeSet<String> =
-            seclab_findings(&json).into_iter().filter(|f| !f.ends_with("extra-ports")).collect();
+        let found: Vec<String> = seclab_findings(&json).into_iter().filter(|f| !f.ends_with("extra-ports")).collect();
         assert_eq!(found, expected, "--match {matching}");
     }
     // The scenario exercises every kind of finding.
-    let all = expected.iter().cloned().collect::<Vec<_>>().join("\n");
+    let all = expected.join("\n");
     for part in ["127.0.0.4 new", "127.0.0.3 gone", "127.0.0.5 gone", "OpenSSH|9.2p1", "-> closed"] {
         assert!(all.contains(part), "{part} missing from\n{all}");
     }
@@ -216,9 +238,10 @@ fn a_renamed_host_is_one_host_for_seclab_and_two_for_ndiff() {
     std::fs::write(&old, named("web1.example.org")).unwrap();
     std::fs::write(&new, named("web1-renamed.example.org")).unwrap();
     let ndiff = ndiff_findings(&ndiff_xml(&old, &new));
-    assert_eq!(ndiff, ["127.0.0.2 gone", "127.0.0.2 new"].map(String::from).into());
+    assert!(ndiff.contains(&"127.0.0.2 gone".to_owned()) && ndiff.contains(&"127.0.0.2 new".to_owned()), "{ndiff:?}");
+    assert!(ndiff.iter().all(|f| f.starts_with("127.0.0.2 gone") || f.starts_with("127.0.0.2 new")), "{ndiff:?}");
     let (_, json) = seclab_diff(&old, &new, &[]);
-    assert_eq!(seclab_findings(&json), ["127.0.0.2 hostnames".to_string()].into());
+    assert_eq!(seclab_findings(&json), ["127.0.0.2 hostnames"]);
     let (_, json) = seclab_diff(&old, &new, &["--match", "ndiff"]);
     assert_eq!(seclab_findings(&json), ndiff);
 }
@@ -235,4 +258,86 @@ fn a_truncated_scan_is_rejected_whole() {
     assert!(stdout.is_empty());
     assert!(stderr.contains("cut.xml: incomplete scan: the file ends inside host 1"), "{stderr}");
     assert!(stderr.contains("it was not compared"), "{stderr}");
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    root().join("tests/fixtures/diff").join(name)
+}
+
+/// Each fixture pair against ndiff: the same findings, or a difference the README documents.
+#[test]
+fn fixtures_agree_with_ndiff_or_differ_as_the_readme_says() {
+    let pair = |name: &str| (fixture(&format!("{name}-a.xml")), fixture(&format!("{name}-b.xml")));
+    let ndiff = |a: &Path, b: &Path| {
+        let output = Command::new(program("ndiff")).arg("--xml").arg(a).arg(b).output().expect("ndiff runs");
+        (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+
+    // Script output on a port whose state changed, and on one whose service did not: ndiff
+    // and seclab find the same ports; seclab's text says what the scripts said.
+    let (a, b) = pair("port-scripts");
+    let (code, xml) = ndiff(&a, &b);
+    assert_eq!(code, 1);
+    let expected = ndiff_findings(&xml);
+    for matching in ["address", "ndiff"] {
+        let (code, json) = seclab_diff(&a, &b, &["--match", matching]);
+        assert_eq!(code, 3);
+        assert_eq!(seclab_findings(&json), expected, "--match {matching}");
+    }
+    let (_, text, _) = run(&root(), &["scan", "diff", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(
+        text.contains(
+            "port 80/tcp opened: closed http -> open http nginx 1.24.0; scripts (none) -> http-title: Welcome to nginx!"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("ssl-cert: Subject: commonName=new.lab.test | Issuer: commonName=lab CA"), "{text}");
+
+    // Two host scripts with multi-line output: ndiff crashes (nmap issue #2930); seclab
+    // reports the change on one line.
+    let (a, b) = pair("host-scripts");
+    assert_eq!(ndiff(&a, &b).0, 2, "ndiff still crashes on two host scripts");
+    let (code, json) = seclab_diff(&a, &b, &[]);
+    assert_eq!(code, 3);
+    assert_eq!(seclab_findings(&json), ["127.0.0.2 host-scripts"]);
+    let (_, text, _) = run(&root(), &["scan", "diff", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(text.lines().count(), 2, "one line per change, then the summary:\n{text}");
+    assert!(text.contains("smb-os-discovery: OS: Windows 10 | Computer name: box"), "{text}");
+
+    // The same extra ports in another order: ndiff reports a change; there is none.
+    let (a, b) = pair("extraports-order");
+    let (code, xml) = ndiff(&a, &b);
+    assert_eq!(code, 1, "{xml}");
+    let (code, json) = seclab_diff(&a, &b, &[]);
+    assert_eq!((code, json["hosts"].as_array().unwrap().len()), (0, 0));
+
+    // Each file against itself: no differences, exit 0.
+    for name in ["port-scripts", "host-scripts", "extraports-order"] {
+        let (a, _) = pair(name);
+        assert_eq!(seclab_diff(&a, &a, &[]).0, 0, "{name}");
+    }
+}
+
+/// nmap lists a host twice when a target is given twice; like ndiff, seclab pairs the entries
+/// in file order and reports the one without a counterpart, with its ports.
+#[test]
+fn a_host_listed_twice_is_reported_twice_as_ndiff_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (once, twice) = (dir.path().join("once.xml"), dir.path().join("twice.xml"));
+    {
+        let _ftp = Service::start(loopback(3), port, FTP);
+        scan(&["127.0.0.2"], &[port], &once);
+        scan(&["127.0.0.2", "127.0.0.3", "127.0.0.3"], &[port], &twice);
+    }
+    let expected = ndiff_findings(&ndiff_xml(&once, &twice));
+    assert_eq!(expected.iter().filter(|f| *f == "127.0.0.3 new").count(), 2, "{expected:?}");
+    for matching in ["address", "ndiff"] {
+        let (code, json) = seclab_diff(&once, &twice, &["--match", matching]);
+        assert_eq!(code, 3);
+        assert_eq!(seclab_findings(&json), expected, "--match {matching}");
+    }
+    let (_, text, _) = run(&root(), &["scan", "diff", once.to_str().unwrap(), twice.to_str().unwrap()]);
+    let line = format!("127.0.0.3: new host: {port}/tcp open ftp vsftpd 3.0.3");
+    assert_eq!(text.lines().filter(|l| *l == line).count(), 2, "{text}");
 }

@@ -112,6 +112,14 @@ alerts:
         (code, format!("{stdout}{stderr}"))
     }
 
+    /// The group's scan ids, newest first.
+    fn scan_ids(&self) -> Vec<i64> {
+        let (code, stdout, stderr) = self.seclab(&["scan", "history", "site/lab", "--output", "json"]);
+        assert_eq!(code, 0, "{stderr}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        json["scans"].as_array().unwrap().iter().map(|s| s["id"].as_i64().unwrap()).collect()
+    }
+
     fn host_status(&self, address: &str) -> String {
         let (code, stdout, stderr) =
             self.seclab(&["scan", "history", "site/lab", "--host", address, "--output", "json"]);
@@ -174,6 +182,26 @@ fn scenario(database_url: Option<String>) {
     assert_eq!(lab.host_status("127.0.0.2"), "changed");
     assert_eq!(lab.host_status("127.0.0.3"), "up");
 
+    // Stored scans compare as the files they came from do.
+    let files = lab.seclab(&["scan", "diff", "scans/site/lab/01.xml", "scans/site/lab/02.xml", "--output", "json"]);
+    let stored = lab.seclab(&["scan", "diff", "--group", "site/lab", "--output", "json"]);
+    assert_eq!((files.0, stored.0), (3, 3), "{}{}", files.2, stored.2);
+    let hosts = |out: &str| serde_json::from_str::<serde_json::Value>(out).unwrap()["hosts"].clone();
+    assert_eq!(hosts(&stored.1), hosts(&files.1), "the last two complete scans, as the files say");
+    let ids = lab.scan_ids();
+    let explicit = lab.seclab(&["scan", "diff", "--group", "site/lab", &ids[1].to_string(), &ids[0].to_string()]);
+    assert_eq!(explicit.0, 3);
+    assert!(explicit.1.contains("127.0.0.2: port") && explicit.1.contains("opened"), "{}", explicit.1);
+    let same = lab.seclab(&["scan", "diff", "--group", "site/lab", &ids[0].to_string(), &ids[0].to_string()]);
+    assert_eq!((same.0, same.1.trim()), (0, "no differences"));
+    let unknown = lab.seclab(&["scan", "diff", "--group", "site/lab", "99", "98"]);
+    assert_eq!(unknown.0, 1);
+    assert!(
+        unknown.2.contains("site/lab has no scan 99; `seclab scan history site/lab` lists its scans"),
+        "{}",
+        unknown.2
+    );
+
     // 3. Host .3 is missing from one scan: missed, not yet alerted (downAfter is 2).
     lab.scan(&["127.0.0.2", "127.0.0.4"], &changed);
     let (code, out) = lab.ingest();
@@ -189,6 +217,10 @@ fn scenario(database_url: Option<String>) {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("04.xml: rejected: incomplete scan: the file ends inside host 1"), "{out}");
     assert_eq!(lab.host_status("127.0.0.3"), "missed", "a rejected scan counts for nothing");
+    let failed = lab.scan_ids()[0].to_string();
+    let (code, _, stderr) = lab.seclab(&["scan", "diff", "--group", "site/lab", "1", &failed]);
+    assert_eq!(code, 2, "a rejected scan is not compared: {stderr}");
+    assert!(stderr.contains("was rejected (incomplete scan"), "{stderr}");
     let (_, history, _) = lab.seclab(&["scan", "history", "site/lab"]);
     assert!(history.lines().nth(1).unwrap().contains("failed: incomplete scan"), "{history}");
 
@@ -360,4 +392,102 @@ fn sync_creates_updates_retires_and_restores_on_sqlite() {
 fn sync_creates_updates_retires_and_restores_on_postgresql() {
     let postgres = Postgres::start();
     sync_scenario(Some(postgres.url.clone()));
+}
+
+/// A new host's alert says what it exposes, on every route; a host listed twice in a scan (a
+/// target given twice) is one host.
+#[test]
+fn a_new_hosts_alert_lists_its_ports_and_a_host_listed_twice_is_one_host() {
+    let mut lab = Lab::new(None, 0);
+    let file = lab.dir.path().join("seclab.yaml");
+    let text = std::fs::read_to_string(&file).unwrap().replace("alerts: [hook, mail]", "alerts: [hook, mail, log]");
+    std::fs::write(&file, text).unwrap();
+    let (p1, p2) = lab.ports;
+    lab.scan(&["127.0.0.2"], &[(2, p1, FTP)]);
+    assert_eq!(lab.ingest().0, 0);
+
+    lab.scan(&["127.0.0.2", "127.0.0.3", "127.0.0.3"], &[(2, p1, FTP), (3, p1, SSH_OLD), (3, p2, FTP)]);
+    let (code, out) = lab.ingest();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ingested: 2 hosts up, 1 changes, 3 alerts queued"), "one new host, not two: {out}");
+    let hook = &lab.hook.wait_for(1)[0];
+    let request: serde_json::Value = serde_json::from_str(hook).unwrap();
+    let body: serde_json::Value = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["kind"], "host-new");
+    let summary = body["summary"].as_str().unwrap();
+    assert!(summary.starts_with("127.0.0.3: new host: "), "{summary}");
+    for part in ["open ssh OpenSSH 9.2p1", "open ftp vsftpd 3.0.3"] {
+        assert!(summary.contains(part), "{part} missing from {summary}");
+    }
+    assert_eq!(body["detail"]["ports"].as_array().unwrap().len(), 2, "{body}");
+    let mail = &lab.mail.wait_for(1)[0];
+    assert!(mail.contains("new host:") && mail.contains("vsftpd 3.0.3"), "{mail}");
+    assert!(out.contains("127.0.0.3: new host: ") && out.contains("vsftpd 3.0.3"), "the log route: {out}");
+    assert_eq!(lab.host_status("127.0.0.3"), "new");
+}
+
+/// Narrowing a group's targets retires the hosts outside them without an alert; widening
+/// them baselines the new range without one; an excluded host is retired too.
+fn coverage_scenario(database_url: Option<String>) {
+    let mut lab = Lab::new(database_url, 0);
+    let (p1, _) = lab.ports;
+    let file = lab.dir.path().join("seclab.yaml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    lab.scan(&["127.0.0.2-4"], &[(2, p1, FTP), (3, p1, FTP), (4, p1, FTP)]);
+    assert_eq!(lab.ingest().0, 0);
+
+    // Narrowed to .2, while a scan made before the edit still lists .3 and .4.
+    std::fs::write(&file, original.replace("targets: [127.0.0.2-4]", "targets: [127.0.0.2]")).unwrap();
+    lab.scan(&["127.0.0.2-4"], &[(2, p1, FTP), (3, p1, FTP), (4, p1, FTP)]);
+    let (code, out) = lab.ingest();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("1 hosts up, 0 changes, 0 alerts queued; 2 hosts up outside the group's targets ignored"),
+        "{out}"
+    );
+    for _ in 0..3 {
+        lab.scan(&["127.0.0.2"], &[(2, p1, FTP)]);
+        let (_, out) = lab.ingest();
+        assert!(out.contains("0 changes, 0 alerts queued"), "no host goes down: {out}");
+    }
+    assert_eq!(lab.host_status("127.0.0.3"), "gone");
+
+    // Widened to .2-.6: the hosts of the new range are baselined, not alerted as new.
+    let widened = original.replace("targets: [127.0.0.2-4]", "targets: [127.0.0.2-6]");
+    std::fs::write(&file, &widened).unwrap();
+    lab.scan(&["127.0.0.2-6"], &[(2, p1, FTP), (3, p1, FTP), (5, p1, FTP)]);
+    let (code, out) = lab.ingest();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("5 hosts up, 0 changes, 0 alerts queued"), "{out}");
+    assert_eq!(lab.host_status("127.0.0.5"), "new");
+    assert_eq!(lab.host_status("127.0.0.3"), "new");
+    // From now on they are compared as any host is.
+    lab.scan(&["127.0.0.2-6"], &[(2, p1, FTP), (3, p1, FTP)]);
+    let (_, out) = lab.ingest();
+    assert!(out.contains("5 hosts up, 1 changes, 2 alerts queued"), "port closed on .5: {out}");
+
+    // An exclusion retires the host it names, without an alert.
+    std::fs::write(
+        &file,
+        widened.replace("targets: [127.0.0.2-6]", "targets: [127.0.0.2-6]\n        exclude: [127.0.0.4]"),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        lab.scan(&["127.0.0.2-3", "127.0.0.5-6"], &[(2, p1, FTP), (3, p1, FTP)]);
+        let (_, out) = lab.ingest();
+        assert!(out.contains("4 hosts up, 0 changes, 0 alerts queued"), "{out}");
+    }
+    assert_eq!(lab.host_status("127.0.0.4"), "gone");
+    assert_eq!(lab.hook.received().len(), 1, "the only alert was the closed port");
+}
+
+#[test]
+fn narrowing_and_widening_targets_keep_history_honest_on_sqlite() {
+    coverage_scenario(None);
+}
+
+#[test]
+fn narrowing_and_widening_targets_keep_history_honest_on_postgresql() {
+    let postgres = Postgres::start();
+    coverage_scenario(Some(postgres.url.clone()));
 }

@@ -9,7 +9,8 @@ use seclab::reconcile::scan_database;
 use seclab::scan::alerts::{self, DeliveryReport};
 use seclab::scan::diff::{self, Matching, NoisePolicy};
 use seclab::scan::files::{self, ScanFile};
-use seclab::scan::store::{IngestOutcome, Store, StoreError, SyncAction};
+use seclab::scan::model::Host;
+use seclab::scan::store::{IngestOutcome, ScanRecord, Store, StoreError, SyncAction};
 use seclab::scan::{chunks, parse, report, run as nmap};
 
 use super::{Failure, exit, load, print};
@@ -23,15 +24,36 @@ impl From<StoreError> for Failure {
 
 /// `seclab scan ...`.
 pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
-    if let ScanCommand::Diff { before, after, matching, ignore_tcpwrapped, ignore_service_timeouts } = command {
-        // Two files, no database and no desired-state file needed.
+    let mut stored_diff = None;
+    if let ScanCommand::Diff { scans, group, matching, ignore_tcpwrapped, ignore_service_timeouts } = command {
         let noise =
             NoisePolicy { ignore_tcpwrapped: *ignore_tcpwrapped, ignore_service_timeouts: *ignore_service_timeouts };
         let matching = match matching {
             MatchBy::Address => Matching::Address,
             MatchBy::Ndiff => Matching::Ndiff,
         };
-        return diff(cli, before, after, matching, noise);
+        match (group, scans.as_slice()) {
+            // Two files, no database and no desired-state file needed.
+            (None, [before, after]) => return diff(cli, Path::new(before), Path::new(after), matching, noise),
+            (None, _) => {
+                return Err(Failure {
+                    code: exit::INVALID_INPUT,
+                    text: "error: `scan diff` compares two files (`scan diff A.xml B.xml`), or stored scans with --group T/G".into(),
+                    json: json!({ "error": "scan diff needs two files, or --group" }),
+                });
+            }
+            (Some(group), ids) => {
+                let ids = ids
+                    .iter()
+                    .map(|id| {
+                        id.parse::<i64>().map_err(|_| {
+                            Failure::error(format!("`{id}` is not a scan id; `seclab scan history {group}` lists them"))
+                        })
+                    })
+                    .collect::<Result<Vec<i64>, Failure>>()?;
+                stored_diff = Some((group.clone(), ids, matching, noise));
+            }
+        }
     }
     let lab = load(cli)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::error)?;
@@ -68,8 +90,10 @@ pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
             }
             ScanCommand::Status => status(cli, &store).await,
             ScanCommand::History { group, host, limit } => history(cli, &store, group, host.as_deref(), *limit).await,
-            // Handled above, before the lab and its database are opened.
-            ScanCommand::Diff { .. } => Ok(()),
+            ScanCommand::Diff { .. } => match &stored_diff {
+                Some((group, ids, matching, noise)) => diff_stored(cli, &store, group, ids, *matching, *noise).await,
+                None => Ok(()), // two files: compared above, without the lab
+            },
         };
         store.close().await;
         result
@@ -211,7 +235,13 @@ fn ingest_line(file: &ScanFile, outcome: &IngestOutcome) -> String {
             format!("rejected: {reason}; recorded as failed scan {scan_id}")
         }
     };
-    format!("{}/{} {name}: {what}", file.tenant, file.group)
+    let outside = match outcome {
+        IngestOutcome::Ingested(i) if i.outside > 0 => {
+            format!("; {} hosts up outside the group's targets ignored", i.outside)
+        }
+        _ => String::new(),
+    };
+    format!("{}/{} {name}: {what}{outside}", file.tenant, file.group)
 }
 
 fn delivery_line(report: &DeliveryReport) -> String {
@@ -321,6 +351,74 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
         .join("\n")
 }
 
+/// `seclab scan diff --group T/G [A] [B]`: two stored scans, as the file form compares files.
+async fn diff_stored(
+    cli: &Cli,
+    store: &Store,
+    group: &str,
+    ids: &[i64],
+    matching: Matching,
+    noise: NoisePolicy,
+) -> Result<(), Failure> {
+    let (tenant, name) = split_group(group)?;
+    let pair = match ids {
+        [before, after] => (*before, *after),
+        _ => {
+            let complete = store.complete_scans(tenant, name, 64).await?;
+            let later = match ids.first() {
+                Some(id) => complete.iter().position(|s| s.id == *id),
+                None => (!complete.is_empty()).then_some(0),
+            };
+            let pair = later.and_then(|i| Some((complete.get(i + 1)?.id, complete[i].id)));
+            pair.ok_or_else(|| {
+                let what = ids
+                    .first()
+                    .map_or_else(|| "two complete scans".to_owned(), |id| format!("a complete scan before scan {id}"));
+                Failure::error(format!(
+                    "{group} has no {what} to compare; `seclab scan history {group}` lists its scans"
+                ))
+            })?
+        }
+    };
+    let mut sides = Vec::new();
+    for id in [pair.0, pair.1] {
+        let Some((record, hosts)) = store.stored_scan(tenant, name, id).await? else {
+            return Err(Failure::error(format!(
+                "{group} has no scan {id}; `seclab scan history {group}` lists its scans"
+            )));
+        };
+        if record.status != "complete" {
+            let text = format!(
+                "error: scan {id} of {group} was rejected ({}); it was not compared",
+                record.error.as_deref().unwrap_or("incomplete")
+            );
+            return Err(Failure { code: exit::INVALID_INPUT, json: json!({ "error": text, "scan": id }), text });
+        }
+        sides.push((record, hosts));
+    }
+    let (before, after) = (&sides[0], &sides[1]);
+    let diffs = diff::compare(&before.1, &after.1, matching, noise);
+    let side = |(record, hosts): &(ScanRecord, Vec<Host>)| json!({ "scan": record.id, "source": record.source, "start": record.started_at, "hosts": hosts.len() });
+    let document = json!({ "matching": matching, "group": group, "before": side(before), "after": side(after) });
+    print_diff(cli, &diffs, document)
+}
+
+/// Prints the differences (`document` with them, for JSON); exit code 3 when there are any.
+fn print_diff(cli: &Cli, diffs: &[diff::HostDiff], mut document: serde_json::Value) -> Result<(), Failure> {
+    match cli.output {
+        Output::Json => {
+            document["hosts"] = serde_json::to_value(diffs).map_err(Failure::error)?;
+            print(&document.to_string())?;
+        }
+        Output::Text => print(&report::diff_text(diffs))?,
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure { code: exit::DIFFERENT, text: String::new(), json: serde_json::Value::Null })
+    }
+}
+
 /// `seclab scan diff`.
 fn diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: NoisePolicy) -> Result<(), Failure> {
     let invalid = |path: &Path, error: parse::ScanError| {
@@ -350,21 +448,10 @@ fn diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: Noise
     let (earlier, later) =
         chunks::changed_hosts(&a, &b).map_err(|(in_later, e)| invalid(if in_later { after } else { before }, e))?;
     let diffs = diff::compare(&earlier, &later, matching, noise);
-    match cli.output {
-        Output::Json => print(
-            &json!({
-                "matching": matching,
-                "before": { "file": before.display().to_string(), "start": a.info.start, "hosts": a.hosts.len() },
-                "after": { "file": after.display().to_string(), "start": b.info.start, "hosts": b.hosts.len() },
-                "hosts": diffs,
-            })
-            .to_string(),
-        )?,
-        Output::Text => print(&report::diff_text(&diffs))?,
-    }
-    if diffs.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure { code: exit::DIFFERENT, text: String::new(), json: serde_json::Value::Null })
-    }
+    let document = json!({
+        "matching": matching,
+        "before": { "file": before.display().to_string(), "start": a.info.start, "hosts": a.hosts.len() },
+        "after": { "file": after.display().to_string(), "start": b.info.start, "hosts": b.hosts.len() },
+    });
+    print_diff(cli, &diffs, document)
 }

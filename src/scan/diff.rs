@@ -5,11 +5,11 @@
 //! hosts are matched by address alone, so a changed reverse-DNS name reads as a changed
 //! name rather than one host gone and another new.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
 
-use super::model::{Host, Port, Service};
+use super::model::{Host, Port, Script, Service};
 
 /// How hosts of the two scans are paired.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -32,7 +32,7 @@ pub struct NoisePolicy {
     pub ignore_service_timeouts: bool,
 }
 
-/// A port's state and service, as compared.
+/// A port's state, service and script output, as compared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortView {
     /// The port's state.
@@ -40,6 +40,21 @@ pub struct PortView {
     /// Service name, product, version and extra information, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceView>,
+    /// Its scripts' output, one line each (`id: output`), sorted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scripts: Vec<String>,
+}
+
+/// A port as a scan lists it: what a new host exposes, or a gone host did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListedPort {
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// The port number.
+    pub port: u16,
+    /// Its state, service and scripts.
+    #[serde(flatten)]
+    pub view: PortView,
 }
 
 /// The service fields ndiff compares (and the tunnel, shown with the name).
@@ -77,10 +92,16 @@ pub enum PortChangeKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "change", rename_all = "kebab-case")]
 pub enum Change {
-    /// The host appears only in the later scan.
-    HostNew,
-    /// The host appears only in the earlier scan.
-    HostGone,
+    /// The host appears only in the later scan, with the ports it lists.
+    HostNew {
+        /// Its listed ports (those not summarised as extra ports).
+        ports: Vec<ListedPort>,
+    },
+    /// The host appears only in the earlier scan, with the ports it listed.
+    HostGone {
+        /// Its listed ports in the earlier scan.
+        ports: Vec<ListedPort>,
+    },
     /// Its state changed (up to down, say).
     HostState { before: String, after: String },
     /// Its addresses changed.
@@ -117,70 +138,34 @@ pub struct HostDiff {
     pub changes: Vec<Change>,
 }
 
-/// Compares scan `before` with scan `after`; returns the hosts that differ, sorted.
+/// Compares scan `before` with scan `after`; returns the hosts that differ, sorted. Hosts
+/// with the same key are paired in file order, as ndiff pairs them: a host listed twice (a
+/// target given twice) is two entries, and one without a counterpart is new or gone.
 pub fn compare(before: &[Host], after: &[Host], matching: Matching, noise: NoisePolicy) -> Vec<HostDiff> {
-    let mut merge = Merge::new(matching, noise);
+    let mut earlier: HashMap<String, VecDeque<&Host>> = HashMap::with_capacity(before.len());
     for host in before {
-        merge.before(host.clone());
+        earlier.entry(host_key(host, matching)).or_default().push_back(host);
     }
-    for host in after {
-        merge.after(host.clone());
-    }
-    merge.finish()
-}
-
-/// Pairs the hosts of two scans in any order and compares each pair as soon as both
-/// sides are there.
-struct Merge {
-    matching: Matching,
-    noise: NoisePolicy,
-    unpaired_before: HashMap<String, Host>,
-    unpaired_after: HashMap<String, Host>,
-    diffs: Vec<(String, HostDiff)>,
-}
-
-impl Merge {
-    /// An empty comparison.
-    fn new(matching: Matching, noise: NoisePolicy) -> Self {
-        Self { matching, noise, unpaired_before: HashMap::new(), unpaired_after: HashMap::new(), diffs: Vec::new() }
-    }
-
-    /// A host of the earlier scan.
-    fn before(&mut self, host: Host) {
-        let key = host_key(&host, self.matching);
-        match self.unpaired_after.remove(&key) {
-            Some(after) => self.pair(key, Some(&host), Some(&after)),
-            None => drop(self.unpaired_before.insert(key, host)),
-        }
-    }
-
-    /// A host of the later scan.
-    fn after(&mut self, host: Host) {
-        let key = host_key(&host, self.matching);
-        match self.unpaired_before.remove(&key) {
-            Some(before) => self.pair(key, Some(&before), Some(&host)),
-            None => drop(self.unpaired_after.insert(key, host)),
-        }
-    }
-
-    fn pair(&mut self, key: String, before: Option<&Host>, after: Option<&Host>) {
-        let diff = compare_host(before, after, self.noise);
+    let mut diffs = Vec::new();
+    let mut keep = |key: String, diff: HostDiff| {
         if !diff.changes.is_empty() {
-            self.diffs.push((key, diff));
+            diffs.push((key, diff));
+        }
+    };
+    for host in after {
+        let key = host_key(host, matching);
+        let paired = earlier.get_mut(&key).and_then(VecDeque::pop_front);
+        let diff = compare_host(paired, Some(host), noise);
+        keep(key, diff);
+    }
+    for (key, unpaired) in earlier {
+        for host in unpaired {
+            keep(key.clone(), compare_host(Some(host), None, noise));
         }
     }
-
-    /// The hosts that differ, sorted by key; hosts never paired are gone or new.
-    fn finish(mut self) -> Vec<HostDiff> {
-        for (key, host) in std::mem::take(&mut self.unpaired_before) {
-            self.pair(key, Some(&host), None);
-        }
-        for (key, host) in std::mem::take(&mut self.unpaired_after) {
-            self.pair(key, None, Some(&host));
-        }
-        self.diffs.sort_by(|a, b| a.0.cmp(&b.0));
-        self.diffs.into_iter().map(|(_, diff)| diff).collect()
-    }
+    // Stable: entries of one key stay in the order they were paired.
+    diffs.sort_by(|a, b| a.0.cmp(&b.0));
+    diffs.into_iter().map(|(_, diff)| diff).collect()
 }
 
 /// The key pairing hosts across scans: ndiff's id, or the address alone.
@@ -212,12 +197,12 @@ pub fn compare_host(before: Option<&Host>, after: Option<&Host>, noise: NoisePol
     };
     let (a, b) = match (before, after) {
         (None, None) => return diff,
-        (None, Some(_)) => {
-            diff.changes.push(Change::HostNew);
+        (None, Some(b)) => {
+            diff.changes.push(Change::HostNew { ports: listed_ports(b) });
             return diff;
         }
-        (Some(_), None) => {
-            diff.changes.push(Change::HostGone);
+        (Some(a), None) => {
+            diff.changes.push(Change::HostGone { ports: listed_ports(a) });
             return diff;
         }
         // Most hosts do not change between two scans.
@@ -245,11 +230,26 @@ pub fn compare_host(before: Option<&Host>, after: Option<&Host>, noise: NoisePol
     if os(a) != os(b) {
         changes.push(Change::Os { before: os(a), after: os(b) });
     }
-    let scripts = |h: &Host| sorted(h.scripts.iter().map(|s| format!("{}: {}", s.id, s.output)));
+    let scripts = |h: &Host| sorted(h.scripts.iter().map(script_line));
     if scripts(a) != scripts(b) {
         changes.push(Change::HostScripts { before: scripts(a), after: scripts(b) });
     }
     diff
+}
+
+/// A host's listed ports, in port order.
+pub fn listed_ports(host: &Host) -> Vec<ListedPort> {
+    let mut ports: Vec<ListedPort> =
+        host.ports.iter().map(|p| ListedPort { protocol: p.protocol.clone(), port: p.port, view: view(p) }).collect();
+    ports.sort_by(|a, b| (a.port, &a.protocol).cmp(&(b.port, &b.protocol)));
+    ports
+}
+
+/// A script's output on one line: `id: output`, its lines trimmed and joined with ` | `
+/// (nmap indents multi-line output; a change is one line of text).
+fn script_line(script: &Script) -> String {
+    let lines: Vec<&str> = script.output.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    format!("{}: {}", script.id, lines.join(" | "))
 }
 
 fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
@@ -276,9 +276,7 @@ fn compare_ports(a: &Host, b: &Host, noise: NoisePolicy, changes: &mut Vec<Chang
         }
         let service_a = before.and_then(|p| p.service.as_ref());
         let service_b = after.and_then(|p| p.service.as_ref());
-        let scripts = |p: Option<&Port>| {
-            p.map(|p| sorted(p.scripts.iter().map(|s| format!("{}: {}", s.id, s.output)))).unwrap_or_default()
-        };
+        let scripts = |p: Option<&Port>| p.map(|p| sorted(p.scripts.iter().map(script_line))).unwrap_or_default();
         let (state_a, state_b) = (before.map(|p| p.state.as_str()), after.map(|p| p.state.as_str()));
         let kind = if state_a != state_b {
             match (state_a == Some("open"), state_b == Some("open")) {
@@ -341,6 +339,7 @@ fn view(port: &Port) -> PortView {
             extrainfo: s.extrainfo.clone(),
             tunnel: s.tunnel.clone(),
         }),
+        scripts: sorted(port.scripts.iter().map(script_line)),
     }
 }
 
@@ -453,6 +452,22 @@ mod tests {
         let guessed = vec![host("10.0.0.1", &[(22, "open", Some(("ssh-alt", "table")))])];
         assert!(compare(&probed, &guessed, Matching::Address, quiet).is_empty());
         assert_eq!(compare(&probed, &guessed, Matching::Address, NoisePolicy::default()).len(), 1);
+    }
+
+    #[test]
+    fn a_host_listed_twice_is_two_entries_paired_in_file_order() {
+        let (one, two) = (host("10.0.0.1", &[(22, "open", None)]), host("10.0.0.1", &[(80, "open", None)]));
+        let twice = vec![one.clone(), two.clone()];
+        assert!(compare(&twice, &twice, Matching::Address, NoisePolicy::default()).is_empty());
+        let diffs = compare(std::slice::from_ref(&one), &twice, Matching::Address, NoisePolicy::default());
+        assert_eq!(kinds(&diffs), ["10.0.0.1 host-new"], "the second entry has no counterpart");
+        let Change::HostNew { ports } = &diffs[0].changes[0] else { panic!() };
+        assert_eq!(ports.iter().map(|p| p.port).collect::<Vec<_>>(), [80], "the new entry lists its ports");
+        let diffs = compare(&twice, &[two.clone(), one.clone()], Matching::Address, NoisePolicy::default());
+        assert_eq!(
+            kinds(&diffs),
+            ["10.0.0.1 22 Closed", "10.0.0.1 80 Opened", "10.0.0.1 22 Opened", "10.0.0.1 80 Closed"]
+        );
     }
 
     #[test]

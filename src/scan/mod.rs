@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod chunks;
+pub mod coverage;
 pub mod diff;
 pub mod files;
 pub mod model;

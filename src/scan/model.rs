@@ -201,6 +201,43 @@ impl Host {
     pub fn is_up(&self) -> bool {
         self.state == "up" && !self.timed_out
     }
+
+    /// Folds a second entry of the same host in one scan (nmap lists a host twice when a
+    /// target is given twice) into this one: up when either is up; the addresses, names and
+    /// scripts of both; every port either lists, open when either saw it open, else as the
+    /// later entry says; the later entry's extra ports, OS matches and times when it has any.
+    pub fn merge(&mut self, later: Host) {
+        if later.is_up() || !self.is_up() {
+            (self.state, self.reason, self.timed_out) = (later.state, later.reason, later.timed_out);
+        }
+        fn union<T: PartialEq>(into: &mut Vec<T>, more: Vec<T>) {
+            for item in more {
+                if !into.contains(&item) {
+                    into.push(item);
+                }
+            }
+        }
+        union(&mut self.addresses, later.addresses);
+        union(&mut self.hostnames, later.hostnames);
+        union(&mut self.scripts, later.scripts);
+        for port in later.ports {
+            match self.ports.iter_mut().find(|p| p.port == port.port && p.protocol == port.protocol) {
+                Some(earlier) if earlier.state == "open" && port.state != "open" => {}
+                Some(earlier) => *earlier = port,
+                None => self.ports.push(port),
+            }
+        }
+        self.ports.sort_by(|a, b| (a.port, &a.protocol).cmp(&(b.port, &b.protocol)));
+        if !later.extraports.is_empty() {
+            self.extraports = later.extraports;
+        }
+        if !later.os.is_empty() {
+            self.os = later.os;
+        }
+        if later.times.is_some() {
+            self.times = later.times;
+        }
+    }
 }
 
 fn address_rank(kind: &str) -> u8 {
@@ -220,4 +257,40 @@ pub struct Scan {
     pub hosts: Vec<Host>,
     /// How it ended.
     pub stats: RunStats,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(number: u16, state: &str) -> Port {
+        Port { protocol: "tcp".into(), port: number, state: state.into(), ..Port::default() }
+    }
+
+    #[test]
+    fn a_host_listed_twice_merges_into_one_with_every_port_either_saw() {
+        let address = Address { kind: "ipv4".into(), addr: "127.0.0.1".into(), vendor: None };
+        let mut first = Host {
+            state: "up".into(),
+            addresses: vec![address.clone()],
+            ports: vec![port(22, "open"), port(80, "closed")],
+            ..Host::default()
+        };
+        let second = Host {
+            state: "up".into(),
+            addresses: vec![address],
+            ports: vec![port(22, "filtered"), port(80, "open"), port(443, "open")],
+            ..Host::default()
+        };
+        first.merge(second);
+        let ports: Vec<(u16, &str)> = first.ports.iter().map(|p| (p.port, p.state.as_str())).collect();
+        assert_eq!(ports, [(22, "open"), (80, "open"), (443, "open")]);
+        assert_eq!(first.addresses.len(), 1);
+        let mut down = Host { state: "down".into(), ..Host::default() };
+        down.merge(first.clone());
+        assert!(down.is_up(), "up when either entry is up");
+        let mut up = first.clone();
+        up.merge(Host { state: "down".into(), ..Host::default() });
+        assert!(up.is_up());
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::diff::{Change, HostDiff, PortChangeKind, PortView};
+use super::diff::{Change, HostDiff, ListedPort, PortChangeKind, PortView};
 
 /// One line per change, then a summary line.
 pub fn diff_text(diffs: &[HostDiff]) -> String {
@@ -15,8 +15,8 @@ pub fn diff_text(diffs: &[HostDiff]) -> String {
         };
         for change in &host.changes {
             match change {
-                Change::HostNew => new += 1,
-                Change::HostGone => gone += 1,
+                Change::HostNew { .. } => new += 1,
+                Change::HostGone { .. } => gone += 1,
                 Change::Port { .. } => ports += 1,
                 _ => other += 1,
             }
@@ -41,8 +41,8 @@ pub fn diff_text(diffs: &[HostDiff]) -> String {
 /// One change as a short phrase, e.g. `port 80/tcp opened: closed http -> open http`.
 pub fn change_text(change: &Change) -> String {
     match change {
-        Change::HostNew => "new host".to_owned(),
-        Change::HostGone => "host gone".to_owned(),
+        Change::HostNew { ports } => format!("new host: {}", ports_text(ports)),
+        Change::HostGone { ports } => format!("host gone: it listed {}", ports_text(ports)),
         Change::HostState { before, after } => format!("host {before} -> {after}"),
         Change::Addresses { before, after } => format!("addresses {} -> {}", list(before), list(after)),
         Change::Hostnames { before, after } => format!("host names {} -> {}", list(before), list(after)),
@@ -54,16 +54,41 @@ pub fn change_text(change: &Change) -> String {
                 PortChangeKind::ServiceChanged => "service changed",
                 PortChangeKind::ScriptsChanged => "script output changed",
             };
-            format!(
-                "port {port}/{protocol} {what}: {} -> {}",
-                port_text(before.as_deref()),
-                port_text(after.as_deref())
-            )
+            let (before, after) = (before.as_deref(), after.as_deref());
+            let scripts = |p: Option<&PortView>| p.map(|p| p.scripts.clone()).unwrap_or_default();
+            let (scripts_before, scripts_after) = (scripts(before), scripts(after));
+            if *kind == PortChangeKind::ScriptsChanged {
+                let (before, after) = (scripts_list(&scripts_before), scripts_list(&scripts_after));
+                return format!("port {port}/{protocol} {what}: {before} -> {after}");
+            }
+            let mut text = format!("port {port}/{protocol} {what}: {} -> {}", port_text(before), port_text(after));
+            if scripts_before != scripts_after {
+                let (before, after) = (scripts_list(&scripts_before), scripts_list(&scripts_after));
+                text.push_str(&format!("; scripts {before} -> {after}"));
+            }
+            text
         }
         Change::ExtraPorts { before, after } => format!("not shown {} -> {}", list(before), list(after)),
         Change::Os { before, after } => format!("OS {} -> {}", list(before), list(after)),
-        Change::HostScripts { before, after } => format!("host scripts {} -> {}", list(before), list(after)),
+        Change::HostScripts { before, after } => {
+            format!("host scripts {} -> {}", scripts_list(before), scripts_list(after))
+        }
     }
+}
+
+/// Listed ports as `22/tcp open ssh OpenSSH 9.2p1, 80/tcp open http`.
+pub fn ports_text(ports: &[ListedPort]) -> String {
+    if ports.is_empty() {
+        return "no port listed".to_owned();
+    }
+    let ports: Vec<String> =
+        ports.iter().map(|p| format!("{}/{} {}", p.port, p.protocol, port_text(Some(&p.view)))).collect();
+    ports.join(", ")
+}
+
+/// Script results (`id: output`, themselves often holding commas), separated by `; `.
+fn scripts_list(items: &[String]) -> String {
+    if items.is_empty() { "(none)".to_owned() } else { items.join("; ") }
 }
 
 fn list(items: &[String]) -> String {

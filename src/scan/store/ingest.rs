@@ -2,6 +2,8 @@
 //! host status changes, the events and their alert deliveries. A file already ingested
 //! changes nothing; an incomplete one is recorded as failed and nothing else.
 
+use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
@@ -10,10 +12,11 @@ use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 
 use super::{Store, StoreError, now};
-use crate::scan::diff::{Change, NoisePolicy, PortChangeKind, compare_host};
+use crate::scan::coverage::{Coverage, CoverageSpec};
+use crate::scan::diff::{Change, NoisePolicy, PortChangeKind, compare_host, listed_ports};
 use crate::scan::model::Host;
 use crate::scan::parse::{ScanError, ScanReader};
-use crate::scan::report::change_text;
+use crate::scan::report::{change_text, ports_text};
 use crate::scan::state::{self, HostStatus, Sighting, StatusEvent};
 
 /// What became of a file handed to [`Store::ingest`].
@@ -58,6 +61,8 @@ pub struct Ingested {
     pub suppressed: u64,
     /// Alert deliveries queued.
     pub alerts: u64,
+    /// Hosts up that the group's targets do not cover (left out, or excluded): ignored.
+    pub outside: u64,
 }
 
 /// A group as ingest needs it.
@@ -66,6 +71,9 @@ struct Group {
     name: String,
     down_after: u32,
     routes: Vec<String>,
+    /// Its targets and exclusions as the file says now.
+    coverage_spec: CoverageSpec,
+    coverage: Coverage,
 }
 
 /// Where events of the scan being ingested go: recorded at once (none in the baseline).
@@ -145,7 +153,9 @@ impl Store {
             .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
         let down_after = u32::try_from(row.try_get::<i64, _>(1)?).unwrap_or(1);
-        Ok(Group { id: row.try_get(0)?, name, down_after, routes })
+        let coverage_spec: CoverageSpec = serde_json::from_value(spec).unwrap_or_default();
+        let coverage = Coverage::new(&coverage_spec);
+        Ok(Group { id: row.try_get(0)?, name, down_after, routes, coverage_spec, coverage })
     }
 
     /// Stores a complete scan in one transaction; the inner error says why the file was
@@ -167,16 +177,31 @@ impl Store {
             Ok(reader) => reader,
             Err(error) => return Ok(Err(error)),
         };
+        let repeated = match repeated_addresses(path) {
+            Ok(repeated) => repeated,
+            Err(error) => return Ok(Err(error)),
+        };
         let mut tx = self.pool.begin().await?;
-        let baseline = sqlx::query("SELECT id FROM scans WHERE group_id = $1 AND status = 'complete' LIMIT 1")
-            .bind(group.id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_none();
+        let previous = sqlx::query(
+            "SELECT coverage FROM scans WHERE group_id = $1 AND status = 'complete' ORDER BY id DESC LIMIT 1",
+        )
+        .bind(group.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let baseline = previous.is_none();
+        // Scans ingested before coverage was recorded covered whatever they saw.
+        let previous: Option<Coverage> = match previous {
+            Some(row) => row
+                .try_get::<Option<String>, _>(0)?
+                .and_then(|json| serde_json::from_str::<CoverageSpec>(&json).ok())
+                .map(|spec| Coverage::new(&spec)),
+            None => None,
+        };
+        let coverage = serde_json::to_string(&group.coverage_spec).map_err(|e| StoreError::Query(e.to_string()))?;
         let info = reader.info().clone();
         let scan_id: i64 = sqlx::query(
-            "INSERT INTO scans (group_id, content_hash, source, status, started_at, ingested_at, nmap_version, args, baseline) \
-             VALUES ($1, $2, $3, 'complete', $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO scans (group_id, content_hash, source, status, started_at, ingested_at, nmap_version, args, baseline, coverage) \
+             VALUES ($1, $2, $3, 'complete', $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(group.id)
         .bind(hash)
@@ -186,12 +211,23 @@ impl Store {
         .bind(&info.version)
         .bind(&info.args)
         .bind(i64::from(baseline))
+        .bind(&coverage)
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
-        let mut ingested =
-            Ingested { group: group.name.clone(), scan_id, hosts_up: 0, baseline, events: 0, suppressed: 0, alerts: 0 };
+        let mut ingested = Ingested {
+            group: group.name.clone(),
+            scan_id,
+            hosts_up: 0,
+            baseline,
+            events: 0,
+            suppressed: 0,
+            alerts: 0,
+            outside: 0,
+        };
         let mut sink = Sink { scan_id, baseline, repeat_window, ingested: &mut ingested };
+        // Entries of a host listed more than once, merged; stored once the scan is read.
+        let mut merged: Vec<(String, Host)> = Vec::new();
         loop {
             let host = match reader.next_host() {
                 Ok(Some(host)) => host,
@@ -202,14 +238,22 @@ impl Store {
                 continue;
             }
             let Some(address) = host.primary_address().map(str::to_owned) else { continue };
-            if self.sighted(&mut tx, group, &address, &host, noise, &mut sink).await? {
-                sink.ingested.hosts_up += 1;
+            if repeated.contains(&address) {
+                match merged.iter_mut().find(|(a, _)| *a == address) {
+                    Some((_, first)) => first.merge(host),
+                    None => merged.push((address, host)),
+                }
+                continue;
             }
+            self.seen(&mut tx, group, previous.as_ref(), &address, &host, noise, &mut sink).await?;
         }
         let stats = match reader.finish() {
             Ok(stats) => stats,
             Err(error) => return Ok(Err(error)),
         };
+        for (address, host) in &merged {
+            self.seen(&mut tx, group, previous.as_ref(), address, host, noise, &mut sink).await?;
+        }
         self.missed(&mut tx, group, &mut sink).await?;
         sqlx::query("UPDATE scans SET finished_at = $1, hosts_up = $2 WHERE id = $3")
             .bind(stats.finished)
@@ -221,13 +265,39 @@ impl Store {
         Ok(Ok(ingested))
     }
 
+    /// A host seen up: ignored when the group does not cover it; baselined (no alert) when
+    /// the previous scan did not cover it; else compared with its last sighting.
+    #[allow(clippy::too_many_arguments)]
+    async fn seen(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        group: &Group,
+        previous: Option<&Coverage>,
+        address: &str,
+        host: &Host,
+        noise: NoisePolicy,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), StoreError> {
+        if !group.coverage.covers(host) {
+            sink.ingested.outside += 1;
+            return Ok(());
+        }
+        let newly_covered = previous.is_some_and(|p| !p.covers(host));
+        if self.sighted(tx, group, address, host, newly_covered, noise, sink).await? {
+            sink.ingested.hosts_up += 1;
+        }
+        Ok(())
+    }
+
     /// Records a host seen up; returns false when it was already sighted in this scan.
+    #[allow(clippy::too_many_arguments)]
     async fn sighted(
         &self,
         tx: &mut Transaction<'_, Any>,
         group: &Group,
         address: &str,
         host: &Host,
+        newly_covered: bool,
         noise: NoisePolicy,
         sink: &mut Sink<'_>,
     ) -> Result<bool, StoreError> {
@@ -242,6 +312,24 @@ impl Store {
         let observation = serde_json::to_string(host).map_err(|e| StoreError::Query(e.to_string()))?;
         let now = now();
         match row {
+            // A host the previous scan did not cover starts afresh, as in a baseline.
+            Some(row) if newly_covered => {
+                if row.try_get::<Option<i64>, _>(3)? == Some(scan_id) {
+                    return Ok(false);
+                }
+                let transition = state::next(None, Sighting::Seen { changed: false }, group.down_after);
+                sqlx::query(
+                    "UPDATE hosts SET status = $1, misses = 0, seen_scan_id = $2, last_seen_at = $3, observation = $4 \
+                     WHERE id = $5",
+                )
+                .bind(transition.status.code())
+                .bind(scan_id)
+                .bind(now)
+                .bind(&observation)
+                .bind(row.try_get::<i64, _>(0)?)
+                .execute(&mut **tx)
+                .await?;
+            }
             Some(row) => {
                 if row.try_get::<Option<i64>, _>(3)? == Some(scan_id) {
                     return Ok(false);
@@ -275,7 +363,7 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
                 if let Some(event) = transition.event {
-                    self.record(tx, group, status_event(address, event), sink).await?;
+                    self.record(tx, group, status_event(address, event, Some(host)), sink).await?;
                 }
                 for change in &changes {
                     self.record(tx, group, change_event(address, change), sink).await?;
@@ -295,8 +383,8 @@ impl Store {
                 .bind(&observation)
                 .execute(&mut **tx)
                 .await?;
-                if let Some(event) = transition.event {
-                    self.record(tx, group, status_event(address, event), sink).await?;
+                if let Some(event) = transition.event.filter(|_| !newly_covered) {
+                    self.record(tx, group, status_event(address, event, Some(host)), sink).await?;
                 }
             }
         }
@@ -317,7 +405,7 @@ impl Store {
         sink: &mut Sink<'_>,
     ) -> Result<(), StoreError> {
         let scan_id = sink.scan_id;
-        let rows = sqlx::query("SELECT id, address, status, misses FROM hosts WHERE group_id = $1 AND (seen_scan_id IS NULL OR seen_scan_id <> $2)")
+        let rows = sqlx::query("SELECT id, address, status, misses, observation FROM hosts WHERE group_id = $1 AND (seen_scan_id IS NULL OR seen_scan_id <> $2)")
             .bind(group.id)
             .bind(scan_id)
             .fetch_all(&mut **tx)
@@ -325,7 +413,18 @@ impl Store {
         for row in rows {
             let status: HostStatus = row.try_get::<String, _>(2)?.parse().map_err(StoreError::Query)?;
             let misses = u32::try_from(row.try_get::<i64, _>(3)?).unwrap_or(u32::MAX);
-            let transition = state::next(Some((status, misses)), Sighting::Missed, group.down_after);
+            let address: String = row.try_get(1)?;
+            // Not scanned any more (targets narrowed, or excluded): gone, without an alert.
+            let covered = group.coverage.covers_address(&address).unwrap_or_else(|| {
+                let last = row.try_get::<Option<String>, _>(4).ok().flatten();
+                let last: Option<Host> = last.and_then(|json| serde_json::from_str(&json).ok());
+                last.is_none_or(|host| group.coverage.covers(&host))
+            });
+            let transition = if covered {
+                state::next(Some((status, misses)), Sighting::Missed, group.down_after)
+            } else {
+                state::next(Some((HostStatus::Gone, misses)), Sighting::Missed, group.down_after)
+            };
             sqlx::query("UPDATE hosts SET status = $1, misses = $2 WHERE id = $3")
                 .bind(transition.status.code())
                 .bind(i64::from(transition.misses))
@@ -333,7 +432,7 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
             if let Some(event) = transition.event {
-                self.record(tx, group, status_event(&row.try_get::<String, _>(1)?, event), sink).await?;
+                self.record(tx, group, status_event(&address, event, None), sink).await?;
             }
         }
         Ok(())
@@ -408,17 +507,28 @@ fn alertable(change: &Change) -> bool {
     }
 }
 
-fn status_event(address: &str, event: StatusEvent) -> NewEvent {
+/// A status event; a host seen (new, or back up) is listed with its ports, so that the alert
+/// for a machine that appeared says what it exposes.
+fn status_event(address: &str, event: StatusEvent, seen: Option<&Host>) -> NewEvent {
     let (kind, text) = match event {
         StatusEvent::HostNew => ("host-new", "new host"),
         StatusEvent::HostDown => ("host-down", "host down"),
         StatusEvent::HostBackUp => ("host-back-up", "host back up"),
     };
+    let mut detail = serde_json::json!({ "change": kind });
+    let summary = match seen {
+        Some(host) => {
+            let ports = listed_ports(host);
+            detail["ports"] = serde_json::to_value(&ports).unwrap_or_default();
+            format!("{address}: {text}: {}", ports_text(&ports))
+        }
+        None => format!("{address}: {text}"),
+    };
     NewEvent {
         address: address.to_owned(),
         kind: kind.to_owned(),
-        summary: format!("{address}: {text}"),
-        detail: serde_json::json!({ "change": kind }).to_string(),
+        summary,
+        detail: detail.to_string(),
         fingerprint: format!("{kind} {address}"),
     }
 }
@@ -452,6 +562,34 @@ fn change_event(address: &str, change: &Change) -> NewEvent {
         detail: detail.to_string(),
         fingerprint: format!("{kind} {address} {after}"),
     }
+}
+
+/// Addresses of hosts listed up more than once in the scan at `path` (nmap lists a host
+/// twice when a target is given twice). A fixed-size filter (2 MiB) keeps memory flat
+/// whatever the scan's size; the few addresses it wrongly suspects are merged with nothing.
+fn repeated_addresses(path: &Path) -> Result<HashSet<String>, ScanError> {
+    const BITS: u64 = 1 << 24;
+    let mut filter = vec![0u64; (BITS / 64) as usize];
+    let mut repeated = HashSet::new();
+    let file = std::fs::File::open(path).map_err(|e| ScanError::Io(e.to_string()))?;
+    let mut reader = ScanReader::new(BufReader::with_capacity(64 * 1024, file))?;
+    let hasher = foldhash::fast::FixedState::with_seed(0x5ec1ab);
+    while let Some(host) = reader.next_host()? {
+        let Some(address) = host.primary_address().filter(|_| host.is_up()) else { continue };
+        let hash = hasher.hash_one(address);
+        let step = hash.rotate_left(32) | 1;
+        let mut seen = true;
+        for probe in 0..3u64 {
+            let bit = hash.wrapping_add(probe.wrapping_mul(step)) % BITS;
+            let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+            seen &= filter[word] & mask != 0;
+            filter[word] |= mask;
+        }
+        if seen {
+            repeated.insert(address.to_owned());
+        }
+    }
+    Ok(repeated)
 }
 
 /// SHA-256 of the file, read in chunks.

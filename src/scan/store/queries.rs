@@ -6,6 +6,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Store, StoreError};
+use crate::scan::model::Host;
 
 /// One scan group at a glance.
 #[derive(Debug, Clone, Serialize)]
@@ -161,15 +162,7 @@ impl Store {
 
     /// The group's scans, newest first.
     pub async fn scan_history(&self, tenant: &str, group: &str, limit: i64) -> Result<Vec<ScanRecord>, StoreError> {
-        let id = self.group_id(tenant, group).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {SCAN_COLUMNS} FROM scans s WHERE s.group_id = $1 ORDER BY s.id DESC LIMIT $2"
-        ))
-        .bind(id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(scan_record).collect()
+        self.scans(tenant, group, "", limit).await
     }
 
     /// The group's events (for one host, when given), newest first.
@@ -207,6 +200,54 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
+    /// The group's complete scans, newest first (at most `limit`), as `scan diff --group`
+    /// picks them.
+    pub async fn complete_scans(&self, tenant: &str, group: &str, limit: i64) -> Result<Vec<ScanRecord>, StoreError> {
+        self.scans(tenant, group, "AND s.status = 'complete'", limit).await
+    }
+
+    async fn scans(&self, tenant: &str, group: &str, filter: &str, limit: i64) -> Result<Vec<ScanRecord>, StoreError> {
+        let id = self.group_id(tenant, group).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {SCAN_COLUMNS} FROM scans s WHERE s.group_id = $1 {filter} ORDER BY s.id DESC LIMIT $2"
+        ))
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(scan_record).collect()
+    }
+
+    /// One of the group's scans, and the hosts it saw up (one per address, as ingested);
+    /// `None` when the group has no scan with that id.
+    pub async fn stored_scan(
+        &self,
+        tenant: &str,
+        group: &str,
+        scan: i64,
+    ) -> Result<Option<(ScanRecord, Vec<Host>)>, StoreError> {
+        let id = self.group_id(tenant, group).await?;
+        let row = sqlx::query(&format!("SELECT {SCAN_COLUMNS} FROM scans s WHERE s.group_id = $1 AND s.id = $2"))
+            .bind(id)
+            .bind(scan)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let record = scan_record(&row)?;
+        let rows = sqlx::query("SELECT host FROM observations WHERE scan_id = $1 ORDER BY address")
+            .bind(scan)
+            .fetch_all(&self.pool)
+            .await?;
+        let hosts = rows
+            .iter()
+            .map(|row| {
+                let json: String = row.try_get(0)?;
+                serde_json::from_str(&json).map_err(|e| StoreError::Query(format!("scan {scan}: a stored host: {e}")))
+            })
+            .collect::<Result<Vec<Host>, StoreError>>()?;
+        Ok(Some((record, hosts)))
     }
 
     async fn group_id(&self, tenant: &str, group: &str) -> Result<i64, StoreError> {

@@ -7,8 +7,8 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Store, StoreError, now};
-use crate::config::fields::Target;
 use crate::config::model::{LabFile, ScanGroup};
+use crate::scan::coverage::{Coverage, CoverageSpec};
 use crate::scan::state::HostStatus;
 
 /// What a sync did to one tenant or group.
@@ -184,21 +184,17 @@ impl Store {
     }
 }
 
-/// Marks `gone` the group's `known` hosts (id, address, not gone yet) whose address left its
-/// targets (when every target is an address, network or range, so that coverage can be
-/// decided).
+/// Marks `gone` the group's `known` hosts (id, address, not gone yet) that its targets no
+/// longer cover (left the targets, or excluded), when the address alone tells; otherwise the
+/// next ingest does it, with the host's names.
 async fn retire_hosts_outside_targets(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     known: &[(i64, String)],
     group: &ScanGroup,
 ) -> Result<(), StoreError> {
-    let targets: Vec<Target> = group.targets.iter().filter_map(|t| Target::parse(t).ok()).collect();
-    if known.is_empty() || targets.iter().any(|t| matches!(t, Target::HostName(_))) {
-        return Ok(());
-    }
+    let coverage = Coverage::new(&CoverageSpec { targets: group.targets.clone(), exclude: group.exclude.clone() });
     for (id, address) in known {
-        let covered = address.parse().is_ok_and(|ip| targets.iter().any(|t| t.contains(ip)));
-        if !covered {
+        if coverage.covers_address(address) == Some(false) {
             sqlx::query("UPDATE hosts SET status = $1 WHERE id = $2")
                 .bind(HostStatus::Gone.code())
                 .bind(id)
