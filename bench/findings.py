@@ -25,7 +25,10 @@ def ndiff(path):
     for hostdiff in ET.parse(path).getroot().iter("hostdiff"):
         for child in hostdiff:
             if child.tag in ("a", "b"):
-                out.add("%s %s" % (child.find("host/address").get("addr"), "gone" if child.tag == "a" else "new"))
+                addr, side = child.find("host/address").get("addr"), "gone" if child.tag == "a" else "new"
+                out.add("%s %s" % (addr, side))
+                for port in child.iter("port"):
+                    out.add("%s %s %s/%s %s" % (addr, side, port.get("portid"), port.get("protocol"), port_text(port)))
             elif child.tag == "host":
                 addr = child.find("address").get("addr")
                 for pd in child.iter("portdiff"):
@@ -51,14 +54,16 @@ def seclab(path):
         addr = host["address"]
         for c in host["changes"]:
             kind = c["change"]
+            def text(side):
+                if side is None:
+                    return "-"
+                svc = side.get("service") or {}
+                return "%s %s" % (side["state"], "|".join(svc.get(k) or "" for k in ("name", "product", "version", "extrainfo")))
             if kind in ("host-new", "host-gone"):
                 out.add("%s %s" % (addr, kind[5:]))
+                for p in c["ports"]:
+                    out.add("%s %s %d/%s %s" % (addr, kind[5:], p["port"], p["protocol"], text(p)))
             elif kind == "port":
-                def text(side):
-                    if side is None:
-                        return "-"
-                    svc = side.get("service") or {}
-                    return "%s %s" % (side["state"], "|".join(svc.get(k) or "" for k in ("name", "product", "version", "extrainfo")))
                 out.add("%s %d/%s %s -> %s" % (addr, c["port"], c["protocol"], text(c.get("before")), text(c.get("after"))))
     return out
 

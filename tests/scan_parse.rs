@@ -103,14 +103,22 @@ proptest! {
         // ndiff's reader) rejects it, as XML's "entity declared" rule says for this DOCTYPE.
         let strict = strictly_well_formed(&mutated) && ATTRIBUTE_MUTATIONS[mutation] != "undefined entity";
         let read = read_scan(mutated.as_bytes());
-        let split = seclab::scan::chunks::split(mutated.as_bytes());
+        // Compared with itself: every host is the same in both files.
+        let split = seclab::scan::chunks::split(mutated.as_bytes())
+            .and_then(|chunks| seclab::scan::chunks::changed_hosts(&chunks, &chunks).map(drop).map_err(|(_, e)| e));
+        // Compared as the later file with the original: a host whose bytes changed only in its
+        // start tag or `<times>` is checked there only.
+        let original = seclab::scan::chunks::split(SCAN.as_bytes()).unwrap();
+        let later = seclab::scan::chunks::split(mutated.as_bytes())
+            .and_then(|chunks| seclab::scan::chunks::changed_hosts(&original, &chunks).map(drop).map_err(|(_, e)| e));
         if !strict {
             prop_assert!(read.is_err(), "read a file strict XML rejects ({})", ATTRIBUTE_MUTATIONS[mutation]);
             prop_assert!(split.is_err(), "compared a file strict XML rejects ({})", ATTRIBUTE_MUTATIONS[mutation]);
+            prop_assert!(later.is_err(), "compared with the original a file strict XML rejects ({})", ATTRIBUTE_MUTATIONS[mutation]);
         } else {
             // A value changed may make the scan wrong (an `exit` that is no exit), not malformed.
             let malformed = |r: Option<&ScanError>| matches!(r, Some(ScanError::Malformed { .. }));
-            prop_assert!(!malformed(read.as_ref().err()) && !malformed(split.as_ref().err()), "called well-formed XML malformed ({})", ATTRIBUTE_MUTATIONS[mutation]);
+            prop_assert!(!malformed(read.as_ref().err()) && !malformed(split.as_ref().err()) && !malformed(later.as_ref().err()), "called well-formed XML malformed ({})", ATTRIBUTE_MUTATIONS[mutation]);
         }
     }
 }

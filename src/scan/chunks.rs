@@ -11,7 +11,9 @@ use super::parse::{ScanError, ScanReader, check_element};
 
 /// A scan file split into its hosts' raw XML and the document around them.
 pub struct Chunks<'a> {
-    /// Each `<host>...</host>`, in file order.
+    /// The whole file.
+    file: &'a [u8],
+    /// Each `<host>...</host>`, in file order; checked by [`changed_hosts`], not yet here.
     pub hosts: Vec<&'a [u8]>,
     /// Run information and statistics, read (strictly) from the document without its hosts.
     pub info: RunInfo,
@@ -19,9 +21,16 @@ pub struct Chunks<'a> {
     pub stats: RunStats,
 }
 
-/// Splits `bytes` into host elements, each checked for well-formedness, and checks the rest of
-/// the document with the full parser: a scan that did not finish, or malformed anywhere, is
-/// rejected exactly as [`super::parse::read_scan`] rejects it.
+impl Chunks<'_> {
+    /// Where `part` (a slice of the file) starts in the file.
+    fn offset(&self, part: &[u8]) -> u64 {
+        (part.as_ptr() as usize - self.file.as_ptr() as usize) as u64
+    }
+}
+
+/// Splits `bytes` into host elements and checks the rest of the document with the full
+/// parser: a scan that did not finish, or malformed outside its hosts, is rejected exactly as
+/// [`super::parse::read_scan`] rejects it. The hosts are checked by [`changed_hosts`].
 pub fn split(bytes: &[u8]) -> Result<Chunks<'_>, ScanError> {
     let open = memmem::Finder::new(b"<host");
     let close = memmem::Finder::new(b"</host>");
@@ -43,8 +52,6 @@ pub fn split(bytes: &[u8]) -> Result<Chunks<'_>, ScanError> {
             )));
         };
         let end = start + length + b"</host>".len();
-        // Every byte is checked, also of the hosts a comparison will not parse.
-        check_element(&bytes[start..end], start as u64)?;
         rest.extend_from_slice(&bytes[at..start]);
         hosts.push(&bytes[start..end]);
         at = end;
@@ -53,48 +60,116 @@ pub fn split(bytes: &[u8]) -> Result<Chunks<'_>, ScanError> {
     let reader = ScanReader::new(rest.as_slice())?;
     let info = reader.info().clone();
     let stats = reader.finish()?;
-    Ok(Chunks { hosts, info, stats })
+    Ok(Chunks { file: bytes, hosts, info, stats })
+}
+
+/// A host element without what changes on every scan of an unchanged host: its start tag
+/// (start and end times), the part before `<times>`, the `<times>` element, the part after.
+struct Parts<'a> {
+    start_tag: &'a [u8],
+    before_times: &'a [u8],
+    times: &'a [u8],
+    after_times: &'a [u8],
+}
+
+fn parts(host: &[u8]) -> Parts<'_> {
+    let tag_end = memchr::memchr(b'>', host).map_or(0, |end| end + 1);
+    let (start_tag, body) = host.split_at(tag_end);
+    match memmem::find(body, b"<times ") {
+        Some(start) => {
+            let end = memchr::memchr(b'>', &body[start..]).map_or(body.len(), |e| start + e + 1);
+            Parts { start_tag, before_times: &body[..start], times: &body[start..end], after_times: &body[end..] }
+        }
+        None => Parts { start_tag, before_times: body, times: &[], after_times: &[] },
+    }
 }
 
 /// A fingerprint of a host element without what changes on every scan of an unchanged
 /// host: the start tag (start and end times) and the `<times>` element.
 pub fn fingerprint(host: &[u8]) -> u64 {
-    let body = memchr::memchr(b'>', host).map_or(host, |end| &host[end + 1..]);
+    let parts = parts(host);
     let mut hasher = DefaultHasher::new();
-    match memmem::find(body, b"<times ") {
-        Some(start) => {
-            let end = memchr::memchr(b'>', &body[start..]).map_or(body.len(), |e| start + e + 1);
-            body[..start].hash(&mut hasher);
-            body[end..].hash(&mut hasher);
-        }
-        None => body.hash(&mut hasher),
-    }
+    parts.before_times.hash(&mut hasher);
+    parts.after_times.hash(&mut hasher);
     hasher.finish()
 }
 
-/// The hosts of `before` and `after` whose elements differ (after removing pairs with the
-/// same fingerprint), parsed. Hosts identical in both scans cannot differ, so they are
-/// never parsed. An error says which scan it is in (`true`: the later one).
+/// The hosts of `before` and `after` whose elements differ (pairs identical apart from their
+/// times are left out), parsed, after checking every byte of both files for well-formedness.
+/// A host identical in both files is checked once: in full in the earlier file, and in the
+/// later one only its start tag and `<times>` (the rest is the same bytes, in the same
+/// place). The checks run on two threads. An error says which scan it is in (`true`: the
+/// later one); an error in the earlier scan is reported first.
 pub fn changed_hosts(before: &Chunks<'_>, after: &Chunks<'_>) -> Result<(Vec<Host>, Vec<Host>), (bool, ScanError)> {
-    let mut unmatched: HashMap<u64, usize> = HashMap::with_capacity(before.hosts.len());
-    for host in &before.hosts {
-        *unmatched.entry(fingerprint(host)).or_default() += 1;
+    let mut unpaired: HashMap<u64, Vec<usize>> = HashMap::with_capacity(before.hosts.len());
+    for (index, host) in before.hosts.iter().enumerate() {
+        unpaired.entry(fingerprint(host)).or_default().push(index);
     }
-    let mut later = Vec::new();
-    for host in &after.hosts {
-        match unmatched.get_mut(&fingerprint(host)) {
-            Some(count) if *count > 0 => *count -= 1,
-            _ => later.push(parse_host(host).map_err(|e| (true, e))?),
+    let (mut same, mut changed_after) = (Vec::new(), Vec::new());
+    for (index, host) in after.hosts.iter().enumerate() {
+        let (kept_before, kept_after) = (parts(host).before_times, parts(host).after_times);
+        let twin = unpaired.get_mut(&fingerprint(host)).and_then(|candidates| {
+            let found = candidates.iter().position(|&i| {
+                let earlier = parts(before.hosts[i]);
+                earlier.before_times == kept_before && earlier.after_times == kept_after
+            })?;
+            Some(candidates.swap_remove(found))
+        });
+        match twin {
+            Some(_) => same.push(index),
+            None => changed_after.push(index),
         }
     }
-    let mut earlier = Vec::new();
-    for host in &before.hosts {
-        if let Some(count) = unmatched.get_mut(&fingerprint(host)).filter(|c| **c > 0) {
-            *count -= 1;
-            earlier.push(parse_host(host).map_err(|e| (false, e))?);
+    let mut changed_before: Vec<usize> = unpaired.into_values().flatten().collect();
+    changed_before.sort_unstable();
+
+    // Every host of the earlier file in full; the later file's changed hosts in full, and the
+    // start tag and times of its others. Half of the earlier file's hosts on each thread.
+    let half = before.hosts.len() / 2;
+    let check_before = |range: std::ops::Range<usize>| -> Result<(), ScanError> {
+        before.hosts[range].iter().try_for_each(|host| check_element(host, before.offset(host)))
+    };
+    let check_after = || -> Result<(), ScanError> {
+        for &index in &changed_after {
+            let host = after.hosts[index];
+            check_element(host, after.offset(host))?;
         }
-    }
-    Ok((earlier, later))
+        for &index in &same {
+            check_times_and_tag(after.hosts[index], after.offset(after.hosts[index]))?;
+        }
+        Ok(())
+    };
+    let (first, second, later) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| (check_before(half..before.hosts.len()), check_after()));
+        let first = check_before(0..half);
+        let (second, later) = other.join().unwrap_or_else(|_| {
+            let failed = || Err(ScanError::Io("a checking thread failed".into()));
+            (failed(), failed())
+        });
+        (first, second, later)
+    });
+    first.and(second).map_err(|e| (false, e))?;
+    later.map_err(|e| (true, e))?;
+
+    let parse_all = |chunks: &Chunks<'_>, indexes: &[usize], in_later: bool| {
+        indexes.iter().map(|&i| parse_host(chunks.hosts[i]).map_err(|e| (in_later, e))).collect::<Result<Vec<_>, _>>()
+    };
+    Ok((parse_all(before, &changed_before, false)?, parse_all(after, &changed_after, true)?))
+}
+
+/// Checks the parts of a host element that differ from its twin in the other file: the start
+/// tag and the `<times>` element. Anything unusual about them (markup inside either) gets the
+/// whole element checked instead.
+fn check_times_and_tag(host: &[u8], offset: u64) -> Result<(), ScanError> {
+    let parts = parts(host);
+    let plain = |part: &[u8]| memchr::memchr(b'<', &part[1..]).is_none() && memmem::find(part, b"--").is_none();
+    let simple = parts.start_tag.len() > 1
+        && plain(parts.start_tag)
+        && (parts.times.is_empty() || (plain(parts.times) && parts.times.ends_with(b"/>")));
+    let quick = simple
+        && check_element(&[parts.start_tag, b"</host>"].concat(), offset).is_ok()
+        && (parts.times.is_empty() || check_element(parts.times, 0).is_ok());
+    if quick { Ok(()) } else { check_element(host, offset) }
 }
 
 /// Parses one host element with the streaming parser.
@@ -150,12 +225,36 @@ mod tests {
     #[test]
     fn a_malformed_host_is_rejected_even_when_both_files_hold_it() {
         let broken = SCAN.replacen(r#"state="open""#, r#"state="open" state="open""#, 1);
-        let error = split(broken.as_bytes()).err().unwrap();
+        let chunks = split(broken.as_bytes()).unwrap();
+        let (in_later, error) = changed_hosts(&chunks, &chunks).err().unwrap();
+        assert!(!in_later, "the earlier file's error comes first");
         let ScanError::Malformed { offset, message } = &error else { panic!("{error}") };
         let at = usize::try_from(*offset).unwrap();
         assert!(broken[at..].starts_with("<state"), "the offset points at the element: {}", &broken[at..at + 20]);
         assert!(message.contains("`state` is given twice"), "{message}");
         let unclosed = SCAN.replacen("</ports>", "</port>", 1);
-        assert!(matches!(split(unclosed.as_bytes()), Err(ScanError::Malformed { .. })));
+        let chunks = split(unclosed.as_bytes()).unwrap();
+        assert!(matches!(changed_hosts(&chunks, &chunks), Err((false, ScanError::Malformed { .. }))));
+    }
+
+    #[test]
+    fn the_parts_a_twin_does_not_share_are_checked_in_the_later_file() {
+        let good = split(SCAN.as_bytes()).unwrap();
+        let start = SCAN.find("<host ").unwrap();
+        let tag = &SCAN[start..start + SCAN[start..].find('>').unwrap()];
+        let cases = [
+            SCAN.replacen(tag, &format!("{tag} starttime=\"1\""), 1),
+            SCAN.replacen("<times ", "<times srtt=\"1\" ", 1),
+            SCAN.replacen("<times ", "<times bogus=\"&bogus;\" ", 1),
+        ];
+        for broken in &cases {
+            let later = split(broken.as_bytes()).unwrap();
+            let (in_later, error) = changed_hosts(&good, &later).err().unwrap_or_else(|| panic!("accepted:\n{broken}"));
+            assert!(in_later, "{error}");
+            assert!(matches!(error, ScanError::Malformed { .. }), "{error}");
+        }
+        let retimed = SCAN.replacen("<times srtt=\"", "<times srtt=\"9", 1);
+        let later = split(retimed.as_bytes()).unwrap();
+        assert_eq!(changed_hosts(&good, &later).unwrap(), (vec![], vec![]), "only the times changed");
     }
 }
