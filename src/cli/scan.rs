@@ -429,9 +429,7 @@ fn diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: Noise
     };
     // Both files are read and split into host elements on two threads; only the hosts
     // whose elements differ between the files are parsed and compared.
-    let read = |path: &Path| -> Result<Vec<u8>, parse::ScanError> {
-        std::fs::read(path).map_err(|e| parse::ScanError::Io(e.to_string()))
-    };
+    let read = |path: &Path| files::read_whole(path).map_err(|e| parse::ScanError::Io(e.to_string()));
     let (a_bytes, b_bytes) = std::thread::scope(|scope| {
         let later = scope.spawn(|| read(after));
         (read(before), later.join().unwrap_or_else(|_| Err(parse::ScanError::Io("the reader thread failed".into()))))

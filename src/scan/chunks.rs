@@ -2,12 +2,12 @@
 //! without parsing the hosts that did not change. Pure: works on bytes in memory.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 
 use memchr::memmem;
 
 use super::model::{Host, RunInfo, RunStats};
-use super::parse::{ScanError, ScanReader, check_element};
+use super::parse::{ScanError, ScanReader, check_element, check_tag};
 
 /// A scan file split into its hosts' raw XML and the document around them.
 pub struct Chunks<'a> {
@@ -72,10 +72,10 @@ struct Parts<'a> {
     after_times: &'a [u8],
 }
 
-fn parts(host: &[u8]) -> Parts<'_> {
+fn parts<'a>(host: &'a [u8], times: &memmem::Finder<'_>) -> Parts<'a> {
     let tag_end = memchr::memchr(b'>', host).map_or(0, |end| end + 1);
     let (start_tag, body) = host.split_at(tag_end);
-    match memmem::find(body, b"<times ") {
+    match times.find(body) {
         Some(start) => {
             let end = memchr::memchr(b'>', &body[start..]).map_or(body.len(), |e| start + e + 1);
             Parts { start_tag, before_times: &body[..start], times: &body[start..end], after_times: &body[end..] }
@@ -84,14 +84,25 @@ fn parts(host: &[u8]) -> Parts<'_> {
     }
 }
 
+impl Parts<'_> {
+    /// A fingerprint of what an unchanged host keeps from one scan to the next.
+    fn fingerprint(&self) -> u64 {
+        let mut hasher = foldhash::fast::FixedState::with_seed(0).build_hasher();
+        hasher.write(self.before_times);
+        hasher.write(self.after_times);
+        hasher.finish()
+    }
+
+    /// Whether the other host is this one, its times aside.
+    fn same_as(&self, other: &Parts<'_>) -> bool {
+        self.before_times == other.before_times && self.after_times == other.after_times
+    }
+}
+
 /// A fingerprint of a host element without what changes on every scan of an unchanged
 /// host: the start tag (start and end times) and the `<times>` element.
 pub fn fingerprint(host: &[u8]) -> u64 {
-    let parts = parts(host);
-    let mut hasher = DefaultHasher::new();
-    parts.before_times.hash(&mut hasher);
-    parts.after_times.hash(&mut hasher);
-    hasher.finish()
+    parts(host, &memmem::Finder::new(b"<times ")).fingerprint()
 }
 
 /// The hosts of `before` and `after` whose elements differ (pairs identical apart from their
@@ -100,19 +111,23 @@ pub fn fingerprint(host: &[u8]) -> u64 {
 /// later one only its start tag and `<times>` (the rest is the same bytes, in the same
 /// place). The checks run on two threads. An error says which scan it is in (`true`: the
 /// later one); an error in the earlier scan is reported first.
-pub fn changed_hosts(before: &Chunks<'_>, after: &Chunks<'_>) -> Result<(Vec<Host>, Vec<Host>), (bool, ScanError)> {
-    let mut unpaired: HashMap<u64, Vec<usize>> = HashMap::with_capacity(before.hosts.len());
-    for (index, host) in before.hosts.iter().enumerate() {
-        unpaired.entry(fingerprint(host)).or_default().push(index);
+pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec<Host>, Vec<Host>), (bool, ScanError)> {
+    let times = memmem::Finder::new(b"<times ");
+    let fingerprinted = |chunks: &Chunks<'a>| -> Vec<(u64, Parts<'a>)> {
+        chunks.hosts.iter().map(|host| parts(host, &times)).map(|p| (p.fingerprint(), p)).collect()
+    };
+    let (earlier, later) = std::thread::scope(|scope| {
+        let later = scope.spawn(|| fingerprinted(after));
+        (fingerprinted(before), later.join().expect("the fingerprinting thread does not panic"))
+    });
+    let mut unpaired: HashMap<u64, Vec<usize>> = HashMap::with_capacity(earlier.len());
+    for (index, (fingerprint, _)) in earlier.iter().enumerate() {
+        unpaired.entry(*fingerprint).or_default().push(index);
     }
     let (mut same, mut changed_after) = (Vec::new(), Vec::new());
-    for (index, host) in after.hosts.iter().enumerate() {
-        let (kept_before, kept_after) = (parts(host).before_times, parts(host).after_times);
-        let twin = unpaired.get_mut(&fingerprint(host)).and_then(|candidates| {
-            let found = candidates.iter().position(|&i| {
-                let earlier = parts(before.hosts[i]);
-                earlier.before_times == kept_before && earlier.after_times == kept_after
-            })?;
+    for (index, (fingerprint, host)) in later.iter().enumerate() {
+        let twin = unpaired.get_mut(fingerprint).and_then(|candidates| {
+            let found = candidates.iter().position(|&i| earlier[i].1.same_as(host))?;
             Some(candidates.swap_remove(found))
         });
         match twin {
@@ -135,7 +150,8 @@ pub fn changed_hosts(before: &Chunks<'_>, after: &Chunks<'_>) -> Result<(Vec<Hos
             check_element(host, after.offset(host))?;
         }
         for &index in &same {
-            check_times_and_tag(after.hosts[index], after.offset(after.hosts[index]))?;
+            let host = after.hosts[index];
+            check_times_and_tag(host, &later[index].1, after.offset(host))?;
         }
         Ok(())
     };
@@ -160,15 +176,14 @@ pub fn changed_hosts(before: &Chunks<'_>, after: &Chunks<'_>) -> Result<(Vec<Hos
 /// Checks the parts of a host element that differ from its twin in the other file: the start
 /// tag and the `<times>` element. Anything unusual about them (markup inside either) gets the
 /// whole element checked instead.
-fn check_times_and_tag(host: &[u8], offset: u64) -> Result<(), ScanError> {
-    let parts = parts(host);
+fn check_times_and_tag(host: &[u8], parts: &Parts<'_>, offset: u64) -> Result<(), ScanError> {
     let plain = |part: &[u8]| memchr::memchr(b'<', &part[1..]).is_none() && memmem::find(part, b"--").is_none();
     let simple = parts.start_tag.len() > 1
         && plain(parts.start_tag)
         && (parts.times.is_empty() || (plain(parts.times) && parts.times.ends_with(b"/>")));
     let quick = simple
-        && check_element(&[parts.start_tag, b"</host>"].concat(), offset).is_ok()
-        && (parts.times.is_empty() || check_element(parts.times, 0).is_ok());
+        && check_tag(parts.start_tag, offset).is_ok()
+        && (parts.times.is_empty() || check_tag(parts.times, offset).is_ok());
     if quick { Ok(()) } else { check_element(host, offset) }
 }
 

@@ -13,6 +13,40 @@ pub struct ScanFile {
     pub path: PathBuf,
 }
 
+/// A whole scan file in memory: mapped from the page cache when it is a regular file (no
+/// copy, no fresh pages to clear), read otherwise (a pipe).
+pub enum WholeFile {
+    /// Mapped.
+    Mapped(memmap2::Mmap),
+    /// Read.
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for WholeFile {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Mapped(map) => map,
+            Self::Read(bytes) => bytes,
+        }
+    }
+}
+
+/// The bytes of the file at `path`, for comparing it whole.
+pub fn read_whole(path: &Path) -> std::io::Result<WholeFile> {
+    let file = std::fs::File::open(path)?;
+    let regular = file.metadata()?.is_file();
+    // SAFETY: the map is read-only. Scans are written to a hidden file and renamed into place
+    // (by the CronJobs and `scan run`), so a file compared is not written any more; a file
+    // truncated by another process while it is compared would stop seclab with SIGBUS, as it
+    // would stop ripgrep, which maps the files it is given the same way.
+    match regular.then(|| unsafe { memmap2::Mmap::map(&file) }) {
+        Some(Ok(map)) => Ok(WholeFile::Mapped(map)),
+        _ => std::fs::read(path).map(WholeFile::Read),
+    }
+}
+
 /// The group a file belongs to, from its place under the scan directory
 /// (`<tenant>/<group>/<file>.xml`).
 pub fn group_of(path: &Path) -> Option<(String, String)> {

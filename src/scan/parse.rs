@@ -534,6 +534,23 @@ fn attributes<'a>(raw: &'a str, mut each: impl FnMut(&'a str, &'a str)) -> Resul
 }
 
 /// Checks the attributes of an element the reader does not use (it still must be XML).
+/// Checks one tag on its own, `<name attributes>` or `<name attributes/>`, as [`ScanReader`]
+/// checks an element's start: for the parts of a host that differ from its twin in the other
+/// file (everything else about the host was checked there).
+pub fn check_tag(tag: &[u8], at: u64) -> Result<(), ScanError> {
+    let malformed = |message: String| ScanError::Malformed { offset: at, message };
+    let inner = tag.strip_prefix(b"<").and_then(|t| t.strip_suffix(b">")).map(|t| t.strip_suffix(b"/").unwrap_or(t));
+    let text = inner.ok_or_else(|| malformed("not a tag".into()))?;
+    let text = std::str::from_utf8(text).map_err(|e| malformed(e.to_string()))?;
+    let (name, raw) = text.split_at(text.find(|c: char| c.is_ascii_whitespace()).unwrap_or(text.len()));
+    let named = name.starts_with(|c: char| c.is_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if !named {
+        return Err(malformed(format!("`{name}` is not an element name")));
+    }
+    attributes(raw, |_, _| {}).map_err(|message| malformed(format!("<{name}>: {message}")))
+}
+
 fn check_start(element: &BytesStart<'_>, at: u64) -> Result<(), ScanError> {
     attributes(element.attributes_raw(), |_, _| {}).map_err(|message| malformed(element, at, message))
 }
