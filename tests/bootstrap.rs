@@ -265,6 +265,19 @@ async fn bootstrap_writes_node_files_installs_its_operator_then_the_lab_and_a_se
     assert!(lab.writes(&events).is_empty(), "the second bootstrap wrote: {:#?}", lab.writes(&events));
     assert_eq!(snapshot(&root), before, "the second bootstrap wrote a node file");
 
+    // A manifest that drops its CRD would delete every Gadget: refused without
+    // --allow-destructive, before any change.
+    let manifest = lab.dir.path().join("operator.yaml");
+    let full = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, &full[full.find("---").unwrap() + 4..]).unwrap();
+    let events = audited(|| {
+        let output = lab.run(&["bootstrap", "--root", root_arg], 1);
+        assert!(output.contains("deletes every object of its kind in the cluster"), "{output}");
+        assert!(output.contains("bootstrap stops before any change"), "{output}");
+    });
+    assert!(lab.writes(&events).is_empty(), "a refused bootstrap wrote: {:#?}", lab.writes(&events));
+    std::fs::write(&manifest, full).unwrap();
+
     // destroy removes the lab and leaves the operator in place.
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
     api(&client, "apps", "v1", "Deployment", Some("t-boot-system")).get("t-boot-operator").await.expect("kept");

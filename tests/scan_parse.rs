@@ -145,3 +145,50 @@ fn a_malformed_scan_compared_with_itself_is_rejected() {
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     }
 }
+
+/// Pieces of markup that break a host element, or leave it well-formed, when put in.
+const MARKUP: [&str; 16] = [
+    "<",
+    ">",
+    "&",
+    "&amp;",
+    "&bogus;",
+    "&#65;",
+    "\"",
+    "'",
+    "</x>",
+    "<x>",
+    "<x/>",
+    "<!-- c -->",
+    "<!-- a--b -->",
+    "<![CDATA[ <not> ]]>",
+    "<?pi data?>",
+    "</ports>",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A host element of the real scan with markup put in somewhere: seclab's check of a host
+    /// it does not parse accepts exactly what strict XML (roxmltree) accepts.
+    #[test]
+    fn the_host_check_agrees_with_strict_xml(host in 0usize..2, at in 0usize..10_000, piece in 0..MARKUP.len(), replace in 0usize..3) {
+        let starts: Vec<usize> = SCAN.match_indices("<host ").map(|(i, _)| i).collect();
+        let start = starts[host];
+        let end = start + SCAN[start..].find("</host>").unwrap() + "</host>".len();
+        let element = &SCAN[start..end];
+        // Inside the element: a chunk starts at `<host` and ends at `</host>` (its split finds
+        // them there).
+        let inside = element.len() - "</host>".len();
+        let mut at = 1 + at % (inside - 1);
+        while !element.is_char_boundary(at) {
+            at -= 1;
+        }
+        let cut = (at + replace).min(inside);
+        let cut = (cut..=inside).find(|c| element.is_char_boundary(*c)).unwrap();
+        let mutated = format!("{}{}{}", &element[..at], MARKUP[piece], &element[cut..]);
+        let strict = roxmltree::Document::parse(&mutated).is_ok();
+        let checked = seclab::scan::parse::check_element(mutated.as_bytes(), 0);
+        prop_assert_eq!(checked.is_ok(), strict, "{:?} for\n{}", checked.err(), mutated);
+    }
+}

@@ -405,37 +405,111 @@ fn read<'b, R: BufRead>(
 
 /// Checks that `element` (the bytes of one element, `<host>` for instance) is well-formed XML
 /// as [`ScanReader`] requires, without building anything: for the hosts a comparison does not
-/// parse because they are the same in both files. `offset` is where the element starts in its
-/// file, for the error.
+/// parse because they are the same in both files. One pass over the bytes, without a reader:
+/// valid UTF-8, every tag closed by its own name, every start tag's name and attributes
+/// checked as the reader checks them, every entity one XML defines, comments (without `--`),
+/// CDATA sections and processing instructions closed. `offset` is where the element starts
+/// in its file, for the error.
 pub fn check_element(element: &[u8], offset: u64) -> Result<(), ScanError> {
-    let mut reader = Reader::from_reader(element);
-    reader.config_mut().check_end_names = true;
-    let mut depth = 0usize;
+    let malformed = |at: usize, message: String| ScanError::Malformed { offset: offset + at as u64, message };
+    let text = match std::str::from_utf8(element) {
+        Ok(text) => text,
+        Err(error) => return Err(malformed(error.valid_up_to(), "the bytes here are not UTF-8".into())),
+    };
+    let mut open: Vec<&[u8]> = Vec::new();
+    let mut at = 0;
+    while let Some(found) = memchr::memchr2(b'<', b'&', &element[at..]) {
+        let start = at + found;
+        let rest = &element[start..];
+        if rest[0] == b'&' {
+            let end =
+                memchr::memchr(b';', rest).ok_or_else(|| malformed(start, "text: `&` starts no entity".into()))?;
+            entities_defined(&rest[..=end]).map_err(|e| malformed(start, format!("text: {e}")))?;
+            at = start + end + 1;
+            continue;
+        }
+        let closed = |marker: &[u8], from: usize, what: &str| {
+            memchr::memmem::find(&rest[from..], marker)
+                .map(|e| from + e + marker.len())
+                .ok_or_else(|| malformed(start, format!("{what} is never closed")))
+        };
+        let length = if rest.starts_with(b"<!--") {
+            let length = closed(b"-->", 4, "a comment")?;
+            if memchr::memmem::find(&rest[4..length - 3], b"--").is_some() {
+                return Err(malformed(start, "a comment holds `--`".into()));
+            }
+            length
+        } else if rest.starts_with(b"<![CDATA[") {
+            closed(b"]]>", 9, "a CDATA section")?
+        } else if rest.starts_with(b"<?") {
+            let length = closed(b"?>", 2, "a processing instruction")?;
+            if rest[2..].get(..3).is_some_and(|t| t.eq_ignore_ascii_case(b"xml")) && !is_name_byte(rest.get(5)) {
+                return Err(malformed(start, "an XML declaration inside the document".into()));
+            }
+            length
+        } else if let Some(end_tag) = rest.strip_prefix(b"</") {
+            let end =
+                memchr::memchr(b'>', end_tag).ok_or_else(|| malformed(start, "an end tag is never closed".into()))?;
+            let name = end_tag[..end].trim_ascii_end();
+            match open.pop() {
+                Some(expected) if expected == name => {}
+                expected => {
+                    let name = String::from_utf8_lossy(name);
+                    let message = match expected {
+                        Some(expected) => format!("</{name}> closes <{}>", String::from_utf8_lossy(expected)),
+                        None => format!("</{name}> closes no element"),
+                    };
+                    return Err(malformed(start, message));
+                }
+            }
+            end + 3
+        } else {
+            let end = tag_end(rest).ok_or_else(|| malformed(start, "a tag is never closed".into()))?;
+            let tag = &rest[..=end];
+            // `<` and `>` are ASCII: the tag is whole characters of the checked text.
+            check_tag_text(&text[start..=start + end], offset + start as u64)?;
+            if !tag.ends_with(b"/>") {
+                let name_end = tag[1..].iter().position(|b| b.is_ascii_whitespace() || matches!(b, b'>' | b'/'));
+                open.push(&tag[1..1 + name_end.unwrap_or(tag.len() - 1)]);
+            }
+            end + 1
+        };
+        at = start + length;
+    }
+    match open.last() {
+        None => Ok(()),
+        Some(name) => Err(malformed(0, format!("<{}> is never closed", String::from_utf8_lossy(name)))),
+    }
+}
+
+/// Where the tag that `tag` starts with ends (its `>`, outside quoted values); `None` when it
+/// does not end, or holds a `<` outside quotes.
+fn tag_end(tag: &[u8]) -> Option<usize> {
+    let mut at = 1;
     loop {
-        let at = offset + reader.buffer_position();
-        match reader.read_event() {
-            Ok(Event::Eof) => break,
-            Ok(event) => {
-                match &event {
-                    Event::Start(e) | Event::Empty(e) => check_start(e, at)?,
-                    other => well_formed(other).map_err(|message| ScanError::Malformed { offset: at, message })?,
-                }
-                match event {
-                    Event::Start(_) => depth += 1,
-                    Event::End(_) => depth = depth.saturating_sub(1),
-                    _ => {}
-                }
-            }
-            Err(error) => {
-                let at = offset + reader.error_position();
-                return Err(ScanError::Malformed { offset: at, message: error.to_string() });
-            }
+        let found = at + memchr::memchr3(b'>', b'"', b'\'', &tag[at..])?;
+        if memchr::memchr(b'<', &tag[at..found]).is_some() {
+            return None;
+        }
+        match tag[found] {
+            b'>' => return Some(found),
+            quote => at = found + 1 + memchr::memchr(quote, &tag[found + 1..])? + 1,
         }
     }
-    match depth {
-        0 => Ok(()),
-        _ => Err(ScanError::Malformed { offset, message: "an element here is never closed".into() }),
-    }
+}
+
+/// An XML name: a letter, `_` or `:`, then letters, digits, `-`, `.`, `_` or `:` (any
+/// character above ASCII counts as a letter, as XML's name ranges nearly all do).
+fn is_name(name: &str) -> bool {
+    // Bytes above ASCII are parts of such characters; the text is valid UTF-8.
+    let letter = |b: u8| b.is_ascii_alphabetic() || matches!(b, b'_' | b':') || !b.is_ascii();
+    let bytes = name.as_bytes();
+    bytes.first().is_some_and(|b| letter(*b))
+        && bytes.iter().all(|&b| letter(b) || b.is_ascii_digit() || matches!(b, b'-' | b'.'))
+}
+
+fn is_name_byte(byte: Option<&u8>) -> bool {
+    byte.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 /// What quick-xml lets through but XML (and nmap's own reader, expat) rejects, outside
@@ -496,6 +570,9 @@ fn attributes<'a>(raw: &'a str, mut each: impl FnMut(&'a str, &'a str)) -> Resul
             at += 1;
         }
         let name = &raw[start..at];
+        if !is_name(name) {
+            return Err(format!("`{name}` is not an attribute name"));
+        }
         while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
             at += 1;
         }
@@ -510,14 +587,24 @@ fn attributes<'a>(raw: &'a str, mut each: impl FnMut(&'a str, &'a str)) -> Resul
             Some(quote @ (b'"' | b'\'')) => *quote,
             _ => return Err(format!("the value of attribute `{name}` is not in quotes")),
         };
-        let Some(length) = memchr::memchr(quote, &bytes[at + 1..]) else {
-            return Err(format!("the value of attribute `{name}` has no closing quote"));
-        };
-        let value = &raw[at + 1..at + 1 + length];
-        if memchr::memchr(b'<', value.as_bytes()).is_some() {
-            return Err(format!("`<` in the value of attribute `{name}`"));
+        // One search for the closing quote, a `<` (never allowed) or a `&` (checked after).
+        let (value_start, mut end, mut entity) = (at + 1, at + 1, false);
+        loop {
+            let Some(found) = memchr::memchr3(quote, b'<', b'&', &bytes[end..]) else {
+                return Err(format!("the value of attribute `{name}` has no closing quote"));
+            };
+            end += found;
+            match bytes[end] {
+                b'<' => return Err(format!("`<` in the value of attribute `{name}`")),
+                b'&' => {
+                    entity = true;
+                    end += 1;
+                }
+                _ => break,
+            }
         }
-        if memchr::memchr(b'&', value.as_bytes()).is_some() {
+        let value = &raw[value_start..end];
+        if entity {
             entities_defined(value.as_bytes()).map_err(|e| format!("attribute `{name}`: {e}"))?;
         }
         if few[..count.min(16)].contains(&name) || more.contains(&name) {
@@ -529,28 +616,30 @@ fn attributes<'a>(raw: &'a str, mut each: impl FnMut(&'a str, &'a str)) -> Resul
         }
         count += 1;
         each(name, value);
-        at += length + 2;
+        at = end + 1;
     }
 }
 
-/// Checks the attributes of an element the reader does not use (it still must be XML).
 /// Checks one tag on its own, `<name attributes>` or `<name attributes/>`, as [`ScanReader`]
 /// checks an element's start: for the parts of a host that differ from its twin in the other
 /// file (everything else about the host was checked there).
 pub fn check_tag(tag: &[u8], at: u64) -> Result<(), ScanError> {
+    let tag = std::str::from_utf8(tag).map_err(|e| ScanError::Malformed { offset: at, message: e.to_string() })?;
+    check_tag_text(tag, at)
+}
+
+fn check_tag_text(tag: &str, at: u64) -> Result<(), ScanError> {
     let malformed = |message: String| ScanError::Malformed { offset: at, message };
-    let inner = tag.strip_prefix(b"<").and_then(|t| t.strip_suffix(b">")).map(|t| t.strip_suffix(b"/").unwrap_or(t));
+    let inner = tag.strip_prefix('<').and_then(|t| t.strip_suffix('>')).map(|t| t.strip_suffix('/').unwrap_or(t));
     let text = inner.ok_or_else(|| malformed("not a tag".into()))?;
-    let text = std::str::from_utf8(text).map_err(|e| malformed(e.to_string()))?;
-    let (name, raw) = text.split_at(text.find(|c: char| c.is_ascii_whitespace()).unwrap_or(text.len()));
-    let named = name.starts_with(|c: char| c.is_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-    if !named {
+    let (name, raw) = text.split_at(text.bytes().position(|b| b.is_ascii_whitespace()).unwrap_or(text.len()));
+    if !is_name(name) {
         return Err(malformed(format!("`{name}` is not an element name")));
     }
     attributes(raw, |_, _| {}).map_err(|message| malformed(format!("<{name}>: {message}")))
 }
 
+/// Checks the attributes of an element the reader does not use (it still must be XML).
 fn check_start(element: &BytesStart<'_>, at: u64) -> Result<(), ScanError> {
     attributes(element.attributes_raw(), |_, _| {}).map_err(|message| malformed(element, at, message))
 }
