@@ -170,7 +170,13 @@ pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec
     let parse_all = |chunks: &Chunks<'_>, indexes: &[usize], in_later: bool| {
         indexes.iter().map(|&i| parse_host(chunks.hosts[i]).map_err(|e| (in_later, e))).collect::<Result<Vec<_>, _>>()
     };
-    Ok((parse_all(before, &changed_before, false)?, parse_all(after, &changed_after, true)?))
+    // The changed hosts of each file on a thread of their own.
+    let (earlier, later) = std::thread::scope(|scope| {
+        let later = scope.spawn(|| parse_all(after, &changed_after, true));
+        let earlier = parse_all(before, &changed_before, false);
+        (earlier, later.join().unwrap_or_else(|_| Err((true, ScanError::Io("a parsing thread failed".into())))))
+    });
+    Ok((earlier?, later?))
 }
 
 /// Checks the parts of a host element that differ from its twin in the other file: the start
