@@ -267,7 +267,10 @@ enum MatchBy {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     let level = match cli.verbose {
         0 => "warn,seclab::alert=info,seclab::watch=info",
         1 => "info",
@@ -288,11 +291,31 @@ fn main() -> ExitCode {
             match cli.output {
                 Output::Text => eprintln!("{}", failure.text.trim_end()),
                 Output::Json if failure.json.is_null() => {}
-                Output::Json => println!("{}", failure.json),
+                Output::Json => cli::write_line(format_args!("{}", failure.json)),
             }
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// A command line clap cannot parse: its message on stderr, and with `--output json` also one
+/// JSON document on stdout, so that scripts get one; help and version print as usual.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        error.exit();
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.windows(2).any(|w| matches!(w[0].as_str(), "--output" | "-o") && w[1] == "json")
+        || args.iter().any(|a| a == "--output=json" || a == "-ojson");
+    if json {
+        let message = error.kind().as_str().map_or_else(|| error.to_string(), str::to_owned);
+        let detail = error.to_string();
+        let detail = detail.lines().next().unwrap_or_default().trim_start_matches("error: ");
+        cli::write_line(format_args!("{}", serde_json::json!({ "error": detail, "kind": message, "usage": true })));
+    }
+    let _ = error.print();
+    ExitCode::from(exit::INVALID_INPUT)
 }
 
 fn run(cli: &Cli) -> Result<(), Failure> {

@@ -344,6 +344,10 @@ async fn each_bootstrap_error_stops_before_any_change() {
     with_manifest("file:./operator.yaml");
     let output = lab.run(&["apply"], 1);
     assert!(output.contains("does not serve Gadget") && output.contains("run `seclab bootstrap`"), "{output}");
+    // `status` lists the Gadget as missing, and why, rather than failing.
+    let output = lab.run(&["status"], 0);
+    assert!(output.contains("missing  Gadget.t-boot-err.seclab.dev t-boot-err/g"), "{output}");
+    assert!(output.contains("the cluster does not serve Gadget"), "{output}");
 
     // A manifest over plain http is refused by validation, with the line and column.
     with_manifest("http://127.0.0.1:9/operator.yaml");

@@ -324,3 +324,42 @@ fn completions_are_printed_for_each_shell() {
         assert!(stdout.contains("seclab"), "{shell}");
     }
 }
+
+#[test]
+fn a_pipe_closed_early_ends_seclab_quietly() {
+    use std::io::{BufRead, BufReader};
+    let tenants: String = (0..300).map(|i| format!("  - name: site{i}\n")).collect();
+    let dir =
+        lab_dir(&format!("apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: big\ntenants:\n{tenants}"));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("seclab"))
+        .current_dir(dir.path())
+        .arg("render")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(!first.is_empty());
+    // The reader is gone (as `seclab render | head -1` leaves it); seclab has more to write.
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn a_usage_error_with_json_output_prints_one_json_document() {
+    let dir = lab_dir("apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: lab\n");
+    let (code, stdout, stderr) = run(dir.path(), &["--output", "json", "plan", "--bogus"]);
+    assert_eq!(code, 2);
+    let document: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document on stdout");
+    assert_eq!(document["usage"], true);
+    assert!(document["error"].as_str().unwrap().contains("--bogus"), "{document}");
+    assert!(stderr.contains("--bogus"), "the message still goes to stderr: {stderr}");
+    let (code, stdout, _) = run(dir.path(), &["plan", "--bogus"]);
+    assert_eq!((code, stdout.as_str()), (2, ""), "text output: nothing on stdout");
+    let (code, stdout, _) = run(dir.path(), &["-o", "json", "scan"]);
+    assert_eq!(code, 2);
+    assert!(serde_json::from_str::<serde_json::Value>(&stdout).is_ok(), "a missing subcommand: {stdout}");
+}

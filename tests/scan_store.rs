@@ -407,8 +407,16 @@ fn a_new_hosts_alert_lists_its_ports_and_a_host_listed_twice_is_one_host() {
     assert_eq!(lab.ingest().0, 0);
 
     lab.scan(&["127.0.0.2", "127.0.0.3", "127.0.0.3"], &[(2, p1, FTP), (3, p1, SSH_OLD), (3, p2, FTP)]);
-    let (code, out) = lab.ingest();
-    assert_eq!(code, 0, "{out}");
+    // Colour is allowed here (no NO_COLOR), but stderr is a pipe: the log line has none.
+    let output = support::seclab(lab.dir.path())
+        .args(["scan", "ingest"])
+        .env("HOOK_SECRET", HOOK_SECRET)
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let out = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(!out.contains('\x1b'), "no colour escape in piped output: {out:?}");
     assert!(out.contains("ingested: 2 hosts up, 1 changes, 3 alerts queued"), "one new host, not two: {out}");
     let hook = &lab.hook.wait_for(1)[0];
     let request: serde_json::Value = serde_json::from_str(hook).unwrap();

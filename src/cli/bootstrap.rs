@@ -25,7 +25,7 @@ use seclab::render::Rendered;
 use super::cluster::{
     Progress, apply_failure, ask, connect, counts, options, plan_changes, problems_text, runtime, seconds,
 };
-use super::{Failure, exit, load, print, render_lab};
+use super::{Failure, exit, load, print, render_lab, say};
 use crate::{BootstrapArgs, Cli, Output};
 
 /// `seclab bootstrap`.
@@ -84,7 +84,7 @@ pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
             node::write(file).map_err(Failure::error)?;
             if text {
                 let backup = file.backup().map(|b| format!(" (as it was: {})", b.display())).unwrap_or_default();
-                println!("wrote {}{backup}", file.path.display());
+                say!("wrote {}{backup}", file.path.display());
             }
         }
         let mut operator_outcomes = Vec::new();
@@ -221,7 +221,7 @@ async fn install(
 ) -> Result<Outcome, Failure> {
     let report = |step: &Step, verb: &str| {
         if text {
-            println!("{verb} {}", step.object);
+            say!("{verb} {}", step.object);
         }
     };
     let started = Instant::now();
@@ -239,7 +239,7 @@ async fn install(
         ))
     })?;
     if text && outcome.changed() > 0 {
-        println!("Operator {} is ready ({}).", manifest.name, seconds(started.elapsed()));
+        say!("Operator {} is ready ({}).", manifest.name, seconds(started.elapsed()));
     }
     Ok(outcome)
 }
@@ -255,7 +255,7 @@ async fn apply_lab(
 ) -> Result<(Outcome, Duration), Failure> {
     let report = |step: &Step, verb: &str| {
         if text {
-            println!("{verb} {}", step.object);
+            say!("{verb} {}", step.object);
         }
     };
     let mut applied = |_: &Outcome, _: Duration| {};

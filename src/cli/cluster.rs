@@ -16,7 +16,7 @@ use seclab::reconcile::wait::ObjectState;
 use seclab::reconcile::{certificates, destroy, status as lab_status};
 use seclab::render::Rendered;
 
-use super::{Failure, exit, load, print, render_lab};
+use super::{Failure, exit, load, print, render_lab, say};
 use crate::{ApplyArgs, Cli, Output};
 
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -168,7 +168,7 @@ pub fn apply_rendered(
         let text = cli.output == Output::Text;
         let report = |step: &Step, verb: &str| {
             if text {
-                println!("{verb} {}", step.object);
+                say!("{verb} {}", step.object);
             }
         };
         let mut summary = |outcome: &Outcome, took: Duration| {
@@ -177,11 +177,16 @@ pub fn apply_rendered(
             }
             let took = seconds(took);
             if outcome.changed() == 0 {
-                println!("Lab {} is up to date: {} objects unchanged ({took}).", plan.lab, outcome.unchanged);
+                say!("Lab {} is up to date: {} objects unchanged ({took}).", plan.lab, outcome.unchanged);
             } else {
-                println!(
+                say!(
                     "Applied lab {}: {} created, {} updated, {} replaced, {} pruned, {} unchanged ({took}).",
-                    plan.lab, outcome.created, outcome.updated, outcome.replaced, outcome.pruned, outcome.unchanged
+                    plan.lab,
+                    outcome.created,
+                    outcome.updated,
+                    outcome.replaced,
+                    outcome.pruned,
+                    outcome.unchanged
                 );
             }
         };
@@ -377,7 +382,7 @@ pub fn destroy(cli: &Cli, yes: bool, allow_destructive: bool) -> Result<(), Fail
         let text = cli.output == Output::Text;
         let report = |step: &Step, _: &str| {
             if text {
-                println!("deleted {}", step.object);
+                say!("deleted {}", step.object);
             }
         };
         let outcome: Outcome = destroy::destroy(&cluster, &plan, &report, &never).await.map_err(|e| apply_failure(&plan, e))?;

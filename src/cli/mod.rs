@@ -51,9 +51,26 @@ impl Failure {
 
 /// Prints `text` and a newline on stdout.
 pub fn print(text: &str) -> Result<(), Failure> {
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", text.trim_end()).map_err(Failure::error)
+    write_line(format_args!("{}", text.trim_end()));
+    Ok(())
 }
+
+/// Writes a line on stdout. When the reader went away (`seclab render | head`), seclab stops
+/// quietly with exit code 0, as tools in a pipeline do; other write errors are ignored, as
+/// `println!` would panic on them.
+pub fn write_line(line: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    let written = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    if written.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+        std::process::exit(0);
+    }
+}
+
+/// `println!` for commands: a line on stdout, stopping quietly when the reader went away.
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::cli::write_line(format_args!($($arg)*)) };
+}
+pub(crate) use say;
 
 /// Colour only on a terminal, and never with `NO_COLOR` set.
 pub fn color(terminal: bool) -> bool {

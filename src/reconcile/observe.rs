@@ -74,6 +74,22 @@ pub async fn resolve_kinds(
     desired: &Desired,
     inventory: &Inventory,
 ) -> Result<(HashMap<KindName, Kind>, HashSet<KindName>), PlanError> {
+    let (kinds, not_served_yet, unserved) = resolve_kinds_or_unserved(cluster, desired, inventory).await?;
+    match unserved.into_iter().next() {
+        Some((kind, error)) => Err(failed(format!("cannot apply {}", kind.1))(error)),
+        None => Ok((kinds, not_served_yet)),
+    }
+}
+
+/// Kinds resolved and not served yet by a CRD of the lab, as [`resolve_kinds`], and the
+/// kinds the cluster does not serve at all with the error saying so (for `status`, which
+/// lists their objects as missing).
+pub async fn resolve_kinds_or_unserved(
+    cluster: &Cluster,
+    desired: &Desired,
+    inventory: &Inventory,
+) -> Result<(HashMap<KindName, Kind>, HashSet<KindName>, Vec<(KindName, ClusterError)>), PlanError> {
+    let mut unserved = Vec::new();
     let mut resolved = HashMap::new();
     let mut not_served_yet = HashSet::new();
     let crds = desired.crds();
@@ -83,7 +99,8 @@ pub async fn resolve_kinds(
             Ok(found) => found,
             Err(unknown @ ClusterError::UnknownKind { .. }) => {
                 let Some(defined) = crds.iter().find_map(|crd| Kind::defined_by(crd, api_version, kind)) else {
-                    return Err(failed(format!("cannot apply {kind}"))(unknown));
+                    unserved.push((pair, unknown));
+                    continue;
                 };
                 not_served_yet.insert(pair.clone());
                 defined
@@ -115,7 +132,7 @@ pub async fn resolve_kinds(
             Err(other) => return Err(failed(format!("cannot resolve {}", key.kind))(other)),
         }
     }
-    Ok((resolved, not_served_yet))
+    Ok((resolved, not_served_yet, unserved))
 }
 
 /// One LIST per kind and namespace of the lab's objects, its Secrets and its inventory's

@@ -35,13 +35,31 @@ pub async fn open(lab: &Lab) -> Result<Store, StoreError> {
 pub fn scan_directory(lab: &Lab) -> PathBuf {
     let spec = lab.spec();
     let base = base_dir(lab);
-    if let Some(dir) = &spec.scan_database.scan_directory {
-        return base.join(dir);
+    let dir = match &spec.scan_database.scan_directory {
+        Some(dir) => base.join(dir),
+        None => spec
+            .storage
+            .volumes
+            .iter()
+            .find(|v| v.name == spec.scan_database.scan_volume)
+            .and_then(|v| v.host_path.as_ref())
+            .map_or_else(|| base.join("scans"), |host_path| Path::new(host_path).join("scans")),
+    };
+    // `./scans`, not `././scans`, in what seclab prints and stores.
+    dir.components().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, SourceFile};
+
+    #[test]
+    fn the_scan_directory_is_printed_without_repeated_dots() {
+        let text = "apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: lab\nscanDatabase:\n  scanDirectory: ./scans\n";
+        let lab = config::parse(SourceFile::new("lab.yaml", text)).unwrap();
+        assert_eq!(scan_directory(&lab), Path::new("./scans"));
+        let nested = config::parse(SourceFile::new("labs/one/lab.yaml", text)).unwrap();
+        assert_eq!(scan_directory(&nested), Path::new("labs/one/scans"));
     }
-    spec.storage
-        .volumes
-        .iter()
-        .find(|v| v.name == spec.scan_database.scan_volume)
-        .and_then(|v| v.host_path.as_ref())
-        .map_or_else(|| base.join("scans"), |host_path| Path::new(host_path).join("scans"))
 }

@@ -13,7 +13,7 @@ use crate::config::Lab;
 use crate::render::{COMPONENT, Rendered};
 
 use super::decide::Desired;
-use super::observe::resolve_kinds;
+use super::observe::{KindName, resolve_kinds_or_unserved};
 use super::plan::PlanError;
 use super::wait::{self, ObjectState, WaitError};
 
@@ -69,7 +69,8 @@ pub async fn status(
     let inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
     let desired = Desired::new(rendered, lab.name(), &inventory.id());
     // The inventory is not read: status shows the file's objects, not what was pruned.
-    let (kinds, not_served_yet) = resolve_kinds(cluster, &desired, &inventory).await?;
+    let (kinds, not_served_yet, unserved) = resolve_kinds_or_unserved(cluster, &desired, &inventory).await?;
+    let unserved: HashSet<KindName> = unserved.into_iter().map(|(kind, _)| kind).collect();
     let mut component_of: HashMap<_, String> = HashMap::new();
     for (object, _) in &desired.objects {
         let component = object.manifest["metadata"]["labels"][COMPONENT].as_str().unwrap_or_default();
@@ -80,12 +81,22 @@ pub async fn status(
     let mut missing = Vec::new();
     for (key, api_version) in desired.keys() {
         let pair = (api_version.to_owned(), key.kind.clone());
-        if not_served_yet.contains(&pair) {
+        let why = if not_served_yet.contains(&pair) {
+            Some("not applied yet (its kind's CRD is not applied either)".to_owned())
+        } else if unserved.contains(&pair) {
+            Some(format!(
+                "not applied yet: the cluster does not serve {} in {}; install its CRD or operator (`seclab bootstrap` installs the file's operators)",
+                pair.1, pair.0
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
             missing.push(ObjectState {
                 object: key.to_string(),
                 key: key.clone(),
                 exists: false,
-                readiness: Readiness::Waiting("not applied yet (its kind's CRD is not applied either)".into()),
+                readiness: Readiness::Waiting(why),
                 warning: None,
             });
         } else if seen.insert(key) {
