@@ -18,15 +18,6 @@ pub use outbox::Delivery;
 pub use queries::{EventRecord, GroupStatus, ScanRecord};
 pub use sync::{SyncAction, SyncChange};
 
-/// Which database a store runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// One SQLite file.
-    Sqlite,
-    /// A PostgreSQL server.
-    Postgres,
-}
-
 /// Why the scan database failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -56,7 +47,6 @@ impl From<sqlx::Error> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    backend: Backend,
 }
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("src/scan/store/migrations/sqlite");
@@ -85,7 +75,7 @@ impl Store {
             .map_err(open_error)?;
         pool.execute("PRAGMA journal_mode = WAL").await.map_err(open_error)?;
         SQLITE.run(&pool).await.map_err(|e| StoreError::Open { target: target.clone(), message: e.to_string() })?;
-        Ok(Self { pool, backend: Backend::Sqlite })
+        Ok(Self { pool })
     }
 
     /// Connects to the PostgreSQL server at `url` (`postgres://user:password@host/db`).
@@ -99,12 +89,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::Open { target: target.clone(), message: redact_message(&e.to_string(), url) })?;
         POSTGRES.run(&pool).await.map_err(|e| StoreError::Open { target: target.clone(), message: e.to_string() })?;
-        Ok(Self { pool, backend: Backend::Postgres })
-    }
-
-    /// Which database this is.
-    pub fn backend(&self) -> Backend {
-        self.backend
+        Ok(Self { pool })
     }
 
     /// Closes the pool, waiting for connections to finish.
