@@ -174,3 +174,42 @@ fn an_empty_file_says_how_to_start() {
     assert!(stderr.contains("the file is empty"), "{stderr}");
     assert!(stderr.contains("seclab init"), "{stderr}");
 }
+
+/// A file far larger than any lab is refused without being read whole: memory stays bounded.
+#[test]
+fn a_100_mb_file_is_refused_quickly_with_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from(HEADER);
+    let line = format!("# {}\n", "x".repeat(98));
+    text.push_str(&line.repeat(1_000_000));
+    std::fs::write(dir.path().join("seclab.yaml"), text).unwrap();
+    // A child's peak RSS counts what it shared with this process before exec: compare with
+    // seclab doing almost nothing.
+    let (_, _, _, baseline) = support::run_measured(dir.path(), &["--version"]);
+    let (code, stdout, stderr, kib) = support::run_measured(dir.path(), &["validate"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("seclab.yaml is larger than 16 MiB"), "{stderr}");
+    assert!(kib < baseline + 80 * 1024, "peak RSS {kib} KiB for a 100 MB file ({baseline} KiB doing nothing)");
+}
+
+/// YAML anchors nested nine deep ("billion laughs") in the lab's own fields: rejected at the
+/// first wrong type, never expanded.
+#[test]
+fn a_yaml_alias_bomb_is_rejected_quickly_with_bounded_memory() {
+    let mut lines = vec![r#"x0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]"#.to_owned()];
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 9].join(",");
+        let name = if i == 9 { "tenants".to_owned() } else { format!("x{i}") };
+        lines.push(format!("{name}: &a{i} [{refs}]"));
+    }
+    let dir = lab_dir(&format!("{HEADER}{}\n", lines.join("\n")));
+    let (_, _, _, baseline) = support::run_measured(dir.path(), &["--version"]);
+    let started = std::time::Instant::now();
+    let (code, _, stderr, kib) = support::run_measured(dir.path(), &["validate"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("tenants[0]: invalid type: sequence, expected struct Tenant"), "{stderr}");
+    assert!(kib < baseline + 64 * 1024, "peak RSS {kib} KiB ({baseline} KiB doing nothing)");
+    // Generous: expanding the bomb would take minutes and gigabytes.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

@@ -85,6 +85,7 @@ pub fn load(cli: &Cli) -> Result<Lab, Failure> {
             "{} does not exist; run `seclab init` to write a starter file, or pass --file",
             cli.file.display()
         )),
+        too_large @ LoadError::TooLarge { .. } => Failure { code: exit::INVALID_INPUT, ..Failure::error(too_large) },
         other => Failure::error(other),
     })
 }

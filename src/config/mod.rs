@@ -74,14 +74,33 @@ pub enum LoadError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The file is larger than any desired-state file: it is not read.
+    #[error(
+        "{} is larger than {} MiB, far larger than any lab (1,000 tenants take about 0.7 MB); check that --file names the desired-state file",
+        path.display(), MAX_FILE_BYTES >> 20
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file was read but has problems.
     #[error("{0}")]
     Invalid(#[from] InvalidFile),
 }
 
+/// The largest desired-state file seclab reads: memory stays bounded whatever `--file` names.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
 /// Reads and checks the desired-state file at `path`.
 pub fn load(path: &Path) -> Result<Lab, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    use std::io::Read;
+    let failed = |source| LoadError::Read { path: path.to_owned(), source };
+    let mut text = String::new();
+    let file = std::fs::File::open(path).map_err(failed)?;
+    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text).map_err(failed)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(LoadError::TooLarge { path: path.to_owned() });
+    }
     Ok(parse(SourceFile::new(path, text))?)
 }
 

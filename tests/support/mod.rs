@@ -50,3 +50,35 @@ pub fn lab_dir(text: &str) -> tempfile::TempDir {
     std::fs::write(dir.path().join("seclab.yaml"), text).expect("the file is written");
     dir
 }
+
+/// Runs `seclab` in `dir` and returns (exit code, stdout, stderr, peak RSS in KiB) of that
+/// very process (`wait4`, not the whole test's children).
+#[allow(clippy::zombie_processes)] // reaped by `wait4` below, which also reads its peak memory
+pub fn run_measured(dir: &Path, args: &[&str]) -> (i32, String, String, u64) {
+    use std::io::Read;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("seclab"))
+        .current_dir(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("SECLAB_FILE")
+        .env_remove("SECLAB_TEMPLATES")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("seclab runs");
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        out.read_to_string(&mut text).map(|_| text)
+    });
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let stdout = reader.join().unwrap().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data that wait4 fills in; the child is ours and not yet reaped.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid, "seclab is waited for");
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    (code, stdout, stderr, u64::try_from(usage.ru_maxrss).unwrap_or(0))
+}
