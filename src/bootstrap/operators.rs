@@ -32,7 +32,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct OperatorManifest {
     /// The operator's name in the file.
     pub name: String,
-    /// Where the manifest came from, as the file says.
+    /// Where the manifest came from, as the file says (a URL's query left out).
     pub source: String,
     /// Its objects, labelled as members of the operator's set.
     pub objects: Vec<Object>,
@@ -120,18 +120,33 @@ pub async fn load(lab: &Lab, operator: &Operator) -> Result<OperatorManifest, Op
         }
         ManifestSource::Https(url) => fetch(&url).await.map_err(|message| OperatorError::Fetch {
             name: name.clone(),
-            url: url.to_string(),
+            url: shown(&operator.manifest),
             message,
         })?,
     };
     let invalid =
-        |message: String| OperatorError::Invalid { name: name.clone(), origin: operator.manifest.clone(), message };
-    let origin = operator.manifest.rsplit('/').next().unwrap_or(&operator.manifest);
+        |message: String| OperatorError::Invalid { name: name.clone(), origin: shown(&operator.manifest), message };
+    let source = shown(&operator.manifest);
+    let origin = source.trim_end_matches("?...").rsplit('/').next().unwrap_or(&source);
     let objects = render::manifest_objects(text, "operators", origin, &set_name(&name)).map_err(invalid)?;
     if objects.is_empty() {
         return Err(invalid("it holds no object".to_owned()));
     }
-    Ok(OperatorManifest { name: operator.name.clone(), source: operator.manifest.clone(), objects })
+    Ok(OperatorManifest { name: operator.name.clone(), source, objects })
+}
+
+/// A manifest's source as seclab prints it: a URL without its query and fragment, which may
+/// carry a token.
+fn shown(manifest: &str) -> String {
+    match url::Url::parse(manifest) {
+        Ok(mut url) if url.scheme() == "https" => {
+            let hidden = url.query().is_some() || url.fragment().is_some();
+            url.set_query(None);
+            url.set_fragment(None);
+            if hidden { format!("{url}?...") } else { url.to_string() }
+        }
+        _ => manifest.to_owned(),
+    }
 }
 
 /// The plan for an operator's set against the cluster, as `apply` plans a lab.
@@ -174,4 +189,16 @@ async fn fetch(url: &url::Url) -> Result<String, String> {
         bytes.extend_from_slice(&chunk);
     }
     String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_url_is_shown_without_its_query() {
+        assert_eq!(shown("https://lab.test/eck.yaml?token=s3cr3t#x"), "https://lab.test/eck.yaml?...");
+        assert_eq!(shown("https://lab.test/eck.yaml"), "https://lab.test/eck.yaml");
+        assert_eq!(shown("file:./eck.yaml"), "file:./eck.yaml");
+    }
 }

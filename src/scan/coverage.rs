@@ -47,10 +47,15 @@ impl Coverage {
         hit(&self.targets) && !hit(&self.exclude)
     }
 
+    /// Whether a target or exclusion is a host name (only a host's scan can match it).
+    pub fn names_hosts(&self) -> bool {
+        self.targets.iter().chain(&self.exclude).any(|t| matches!(t, Target::HostName(_)))
+    }
+
     /// Whether the group scans `address`, when its address alone tells (`None` when a target
     /// or exclusion is a host name, which only the host's scan can match).
     pub fn covers_address(&self, address: &str) -> Option<bool> {
-        if self.targets.iter().chain(&self.exclude).any(|t| matches!(t, Target::HostName(_))) {
+        if self.names_hosts() {
             return None;
         }
         let ip: IpAddr = address.parse().ok()?;

@@ -312,43 +312,25 @@ impl Store {
         let observation = serde_json::to_string(host).map_err(|e| StoreError::Query(e.to_string()))?;
         let now = now();
         match row {
-            // A host the previous scan did not cover starts afresh, as in a baseline.
-            Some(row) if newly_covered => {
-                if row.try_get::<Option<i64>, _>(3)? == Some(scan_id) {
-                    return Ok(false);
-                }
-                let transition = state::next(None, Sighting::Seen { changed: false }, group.down_after);
-                sqlx::query(
-                    "UPDATE hosts SET status = $1, misses = 0, seen_scan_id = $2, last_seen_at = $3, observation = $4 \
-                     WHERE id = $5",
-                )
-                .bind(transition.status.code())
-                .bind(scan_id)
-                .bind(now)
-                .bind(&observation)
-                .bind(row.try_get::<i64, _>(0)?)
-                .execute(&mut **tx)
-                .await?;
-            }
             Some(row) => {
                 if row.try_get::<Option<i64>, _>(3)? == Some(scan_id) {
                     return Ok(false);
                 }
                 let status: HostStatus = row.try_get::<String, _>(1)?.parse().map_err(StoreError::Query)?;
                 let misses = u32::try_from(row.try_get::<i64, _>(2)?).unwrap_or(u32::MAX);
-                let last: Option<Host> =
-                    row.try_get::<Option<String>, _>(4)?.and_then(|json| serde_json::from_str(&json).ok());
+                // A host the previous scan did not cover starts afresh, as in a baseline.
+                let last: Option<Host> = row
+                    .try_get::<Option<String>, _>(4)?
+                    .filter(|_| !newly_covered)
+                    .and_then(|json| serde_json::from_str(&json).ok());
                 let changes: Vec<Change> = match &last {
                     Some(last) => {
                         compare_host(Some(last), Some(host), noise).changes.into_iter().filter(alertable).collect()
                     }
                     None => Vec::new(),
                 };
-                let transition = state::next(
-                    Some((status, misses)),
-                    Sighting::Seen { changed: !changes.is_empty() },
-                    group.down_after,
-                );
+                let before = (!newly_covered).then_some((status, misses));
+                let transition = state::next(before, Sighting::Seen { changed: !changes.is_empty() }, group.down_after);
                 let changed_scan = if changes.is_empty() { None } else { Some(scan_id) };
                 sqlx::query(
                     "UPDATE hosts SET status = $1, misses = 0, seen_scan_id = $2, last_seen_at = $3, observation = $4, \
@@ -362,7 +344,7 @@ impl Store {
                 .bind(row.try_get::<i64, _>(0)?)
                 .execute(&mut **tx)
                 .await?;
-                if let Some(event) = transition.event {
+                if let Some(event) = transition.event.filter(|_| !newly_covered) {
                     self.record(tx, group, status_event(address, event, Some(host)), sink).await?;
                 }
                 for change in &changes {
@@ -405,7 +387,9 @@ impl Store {
         sink: &mut Sink<'_>,
     ) -> Result<(), StoreError> {
         let scan_id = sink.scan_id;
-        let rows = sqlx::query("SELECT id, address, status, misses, observation FROM hosts WHERE group_id = $1 AND (seen_scan_id IS NULL OR seen_scan_id <> $2)")
+        // The last observation only when a target is a host name: an address decides the rest.
+        let observation = if group.coverage.names_hosts() { "observation" } else { "NULL" };
+        let rows = sqlx::query(&format!("SELECT id, address, status, misses, {observation} FROM hosts WHERE group_id = $1 AND (seen_scan_id IS NULL OR seen_scan_id <> $2)"))
             .bind(group.id)
             .bind(scan_id)
             .fetch_all(&mut **tx)
