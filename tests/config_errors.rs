@@ -133,6 +133,16 @@ fn each_error_message() {
         ),
         ("operator_manifest_over_http", "operators:\n  - {name: eck, manifest: 'http://127.0.0.1/eck.yaml'}\n"),
         ("operator_manifest_not_a_source", "operators:\n  - {name: eck, manifest: ./eck.yaml}\n"),
+        (
+            "tenant_database_name_clash",
+            "tenantDatabase: {}\ntenants:\n  - name: a\n    database: {name: shared}\n  - name: b\n    database: {name: shared}\n",
+        ),
+        ("external_tenant_database_without_url", "tenantDatabase:\n  mode: external\n  host: mysql.lab.internal\n"),
+        ("literal_tenant_database_root_password", "tenantDatabase:\n  rootPassword: s3cr3t-value\n"),
+        (
+            "literal_tenant_database_url",
+            "tenantDatabase:\n  mode: external\n  host: mysql.lab.internal\n  url: mysql://root:s3cr3t-value@127.0.0.1:3306\n",
+        ),
         ("wrong_api_version", "cluster: {}\n"),
     ];
     let mut failures = Vec::new();

@@ -62,6 +62,7 @@ fn every_rendered_object_is_a_valid_kubernetes_object() {
                 ("apps/v1", "Deployment") => round_trip::<apps::Deployment>(manifest),
                 ("apps/v1", "StatefulSet") => round_trip::<apps::StatefulSet>(manifest),
                 ("batch/v1", "CronJob") => round_trip::<batch::CronJob>(manifest),
+                ("batch/v1", "Job") => round_trip::<batch::Job>(manifest),
                 ("networking.k8s.io/v1", "Ingress") => round_trip::<net::Ingress>(manifest),
                 ("rbac.authorization.k8s.io/v1", "Role") => round_trip::<rbac::Role>(manifest),
                 ("rbac.authorization.k8s.io/v1", "RoleBinding") => round_trip::<rbac::RoleBinding>(manifest),
@@ -80,6 +81,7 @@ fn every_rendered_object_is_a_valid_kubernetes_object() {
     for expected in [
         "apps/v1/StatefulSet",
         "batch/v1/CronJob",
+        "batch/v1/Job",
         "v1/PersistentVolume",
         "elasticsearch.k8s.elastic.co/v1/Elasticsearch",
     ] {

@@ -13,7 +13,7 @@ use seclab::reconcile::apply::{ApplyError, OnProblems, Outcome};
 use seclab::reconcile::plan::{self, Action, Options, Plan, PlanError, Step};
 use seclab::reconcile::sequence::{self, Hooks, SequenceError};
 use seclab::reconcile::wait::ObjectState;
-use seclab::reconcile::{certificates, destroy, status as lab_status};
+use seclab::reconcile::{certificates, destroy, status as lab_status, tenant_databases};
 use seclab::render::Rendered;
 
 use super::{Failure, exit, load, print, render_lab, say};
@@ -47,16 +47,28 @@ pub fn plan(cli: &Cli, args: &ApplyArgs, detailed_exitcode: bool) -> Result<(), 
         let never = CancellationToken::new();
         let plan =
             plan::plan(&cluster, &lab, rendered, options(args), &never).await.map_err(|e| plan_failure(&lab, e))?;
+        let databases = if tenant_databases::is_external(&lab) {
+            tenant_databases::plan(&cluster, &lab, args.allow_destructive).await.map_err(Failure::error)?
+        } else {
+            Vec::new()
+        };
         match cli.output {
-            Output::Json => print(&plan_json(&plan).to_string())?,
-            Output::Text => print(&plan_text(&plan))?,
+            Output::Json => {
+                let mut document = plan_json(&plan);
+                if tenant_databases::is_external(&lab) {
+                    document["tenantDatabases"] = json!(databases);
+                }
+                print(&document.to_string())?;
+            }
+            Output::Text => print(&format!("{}{}", database_lines(&databases), plan_text(&plan)))?,
         }
         if !plan.problems.is_empty() {
             let text = format!("error: apply would refuse this plan ({} problem(s) above)", plan.problems.len());
             // The JSON plan already names the problems; print no second document.
             return Err(Failure { code: exit::ERROR, text, json: json!(null) });
         }
-        if detailed_exitcode && plan.changes().next().is_some() {
+        let database_changes = databases.iter().any(|s| s.action != tenant_databases::Action::Keep);
+        if detailed_exitcode && (plan.changes().next().is_some() || database_changes) {
             return Err(Failure { code: exit::DIFFERENT, text: String::new(), json: json!(null) });
         }
         Ok(())
@@ -72,6 +84,11 @@ fn plan_failure(lab: &Lab, error: PlanError) -> Failure {
         failure.text.push_str("\nThe file names operators: run `seclab bootstrap` to install them first.");
     }
     failure
+}
+
+/// One line per step on the tenants' databases.
+fn database_lines(steps: &[tenant_databases::Step]) -> String {
+    steps.iter().map(|step| format!("{}\n", step.line())).collect()
 }
 
 fn summary(plan: &Plan) -> serde_json::Value {
@@ -210,10 +227,15 @@ pub fn apply_rendered(
         if cli.output == Output::Json {
             let ready = applied.ready_in.map(|_| true);
             let document = json!({ "lab": plan.lab, "outcome": applied.outcome, "ready": ready,
-                "scanDatabase": applied.scan_database });
+                "scanDatabase": applied.scan_database, "tenantDatabases": applied.tenant_databases });
             print(&document.to_string())?;
-        } else if let Some(changes) = applied.scan_database.filter(|c| !c.is_empty()) {
-            print(&format!("scan database: {} change(s) to tenants and groups", changes.len()))?;
+        } else {
+            if let Some(changes) = applied.scan_database.filter(|c| !c.is_empty()) {
+                print(&format!("scan database: {} change(s) to tenants and groups", changes.len()))?;
+            }
+            if let Some(steps) = applied.tenant_databases.filter(|s| !s.is_empty()) {
+                print(&format!("Tenant databases:\n{}", database_lines(&steps).trim_end()))?;
+            }
         }
         Ok(())
     })
@@ -317,6 +339,13 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
             .map_err(Failure::error)?;
         let certificates = certificates::status(&cluster, &secrets).await.map_err(Failure::error)?;
         let due: Vec<_> = certificates.iter().filter(|c| c.is_due()).collect();
+        let databases = match lab.spec().tenant_database.as_ref() {
+            None => None,
+            Some(_) if tenant_databases::is_external(&lab) => {
+                Some(tenant_databases::status(&cluster, &lab).await.map_err(Failure::error)?)
+            }
+            Some(_) => Some(tenant_databases::in_cluster_presence(&lab, &status)),
+        };
         let (ready, total) = (status.ready(), status.total());
         match cli.output {
             Output::Json => print(
@@ -327,6 +356,7 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
                     "readyObjects": ready,
                     "components": status.components.iter().map(|(name, list)| json!({ "name": name, "objects": list })).collect::<Vec<_>>(),
                     "certificatesDue": due,
+                    "tenantDatabases": databases,
                 })
                 .to_string(),
             ),
@@ -350,6 +380,17 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
                     for cert in &due {
                         let reason = cert.reason.as_deref().unwrap_or_default();
                         out.push_str(&format!("  {:<8} {}  {reason}\n", cert.state, cert.secret));
+                    }
+                }
+                if let Some(databases) = &databases {
+                    out.push_str("tenant databases\n");
+                    for db in databases {
+                        let hint = match db.state {
+                            "present" => String::new(),
+                            "pending" => "  its setup Job has not completed".to_owned(),
+                            _ => "  run `seclab apply`".to_owned(),
+                        };
+                        out.push_str(&format!("  {:<8} {} (tenant {}){hint}\n", db.state, db.database, db.tenant));
                     }
                 }
                 out.push_str(&format!("Lab {}: {ready} of {total} objects ready.", status.lab));
@@ -387,10 +428,22 @@ pub fn destroy(cli: &Cli, yes: bool, allow_destructive: bool) -> Result<(), Fail
         };
         let outcome: Outcome = destroy::destroy(&cluster, &plan, &report, &never).await.map_err(|e| apply_failure(&plan, e))?;
         let kept: Vec<&str> = plan.steps.iter().filter(|s| s.action() == Action::Keep).map(|s| s.object.as_str()).collect();
+        let databases = if tenant_databases::is_external(&lab) {
+            let steps = tenant_databases::remove_all(&cluster, &lab, allow_destructive).await.map_err(|e| {
+                Failure::error(format!("the lab's objects are deleted, but its tenant databases are not: {e}"))
+            })?;
+            Some(steps)
+        } else {
+            None
+        };
         match cli.output {
-            Output::Json => print(&json!({ "lab": plan.lab, "deleted": outcome.pruned, "kept": kept }).to_string()),
+            Output::Json => print(
+                &json!({ "lab": plan.lab, "deleted": outcome.pruned, "kept": kept, "tenantDatabases": databases })
+                    .to_string(),
+            ),
             Output::Text => {
-                let mut out = format!("Destroyed lab {}: {} object(s) deleted.", plan.lab, outcome.pruned);
+                let mut out = database_lines(databases.as_deref().unwrap_or_default());
+                out.push_str(&format!("Destroyed lab {}: {} object(s) deleted.", plan.lab, outcome.pruned));
                 if !kept.is_empty() {
                     out.push_str(&format!(
                         "\nKept {} object(s) that hold data (run again with --allow-destructive to delete them too):\n  {}",

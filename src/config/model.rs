@@ -47,6 +47,10 @@ pub struct LabFile {
     /// One network-scanning app instance per customer site, each with its scan groups.
     #[serde(default)]
     pub tenants: Vec<Tenant>,
+    /// The MySQL server of the tenants' apps: when set, seclab creates each tenant's database
+    /// and user on it.
+    #[serde(default)]
+    pub tenant_database: Option<TenantDatabaseServer>,
     /// Where scan results are stored and compared.
     #[serde(default)]
     pub scan_database: ScanDatabase,
@@ -501,23 +505,95 @@ pub struct Mount {
 }
 
 /// A tenant app's database connection.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 #[schemars(deny_unknown_fields)]
 pub struct TenantDatabase {
     /// Database name; `netdelta-<tenant>` when unset.
     pub name: Option<String>,
-    /// Database host (a Service name or DNS name).
-    pub host: String,
-    /// Database user.
-    pub user: String,
-    /// Password, by reference.
+    /// Database host; the `tenantDatabase` server when one is set, else `mysql-netdelta`.
+    pub host: Option<String>,
+    /// Database user; `netdelta-<tenant>` with a `tenantDatabase` server, else `netdelta`.
+    pub user: Option<String>,
+    /// Password, by reference; with a `tenantDatabase` server, generated and kept in a Secret
+    /// when unset.
     pub password: Option<SecretSource>,
 }
 
-impl Default for TenantDatabase {
+/// Where the tenants' MySQL server runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DatabaseMode {
+    /// A StatefulSet seclab renders, set up by a Job it renders.
+    #[default]
+    InCluster,
+    /// A server the user already runs; seclab connects to it itself.
+    External,
+}
+
+/// Which server runs in the cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseEngine {
+    /// MySQL (`mysql:<version>`).
+    #[default]
+    Mysql,
+    /// MariaDB (`mariadb:<version>`).
+    Mariadb,
+}
+
+/// The tenants' MySQL server: one database and one user per tenant, reconciled on apply.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+#[schemars(deny_unknown_fields)]
+pub struct TenantDatabaseServer {
+    /// `inCluster` (a StatefulSet seclab renders) or `external` (a server given by `url`).
+    pub mode: DatabaseMode,
+    /// inCluster: `mysql` or `mariadb`.
+    pub engine: DatabaseEngine,
+    /// inCluster: the image tag; `8.0` for MySQL, `11.4` for MariaDB when unset.
+    pub version: Option<String>,
+    /// inCluster: the whole image, replacing engine and version.
+    pub image: Option<String>,
+    /// inCluster: name of the StatefulSet and its Service.
+    pub name: String,
+    /// inCluster: namespace; `cluster.namespace` when unset.
+    pub namespace: Option<String>,
+    /// inCluster: a `storage.volumes` name holding the data (under `<name>/`); a claim of
+    /// its own (`storageClass`, `size`) when unset.
+    pub volume: Option<String>,
+    /// inCluster: StorageClass of the server's own claim; the cluster's default when unset.
+    pub storage_class: Option<String>,
+    /// inCluster: size of the server's own claim.
+    pub size: String,
+    /// inCluster: the root password, by reference; generated and kept in a Secret when unset.
+    pub root_password: Option<SecretSource>,
+    /// external: `mysql://USER:PASSWORD@HOST:PORT`, by reference (`env:VAR`, `file:PATH`); the
+    /// user creates databases and users and grants privileges.
+    pub url: Option<SecretSource>,
+    /// Host name the tenants' apps connect to; the Service (inCluster) or the `url`'s host.
+    pub host: Option<String>,
+    /// Port the server listens on.
+    pub port: u16,
+}
+
+impl Default for TenantDatabaseServer {
     fn default() -> Self {
-        Self { name: None, host: "mysql-netdelta".into(), user: "netdelta".into(), password: None }
+        Self {
+            mode: DatabaseMode::InCluster,
+            engine: DatabaseEngine::Mysql,
+            version: None,
+            image: None,
+            name: "mysql-netdelta".into(),
+            namespace: None,
+            volume: None,
+            storage_class: None,
+            size: "5Gi".into(),
+            root_password: None,
+            url: None,
+            host: None,
+            port: 3306,
+        }
     }
 }
 
@@ -785,6 +861,46 @@ impl LabFile {
     pub fn namespace_or_default<'a>(&'a self, explicit: &'a Option<String>) -> &'a str {
         explicit.as_deref().unwrap_or(&self.cluster.namespace)
     }
+
+    /// The host name the tenants' apps reach the `tenantDatabase` server by: as set, else
+    /// the in-cluster Service's full name (`None` without a server, or for an external one
+    /// without `host`, which validation refuses).
+    pub fn tenant_database_host(&self) -> Option<String> {
+        let server = self.tenant_database.as_ref()?;
+        match (&server.host, server.mode) {
+            (Some(host), _) => Some(host.clone()),
+            (None, DatabaseMode::InCluster) => Some(format!(
+                "{}.{}.svc.{}",
+                server.name,
+                self.namespace_or_default(&server.namespace),
+                self.cluster.cluster_domain
+            )),
+            (None, DatabaseMode::External) => None,
+        }
+    }
+
+    /// `tenant`'s database, user and host, defaults resolved.
+    pub fn tenant_database_of(&self, tenant: &Tenant) -> ResolvedDatabase {
+        let managed = self.tenant_database.is_some();
+        let db = &tenant.database;
+        let default_user = if managed { format!("netdelta-{}", tenant.name) } else { "netdelta".into() };
+        ResolvedDatabase {
+            name: db.name.clone().unwrap_or_else(|| format!("netdelta-{}", tenant.name)),
+            user: db.user.clone().unwrap_or(default_user),
+            host: db.host.clone().or_else(|| self.tenant_database_host()).unwrap_or_else(|| "mysql-netdelta".into()),
+        }
+    }
+}
+
+/// A tenant's database as its app sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedDatabase {
+    /// Database name.
+    pub name: String,
+    /// User name.
+    pub user: String,
+    /// Host name.
+    pub host: String,
 }
 
 impl ScanGroup {

@@ -73,6 +73,8 @@ impl<'a> Checker<'a> {
         self.cortex();
         self.rbac();
         self.tenants();
+        self.tenant_database_server();
+        self.tenant_databases();
         self.scan_database();
         self.alerts();
         self.watch();
@@ -605,7 +607,9 @@ impl<'a> Checker<'a> {
                 "use letters, digits, `_` and `-`",
             );
         }
-        not_empty(self, path.key("host"), &db.host, "the database's Service or host name");
+        if let Some(host) = &db.host {
+            not_empty(self, path.key("host"), host, "the database's Service or host name");
+        }
         self.secret(path.key("password"), &db.password);
     }
 
@@ -725,6 +729,133 @@ impl<'a> Checker<'a> {
                 None => format!("declare it under `alerts.routes`, or use one of: {}", routes.join(", ")),
             };
             self.complain(path, format!("alert route `{route}` is not declared"), hint);
+        }
+    }
+
+    fn tenant_database_server(&mut self) {
+        let Some(server) = &self.file.tenant_database else { return };
+        let path = root().key("tenantDatabase");
+        match server.mode {
+            DatabaseMode::InCluster => {
+                self.check(path.key("name"), fields::dns_label(&server.name));
+                self.optional_namespace(path.key("namespace"), &server.namespace);
+                self.secret(path.key("rootPassword"), &server.root_password);
+                if let Some(volume) = &server.volume {
+                    let namespace = self.namespace(&server.namespace);
+                    self.volume_ref(path.key("volume"), volume, namespace, "the tenant database server");
+                }
+                if server.url.is_some() {
+                    self.complain(
+                        path.key("url"),
+                        "`url` is for `mode: external`",
+                        "remove it, or set `mode: external` to use a server you already run",
+                    );
+                }
+            }
+            DatabaseMode::External => {
+                match &server.url {
+                    None => self.complain(
+                        path.key("mode"),
+                        "`mode: external` needs the server's `url`",
+                        "add `url: env:VAR` (or `file:PATH`) holding `mysql://USER:PASSWORD@HOST:PORT`",
+                    ),
+                    Some(SecretSource::SecretRef(_)) => self.complain(
+                        path.key("url"),
+                        "seclab connects to an external server itself and cannot read the url from a Secret",
+                        "use `env:VAR` or `file:PATH`",
+                    ),
+                    Some(SecretSource::Literal) => self.complain_secret(
+                        path.key("url"),
+                        "`tenantDatabase.url` holds a secret written in the file",
+                        "put the URL, with its password, in an environment variable or a file: `url: env:VAR` or `url: file:PATH`",
+                    ),
+                    Some(SecretSource::Env(_) | SecretSource::File(_)) => {}
+                }
+                if server.host.is_none() {
+                    self.complain(
+                        path.key("mode"),
+                        "`mode: external` needs the `host` the tenants' apps reach the server by",
+                        "add `host: <name>` (a DNS name the cluster resolves)",
+                    );
+                }
+            }
+        }
+        if let Some(host) = &server.host {
+            self.check(path.key("host"), fields::dns_subdomain(host));
+        }
+        if server.port == 0 {
+            self.complain(path.key("port"), "port 0 is not a port", "leave it unset for MySQL's 3306");
+        }
+    }
+
+    /// With a `tenantDatabase` server, each tenant's database and user are seclab's to create:
+    /// they must be unique, fit MySQL's limits, and have a password seclab can use.
+    fn tenant_databases(&mut self) {
+        let file = self.file;
+        let Some(server) = &file.tenant_database else { return };
+        let mut databases: HashMap<String, usize> = HashMap::new();
+        let mut users: HashMap<String, usize> = HashMap::new();
+        for (i, tenant) in file.tenants.iter().enumerate() {
+            let path = root().key("tenants").index(i);
+            let db = file.tenant_database_of(tenant);
+            let at = |field: &str, written: bool| {
+                if written { path.key("database").key(field) } else { path.key("name") }
+            };
+            let name_at = at("name", tenant.database.name.is_some());
+            let user_at = at("user", tenant.database.user.is_some());
+            if db.name.len() > 64 || db.name == "seclab" {
+                self.complain(
+                    name_at.clone(),
+                    format!("`{}` cannot be a tenant's database name", db.name),
+                    "MySQL database names have at most 64 characters, and `seclab` is seclab's own; set `database.name`",
+                );
+            }
+            if db.user.len() > 32
+                || db.user.is_empty()
+                || !db.user.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                self.complain(
+                    user_at.clone(),
+                    format!("`{}` cannot be a tenant's database user", db.user),
+                    "MySQL user names have at most 32 letters, digits, `_` or `-`; set `database.user`",
+                );
+            }
+            for (seen, value, at, what) in
+                [(&mut databases, &db.name, name_at, "database"), (&mut users, &db.user, user_at, "database user")]
+            {
+                match seen.get(value) {
+                    Some(&earlier) => self.complain(
+                        at,
+                        format!(
+                            "tenants `{}` and `{}` both use the {what} `{value}`",
+                            file.tenants[earlier].name, tenant.name
+                        ),
+                        "each tenant gets a database and a user of its own: set `database.name` and `database.user`",
+                    ),
+                    None => {
+                        seen.insert(value.clone(), i);
+                    }
+                }
+            }
+            let password = path.key("database").key("password");
+            if server.mode == DatabaseMode::External
+                && matches!(tenant.database.password, Some(SecretSource::SecretRef(_)))
+            {
+                self.complain(
+                    password.clone(),
+                    "seclab sets the user's password on an external server and cannot read it from a Secret",
+                    "use `env:VAR` or `file:PATH`, or leave it unset to have one generated",
+                );
+            }
+            let server_namespace = self.namespace(&server.namespace);
+            let namespace = self.namespace(&tenant.namespace);
+            if server.mode == DatabaseMode::InCluster && namespace != server_namespace {
+                self.complain(
+                    path.key("namespace"),
+                    format!("tenant `{}` is in namespace `{namespace}`, its database server in `{server_namespace}`", tenant.name),
+                    "the Job that creates the users reads their passwords from Secrets of its own namespace: put them in one namespace",
+                );
+            }
         }
     }
 

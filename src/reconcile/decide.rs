@@ -78,6 +78,11 @@ impl Desired {
         let requested = std::mem::take(&mut self.secrets);
         let created = secrets::materialize(&requested, live, base_dir, lab)?;
         secrets::roll_on_certificates(&mut self.objects, &requested, &created);
+        let value_of = |secret: &ObjectKey, key: &str| {
+            let found = created.iter().find(|o| o.key == *secret)?;
+            found.manifest["data"][key].as_str().map(str::to_owned)
+        };
+        secrets::name_rerun_jobs(&mut self.objects, &self.secret_keys, &value_of);
         self.objects.extend(created.into_iter().map(|object| labelled(object, &id)));
         Ok(())
     }
@@ -104,6 +109,7 @@ pub fn decide(lab: &str, desired: &Desired, observed: &Observed, options: Option
         inventory: observed.inventory.clone(),
         inventory_stale: false,
         kinds: observed.kinds.clone(),
+        allow_destructive: options.allow_destructive,
     };
     for (object, api_version) in &desired.objects {
         let (key, manifest) = (&object.key, &object.manifest);
@@ -549,6 +555,7 @@ mod tests {
                 inventory: Inventory::new(LAB, "n"),
                 inventory_stale: false,
                 kinds: Default::default(),
+                allow_destructive: options.allow_destructive,
             };
             let answer = dry_run.map(|()| live.clone()).map_err(|make| make());
             if let Some(problem) = settle(&mut plan.steps[0], &live, LAB, answer, options) {

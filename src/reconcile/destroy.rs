@@ -87,6 +87,7 @@ mod tests {
             inventory: Inventory::new("lab", "n"),
             inventory_stale: false,
             kinds: HashMap::new(),
+            allow_destructive: false,
         };
         let mut kept = plan(steps.clone());
         spare_data(&mut kept, false);

@@ -17,4 +17,5 @@ pub mod scan_database;
 pub mod secrets;
 pub mod sequence;
 pub mod status;
+pub mod tenant_databases;
 pub mod wait;

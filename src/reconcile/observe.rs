@@ -15,6 +15,7 @@ use crate::render::ObjectKey;
 use super::decide::Desired;
 use super::fan_out::fan_out;
 use super::plan::{PlanError, failed, owned};
+use super::secrets;
 
 /// One LIST: `apiVersion`, kind, and namespace (none for cluster-scoped kinds).
 pub type ListTarget = (String, String, Option<String>);
@@ -167,6 +168,9 @@ pub struct Trim<'a> {
     desired: HashMap<&'a ObjectKey, &'a Value>,
     /// The Secrets apply fills in, whose live values it reuses.
     secrets: HashSet<&'a ObjectKey>,
+    /// Jobs named after the Secrets they read, by namespace and name without the last part
+    /// (their final names are known only once the Secrets are filled in).
+    rerun_jobs: HashSet<(Option<&'a str>, &'a str)>,
     /// The lab's name.
     lab: &'a str,
 }
@@ -177,6 +181,11 @@ impl<'a> Trim<'a> {
         Self {
             desired: desired.objects.iter().map(|(o, _)| (&o.key, o.manifest.as_ref())).collect(),
             secrets: desired.secret_keys.iter().collect(),
+            rerun_jobs: desired
+                .objects
+                .iter()
+                .filter_map(|(o, _)| secrets::rerun_stem(o).map(|stem| (o.key.namespace.as_deref(), stem)))
+                .collect(),
             lab: &desired.lab,
         }
     }
@@ -188,7 +197,12 @@ impl<'a> Trim<'a> {
     /// whether the object is unchanged.
     pub fn sort(&self, key: &ObjectKey, live: &mut Value) -> bool {
         let is_unchanged = self.desired.get(key).is_some_and(|d| owned(live, self.lab) && compare::unchanged(d, live));
-        if is_unchanged || !(self.desired.contains_key(key) || self.secrets.contains(key)) {
+        let rerun_job = key.kind == "Job"
+            && key
+                .name
+                .rsplit_once('-')
+                .is_some_and(|(stem, _)| self.rerun_jobs.contains(&(key.namespace.as_deref(), stem)));
+        if is_unchanged || !(self.desired.contains_key(key) || self.secrets.contains(key) || rerun_job) {
             identity_only(live);
         } else {
             compare::slim(live);
@@ -276,6 +290,7 @@ mod tests {
         let trim = Trim {
             desired: HashMap::from([(&same, &want_same), (&changed, &want_changed)]),
             secrets: HashSet::from([&secret]),
+            rerun_jobs: HashSet::new(),
             lab: "lab",
         };
         let identity = |name: &str, part_of: &str| {

@@ -312,6 +312,9 @@ pub struct Plan {
     /// The kinds of the steps' objects, resolved, by `apiVersion` and kind.
     #[serde(skip)]
     pub kinds: HashMap<KindName, Kind>,
+    /// Whether destructive steps were allowed (the tenants' databases follow it too).
+    #[serde(skip)]
+    pub allow_destructive: bool,
 }
 
 impl Plan {

@@ -295,6 +295,63 @@ pub fn roll_on_certificates(objects: &mut [(Object, String)], requested: &[Secre
     }
 }
 
+/// The Job annotation (`"true"`) that makes a Job run again when a Secret apply creates and
+/// the Job reads changes value: the last `-` part of its name becomes a hash of the rendered
+/// name and those values (a Job cannot be changed in place, only created anew).
+pub const RERUN_ANNOTATION: &str = "seclab.dev/rerun-on-secrets";
+
+/// The Secrets, among those apply creates (`created`), that the containers of each
+/// [`RERUN_ANNOTATION`] Job of `objects` read through `secretKeyRef`, with the keys read.
+pub fn read_by_rerun_jobs(objects: &[(Object, String)], created: &[ObjectKey]) -> Vec<(ObjectKey, String)> {
+    let mut read = Vec::new();
+    for (object, _) in objects.iter().filter(|(o, _)| is_rerun_job(o)) {
+        let namespace = object.key.namespace.as_deref().unwrap_or_default();
+        let containers = object.manifest["spec"]["template"]["spec"]["containers"].as_array().into_iter().flatten();
+        for variable in containers.flat_map(|c| c["env"].as_array().into_iter().flatten()) {
+            let reference = &variable["valueFrom"]["secretKeyRef"];
+            if let (Some(name), Some(key)) = (reference["name"].as_str(), reference["key"].as_str()) {
+                let secret = secret_key(namespace, name);
+                if created.contains(&secret) && !read.iter().any(|(s, k)| *s == secret && k == key) {
+                    read.push((secret, key.to_owned()));
+                }
+            }
+        }
+    }
+    read
+}
+
+/// Renames every [`RERUN_ANNOTATION`] Job of `objects` after the values `value_of` gives for
+/// the Secrets it reads (a Secret's base64 value of a key; `None` when it has none yet).
+pub fn name_rerun_jobs(
+    objects: &mut [(Object, String)],
+    created: &[ObjectKey],
+    value_of: &dyn Fn(&ObjectKey, &str) -> Option<String>,
+) {
+    let read = read_by_rerun_jobs(objects, created);
+    for (object, _) in objects.iter_mut().filter(|(o, _)| is_rerun_job(o)) {
+        let namespace = object.key.namespace.clone().unwrap_or_default();
+        let mut hasher = Sha256::new();
+        hasher.update(object.key.name.as_bytes());
+        for (secret, key) in read.iter().filter(|(s, _)| s.namespace.as_deref() == Some(namespace.as_str())) {
+            hasher.update(format!("\n{}/{key}=", secret.name));
+            hasher.update(value_of(secret, key).unwrap_or_default());
+        }
+        let Some((stem, _)) = object.key.name.rsplit_once('-') else { continue };
+        let name = format!("{stem}-{}", hex::encode(&hasher.finalize()[..4]));
+        Arc::make_mut(&mut object.manifest)["metadata"]["name"] = Value::String(name.clone());
+        object.key.name = name;
+    }
+}
+
+fn is_rerun_job(object: &Object) -> bool {
+    object.key.kind == "Job" && object.manifest["metadata"]["annotations"][RERUN_ANNOTATION] == "true"
+}
+
+/// The name of a [`RERUN_ANNOTATION`] Job without its last `-` part, which apply sets.
+pub fn rerun_stem(object: &Object) -> Option<&str> {
+    is_rerun_job(object).then(|| object.key.name.rsplit_once('-').map(|(stem, _)| stem)).flatten()
+}
+
 fn secret_object(key: ObjectKey, data: Map<String, Value>, lab: &str) -> Object {
     let manifest = json!({
         "apiVersion": "v1",
@@ -316,6 +373,35 @@ mod tests {
 
     fn entry(name: &str, key: &str, origin: SecretOrigin) -> SecretToCreate {
         SecretToCreate { namespace: "n".into(), name: name.into(), key: key.into(), origin }
+    }
+
+    #[test]
+    fn a_rerun_job_is_named_after_the_created_secrets_it_reads_and_nothing_else() {
+        let job = |secret: &str| {
+            let manifest = json!({ "apiVersion": "batch/v1", "kind": "Job",
+                "metadata": { "name": "db-setup-00000000", "namespace": "n", "annotations": { RERUN_ANNOTATION: "true" } },
+                "spec": { "template": { "spec": { "containers": [{ "env": [
+                    { "name": "P", "valueFrom": { "secretKeyRef": { "name": secret, "key": "password" } } }] }] } } } });
+            let key = ObjectKey {
+                group: "batch".into(),
+                kind: "Job".into(),
+                namespace: Some("n".into()),
+                name: "db-setup-00000000".into(),
+            };
+            vec![(Object { key, template: String::new(), manifest: Arc::new(manifest) }, "batch/v1".to_owned())]
+        };
+        let created = [secret_key("n", "db")];
+        let named = |secret: &str, value: &str| {
+            let mut objects = job(secret);
+            name_rerun_jobs(&mut objects, &created, &|_, _| Some(value.to_owned()));
+            assert_eq!(objects[0].0.manifest["metadata"]["name"], objects[0].0.key.name.as_str());
+            objects[0].0.key.name.clone()
+        };
+        assert_eq!(named("db", "one"), named("db", "one"));
+        assert_ne!(named("db", "one"), named("db", "two"));
+        assert!(named("db", "one").starts_with("db-setup-") && named("db", "one").len() == "db-setup-00000000".len());
+        // A Secret apply does not create (a `secretRef`) does not take part.
+        assert_eq!(named("theirs", "one"), named("theirs", "two"));
     }
 
     #[test]

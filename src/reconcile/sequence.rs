@@ -1,6 +1,6 @@
 //! The apply sequence, the same for `seclab apply`, `seclab watch` and `seclab bootstrap`:
-//! a plan carried out, the lab's objects waited for, and the file's tenants and scan groups
-//! reconciled into the scan database.
+//! a plan carried out, the lab's objects waited for, the file's tenants and scan groups
+//! reconciled into the scan database, and the tenants' databases on an external server.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use crate::scan::store::{StoreError, SyncChange};
 use super::apply::{self, ApplyError, OnProblems, Outcome};
 use super::plan::{Plan, Step};
 use super::scan_database;
+use super::tenant_databases::{self, DatabaseError};
 use super::wait::{self, ObjectState, WaitError};
 
 /// What the sequence tells its caller as it goes.
@@ -41,6 +42,8 @@ pub struct Applied {
     pub ready_in: Option<Duration>,
     /// The rows the scan database sync changed, when the lab has a scan database.
     pub scan_database: Option<Vec<SyncChange>>,
+    /// What was done to the tenants' databases, when they are on an external server.
+    pub tenant_databases: Option<Vec<tenant_databases::Step>>,
 }
 
 /// Why the sequence stopped.
@@ -55,6 +58,9 @@ pub enum SequenceError {
     /// The cluster is applied, but the scan database is not.
     #[error("the cluster is applied, but the scan database is not: {0}")]
     ScanDatabase(#[from] StoreError),
+    /// The cluster is applied, but the tenants' databases are not.
+    #[error("the cluster is applied, but the tenants' databases are not: {0}")]
+    TenantDatabases(#[from] DatabaseError),
 }
 
 /// Carries out `plan`, waits (for at most `wait`, when given) until every object the lab
@@ -82,7 +88,13 @@ pub async fn apply_planned(
         None => None,
     };
     let scan_database = sync_scan_database(lab).await?;
-    Ok(Applied { outcome, applied_in, ready_in, scan_database })
+    // After the prunes: a tenant's database is dropped only once its app is gone.
+    let tenant_databases = if tenant_databases::is_external(lab) {
+        Some(tenant_databases::reconcile(cluster, lab, plan.allow_destructive).await?)
+    } else {
+        None
+    };
+    Ok(Applied { outcome, applied_in, ready_in, scan_database, tenant_databases })
 }
 
 /// Every object the plan keeps in the cluster, with its kind.

@@ -4,17 +4,19 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
 use crate::cluster::inventory::Inventory;
 use crate::cluster::readiness::Readiness;
 use crate::config::Lab;
-use crate::render::{COMPONENT, Rendered};
+use crate::render::{COMPONENT, ObjectKey, Rendered};
 
 use super::decide::Desired;
 use super::observe::{KindName, resolve_kinds_or_unserved};
-use super::plan::PlanError;
+use super::plan::{PlanError, failed};
+use super::secrets;
 use super::wait::{self, ObjectState, WaitError};
 
 /// The component of the Secrets apply creates.
@@ -58,6 +60,29 @@ pub enum StatusError {
     Readiness(#[from] WaitError),
 }
 
+/// Names the Jobs that follow the values of Secrets as apply named them, from the Secrets
+/// the cluster holds.
+async fn name_rerun_jobs(cluster: &Cluster, desired: &mut Desired) -> Result<(), PlanError> {
+    let read = secrets::read_by_rerun_jobs(&desired.objects, &desired.secret_keys);
+    if read.is_empty() {
+        return Ok(());
+    }
+    let kind = cluster.kind("v1", "Secret").await.map_err(failed("cannot resolve Secrets"))?;
+    let mut live: HashMap<ObjectKey, Option<Value>> = HashMap::new();
+    for (secret, _) in &read {
+        if !live.contains_key(secret) {
+            let found = cluster
+                .get(&kind, secret.namespace.as_deref(), &secret.name)
+                .await
+                .map_err(failed(format!("cannot read {secret}")))?;
+            live.insert(secret.clone(), found);
+        }
+    }
+    let value_of = |secret: &ObjectKey, key: &str| live.get(secret)?.as_ref()?["data"][key].as_str().map(str::to_owned);
+    secrets::name_rerun_jobs(&mut desired.objects, &desired.secret_keys, &value_of);
+    Ok(())
+}
+
 /// Reads the readiness of every object `rendered` holds. Objects of a kind that a CRD of
 /// the lab defines and the cluster does not serve yet are missing, not an error.
 pub async fn status(
@@ -67,7 +92,8 @@ pub async fn status(
     cancel: &CancellationToken,
 ) -> Result<LabStatus, StatusError> {
     let inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
-    let desired = Desired::new(rendered, lab.name(), &inventory.id());
+    let mut desired = Desired::new(rendered, lab.name(), &inventory.id());
+    name_rerun_jobs(cluster, &mut desired).await?;
     // The inventory is not read: status shows the file's objects, not what was pruned.
     let (kinds, not_served_yet, unserved) = resolve_kinds_or_unserved(cluster, &desired, &inventory).await?;
     let unserved: HashSet<KindName> = unserved.into_iter().map(|(kind, _)| kind).collect();

@@ -6,10 +6,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::config::Lab;
 use crate::config::SecretSource;
-use crate::config::model::{LabFile, SearchEngine, Tenant};
+use crate::config::model::{DatabaseEngine, DatabaseMode, LabFile, ResolvedDatabase, SearchEngine, Tenant};
 
 /// A Kubernetes Secret that apply must create, because its value is not in any existing Secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -139,6 +140,8 @@ struct TenantDefaults {
     registry_host: String,
     domain: String,
     scan_volume: String,
+    /// The `tenantDatabase` server's host, when there is one: tenants' databases are managed.
+    database_server: Option<Option<String>>,
 }
 
 /// Builds the template context of `lab`, reusing the values of the tenants `kept` holds
@@ -153,6 +156,7 @@ pub(crate) fn build(lab: &Lab, kept: &KeptTenants, keep: bool) -> (Context, Kept
         registry_host: spec.registry_host(),
         domain: spec.cluster.domain.clone(),
         scan_volume: spec.scan_database.scan_volume.clone(),
+        database_server: spec.tenant_database.as_ref().map(|_| spec.tenant_database_host()),
     };
     let same_defaults = kept.defaults.as_ref() == Some(&defaults);
     let mut next = KeptTenants::default();
@@ -163,7 +167,8 @@ pub(crate) fn build(lab: &Lab, kept: &KeptTenants, keep: bool) -> (Context, Kept
             Some(kept) => (kept.values.clone(), kept.secrets.clone()),
             None => {
                 let mut secrets = Vec::new();
-                let values = tenant(&defaults, config, &mut secrets);
+                let database = spec.tenant_database_of(config);
+                let values = tenant(&defaults, config, &database, &mut secrets);
                 (minijinja::Value::from(minijinja::value::Serde(&values)), secrets)
             }
         };
@@ -240,7 +245,61 @@ impl<'a> Builder<'a> {
         context["elasticsearch"] = elasticsearch;
         context["cortex"] = cortex;
         context["rbac"] = rbac;
+        context["tenantDatabase"] = self.tenant_database();
         context
+    }
+
+    /// The in-cluster MySQL server of the tenants, and the Job that creates their databases
+    /// and users (named after a hash of what it does, so that it runs again only on a change).
+    fn tenant_database(&mut self) -> Value {
+        let spec = self.spec;
+        let Some(server) = spec.tenant_database.as_ref().filter(|s| s.mode == DatabaseMode::InCluster) else {
+            return json!({ "enabled": false });
+        };
+        let namespace = self.ns(&server.namespace);
+        let lab = &spec.metadata.name;
+        let root =
+            self.handle(server.root_password.as_ref(), namespace, format!("{lab}-{}-root", server.name), "password");
+        let (engine, tag, client, admin) = match server.engine {
+            DatabaseEngine::Mysql => ("mysql", "8.0", "mysql", "mysqladmin"),
+            DatabaseEngine::Mariadb => ("mariadb", "11.4", "mariadb", "mariadb-admin"),
+        };
+        let image =
+            server.image.clone().unwrap_or_else(|| format!("{engine}:{}", server.version.as_deref().unwrap_or(tag)));
+        let tenants: Vec<Value> = spec
+            .tenants
+            .iter()
+            .map(|tenant| {
+                let database = spec.tenant_database_of(tenant);
+                let tenant_namespace = self.ns(&tenant.namespace);
+                let password = self.handle(
+                    tenant.database.password.as_ref(),
+                    tenant_namespace,
+                    tenant_password_secret(lab, &tenant.name),
+                    "password",
+                );
+                json!({ "tenant": tenant.name, "namespace": tenant_namespace, "database": database.name, "user": database.user, "password": password })
+            })
+            .collect();
+        let mut value = json!({
+            "enabled": true,
+            "name": server.name,
+            "namespace": namespace,
+            "engine": engine,
+            "image": image,
+            "client": client,
+            "admin": admin,
+            "port": server.port,
+            "host": spec.tenant_database_host(),
+            "rootPassword": root,
+            "volume": server.volume,
+            "storageClass": server.storage_class,
+            "size": server.size,
+            "tenants": tenants,
+        });
+        let hash = hex::encode(&Sha256::digest(value.to_string().as_bytes())[..4]);
+        value["setupJob"] = Value::String(format!("{}-setup-{hash}", server.name));
+        value
     }
 
     /// Every namespace the lab's objects live in.
@@ -255,6 +314,9 @@ impl<'a> Builder<'a> {
         }
         if spec.cortex.enabled {
             set.insert(self.ns(&spec.cortex.namespace));
+        }
+        if let Some(server) = spec.tenant_database.as_ref().filter(|s| s.mode == DatabaseMode::InCluster) {
+            set.insert(self.ns(&server.namespace));
         }
         set.extend(spec.storage.volumes.iter().map(|v| self.ns(&v.namespace)));
         set.extend(spec.rbac.service_accounts.iter().map(|a| self.ns(&a.namespace)));
@@ -470,11 +532,17 @@ impl<'a> Builder<'a> {
 }
 
 /// One tenant's values: its section of the file with defaults and derived names filled in.
-fn tenant(defaults: &TenantDefaults, tenant: &Tenant, secrets: &mut Vec<SecretToCreate>) -> Value {
+fn tenant(
+    defaults: &TenantDefaults,
+    tenant: &Tenant,
+    database: &ResolvedDatabase,
+    secrets: &mut Vec<SecretToCreate>,
+) -> Value {
     let namespace = tenant.namespace.as_deref().unwrap_or(&defaults.namespace);
-    let password = tenant.database.password.as_ref().map(|source| {
-        handle(secrets, Some(source), namespace, format!("{}-{}-db", defaults.lab, tenant.name), "password")
-    });
+    // With a `tenantDatabase` server, seclab creates the user, so it always has a password.
+    let source = tenant.database.password.as_ref();
+    let password = (source.is_some() || defaults.database_server.is_some())
+        .then(|| handle(secrets, source, namespace, tenant_password_secret(&defaults.lab, &tenant.name), "password"));
     let scans: Vec<Value> = tenant
         .scans
         .iter()
@@ -510,9 +578,9 @@ fn tenant(defaults: &TenantDefaults, tenant: &Tenant, secrets: &mut Vec<SecretTo
         "replicas": tenant.replicas,
         "claims": tenant.volumes.iter().map(|m| m.volume.as_str()).collect::<BTreeSet<_>>(),
         "database": {
-            "name": tenant.database.name.clone().unwrap_or_else(|| format!("netdelta-{}", tenant.name)),
-            "host": tenant.database.host,
-            "user": tenant.database.user,
+            "name": database.name,
+            "host": database.host,
+            "user": database.user,
             "password": password,
         },
     });
@@ -520,6 +588,11 @@ fn tenant(defaults: &TenantDefaults, tenant: &Tenant, secrets: &mut Vec<SecretTo
     value["env"] = Value::Array(env);
     value["scans"] = Value::Array(scans);
     value
+}
+
+/// The Secret holding a tenant's database password, when seclab creates it.
+pub fn tenant_password_secret(lab: &str, tenant: &str) -> String {
+    format!("{lab}-{tenant}-db")
 }
 
 /// The major version of `version` (`1` of `1.3.20`); 0 when it has none.

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod certs;
 pub mod cluster;
 pub mod lab;
+pub mod mariadb;
 pub mod nmap;
 pub mod outage;
 pub mod postgres;

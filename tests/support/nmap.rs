@@ -19,8 +19,15 @@ impl Service {
     /// Listens on `address:port` (loopback only) and sends `banner` to each client.
     pub fn start(address: Ipv4Addr, port: u16, banner: &'static str) -> Self {
         assert!(address.is_loopback(), "tests only listen on and scan loopback addresses");
-        let listener =
-            TcpListener::bind((address, port)).unwrap_or_else(|e| panic!("cannot listen on {address}:{port}: {e}"));
+        // A port a previous service of the same test just closed may take a moment to free.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let listener = loop {
+            match TcpListener::bind((address, port)) {
+                Ok(listener) => break listener,
+                Err(e) if std::time::Instant::now() > deadline => panic!("cannot listen on {address}:{port}: {e}"),
+                Err(_) => thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        };
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();

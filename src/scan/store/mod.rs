@@ -105,7 +105,8 @@ pub fn redact_url(url: &str) -> String {
             if parsed.password().is_some() {
                 let _ = parsed.set_password(Some("<redacted>"));
             }
-            parsed.to_string()
+            // The URL form encodes the marker; it reads better as written.
+            parsed.to_string().replacen("%3Credacted%3E", "<redacted>", 1)
         }
         Err(_) => "<the configured URL>".to_owned(),
     }
