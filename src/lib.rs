@@ -6,6 +6,7 @@
 //! fresh node (its files, the operators the lab needs) before the first apply.
 
 pub mod bootstrap;
+pub mod causes;
 pub mod certs;
 pub mod cluster;
 pub mod config;

@@ -271,8 +271,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
+    // kube's client logs each failed request at ERROR; seclab reports the error itself,
+    // with its causes, so that line is shown only with -v.
     let level = match cli.verbose {
-        0 => "warn,seclab::alert=info,seclab::watch=info",
+        0 => "warn,kube_client::client::builder=off,seclab::alert=info,seclab::watch=info",
         1 => "info",
         _ => "debug",
     };
@@ -336,9 +338,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         }
         Command::Schema => print(&serde_json::to_string_pretty(&config::json_schema()).map_err(Failure::error)?),
         Command::Completions { shell } => {
-            let mut command = Cli::command();
-            clap_complete::generate(*shell, &mut command, "seclab", &mut std::io::stdout());
-            Ok(())
+            // Written whole first: clap_complete panics when stdout is closed under it.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "seclab", &mut script);
+            print(&String::from_utf8_lossy(&script))
         }
     }
 }

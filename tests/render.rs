@@ -351,6 +351,20 @@ fn a_pipe_closed_early_ends_seclab_quietly() {
 }
 
 #[test]
+fn completions_written_to_a_closed_pipe_end_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("seclab"))
+        .args(["completions", "bash"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
 fn a_usage_error_with_json_output_prints_one_json_document() {
     let dir = lab_dir("apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: lab\n");
     let (code, stdout, stderr) = run(dir.path(), &["--output", "json", "plan", "--bogus"]);
@@ -364,4 +378,39 @@ fn a_usage_error_with_json_output_prints_one_json_document() {
     let (code, stdout, _) = run(dir.path(), &["-o", "json", "scan"]);
     assert_eq!(code, 2);
     assert!(serde_json::from_str::<serde_json::Value>(&stdout).is_ok(), "a missing subcommand: {stdout}");
+}
+
+#[test]
+fn an_error_keeps_its_causes_in_text_and_in_one_json_document() {
+    let dir = lab_dir("apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: lab\n");
+    // A kubeconfig naming a loopback port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let kubeconfig = dir.path().join("dead.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: dead\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: not-a-secret\ncontexts:\n- name: dead\n  context: {{cluster: dead, user: u}}\ncurrent-context: dead\n"
+        ),
+    )
+    .unwrap();
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let (code, stdout, stderr) = run(dir.path(), &["--kubeconfig", kubeconfig, "plan"]);
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines[0].starts_with("error: ") && lines[0].contains("cannot reach the API server"), "{stderr}");
+    assert!(lines.iter().any(|l| l.starts_with("  caused by: ") && l.contains("Connection refused")), "{stderr}");
+    assert_eq!(
+        lines.len(),
+        stderr.lines().filter(|l| l.starts_with("error: ") || l.starts_with("  caused by: ")).count(),
+        "only the error and its causes: {stderr}"
+    );
+
+    let (code, stdout, _) = run(dir.path(), &["--kubeconfig", kubeconfig, "--output", "json", "plan"]);
+    assert_eq!(code, 1);
+    let document: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document on stdout");
+    let causes = document["causes"].as_array().unwrap();
+    assert!(causes.iter().any(|c| c.as_str().unwrap().contains("Connection refused")), "{document}");
+
+    let (_, _, stderr) = run(dir.path(), &["--kubeconfig", "no-such.kubeconfig", "plan"]);
+    assert!(stderr.starts_with("error: cannot read the kubeconfig no-such.kubeconfig\n  caused by: "), "{stderr}");
 }

@@ -33,23 +33,23 @@ pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
     let lab = load(cli)?;
     let rendered = render_lab(cli, &lab)?;
     let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
-    let files = node::plan(&rendered.node_files, &root).map_err(Failure::error)?;
+    let files = node::plan(&rendered.node_files, &root).map_err(Failure::of)?;
     let dnsmasq = rendered.node_files.iter().find(|f| f.name == "dnsmasq.conf").map(|f| router_lines(&f.content));
     let text = cli.output == Output::Text;
     runtime()?.block_on(async {
         let mut manifests = Vec::new();
         for operator in &lab.spec().operators {
-            manifests.push(operators::load(&lab, operator).await.map_err(Failure::error)?);
+            manifests.push(operators::load(&lab, operator).await.map_err(Failure::of)?);
         }
         if !args.dry_run {
-            node::check_writable(&files).map_err(Failure::error)?;
+            node::check_writable(&files).map_err(Failure::of)?;
         }
         let cluster = connect(cli, &lab).await?;
         let never = CancellationToken::new();
         let options = options(&args.apply);
         let mut operator_plans = Vec::new();
         for manifest in &manifests {
-            let plan = operators::plan(&cluster, &lab, manifest, options, &never).await.map_err(Failure::error)?;
+            let plan = operators::plan(&cluster, &lab, manifest, options, &never).await.map_err(Failure::of)?;
             operator_plans.push(plan);
         }
         let lab_plan = plan_lab(&cluster, &lab, rendered.clone(), &manifests, options, &never).await?;
@@ -81,7 +81,7 @@ pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
         }
 
         for file in files.iter().filter(|f| f.changes()) {
-            node::write(file).map_err(Failure::error)?;
+            node::write(file).map_err(Failure::of)?;
             if text {
                 let backup = file.backup().map(|b| format!(" (as it was: {})", b.display())).unwrap_or_default();
                 say!("wrote {}{backup}", file.path.display());
@@ -93,7 +93,7 @@ pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
         }
         // The operators' kinds are served now: plan the lab again against them.
         let lab_plan = if operator_plans.iter().any(|p| p.changes().next().is_some()) {
-            plan::plan(&cluster, &lab, rendered, options, &never).await.map_err(Failure::error)?
+            plan::plan(&cluster, &lab, rendered, options, &never).await.map_err(Failure::of)?
         } else {
             lab_plan
         };
@@ -141,7 +141,7 @@ async fn plan_lab(
     let inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
     let mut desired = Desired::new(rendered, lab.name(), &inventory.id());
     desired.upcoming_crds = manifests.iter().flat_map(OperatorManifest::crds).collect();
-    plan::plan_desired(cluster, desired, inventory, &base_dir(lab), options, cancel).await.map_err(Failure::error)
+    plan::plan_desired(cluster, desired, inventory, &base_dir(lab), options, cancel).await.map_err(Failure::of)
 }
 
 /// What bootstrap will do, before it does anything.
@@ -269,7 +269,7 @@ async fn apply_lab(
         Err(SequenceError::Wait(error)) => Err(Failure::error(format!(
             "{error}\nThe lab is applied; run `seclab status` to follow it, or `seclab bootstrap` again."
         ))),
-        Err(other) => Err(Failure::error(other)),
+        Err(other) => Err(Failure::of(other)),
     }
 }
 

@@ -16,7 +16,7 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
     let rendered = render_lab(cli, &lab)?;
     runtime()?.block_on(async {
         let cluster = connect(cli, &lab).await?;
-        let found = certificates::status(&cluster, &rendered.secrets).await.map_err(Failure::error)?;
+        let found = certificates::status(&cluster, &rendered.secrets).await.map_err(Failure::of)?;
         if cli.output == Output::Json {
             return print(&json!({ "lab": lab.name(), "certificates": found }).to_string());
         }

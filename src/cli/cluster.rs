@@ -20,12 +20,12 @@ use super::{Failure, exit, load, print, render_lab, say};
 use crate::{ApplyArgs, Cli, Output};
 
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::error)
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::of)
 }
 
 pub(super) async fn connect(cli: &Cli, lab: &Lab) -> Result<Cluster, Failure> {
     let context = cli.context.as_deref().or(lab.spec().cluster.context.as_deref());
-    Cluster::connect(cli.kubeconfig.as_deref(), context).await.map_err(Failure::error)
+    Cluster::connect(cli.kubeconfig.as_deref(), context).await.map_err(Failure::of)
 }
 
 pub(super) fn options(args: &ApplyArgs) -> Options {
@@ -48,7 +48,7 @@ pub fn plan(cli: &Cli, args: &ApplyArgs, detailed_exitcode: bool) -> Result<(), 
         let plan =
             plan::plan(&cluster, &lab, rendered, options(args), &never).await.map_err(|e| plan_failure(&lab, e))?;
         let databases = if tenant_databases::is_external(&lab) {
-            tenant_databases::plan(&cluster, &lab, args.allow_destructive).await.map_err(Failure::error)?
+            tenant_databases::plan(&cluster, &lab, args.allow_destructive).await.map_err(Failure::of)?
         } else {
             Vec::new()
         };
@@ -79,7 +79,7 @@ pub fn plan(cli: &Cli, args: &ApplyArgs, detailed_exitcode: bool) -> Result<(), 
 /// operators most likely needs `bootstrap` first.
 fn plan_failure(lab: &Lab, error: PlanError) -> Failure {
     let unserved = matches!(&error, PlanError::Cluster { source: ClusterError::UnknownKind { .. }, .. });
-    let mut failure = Failure::error(&error);
+    let mut failure = Failure::of(error);
     if unserved && !lab.spec().operators.is_empty() {
         failure.text.push_str("\nThe file names operators: run `seclab bootstrap` to install them first.");
     }
@@ -216,9 +216,11 @@ pub fn apply_rendered(
             Ok(applied) => applied,
             Err(SequenceError::Apply(error)) => return Err(apply_failure(&plan, error)),
             Err(SequenceError::Wait(error)) => {
-                return Err(Failure::error(format!("{error}\nThe lab is applied; run `seclab status` to follow it.")));
+                let mut failure = Failure::of(error);
+                failure.text.push_str("\nThe lab is applied; run `seclab status` to follow it.");
+                return Err(failure);
             }
-            Err(other) => return Err(Failure::error(other)),
+            Err(other) => return Err(Failure::of(other)),
         };
         if let Some(waited) = applied.ready_in.filter(|_| text) {
             let objects = sequence::kept_objects(&plan).len();
@@ -261,7 +263,7 @@ pub(super) fn ask(question: &str, accepted: &[&str]) -> Result<(), Failure> {
     eprint!("{question}");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).map_err(Failure::error)?;
+    std::io::stdin().read_line(&mut answer).map_err(Failure::of)?;
     if accepted.contains(&answer.trim()) { Ok(()) } else { Err(Failure::error("not confirmed; nothing was changed")) }
 }
 
@@ -336,13 +338,13 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
         let secrets = rendered.secrets.clone();
         let status = lab_status::status(&cluster, &lab, rendered, &CancellationToken::new())
             .await
-            .map_err(Failure::error)?;
-        let certificates = certificates::status(&cluster, &secrets).await.map_err(Failure::error)?;
+            .map_err(Failure::of)?;
+        let certificates = certificates::status(&cluster, &secrets).await.map_err(Failure::of)?;
         let due: Vec<_> = certificates.iter().filter(|c| c.is_due()).collect();
         let databases = match lab.spec().tenant_database.as_ref() {
             None => None,
             Some(_) if tenant_databases::is_external(&lab) => {
-                Some(tenant_databases::status(&cluster, &lab).await.map_err(Failure::error)?)
+                Some(tenant_databases::status(&cluster, &lab).await.map_err(Failure::of)?)
             }
             Some(_) => Some(tenant_databases::in_cluster_presence(&lab, &status)),
         };
@@ -406,7 +408,7 @@ pub fn destroy(cli: &Cli, yes: bool, allow_destructive: bool) -> Result<(), Fail
     runtime()?.block_on(async {
         let cluster = connect(cli, &lab).await?;
         let never = CancellationToken::new();
-        let plan = destroy::plan(&cluster, &lab, allow_destructive, &never).await.map_err(Failure::error)?;
+        let plan = destroy::plan(&cluster, &lab, allow_destructive, &never).await.map_err(Failure::of)?;
         let doomed = plan.count(Action::Prune);
         if !yes && doomed > 0 {
             if !std::io::stdin().is_terminal() {
@@ -430,7 +432,10 @@ pub fn destroy(cli: &Cli, yes: bool, allow_destructive: bool) -> Result<(), Fail
         let kept: Vec<&str> = plan.steps.iter().filter(|s| s.action() == Action::Keep).map(|s| s.object.as_str()).collect();
         let databases = if tenant_databases::is_external(&lab) {
             let steps = tenant_databases::remove_all(&cluster, &lab, allow_destructive).await.map_err(|e| {
-                Failure::error(format!("the lab's objects are deleted, but its tenant databases are not: {e}"))
+                Failure::error(format!(
+                    "the lab's objects are deleted, but its tenant databases are not: {}",
+                    seclab::causes::one_line(&e)
+                ))
             })?;
             Some(steps)
         } else {

@@ -81,7 +81,7 @@ pub fn render(cli: &Cli, out: Option<&Path>, rbac_for_seclab: bool) -> Result<()
         };
     }
     if let Some(dir) = out {
-        let written = rendered.write_to_dir(dir).map_err(Failure::error)?;
+        let written = rendered.write_to_dir(dir).map_err(Failure::of)?;
         return match cli.output {
             Output::Json => print(&json!({ "directory": dir.display().to_string(), "files": written }).to_string()),
             Output::Text => print(&format!(
@@ -96,7 +96,7 @@ pub fn render(cli: &Cli, out: Option<&Path>, rbac_for_seclab: bool) -> Result<()
         Output::Json => {
             let objects: Vec<&serde_json::Value> = rendered.objects.iter().map(|o| o.manifest.as_ref()).collect();
             let document = json!({ "objects": objects, "nodeFiles": rendered.node_files, "secrets": rendered.secrets });
-            print(&serde_json::to_string_pretty(&document).map_err(Failure::error)?)
+            print(&serde_json::to_string_pretty(&document).map_err(Failure::of)?)
         }
         Output::Text => print(&render_text(&rendered)),
     }

@@ -35,10 +35,23 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// A failure with exit code 1.
+    /// A failure with exit code 1, from a message.
     pub fn error(error: impl std::fmt::Display) -> Self {
         let text = format!("error: {error}");
         Self { code: exit::ERROR, json: json!({ "error": error.to_string() }), text }
+    }
+
+    /// A failure with exit code 1, from an error and what caused it: one `caused by:` line
+    /// per cause in text, a `causes` list in JSON.
+    pub fn of(error: impl std::error::Error + 'static) -> Self {
+        let mut lines = seclab::causes::chain(&error);
+        let top = lines.remove(0);
+        let mut text = format!("error: {top}");
+        for cause in &lines {
+            text.push_str(&format!("\n  caused by: {cause}"));
+        }
+        let json = if lines.is_empty() { json!({ "error": top }) } else { json!({ "error": top, "causes": lines }) };
+        Self { code: exit::ERROR, text, json }
     }
 
     /// A desired-state file with problems: exit code 2.
@@ -86,7 +99,7 @@ pub fn load(cli: &Cli) -> Result<Lab, Failure> {
             cli.file.display()
         )),
         too_large @ LoadError::TooLarge { .. } => Failure { code: exit::INVALID_INPUT, ..Failure::error(too_large) },
-        other => Failure::error(other),
+        other => Failure::of(other),
     })
 }
 
@@ -96,5 +109,5 @@ fn templates(cli: &Cli) -> Templates {
 
 /// Renders the lab.
 pub fn render_lab(cli: &Cli, lab: &Lab) -> Result<Rendered, Failure> {
-    render::render(lab, &templates(cli)).map_err(Failure::error)
+    render::render(lab, &templates(cli)).map_err(Failure::of)
 }

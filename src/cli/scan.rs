@@ -18,7 +18,7 @@ use crate::{Cli, DeliveryArgs, MatchBy, Output, ScanCommand};
 
 impl From<StoreError> for Failure {
     fn from(error: StoreError) -> Self {
-        Failure::error(error)
+        Failure::of(error)
     }
 }
 
@@ -56,7 +56,7 @@ pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
         }
     }
     let lab = load(cli)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::error)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::of)?;
     runtime.block_on(async {
         let store = scan_database::open(&lab).await?;
         let result = match command {
@@ -80,7 +80,7 @@ pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
                     )));
                 };
                 let dir = scan_database::scan_directory(&lab).join(tenant).join(name);
-                let path = nmap::run_nmap(nmap, &spec.nmap_arguments(), &dir).await.map_err(Failure::error)?;
+                let path = nmap::run_nmap(nmap, &spec.nmap_arguments(), &dir).await.map_err(Failure::of)?;
                 let file = ScanFile { tenant: tenant.to_owned(), group: name.to_owned(), path };
                 ingest(cli, &lab, &store, vec![file], delivery).await
             }
@@ -407,7 +407,7 @@ async fn diff_stored(
 fn print_diff(cli: &Cli, diffs: &[diff::HostDiff], mut document: serde_json::Value) -> Result<(), Failure> {
     match cli.output {
         Output::Json => {
-            document["hosts"] = serde_json::to_value(diffs).map_err(Failure::error)?;
+            document["hosts"] = serde_json::to_value(diffs).map_err(Failure::of)?;
             print(&document.to_string())?;
         }
         Output::Text => print(&report::diff_text(diffs))?,

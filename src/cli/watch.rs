@@ -14,7 +14,7 @@ use crate::Cli;
 pub fn watch(cli: &Cli, listen: Option<SocketAddr>) -> Result<(), Failure> {
     let lab = load(cli)?;
     let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(Failure::error)?;
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(Failure::of)?;
     let settings = Settings {
         file: cli.file.clone(),
         templates: cli.templates.clone(),
@@ -31,7 +31,7 @@ pub fn watch(cli: &Cli, listen: Option<SocketAddr>) -> Result<(), Failure> {
         };
         watch::run(settings, stop, started).await.map_err(|error| match error {
             WatchError::Load(LoadError::Invalid(file)) => Failure::invalid(&file),
-            other => Failure::error(other),
+            other => Failure::of(other),
         })
     })
 }

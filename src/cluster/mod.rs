@@ -66,12 +66,20 @@ impl Kind {
     }
 }
 
+/// The error a library reported, kept whole for its chain of causes.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a request to the cluster failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// No kubeconfig, or one that cannot be used.
-    #[error("cannot use the kubeconfig: {0}")]
-    Config(String),
+    #[error("{context}")]
+    Config {
+        /// What seclab tried (`cannot read the kubeconfig <path>`).
+        context: String,
+        /// Why it failed.
+        source: Cause,
+    },
     /// The API server answered with an error.
     #[error("{message}")]
     Api {
@@ -96,8 +104,8 @@ pub enum ClusterError {
     #[error("{0}")]
     Timeout(String),
     /// The request did not reach the server or its answer could not be read.
-    #[error("cannot reach the API server: {0}")]
-    Transport(String),
+    #[error("cannot reach the API server")]
+    Transport(#[source] Cause),
     /// An answer seclab cannot read, or a request it cannot build.
     #[error("{0}")]
     Client(String),
@@ -153,7 +161,7 @@ impl ClusterError {
                     .collect();
                 Self::Api { code: status.code, reason: status.reason, message: status.message, conflicts }
             }
-            other => Self::Transport(other.to_string()),
+            other => Self::Transport(Box::new(other)),
         }
     }
 }
@@ -179,19 +187,23 @@ impl Cluster {
         observer: Option<requests::RequestObserver>,
     ) -> Result<Self, ClusterError> {
         let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
+        let unusable = |source: Cause| ClusterError::Config { context: "cannot use the kubeconfig".into(), source };
         let mut config = match kubeconfig {
             Some(path) => {
-                let file = kube::config::Kubeconfig::read_from(path)
-                    .map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))?;
-                kube::Config::from_custom_kubeconfig(file, &options).await.map_err(|e| e.to_string())
+                let file = kube::config::Kubeconfig::read_from(path).map_err(|e| ClusterError::Config {
+                    context: format!("cannot read the kubeconfig {}", path.display()),
+                    source: Box::new(e),
+                })?;
+                kube::Config::from_custom_kubeconfig(file, &options).await.map_err(|e| unusable(Box::new(e)))
             }
-            None if context.is_some() => kube::Config::from_kubeconfig(&options).await.map_err(|e| e.to_string()),
-            None => kube::Config::infer().await.map_err(|e| e.to_string()),
-        }
-        .map_err(ClusterError::Config)?;
+            None if context.is_some() => {
+                kube::Config::from_kubeconfig(&options).await.map_err(|e| unusable(Box::new(e)))
+            }
+            None => kube::Config::infer().await.map_err(|e| unusable(Box::new(e))),
+        }?;
         // Names seclab in the API server's audit log.
         config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)));
-        let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
+        let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| unusable(Box::new(e)))?;
         let client = match observer {
             Some(observer) => builder.with_layer(&requests::CountRequests(observer)).build(),
             None => builder.build(),
@@ -339,7 +351,7 @@ impl Cluster {
         let gone = |object: Option<&DynamicObject>| object.is_none();
         match tokio::time::timeout(timeout, await_condition(api, &key.name, gone)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(ClusterError::Transport(error.to_string())),
+            Ok(Err(error)) => Err(ClusterError::Transport(Box::new(error))),
             Err(_) => Err(ClusterError::Timeout(format!(
                 "it was still being deleted after {}s (a finalizer may hold it); apply again once it is gone",
                 timeout.as_secs()
@@ -355,7 +367,7 @@ impl Cluster {
         self.forget_kinds();
         match result {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(ClusterError::Transport(error.to_string())),
+            Ok(Err(error)) => Err(ClusterError::Transport(Box::new(error))),
             Err(_) => Err(ClusterError::Timeout(format!(
                 "CustomResourceDefinition {name} was not established after {}s",
                 timeout.as_secs()

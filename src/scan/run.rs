@@ -4,11 +4,48 @@ use std::path::{Path, PathBuf};
 
 use tokio::process::Command;
 
+/// Why a scan could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The scan directory could not be made.
+    #[error("cannot create {}", dir.display())]
+    Directory {
+        /// The directory.
+        dir: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// nmap could not be started.
+    #[error("cannot run {}; install nmap (Debian: apt-get install nmap)", nmap.display())]
+    Start {
+        /// The program.
+        nmap: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// nmap ran and failed.
+    #[error("nmap failed ({status}): {stderr}")]
+    Failed {
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// What it said.
+        stderr: String,
+    },
+    /// The finished scan could not be renamed into place.
+    #[error("cannot move the scan into place as {}", path.display())]
+    Rename {
+        /// Where it was going.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+}
+
 /// Runs `nmap -oX` with `arguments` and leaves the finished scan as
 /// `<dir>/<start>.xml`: nmap writes a hidden partial file that is renamed only when nmap
 /// exits successfully, so no reader ever sees half a scan.
-pub async fn run_nmap(nmap: &Path, arguments: &[String], dir: &Path) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+pub async fn run_nmap(nmap: &Path, arguments: &[String], dir: &Path) -> Result<PathBuf, RunError> {
+    std::fs::create_dir_all(dir).map_err(|source| RunError::Directory { dir: dir.to_owned(), source })?;
     let start = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
     let partial = dir.join(format!(".{start}.xml.partial"));
     // Never replace an earlier scan started in the same second.
@@ -22,12 +59,12 @@ pub async fn run_nmap(nmap: &Path, arguments: &[String], dir: &Path) -> Result<P
         .args(arguments)
         .output()
         .await
-        .map_err(|e| format!("cannot run {}: {e}; install nmap (Debian: apt-get install nmap)", nmap.display()))?;
+        .map_err(|source| RunError::Start { nmap: nmap.to_owned(), source })?;
     if !output.status.success() {
         let _ = std::fs::remove_file(&partial);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(format!("nmap failed ({}): {}", output.status, stderr.trim()));
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        return Err(RunError::Failed { status: output.status, stderr });
     }
-    std::fs::rename(&partial, &finished).map_err(|e| format!("cannot move the scan into place: {e}"))?;
+    std::fs::rename(&partial, &finished).map_err(|source| RunError::Rename { path: finished.clone(), source })?;
     Ok(finished)
 }

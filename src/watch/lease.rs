@@ -93,8 +93,8 @@ impl Election {
         drop(leader);
         match tokio::time::timeout(Duration::from_secs(5), task).await {
             Ok(Ok(Ok(_))) => {}
-            Ok(Ok(Err(error))) => tracing::warn!("cannot release the Lease: {error}"),
-            Ok(Err(error)) => tracing::warn!("cannot release the Lease: {error}"),
+            Ok(Ok(Err(error))) => tracing::warn!("cannot release the Lease: {}", crate::causes::one_line(&error)),
+            Ok(Err(error)) => tracing::warn!("cannot release the Lease: {}", crate::causes::one_line(&error)),
             Err(_) => tracing::warn!("the Lease was not released within 5s; it expires by itself"),
         }
     }

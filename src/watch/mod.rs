@@ -182,7 +182,11 @@ pub async fn run(
                 }
                 Err(error) => {
                     let delay = backoff.next();
-                    tracing::warn!("reconcile failed, retrying in {:.1}s: {error}", delay.as_secs_f64());
+                    tracing::warn!(
+                        "reconcile failed, retrying in {:.1}s: {}",
+                        delay.as_secs_f64(),
+                        crate::causes::one_line(&error)
+                    );
                     retry_at = tokio::time::Instant::now() + delay;
                 }
             }

@@ -89,7 +89,7 @@ impl PassError {
             Self::Sequence(SequenceError::Apply(ApplyError::Inventory { source, .. })) => source,
             _ => return None,
         };
-        matches!(cluster, ClusterError::Transport(_)).then(|| cluster.to_string())
+        matches!(cluster, ClusterError::Transport(_)).then(|| crate::causes::one_line(cluster))
     }
 }
 
@@ -585,7 +585,7 @@ impl Reconciler {
             Ok(IngestOutcome::Rejected { reason, .. }) => {
                 tracing::warn!("scan {name}: rejected ({reason}); recorded as a failed scan")
             }
-            Err(error) => tracing::warn!("scan {name}: not ingested: {error}"),
+            Err(error) => tracing::warn!("scan {name}: not ingested: {}", crate::causes::one_line(&error)),
         }
     }
 
@@ -602,7 +602,7 @@ impl Reconciler {
                 view.groups = groups;
                 view.deltas = deltas;
             }),
-            Err(error) => tracing::warn!("cannot read the scan database: {error}"),
+            Err(error) => tracing::warn!("cannot read the scan database: {}", crate::causes::one_line(&error)),
         }
     }
 }

@@ -97,7 +97,7 @@ pub async fn deliverer(
                     shared.metrics.alerts.get_or_create(&labels).inc_by(*count);
                 }
             }
-            Err(error) => tracing::warn!("cannot deliver alerts: {error}"),
+            Err(error) => tracing::warn!("cannot deliver alerts: {}", crate::causes::one_line(&error)),
         }
         tokio::select! {
             () = stop.cancelled() => return,
