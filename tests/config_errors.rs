@@ -223,3 +223,28 @@ fn a_yaml_alias_bomb_is_rejected_quickly_with_bounded_memory() {
     // Generous: expanding the bomb would take minutes and gigabytes.
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// A template override that never finishes, or renders a gigabyte: stopped with the
+/// template's name, nothing changed, memory bounded.
+#[test]
+fn a_template_that_loops_or_renders_a_gigabyte_is_stopped_with_its_name() {
+    let dir = lab_dir(HEADER);
+    let templates = dir.path().join("templates/extra");
+    std::fs::create_dir_all(&templates).unwrap();
+    let (_, _, _, baseline) = support::run_measured(dir.path(), &["--version"]);
+
+    let loops = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\n";
+    std::fs::write(templates.join("loop.yaml"), loops).unwrap();
+    let (code, stdout, stderr, kib) = support::run_measured(dir.path(), &["render", "--templates", "templates"]);
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    assert!(stderr.contains("templates/extra/loop.yaml:1: stopped after 20 million steps"), "{stderr}");
+    assert!(kib < baseline + 64 * 1024, "peak RSS {kib} KiB ({baseline} KiB doing nothing)");
+    std::fs::remove_file(templates.join("loop.yaml")).unwrap();
+
+    // 20 times 100 MB: a gigabyte, were it not stopped at 64 MiB.
+    std::fs::write(templates.join("huge.yaml"), "{% for i in range(20) %}{{ 'x' * 100000000 }}{% endfor %}\n").unwrap();
+    let (code, stdout, stderr, kib) = support::run_measured(dir.path(), &["render", "--templates", "templates"]);
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    assert!(stderr.contains("templates/extra/huge.yaml: rendered more than 64 MiB and was stopped"), "{stderr}");
+    assert!(kib < baseline + 400 * 1024, "peak RSS {kib} KiB ({baseline} KiB doing nothing)");
+}

@@ -1,5 +1,7 @@
 //! The nmap XML parser on a real scan: it never panics, and no cut-short file passes.
 
+mod support;
+
 use proptest::prelude::*;
 use seclab::scan::parse::{ScanError, read_scan};
 
@@ -22,7 +24,12 @@ fn every_cut_short_file_is_rejected() {
     for cut in 0..end {
         match read_scan(&SCAN.as_bytes()[..cut]) {
             Ok(_) => panic!("a file cut at byte {cut} of {end} was accepted"),
-            Err(ScanError::Incomplete(_) | ScanError::NotNmap(_) | ScanError::Malformed { .. }) => {}
+            Err(
+                ScanError::Incomplete(_)
+                | ScanError::NotNmap(_)
+                | ScanError::Malformed { .. }
+                | ScanError::Invalid { .. },
+            ) => {}
             Err(other) => panic!("cut at {cut}: unexpected {other}"),
         }
     }
@@ -190,5 +197,70 @@ proptest! {
         let strict = roxmltree::Document::parse(&mutated).is_ok();
         let checked = seclab::scan::parse::check_element(mutated.as_bytes(), 0);
         prop_assert_eq!(checked.is_ok(), strict, "{:?} for\n{}", checked.err(), mutated);
+    }
+}
+
+/// `SCAN` with `extra` inserted just before its first host's `<address`.
+fn inside_first_host(extra: &str) -> String {
+    let at = SCAN.find("<address").unwrap();
+    format!("{}{extra}{}", &SCAN[..at], &SCAN[at..])
+}
+
+#[test]
+fn a_100_mb_attribute_is_refused_whole_with_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.xml"), SCAN).unwrap();
+    let huge =
+        SCAN.replacen("<address addr=\"", &format!("<address comment=\"{}\" addr=\"", "A".repeat(100_000_000)), 1);
+    std::fs::write(dir.path().join("b.xml"), &huge).unwrap();
+    match read_scan(huge.as_bytes()) {
+        Err(ScanError::Malformed { message, .. }) => assert!(message.contains("is 95 MiB long"), "{message}"),
+        other => panic!("accepted or wrongly refused: {:?}", other.map(|s| s.hosts.len())),
+    }
+    drop(huge);
+    let (_, _, _, baseline) = support::run_measured(dir.path(), &["--version"]);
+    let (code, stdout, stderr, kib) = support::run_measured(dir.path(), &["scan", "diff", "a.xml", "b.xml"]);
+    assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+    assert!(stderr.contains("b.xml: malformed XML") && stderr.contains("nmap writes none over 1 MiB"), "{stderr}");
+    assert!(stderr.len() < 1000, "the value is not echoed: {} bytes", stderr.len());
+    // The file is mapped into memory once; nothing holds a second copy.
+    assert!(kib < baseline + 200 * 1024, "peak RSS {kib} KiB ({baseline} KiB doing nothing)");
+}
+
+#[test]
+fn an_address_that_is_not_one_is_refused() {
+    let bogus = SCAN.replacen("<address addr=\"127.0.0.1\"", "<address addr=\"127.0.0.999\"", 1);
+    match read_scan(bogus.as_bytes()) {
+        Err(ScanError::Invalid { message, .. }) => {
+            assert!(message.contains("`127.0.0.999` is not an ipv4 address"), "{message}")
+        }
+        other => panic!("accepted or wrongly refused: {:?}", other.map(|s| s.hosts.len())),
+    }
+}
+
+#[test]
+fn ten_thousand_nested_elements_are_read_without_recursion_and_with_bounded_memory() {
+    let deep = |name: &str| format!("{}{}", format!("<{name}>").repeat(10_000), format!("</{name}>").repeat(10_000));
+    let cases = [
+        ("in-host", inside_first_host(&deep("x"))),
+        (
+            "script-tables",
+            inside_first_host(&format!(
+                "<hostscript><script id=\"x\" output=\"y\">{}</script></hostscript>",
+                deep("table")
+            )),
+        ),
+        ("outside-hosts", SCAN.replacen("<host ", &format!("{}<host ", deep("x")), 1)),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.xml"), SCAN).unwrap();
+    let (_, _, _, baseline) = support::run_measured(dir.path(), &["--version"]);
+    for (name, text) in cases {
+        assert_eq!(read_scan(text.as_bytes()).map(|s| s.hosts.len()).ok(), Some(2), "{name}");
+        std::fs::write(dir.path().join("b.xml"), &text).unwrap();
+        let (code, _, stderr, kib) = support::run_measured(dir.path(), &["scan", "diff", "a.xml", "b.xml"]);
+        assert!(code == 0 || code == 3, "{name}: exit {code}: {stderr}");
+        assert!(stderr.is_empty(), "{name}: {stderr}");
+        assert!(kib < baseline + 64 * 1024, "{name}: peak RSS {kib} KiB ({baseline} KiB doing nothing)");
     }
 }

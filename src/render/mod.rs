@@ -153,10 +153,18 @@ pub fn render_with(lab: &Lab, templates: &Templates, parsed: &mut ParsedDocument
             }
             None => whole.clone(),
         };
-        let text = env
-            .get_template(name)
-            .and_then(|template| template.render(&values))
-            .map_err(|error| template_error(templates, &key, &error))?;
+        let mut output = Bounded::default();
+        env.get_template(name).and_then(|template| template.render_captured_to(&values, &mut output)).map_err(
+            |error| match output.over {
+                true => RenderError::Template {
+                    origin: origin(templates, &key),
+                    line: None,
+                    message: format!("rendered more than {} MiB and was stopped", MAX_OUTPUT >> 20),
+                },
+                false => template_error(templates, &key, &error),
+            },
+        )?;
+        let text = String::from_utf8(output.bytes).expect("templates render text");
         if component == NODE_FOLDER {
             return Ok(Output::Node((!text.trim().is_empty()).then(|| node_file(file, text))));
         }
@@ -277,11 +285,44 @@ fn node_file(name: &str, content: String) -> NodeFile {
     NodeFile { name: name.to_owned(), install_path, purpose, content }
 }
 
+/// The most one template may render: far above any lab's (the largest built-in output, the
+/// tenants' setup Job of a 1,000-tenant lab, is under 1 MB), and a stop for one that would
+/// fill the memory.
+const MAX_OUTPUT: usize = 64 << 20;
+
+/// A template's output, refused past [`MAX_OUTPUT`].
+#[derive(Default)]
+struct Bounded {
+    bytes: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_OUTPUT {
+            self.over = true;
+            return Err(std::io::Error::other("template output limit"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn template_error(templates: &Templates, key: &OutputKey, error: &minijinja::Error) -> RenderError {
     // The innermost template named by the error is the one to fix (an include may fail).
     let name = key.template.as_str();
     let failing = error.name().unwrap_or(name);
     let mut message = error.detail().map_or_else(|| error.kind().to_string(), |d| format!("{}: {d}", error.kind()));
+    if error.kind() == minijinja::ErrorKind::OutOfFuel {
+        message = format!(
+            "stopped after {} million steps: a loop that never ends, or one far too long?",
+            templates::FUEL / 1_000_000
+        );
+    }
     if failing != name {
         message.push_str(&format!(" (included from {name})"));
     }

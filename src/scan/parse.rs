@@ -29,6 +29,14 @@ pub enum ScanError {
         /// What the parser found.
         message: String,
     },
+    /// Well-formed XML holding a value nmap never writes (an address that is not one).
+    #[error("invalid scan at byte {offset}: {message}")]
+    Invalid {
+        /// Byte offset of the element.
+        offset: u64,
+        /// What is wrong.
+        message: String,
+    },
     /// The scan did not finish: nmap was killed, the file was cut short, or nmap failed.
     #[error("incomplete scan: {0}")]
     Incomplete(String),
@@ -254,7 +262,12 @@ impl<R: BufRead> ScanReader<R> {
                         _ => {}
                     })?;
                     if let Some(addr) = addr {
-                        host.addresses.push(Address { kind: kind.unwrap_or_else(|| "ipv4".into()), addr, vendor });
+                        let kind = kind.unwrap_or_else(|| "ipv4".into());
+                        check_address(&kind, &addr).map_err(|message| ScanError::Invalid {
+                            offset: self.at,
+                            message: format!("<address>: {message}"),
+                        })?;
+                        host.addresses.push(Address { kind, addr, vendor });
                     }
                 }
                 "hostname" => {
@@ -548,6 +561,28 @@ fn well_formed(event: &Event<'_>) -> Result<(), String> {
 /// One pass over an element's attributes (`name="value"` pairs, as XML writes them): checks
 /// them and hands each name and raw value to `each`. quick-xml's own checked iteration costs
 /// twice as much, and every element is checked.
+/// The longest attribute value a scan may hold: nmap's longest (script output) are a few KiB.
+const MAX_ATTRIBUTE: usize = 1 << 20;
+
+/// Checks that `addr` is an address of nmap's `addrtype` `kind`.
+fn check_address(kind: &str, addr: &str) -> Result<(), String> {
+    let valid = match kind {
+        "ipv4" => addr.parse::<std::net::Ipv4Addr>().is_ok(),
+        "ipv6" => addr.parse::<std::net::Ipv6Addr>().is_ok(),
+        "mac" => addr.len() == 17 && addr.split(':').all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit())),
+        _ => return Err(format!("`{}` is not an address type nmap writes (ipv4, ipv6, mac)", shortened(kind))),
+    };
+    if valid { Ok(()) } else { Err(format!("`{}` is not an {kind} address", shortened(addr))) }
+}
+
+/// `text`, cut to 40 characters for a message.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], text.len()),
+        None => text.to_owned(),
+    }
+}
+
 fn attributes<'a>(raw: &'a str, mut each: impl FnMut(&'a str, &'a str)) -> Result<(), String> {
     let bytes = raw.as_bytes();
     // The names so far, for duplicates: on the stack (nmap writes at most a dozen), else on
@@ -604,6 +639,12 @@ fn attributes<'a>(raw: &'a str, mut each: impl FnMut(&'a str, &'a str)) -> Resul
             }
         }
         let value = &raw[value_start..end];
+        if value.len() > MAX_ATTRIBUTE {
+            return Err(format!(
+                "the value of attribute `{name}` is {} MiB long; nmap writes none over 1 MiB",
+                value.len() >> 20
+            ));
+        }
         if entity {
             entities_defined(value.as_bytes()).map_err(|e| format!("attribute `{name}`: {e}"))?;
         }
