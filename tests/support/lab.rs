@@ -22,6 +22,8 @@ pub struct TestLab {
     pub name: String,
     pub kubeconfig: PathBuf,
     pub password: String,
+    /// More environment variables for seclab.
+    pub env: Vec<(String, String)>,
 }
 
 impl TestLab {
@@ -37,6 +39,7 @@ impl TestLab {
             name: name.to_owned(),
             kubeconfig: Cluster::get().limited_kubeconfig(),
             password: SECRET_ONE.to_owned(),
+            env: Vec::new(),
         };
         lab.write(&spec);
         lab
@@ -78,7 +81,8 @@ impl TestLab {
             .env("OPENSEARCH_ADMIN_PASSWORD", &self.password)
             .env_remove("SECLAB_TEMPLATES")
             .env_remove("KUBECONFIG")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         if templates.is_dir() {
             command.arg("--templates").arg(templates);
         }

@@ -10,6 +10,7 @@ pub mod nmap;
 pub mod outage;
 pub mod postgres;
 pub mod receivers;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 
