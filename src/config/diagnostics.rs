@@ -105,7 +105,7 @@ impl InvalidFile {
         at_key: bool,
     ) -> (String, usize, usize) {
         let mut text = self.source.text()[range.clone()].to_owned();
-        let mut to = from + token_len(&text[from..], at_key);
+        let mut to = from + token_len(&text[from..], at_key, in_flow(&text[..from]));
         let mut secrets: Vec<usize> = self
             .diagnostics
             .iter()
@@ -117,13 +117,19 @@ impl InvalidFile {
         secrets.sort_unstable();
         secrets.dedup();
         for start in secrets.into_iter().rev() {
-            let end = start + token_len(&text[start..], false);
+            let end = start + token_len(&text[start..], false, in_flow(&text[..start]));
             text.replace_range(start..end, REDACTED);
-            let shift = |at: usize| if at >= end { at + REDACTED.len() - (end - start) } else { at };
-            if from == start {
-                to = start + REDACTED.len();
+            let masked = start..start + REDACTED.len();
+            let moved = |at: usize| match at {
+                at if at <= start => at,
+                at if at >= end => at + REDACTED.len() - (end - start),
+                _ => masked.end,
+            };
+            if (start..end).contains(&from) {
+                // The span is the secret, or starts inside it: it marks the mask.
+                (from, to) = (masked.start, masked.end);
             } else {
-                (from, to) = (shift(from), shift(to));
+                (from, to) = (moved(from), moved(to));
             }
         }
         (text, from, to)
@@ -133,13 +139,52 @@ impl InvalidFile {
 /// What a secret value is shown as.
 const REDACTED: &str = "<redacted>";
 
-/// The length of the key or value starting `rest`: a key ends at its colon, a value at a comment.
-fn token_len(rest: &str, key: bool) -> usize {
+/// The length of the key or value starting `rest`: a key ends at its colon; a quoted value at
+/// its closing quote; a plain value at a comment, and inside `{...}` or `[...]` (`flow`) also
+/// at the next `,`, `}` or `]`.
+fn token_len(rest: &str, key: bool, flow: bool) -> usize {
     if key {
         return rest.find(':').unwrap_or(rest.len());
     }
-    let value = rest.find(" #").map_or(rest, |end| &rest[..end]);
-    value.trim_end().len()
+    let bytes = rest.as_bytes();
+    let closing = |quote: u8| {
+        let mut at = 1;
+        while at < bytes.len() {
+            match bytes[at] {
+                b'\\' if quote == b'"' => at += 2,
+                b'\'' if quote == b'\'' && bytes.get(at + 1) == Some(&b'\'') => at += 2,
+                found if found == quote => return at + 1,
+                _ => at += 1,
+            }
+        }
+        bytes.len()
+    };
+    match bytes.first() {
+        Some(&quote @ (b'"' | b'\'')) => closing(quote),
+        _ => {
+            let mut end = rest.find(" #").unwrap_or(rest.len());
+            if flow && let Some(stop) = rest[..end].find([',', '}', ']']) {
+                end = stop;
+            }
+            rest[..end].trim_end().len()
+        }
+    }
+}
+
+/// Whether a value after `before` (the start of its line) is inside `{...}` or `[...]`.
+fn in_flow(before: &str) -> bool {
+    let (mut depth, mut quote) = (0i32, None);
+    for c in before.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '{' | '[') => depth += 1,
+            (None, '}' | ']') => depth -= 1,
+            _ => {}
+        }
+    }
+    depth > 0
 }
 
 impl fmt::Display for InvalidFile {
@@ -175,9 +220,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_end_at_colons_and_comments() {
-        assert_eq!(token_len("replica: 2", true), 7);
-        assert_eq!(token_len("\"0 2 * *\"  # nightly", false), 9);
-        assert_eq!(token_len("10.0.0.0/33", false), 11);
+    fn tokens_end_at_colons_comments_closing_quotes_and_flow_separators() {
+        assert_eq!(token_len("replica: 2", true, false), 7);
+        assert_eq!(token_len("\"0 2 * *\"  # nightly", false, false), 9);
+        assert_eq!(token_len("10.0.0.0/33", false, false), 11);
+        assert_eq!(token_len("\"a #b\\\" c\" # d", false, false), 10);
+        assert_eq!(token_len("'it''s #x' y", false, false), 10);
+        assert_eq!(token_len("abc, s}", false, true), 3);
+        assert_eq!(token_len("abc, s", false, false), 6);
+        assert!(in_flow("watch: {token: ") && !in_flow("token: ") && !in_flow("x: '{' "));
+    }
+
+    fn report(text: &str) -> String {
+        let invalid = crate::config::parse(crate::config::SourceFile::new("lab.yaml", text)).unwrap_err();
+        invalid.report(false)
+    }
+
+    /// Found by `cargo fuzz run lab_file`: a secret in a one-line mapping, another problem
+    /// after it on the same line.
+    #[test]
+    fn a_problem_after_a_masked_secret_on_its_line_is_reported() {
+        let text = report("apiVersion:\nkind: \nmetadata:\n name:\nwatch: {token: abchijlnyz, s}\n");
+        assert!(text.contains("<redacted>") && !text.contains("abchijlnyz"), "{text}");
+    }
+
+    #[test]
+    fn a_quoted_secret_is_masked_whole() {
+        let header = "apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: lab\n";
+        let text = report(&format!("{header}watch:\n  token: \"hunter2 #TOPSECRET-tail\"\n"));
+        assert!(
+            text.contains("token: <redacted>") && !text.contains("TOPSECRET") && !text.contains("hunter2"),
+            "{text}"
+        );
+        let text = report(&format!("{header}watch: {{token: 'it''s #TOPSECRET', debounce: soon}}\n"));
+        assert!(!text.contains("TOPSECRET") && text.contains("soon"), "{text}");
     }
 }
