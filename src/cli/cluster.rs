@@ -433,7 +433,7 @@ pub fn destroy(cli: &Cli, yes: bool, allow_destructive: bool) -> Result<(), Fail
         let databases = if tenant_databases::is_external(&lab) {
             let steps = tenant_databases::remove_all(&cluster, &lab, allow_destructive).await.map_err(|e| {
                 Failure::error(format!(
-                    "the lab's objects are deleted, but its tenant databases are not: {}",
+                    "the lab's objects are deleted, but its tenant databases are not: {}\nRun `seclab destroy` again once the server is reachable.",
                     seclab::causes::one_line(&e)
                 ))
             })?;

@@ -1,7 +1,7 @@
 //! The lab at a glance: every object it renders, whether it exists and is ready, by
 //! component.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -61,24 +61,24 @@ pub enum StatusError {
 }
 
 /// Names the Jobs that follow the values of Secrets as apply named them, from the Secrets
-/// the cluster holds.
+/// the cluster holds (one LIST per namespace).
 async fn name_rerun_jobs(cluster: &Cluster, desired: &mut Desired) -> Result<(), PlanError> {
     let read = secrets::read_by_rerun_jobs(&desired.objects, &desired.secret_keys);
-    if read.is_empty() {
-        return Ok(());
+    let namespaces: BTreeSet<Option<&str>> = read.iter().map(|(secret, _)| secret.namespace.as_deref()).collect();
+    let mut live: HashMap<ObjectKey, Value> = HashMap::new();
+    for namespace in namespaces {
+        let context = || format!("cannot list the Secrets in {}", namespace.unwrap_or_default());
+        let kind = cluster.kind("v1", "Secret").await.map_err(failed(context()))?;
+        let found = cluster
+            .list(&kind, namespace, |secret| {
+                let key = secrets::secret_key(namespace?, secret["metadata"]["name"].as_str()?);
+                read.iter().any(|(wanted, _)| *wanted == key).then(|| (key, secret["data"].clone()))
+            })
+            .await
+            .map_err(failed(context()))?;
+        live.extend(found);
     }
-    let kind = cluster.kind("v1", "Secret").await.map_err(failed("cannot resolve Secrets"))?;
-    let mut live: HashMap<ObjectKey, Option<Value>> = HashMap::new();
-    for (secret, _) in &read {
-        if !live.contains_key(secret) {
-            let found = cluster
-                .get(&kind, secret.namespace.as_deref(), &secret.name)
-                .await
-                .map_err(failed(format!("cannot read {secret}")))?;
-            live.insert(secret.clone(), found);
-        }
-    }
-    let value_of = |secret: &ObjectKey, key: &str| live.get(secret)?.as_ref()?["data"][key].as_str().map(str::to_owned);
+    let value_of = |secret: &ObjectKey, key: &str| live.get(secret)?[key].as_str().map(str::to_owned);
     secrets::name_rerun_jobs(&mut desired.objects, &desired.secret_keys, &value_of);
     Ok(())
 }

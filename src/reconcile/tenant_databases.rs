@@ -26,7 +26,6 @@ use crate::scan::alerts::resolve_secret;
 use crate::scan::store::redact_url;
 
 use super::scan_database::base_dir;
-use super::secrets::secret_key;
 use super::status::LabStatus;
 
 /// Privileges a tenant's user must hold on its own database (those of `ALL` that every MySQL
@@ -152,11 +151,11 @@ pub enum DatabaseError {
         #[source]
         source: sqlx::Error,
     },
-    /// A generated password could not be read from the cluster.
-    #[error("cannot read the password Secret of tenant {tenant}: {source}")]
+    /// The generated passwords could not be read from the cluster.
+    #[error("cannot read the tenants' password Secrets in namespace {namespace}: {source}")]
     Cluster {
-        /// The tenant.
-        tenant: String,
+        /// The namespace.
+        namespace: String,
         /// The error.
         #[source]
         source: ClusterError,
@@ -257,30 +256,6 @@ impl Server {
             }
         }
         Ok(steps)
-    }
-
-    /// Each wanted tenant's database, as the server holds it now.
-    pub async fn presence(
-        &mut self,
-        lab: &str,
-        wanted: &[Wanted],
-        passwords: &HashMap<String, String>,
-    ) -> Result<Vec<Presence>, DatabaseError> {
-        let steps = self.plan(lab, wanted, passwords, false).await?;
-        Ok(wanted
-            .iter()
-            .map(|want| {
-                let mine: Vec<Action> = steps.iter().filter(|s| s.tenant == want.tenant).map(|s| s.action).collect();
-                let state = if mine.is_empty() {
-                    "present"
-                } else if mine.contains(&Action::CreateDatabase) || mine.contains(&Action::CreateUser) {
-                    "missing"
-                } else {
-                    "drifted"
-                };
-                Presence { tenant: want.tenant.clone(), database: want.database.clone(), state }
-            })
-            .collect())
     }
 
     /// Carries out `steps` in order (`Keep` does nothing).
@@ -413,46 +388,48 @@ impl Server {
     }
 }
 
-/// The passwords of `wanted`'s tenants, where seclab has one: `env:`/`file:` values read now,
-/// generated ones from the Secrets apply keeps (absent before the first apply).
+/// The passwords of `lab`'s tenants, where seclab has one: `env:`/`file:` values read now,
+/// generated ones from the Secrets apply keeps (absent before the first apply), read with one
+/// LIST per namespace.
 pub async fn passwords(cluster: &Cluster, lab: &Lab) -> Result<HashMap<String, String>, DatabaseError> {
     let spec = lab.spec();
     let base = base_dir(lab);
     let mut found = HashMap::new();
+    // The Secrets holding generated passwords, by namespace: Secret name to tenant.
+    let mut kept: BTreeMap<&str, HashMap<String, &str>> = BTreeMap::new();
     for tenant in &spec.tenants {
-        let password = match &tenant.database.password {
-            Some(source @ (SecretSource::Env(_) | SecretSource::File(_))) => Some(
-                resolve_secret(source, &base)
-                    .map_err(|e| DatabaseError::Secret(format!("tenant {}'s database password: {e}", tenant.name)))?,
-            ),
-            _ => {
-                let namespace = spec.namespace_or_default(&tenant.namespace);
-                kept_password(cluster, namespace, &tenant_password_secret(lab.name(), &tenant.name), &tenant.name)
-                    .await?
+        match &tenant.database.password {
+            Some(source @ (SecretSource::Env(_) | SecretSource::File(_))) => {
+                let password = resolve_secret(source, &base)
+                    .map_err(|e| DatabaseError::Secret(format!("tenant {}'s database password: {e}", tenant.name)))?;
+                found.insert(tenant.name.clone(), password);
             }
-        };
-        if let Some(password) = password {
-            found.insert(tenant.name.clone(), password);
+            _ => {
+                let secret = tenant_password_secret(lab.name(), &tenant.name);
+                kept.entry(spec.namespace_or_default(&tenant.namespace)).or_default().insert(secret, &tenant.name);
+            }
         }
     }
+    if kept.is_empty() {
+        return Ok(found);
+    }
+    let failed = |namespace: &str| {
+        let namespace = namespace.to_owned();
+        move |source| DatabaseError::Cluster { namespace, source }
+    };
+    for (namespace, secrets) in kept {
+        let kind = cluster.kind("v1", "Secret").await.map_err(failed(namespace))?;
+        let read = cluster
+            .list(&kind, Some(namespace), |secret| {
+                let tenant = secrets.get(secret["metadata"]["name"].as_str()?)?;
+                let password = STANDARD.decode(secret["data"]["password"].as_str()?).ok()?;
+                Some((tenant.to_string(), String::from_utf8(password).ok()?))
+            })
+            .await
+            .map_err(failed(namespace))?;
+        found.extend(read);
+    }
     Ok(found)
-}
-
-async fn kept_password(
-    cluster: &Cluster,
-    namespace: &str,
-    name: &str,
-    tenant: &str,
-) -> Result<Option<String>, DatabaseError> {
-    let failed = |source| DatabaseError::Cluster { tenant: tenant.to_owned(), source };
-    let kind = cluster.kind("v1", "Secret").await.map_err(failed)?;
-    let key = secret_key(namespace, name);
-    let secret = cluster.get(&kind, key.namespace.as_deref(), &key.name).await.map_err(failed)?;
-    Ok(secret
-        .as_ref()
-        .and_then(|s| s["data"]["password"].as_str())
-        .and_then(|text| STANDARD.decode(text).ok())
-        .and_then(|bytes| String::from_utf8(bytes).ok()))
 }
 
 /// Plans and carries out the tenants' databases of `lab` on its external server; the steps
@@ -491,11 +468,21 @@ pub async fn plan(cluster: &Cluster, lab: &Lab, allow_destructive: bool) -> Resu
 
 /// Each tenant's database as the server holds it: `seclab status`.
 pub async fn status(cluster: &Cluster, lab: &Lab) -> Result<Vec<Presence>, DatabaseError> {
-    let passwords = passwords(cluster, lab).await?;
-    let mut server = Server::connect(lab).await?;
-    let presence = server.presence(lab.name(), &wanted(lab), &passwords).await;
-    server.close().await;
-    presence
+    let steps = plan(cluster, lab, false).await?;
+    Ok(wanted(lab)
+        .into_iter()
+        .map(|want| {
+            let mine: Vec<Action> = steps.iter().filter(|s| s.tenant == want.tenant).map(|s| s.action).collect();
+            let state = if mine.is_empty() {
+                "present"
+            } else if mine.contains(&Action::CreateDatabase) || mine.contains(&Action::CreateUser) {
+                "missing"
+            } else {
+                "drifted"
+            };
+            Presence { tenant: want.tenant, database: want.database, state }
+        })
+        .collect())
 }
 
 /// Each tenant's database on an in-cluster server: `present` once the setup Job that the
