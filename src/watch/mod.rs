@@ -103,6 +103,9 @@ pub async fn run(
     let observer: RequestObserver = Arc::new(move |verb, code| {
         let labels = RequestLabels { verb: verb.to_owned(), code: code.to_string() };
         counted.metrics.api_requests.get_or_create(&labels).inc();
+        if code != 0 {
+            counted.answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     });
     let cluster = Arc::new(Cluster::connect_counted(settings.kubeconfig.as_deref(), context, Some(observer)).await?);
 

@@ -149,15 +149,22 @@ impl Reconciler {
     /// good state stays applied.
     pub async fn pass(&mut self, trigger: Trigger, stop: &CancellationToken) -> Result<(), PassError> {
         let started = Instant::now();
+        let shared = self.shared.clone();
+        let answered = || shared.answered.load(std::sync::atomic::Ordering::Relaxed);
+        let answered_before = answered();
         let result = self.reconcile(trigger, stop).await;
         let seconds = started.elapsed().as_secs_f64();
+        // A resync from the caches sends no request: it says nothing of the API server.
+        let heard_from_server = answered() > answered_before;
         match &result {
             Ok(Done::Rejected | Done::Deferred) => {}
             Ok(Done::Reconciled) => {
                 self.shared.metrics.reconciled("success", seconds);
                 self.shared.update(|view| {
                     view.reconciled = true;
-                    view.unreachable = None;
+                    if heard_from_server {
+                        view.unreachable = None;
+                    }
                 });
             }
             Err(error) => {

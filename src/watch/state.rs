@@ -14,6 +14,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Everything else, replaced piece by piece.
     pub view: Mutex<View>,
+    /// Requests the API server answered (with any status), so far.
+    pub answered: std::sync::atomic::AtomicU64,
 }
 
 /// What the status page and `/readyz` show.
@@ -48,7 +50,11 @@ pub struct View {
 impl Shared {
     /// Fresh state for lab `lab`.
     pub fn new(lab: &str) -> Self {
-        Self { metrics: Metrics::default(), view: Mutex::new(View { lab: lab.to_owned(), ..View::default() }) }
+        Self {
+            metrics: Metrics::default(),
+            view: Mutex::new(View { lab: lab.to_owned(), ..View::default() }),
+            answered: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     /// Changes the view.
