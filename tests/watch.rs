@@ -368,7 +368,8 @@ fn while_the_api_server_is_unreachable_watch_is_not_ready_and_a_save_made_meanwh
     relay.down();
     let unready = eventually(Duration::from_secs(30), || watch.get("/readyz", None).0 == 503);
     assert!(unready, "/readyz stayed ready while the API server was unreachable:\n{}", watch.log());
-    assert!(watch.get("/readyz", None).1.contains("not reachable"), "{}", watch.get("/readyz", None).1);
+    let (_, reason) = watch.get("/readyz", None);
+    assert!(reason.contains("not reachable"), "{reason}\n{}", watch.log());
     let mut spec = lab.spec();
     spec["tenants"][0]["image"] = json!("registry.netdelta.io/netdelta/barbican:1.1");
     lab.write(&spec);

@@ -70,11 +70,12 @@ impl Shared {
     /// Whether `/readyz` says ready, else why not.
     pub fn readiness(&self) -> Result<(), String> {
         let view = self.view.lock().expect("view lock");
-        if !view.active {
-            return Err("standing by: another seclab watch holds the Lease and reconciles this lab".into());
-        }
+        // First: a watch that cannot reach the API server cannot hold the Lease either.
         if let Some(reason) = &view.unreachable {
             return Err(format!("the API server is not reachable: {reason}"));
+        }
+        if !view.active {
+            return Err("standing by: another seclab watch holds the Lease and reconciles this lab".into());
         }
         if !view.reconciled {
             return Err("no reconcile has succeeded yet".into());

@@ -46,6 +46,13 @@ impl Relay {
                         client.set_nonblocking(false).unwrap();
                         let Ok(server) = TcpStream::connect(target) else { continue };
                         let mut kept = connections.lock().unwrap();
+                        // Accepted just as the relay went down: cut at once, as `down` cut
+                        // the others (it holds this lock while it flips the switch).
+                        if !is_up.load(Ordering::Relaxed) {
+                            client.shutdown(Shutdown::Both).ok();
+                            server.shutdown(Shutdown::Both).ok();
+                            continue;
+                        }
                         kept.push(client.try_clone().unwrap());
                         kept.push(server.try_clone().unwrap());
                         pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
@@ -63,8 +70,9 @@ impl Relay {
 
     /// Cuts every connection and refuses new ones, as a stopped API server does.
     pub fn down(&self) {
+        let mut open = self.open.lock().unwrap();
         self.up.store(false, Ordering::Relaxed);
-        for stream in self.open.lock().unwrap().drain(..) {
+        for stream in open.drain(..) {
             stream.shutdown(Shutdown::Both).ok();
         }
     }
