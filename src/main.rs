@@ -12,6 +12,14 @@ mod cli;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Runs before the first allocation, while mimalloc can still be told to commit its arena
+/// as it is used rather than at once (an eagerly committed arena is backed by huge pages:
+/// a one-shot `apply` of a 1,000-tenant lab peaked at 145 MiB with it, 126 MiB without).
+#[ctor::ctor]
+unsafe fn configure_allocator() {
+    seclab::watch::memory::commit_as_used();
+}
+
 use cli::{Failure, exit, print};
 
 /// One desired-state file to a running home-lab security stack on Kubernetes.

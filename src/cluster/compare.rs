@@ -61,14 +61,32 @@ fn is_empty(value: &Value) -> bool {
     }
 }
 
+/// Drops the field sets of other managers, as [`drop_other_managers`], and keeps seclab's as
+/// its JSON text: for an object held for a long time (`watch`'s caches), where the set, a
+/// tree as large as the object's spec, is read only when the object is compared again.
+pub fn pack_field_sets(live: &mut Value) {
+    drop_other_managers(live);
+    let Some(Value::Array(entries)) = live.get_mut("metadata").and_then(|m| m.get_mut("managedFields")) else {
+        return;
+    };
+    for entry in entries {
+        if let Some(set) = entry.get_mut("fieldsV1").filter(|set| set.is_object()) {
+            *set = Value::String(set.to_string());
+        }
+    }
+}
+
 /// Whether seclab's last apply set a field that `desired` no longer has (so applying would
 /// remove it).
 fn manages_dropped_field(desired: &Value, live: &Value) -> bool {
     let Some(entries) = live["metadata"]["managedFields"].as_array() else { return false };
-    entries
-        .iter()
-        .filter(|entry| entry["manager"] == FIELD_MANAGER && entry["operation"] == "Apply")
-        .any(|entry| !covers(&entry["fieldsV1"], desired))
+    entries.iter().filter(|entry| entry["manager"] == FIELD_MANAGER && entry["operation"] == "Apply").any(|entry| {
+        match &entry["fieldsV1"] {
+            // Packed by `pack_field_sets`; one that does not parse back counts as changed.
+            Value::String(text) => serde_json::from_str(text).map_or(true, |set| !covers(&set, desired)),
+            set => !covers(set, desired),
+        }
+    })
 }
 
 /// Whether every field of a managed field set (FieldsV1: `f:name`, `k:{key}`, `v:value`,
@@ -152,6 +170,22 @@ mod tests {
         assert!(!unchanged(&desired, &live(spec.clone(), fields)));
         // The same live field owned by someone else is theirs to keep.
         assert!(unchanged(&desired, &live(spec, json!({ "f:spec": { "f:replicas": {} } }))));
+    }
+
+    #[test]
+    fn a_packed_field_set_compares_as_the_set_itself() {
+        let desired = json!({ "metadata": { "name": "a" }, "spec": { "replicas": 1 } });
+        let spec = json!({ "replicas": 1, "paused": true });
+        let mut dropped = live(spec.clone(), json!({ "f:spec": { "f:replicas": {}, "f:paused": {} } }));
+        let mut kept = live(spec, json!({ "f:spec": { "f:replicas": {} } }));
+        for object in [&mut dropped, &mut kept] {
+            pack_field_sets(object);
+            assert!(object["metadata"]["managedFields"][0]["fieldsV1"].is_string());
+        }
+        assert!(!unchanged(&desired, &dropped));
+        assert!(unchanged(&desired, &kept));
+        kept["metadata"]["managedFields"][0]["fieldsV1"] = json!("{not json");
+        assert!(!unchanged(&desired, &kept), "a set that cannot be read counts as changed");
     }
 
     #[test]

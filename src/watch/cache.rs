@@ -140,7 +140,7 @@ async fn follow(
     let mut stream = std::pin::pin!(stream);
     let mut listing: HashMap<ObjectKey, Arc<Value>> = HashMap::new();
     let trimmed = |mut object: Value| {
-        compare::drop_other_managers(&mut object);
+        compare::pack_field_sets(&mut object);
         (key_of(&kind, &object), Arc::new(object))
     };
     while let Some(event) = stream.next().await {

@@ -11,6 +11,7 @@ pub mod cache;
 mod files;
 pub mod http;
 mod lease;
+pub mod memory;
 pub mod metrics;
 mod page;
 mod pass;
@@ -90,6 +91,7 @@ pub async fn run(
     stop: CancellationToken,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), WatchError> {
+    memory::hold_little();
     let lab = config::load(&settings.file)?;
     let spec = lab.spec().watch.clone();
     let listen = settings.listen.unwrap_or_else(|| spec.listen.parse().expect("validated"));
@@ -174,7 +176,9 @@ pub async fn run(
             retry_at = retry_at.max(tokio::time::Instant::now() + wait);
         }
         if let Some(trigger) = pending.filter(|_| active && tokio::time::Instant::now() >= retry_at) {
-            match reconciler.pass(trigger, &stop).await {
+            let outcome = reconciler.pass(trigger, &stop).await;
+            memory::release();
+            match outcome {
                 Ok(()) => {
                     pending = None;
                     backoff = Backoff::default();
