@@ -14,7 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Runs before the first allocation, while mimalloc can still be told to commit its arena
 /// as it is used rather than at once (an eagerly committed arena is backed by huge pages:
-/// a one-shot `apply` of a 1,000-tenant lab peaked at 145 MiB with it, 126 MiB without).
+/// a one-shot `apply` of a 1,000-tenant lab peaked at 145 MiB with it, 130 MiB without).
 #[ctor::ctor]
 unsafe fn configure_allocator() {
     seclab::watch::memory::commit_as_used();
