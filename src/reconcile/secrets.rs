@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::certs::{self, Authority, Issued};
+use crate::cluster::{Cluster, ClusterError};
 use crate::config::SecretSource;
 use crate::render::{
     COMPONENT, CertificateRequest, MANAGED_BY, Object, ObjectKey, PART_OF, SecretOrigin, SecretToCreate,
@@ -26,6 +27,23 @@ const COMPONENT_NAME: &str = "secrets";
 /// The key of a Secret.
 pub fn secret_key(namespace: &str, name: &str) -> ObjectKey {
     ObjectKey { group: String::new(), kind: "Secret".into(), namespace: Some(namespace.into()), name: name.into() }
+}
+
+/// The `data` of the Secrets named `names` in `namespace`, by name, read with one LIST (a
+/// Secret that does not exist is left out).
+pub async fn secret_data(
+    cluster: &Cluster,
+    namespace: &str,
+    names: &HashSet<&str>,
+) -> Result<HashMap<String, Value>, ClusterError> {
+    let kind = cluster.kind("v1", "Secret").await?;
+    let found = cluster
+        .list(&kind, Some(namespace), |mut secret| {
+            let name = secret["metadata"]["name"].as_str().filter(|name| names.contains(name))?.to_owned();
+            Some((name, secret["data"].take()))
+        })
+        .await?;
+    Ok(found.into_iter().collect())
 }
 
 /// The Secret objects for `secrets`, reusing values already in the `live` Secrets

@@ -1,7 +1,7 @@
 //! The lab at a glance: every object it renders, whether it exists and is ready, by
 //! component.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -64,19 +64,16 @@ pub enum StatusError {
 /// the cluster holds (one LIST per namespace).
 async fn name_rerun_jobs(cluster: &Cluster, desired: &mut Desired) -> Result<(), PlanError> {
     let read = secrets::read_by_rerun_jobs(&desired.objects, &desired.secret_keys);
-    let namespaces: BTreeSet<Option<&str>> = read.iter().map(|(secret, _)| secret.namespace.as_deref()).collect();
+    let mut wanted: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
+    for (secret, _) in &read {
+        wanted.entry(secret.namespace.as_deref().unwrap_or_default()).or_default().insert(&secret.name);
+    }
     let mut live: HashMap<ObjectKey, Value> = HashMap::new();
-    for namespace in namespaces {
-        let context = || format!("cannot list the Secrets in {}", namespace.unwrap_or_default());
-        let kind = cluster.kind("v1", "Secret").await.map_err(failed(context()))?;
-        let found = cluster
-            .list(&kind, namespace, |secret| {
-                let key = secrets::secret_key(namespace?, secret["metadata"]["name"].as_str()?);
-                read.iter().any(|(wanted, _)| *wanted == key).then(|| (key, secret["data"].clone()))
-            })
+    for (namespace, names) in &wanted {
+        let found = secrets::secret_data(cluster, namespace, names)
             .await
-            .map_err(failed(context()))?;
-        live.extend(found);
+            .map_err(failed(format!("cannot list the Secrets in {namespace}")))?;
+        live.extend(found.into_iter().map(|(name, data)| (secrets::secret_key(namespace, &name), data)));
     }
     let value_of = |secret: &ObjectKey, key: &str| live.get(secret)?[key].as_str().map(str::to_owned);
     secrets::name_rerun_jobs(&mut desired.objects, &desired.secret_keys, &value_of);

@@ -26,6 +26,7 @@ use crate::scan::alerts::resolve_secret;
 use crate::scan::store::redact_url;
 
 use super::scan_database::base_dir;
+use super::secrets::secret_data;
 use super::status::LabStatus;
 
 /// Privileges a tenant's user must hold on its own database (those of `ALL` that every MySQL
@@ -410,24 +411,17 @@ pub async fn passwords(cluster: &Cluster, lab: &Lab) -> Result<HashMap<String, S
             }
         }
     }
-    if kept.is_empty() {
-        return Ok(found);
-    }
-    let failed = |namespace: &str| {
-        let namespace = namespace.to_owned();
-        move |source| DatabaseError::Cluster { namespace, source }
-    };
-    for (namespace, secrets) in kept {
-        let kind = cluster.kind("v1", "Secret").await.map_err(failed(namespace))?;
-        let read = cluster
-            .list(&kind, Some(namespace), |secret| {
-                let tenant = secrets.get(secret["metadata"]["name"].as_str()?)?;
-                let password = STANDARD.decode(secret["data"]["password"].as_str()?).ok()?;
-                Some((tenant.to_string(), String::from_utf8(password).ok()?))
-            })
+    for (namespace, tenants) in kept {
+        let names = tenants.keys().map(String::as_str).collect();
+        let data = secret_data(cluster, namespace, &names)
             .await
-            .map_err(failed(namespace))?;
-        found.extend(read);
+            .map_err(|source| DatabaseError::Cluster { namespace: namespace.to_owned(), source })?;
+        for (name, data) in data {
+            let password = data["password"].as_str().and_then(|text| STANDARD.decode(text).ok());
+            if let Some(password) = password.and_then(|bytes| String::from_utf8(bytes).ok()) {
+                found.insert(tenants[&name].to_owned(), password);
+            }
+        }
     }
     Ok(found)
 }
