@@ -170,8 +170,27 @@ fn parse_cron_schedule(value: &str) -> Result<(), Problem> {
     if !value.trim_start().starts_with('@') && value.split_whitespace().count() != 5 {
         return Err(Problem::new(format!("`{value}` is not a cron schedule: it needs exactly 5 fields"), hint));
     }
+    if is_plain_schedule(value) {
+        return Ok(());
+    }
     let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
     parser.parse(value).map(drop).map_err(|e| Problem::new(format!("`{value}` is not a cron schedule: {e}"), hint))
+}
+
+/// Whether each of the five fields is `*` or one number in its range (no leading zero): the
+/// common schedule, valid without croner building its bit sets (which took 6% of the CPU
+/// of an unchanged re-apply of a lab with 2,000 schedules).
+fn is_plain_schedule(value: &str) -> bool {
+    const HIGHEST: [u8; 5] = [59, 23, 31, 12, 6];
+    const LOWEST: [u8; 5] = [0, 0, 1, 1, 0];
+    let fields: Vec<&str> = value.split_whitespace().collect();
+    fields.len() == 5
+        && fields.iter().enumerate().all(|(i, field)| {
+            *field == "*"
+                || (field.len() <= 2
+                    && !(field.len() == 2 && field.starts_with('0'))
+                    && field.parse::<u8>().is_ok_and(|n| (LOWEST[i]..=HIGHEST[i]).contains(&n)))
+        })
 }
 
 /// An IANA time-zone name such as `Europe/London` or `UTC`.
@@ -345,6 +364,31 @@ mod tests {
         }
         for bad in ["0 2 * *", "0 0 2 * * *", "61 * * * *", "TZ=UTC 0 2 * * *", "nightly"] {
             assert!(cron_schedule(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_plain_schedule_is_one_croner_accepts_too() {
+        let croner = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
+        for field in 0..5 {
+            for value in ["*", "00", "07", "100", "-1", "x"]
+                .into_iter()
+                .map(str::to_owned)
+                .chain((0..=60).map(|n| n.to_string()))
+            {
+                let mut fields = ["*"; 5];
+                fields[field] = &value;
+                let schedule = fields.join(" ");
+                if is_plain_schedule(&schedule) {
+                    assert!(croner.parse(&schedule).is_ok(), "{schedule}");
+                }
+            }
+        }
+        assert!(is_plain_schedule("59 23 31 12 6") && is_plain_schedule("0 0 1 1 0"));
+        for not_plain in
+            ["60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 7", "05 * * * *", "*/5 * * * *"]
+        {
+            assert!(!is_plain_schedule(not_plain), "{not_plain}");
         }
     }
 
