@@ -272,6 +272,43 @@ fn template_errors_name_the_template_file_and_line() {
     assert!(stderr.contains("ConfigMap x has no `metadata.namespace`"), "{stderr}");
 }
 
+/// `plan` and `apply` render while they read the cluster: a template error is the error
+/// reported, and it stops the reading (here, of an API server that accepts connections and
+/// never answers, which would hold the command for the 30 s connect timeout).
+#[test]
+fn a_template_error_stops_plan_and_apply_before_the_cluster_answers() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || silent.incoming().take(64).collect::<Vec<_>>());
+    let dir = lab_dir(&std::fs::read_to_string(example("homelab.yaml")).unwrap());
+    std::fs::write(
+        dir.path().join("kubeconfig"),
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: x\n\
+             clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}}}]\n\
+             users: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\n"
+        ),
+    )
+    .unwrap();
+    let templates = dir.path().join("templates/cortex");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("cortex.yaml"), "apiVersion: v1\nkind: ConfigMap\n{{ cortex.no_such_field }}\n")
+        .unwrap();
+    for command in [&["plan"][..], &["apply", "--yes"]] {
+        let output = support::seclab(dir.path())
+            .args(["--kubeconfig", "kubeconfig", "--templates", "templates"])
+            .args(command)
+            .timeout(std::time::Duration::from_secs(15))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(1), "{command:?} (killed after 15 s if no code): {stderr}");
+        assert!(stderr.contains("templates/cortex/cortex.yaml:3"), "{command:?}: {stderr}");
+        assert!(!stderr.contains("127.0.0.1"), "the cluster is not the error: {stderr}");
+    }
+    drop(held);
+}
+
 #[test]
 fn init_writes_a_starter_that_validates_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();

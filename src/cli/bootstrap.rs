@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 use seclab::bootstrap::node::{self, NodeFileChange};
 use seclab::bootstrap::operators::{self, OperatorManifest};
 use seclab::cluster::Cluster;
-use seclab::cluster::inventory::Inventory;
 use seclab::config::Lab;
 use seclab::reconcile::apply::{self, OnProblems, Outcome};
 use seclab::reconcile::decide::Desired;
@@ -138,7 +137,7 @@ async fn plan_lab(
     options: plan::Options,
     cancel: &CancellationToken,
 ) -> Result<Plan, Failure> {
-    let inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
+    let inventory = plan::lab_inventory(lab);
     let mut desired = Desired::new(rendered, lab.name(), &inventory.id());
     desired.upcoming_crds = manifests.iter().flat_map(OperatorManifest::crds).collect();
     plan::plan_desired(cluster, desired, inventory, &base_dir(lab), options, cancel).await.map_err(Failure::of)

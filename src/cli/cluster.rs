@@ -10,6 +10,7 @@ use seclab::cluster::readiness::Readiness;
 use seclab::cluster::{Cluster, ClusterError};
 use seclab::config::Lab;
 use seclab::reconcile::apply::{ApplyError, OnProblems, Outcome};
+use seclab::reconcile::observe::{self, ReadAhead};
 use seclab::reconcile::plan::{self, Action, Options, Plan, PlanError, Step};
 use seclab::reconcile::sequence::{self, Hooks, SequenceError};
 use seclab::reconcile::wait::ObjectState;
@@ -38,15 +39,61 @@ pub(super) fn options(args: &ApplyArgs) -> Options {
     }
 }
 
+/// The lab rendered, and the cluster connected with what was read of the lab meanwhile.
+struct Read {
+    rendered: Rendered,
+    cluster: Cluster,
+    ahead: ReadAhead,
+}
+
+/// Renders the lab (`render`, on a thread of its own) while `runtime` connects and reads the
+/// lab's inventory and the objects it records ([`observe::read_ahead`]): a re-apply names the
+/// same objects, and the API server answers while seclab renders. The file comes first: a
+/// render that fails stops the reading and is the error reported.
+fn render_reading_ahead(
+    cli: &Cli,
+    lab: &Lab,
+    runtime: &tokio::runtime::Runtime,
+    render: impl FnOnce() -> Result<Rendered, Failure> + Send,
+) -> Result<Read, Failure> {
+    let stop = CancellationToken::new();
+    std::thread::scope(|scope| {
+        let rendering = scope.spawn(|| {
+            let rendered = render();
+            if rendered.is_err() {
+                stop.cancel();
+            }
+            rendered
+        });
+        let reading = runtime.block_on(async {
+            let read = async {
+                let cluster = connect(cli, lab).await?;
+                let ahead = observe::read_ahead(&cluster, plan::lab_inventory(lab), &stop)
+                    .await
+                    .map_err(|e| plan_failure(lab, e))?;
+                Ok::<_, Failure>((cluster, ahead))
+            };
+            tokio::select! {
+                () = stop.cancelled() => None,
+                read = read => Some(read),
+            }
+        });
+        let rendered = rendering.join().unwrap_or_else(|panicked| std::panic::resume_unwind(panicked))?;
+        let (cluster, ahead) = reading.expect("only a failed render stops the reading")?;
+        Ok(Read { rendered, cluster, ahead })
+    })
+}
+
 /// `seclab plan`.
 pub fn plan(cli: &Cli, args: &ApplyArgs, detailed_exitcode: bool) -> Result<(), Failure> {
     let lab = load(cli)?;
-    let rendered = render_lab(cli, &lab)?;
-    runtime()?.block_on(async {
-        let cluster = connect(cli, &lab).await?;
+    let runtime = runtime()?;
+    let Read { rendered, cluster, ahead } = render_reading_ahead(cli, &lab, &runtime, || render_lab(cli, &lab))?;
+    runtime.block_on(async {
         let never = CancellationToken::new();
-        let plan =
-            plan::plan(&cluster, &lab, rendered, options(args), &never).await.map_err(|e| plan_failure(&lab, e))?;
+        let plan = plan::plan_read_ahead(&cluster, &lab, rendered, ahead, options(args), &never)
+            .await
+            .map_err(|e| plan_failure(&lab, e))?;
         let databases = if tenant_databases::is_external(&lab) {
             tenant_databases::plan(&cluster, &lab, args.allow_destructive).await.map_err(Failure::of)?
         } else {
@@ -163,8 +210,9 @@ pub(super) fn plan_changes(plan: &Plan) -> String {
 /// `seclab apply`.
 pub fn apply(cli: &Cli, args: &ApplyArgs, wait: bool, timeout: Duration) -> Result<(), Failure> {
     let lab = load(cli)?;
-    let rendered = render_lab(cli, &lab)?;
-    apply_rendered(cli, &lab, rendered, args, wait, timeout)
+    let runtime = runtime()?;
+    let read = render_reading_ahead(cli, &lab, &runtime, || render_lab(cli, &lab))?;
+    apply_read(cli, &lab, &runtime, read, args, wait, timeout)
 }
 
 /// Applies `rendered` as `seclab apply` does (`certs rotate` marks certificates first).
@@ -176,11 +224,25 @@ pub fn apply_rendered(
     wait: bool,
     timeout: Duration,
 ) -> Result<(), Failure> {
-    runtime()?.block_on(async {
-        let cluster = connect(cli, lab).await?;
+    let runtime = runtime()?;
+    let read = render_reading_ahead(cli, lab, &runtime, || Ok(rendered))?;
+    apply_read(cli, lab, &runtime, read, args, wait, timeout)
+}
+
+fn apply_read(
+    cli: &Cli,
+    lab: &Lab,
+    runtime: &tokio::runtime::Runtime,
+    Read { rendered, cluster, ahead }: Read,
+    args: &ApplyArgs,
+    wait: bool,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    runtime.block_on(async {
         let never = CancellationToken::new();
-        let plan =
-            plan::plan(&cluster, lab, rendered, options(args), &never).await.map_err(|e| plan_failure(lab, e))?;
+        let plan = plan::plan_read_ahead(&cluster, lab, rendered, ahead, options(args), &never)
+            .await
+            .map_err(|e| plan_failure(lab, e))?;
         confirm_apply(&plan, args.yes)?;
         let text = cli.output == Output::Text;
         let report = |step: &Step, verb: &str| {

@@ -53,6 +53,11 @@ impl Inventory {
         }
     }
 
+    /// Each member's key with its `apiVersion`.
+    pub fn places(&self) -> impl Iterator<Item = (&ObjectKey, &str)> {
+        self.members.iter().map(|(key, api_version)| (key, api_version.as_str()))
+    }
+
     /// The ApplySet id: `applyset-<base64url(sha256(<name>.<namespace>.ConfigMap.))>-v1`.
     pub fn id(&self) -> String {
         let digest = Sha256::digest(format!("{}.{}.ConfigMap.", self.name, self.namespace));

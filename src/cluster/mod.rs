@@ -4,6 +4,7 @@
 //! Objects travel as `serde_json::Value` manifests: seclab renders arbitrary kinds from
 //! templates, so nothing here is typed by kind.
 
+mod client;
 pub mod compare;
 pub mod diff;
 pub mod inventory;
@@ -203,7 +204,7 @@ impl Cluster {
         }?;
         // Names seclab in the API server's audit log.
         config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)));
-        let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| unusable(Box::new(e)))?;
+        let builder = client::builder(config).map_err(|e| unusable(Box::new(e)))?;
         let client = match observer {
             Some(observer) => builder.with_layer(&requests::CountRequests(observer)).build(),
             None => builder.build(),
@@ -264,9 +265,19 @@ impl Cluster {
         namespace: Option<&str>,
         each: impl FnMut(Value) -> Option<T>,
     ) -> Result<Vec<T>, ClusterError> {
+        Self::read_list(kind, &self.list_body(kind, namespace).await?, each)
+    }
+
+    /// The body of one LIST, unread: for callers that read many at once on other threads
+    /// ([`Cluster::read_list`]) while more arrive.
+    pub async fn list_body(&self, kind: &Kind, namespace: Option<&str>) -> Result<String, ClusterError> {
         let request = self.request(kind, namespace).list(&ListParams::default()).map_err(invalid_request)?;
-        let body = self.client.request_text(request).await.map_err(ClusterError::from_kube)?;
-        list::items(&body, &kind.resource.api_version, &kind.resource.kind, each).map_err(|e| {
+        self.client.request_text(request).await.map_err(ClusterError::from_kube)
+    }
+
+    /// Reads a LIST body of `kind` as [`Cluster::list`] does.
+    pub fn read_list<T>(kind: &Kind, body: &str, each: impl FnMut(Value) -> Option<T>) -> Result<Vec<T>, ClusterError> {
+        list::items(body, &kind.resource.api_version, &kind.resource.kind, each).map_err(|e| {
             ClusterError::Client(format!("cannot read the API server's list of {}: {e}", kind.resource.plural))
         })
     }

@@ -45,14 +45,70 @@ pub struct Observed {
     pub unchanged: HashSet<ObjectKey>,
 }
 
-/// Reads the inventory and every object of the lab's kinds in its namespaces.
-pub async fn observe(
+/// What is read of a lab before its desired objects are known: the inventory and, for each
+/// kind and namespace it records, the LIST's body, unread. A re-apply names the same objects,
+/// so `apply` and `plan` read them while the file is still rendering.
+#[derive(Debug)]
+pub struct ReadAhead {
+    /// The inventory, read from its object when that has been fetched.
+    inventory: Inventory,
+    /// The inventory object: `None` until fetched, then whether it exists.
+    parent: Option<Option<Value>>,
+    /// LIST bodies by target.
+    bodies: HashMap<ListTarget, String>,
+}
+
+impl From<Inventory> for ReadAhead {
+    /// Nothing read ahead yet.
+    fn from(inventory: Inventory) -> Self {
+        Self { inventory, parent: None, bodies: HashMap::new() }
+    }
+}
+
+/// Reads the inventory of `inventory`'s set and LISTs every kind and namespace it records
+/// (a kind the cluster no longer serves is left to [`observe`] to warn about).
+pub async fn read_ahead(
     cluster: &Cluster,
-    mut inventory: Inventory,
-    desired: &Desired,
+    inventory: Inventory,
     cancel: &CancellationToken,
-) -> Result<Observed, PlanError> {
+) -> Result<ReadAhead, PlanError> {
+    let mut ahead = ReadAhead::from(inventory);
+    read_inventory(cluster, &mut ahead).await?;
+    let kind_names: BTreeSet<(&str, &str)> =
+        ahead.inventory.places().map(|(key, api_version)| (api_version, key.kind.as_str())).collect();
+    let mut kinds = HashMap::new();
+    for (api_version, kind) in kind_names {
+        match cluster.kind(api_version, kind).await {
+            Ok(found) => {
+                kinds.insert((api_version.to_owned(), kind.to_owned()), found);
+            }
+            Err(ClusterError::UnknownKind { .. }) => {}
+            Err(other) => return Err(failed(format!("cannot resolve {kind}"))(other)),
+        }
+    }
+    let lists = list_targets_of(ahead.inventory.places(), &kinds, &HashSet::new());
+    let bodies = fan_out(lists, cancel, |target| {
+        let kind = &kinds[&(target.0.clone(), target.1.clone())];
+        async move {
+            let body = cluster.list_body(kind, target.2.as_deref()).await;
+            match body {
+                Ok(body) => Ok((target, body)),
+                Err(error) => Err(cannot_list(&target.1, target.2.as_deref())(error)),
+            }
+        }
+    })
+    .await?;
+    ahead.bodies = bodies.into_iter().collect::<Result<_, _>>()?;
+    Ok(ahead)
+}
+
+/// Fetches the inventory object, unless it was read ahead.
+async fn read_inventory(cluster: &Cluster, ahead: &mut ReadAhead) -> Result<(), PlanError> {
+    if ahead.parent.is_some() {
+        return Ok(());
+    }
     let config_map = cluster.kind("v1", "ConfigMap").await.map_err(failed("cannot resolve ConfigMaps"))?;
+    let inventory = &mut ahead.inventory;
     let parent = cluster
         .get(&config_map, Some(&inventory.namespace), &inventory.name)
         .await
@@ -60,11 +116,31 @@ pub async fn observe(
     if let Some(parent) = &parent {
         inventory.read(parent);
     }
+    ahead.parent = Some(parent);
+    Ok(())
+}
+
+/// Reads the inventory and every object of the lab's kinds in its namespaces, using what was
+/// read ahead.
+pub async fn observe(
+    cluster: &Cluster,
+    ahead: impl Into<ReadAhead>,
+    desired: &Desired,
+    cancel: &CancellationToken,
+) -> Result<Observed, PlanError> {
+    let mut ahead = ahead.into();
+    read_inventory(cluster, &mut ahead).await?;
+    let ReadAhead { inventory, parent, mut bodies } = ahead;
     let (kinds, not_served_yet) = resolve_kinds(cluster, desired, &inventory).await?;
     let lists = list_targets(desired, &inventory, &kinds, &not_served_yet);
-    let trim = Trim::new(desired);
-    let (live, unchanged) = list_all(cluster, &kinds, lists, &trim, cancel).await?;
-    Ok(Observed { inventory, inventory_exists: parent.is_some(), kinds, not_served_yet, live, unchanged })
+    let lists = lists.into_iter().map(|target| {
+        let body = bodies.remove(&target);
+        (target, body)
+    });
+    let trim = Arc::new(Trim::new(desired));
+    let (live, unchanged) = list_all(cluster, &kinds, lists.collect::<Vec<_>>(), trim, cancel).await?;
+    let inventory_exists = parent.is_some_and(|parent| parent.is_some());
+    Ok(Observed { inventory, inventory_exists, kinds, not_served_yet, live, unchanged })
 }
 
 /// Resolves the lab's kinds, the Secrets', and the inventory's. A kind the cluster does not
@@ -144,49 +220,56 @@ pub fn list_targets(
     kinds: &HashMap<KindName, Kind>,
     not_served_yet: &HashSet<KindName>,
 ) -> BTreeSet<ListTarget> {
+    list_targets_of(desired.keys().chain(inventory.places()), kinds, not_served_yet)
+}
+
+/// One LIST per kind and namespace of `objects` (keys with their `apiVersion`s), for the
+/// kinds resolved in `kinds` except those not served yet.
+fn list_targets_of<'a>(
+    objects: impl Iterator<Item = (&'a ObjectKey, &'a str)>,
+    kinds: &HashMap<KindName, Kind>,
+    not_served_yet: &HashSet<KindName>,
+) -> BTreeSet<ListTarget> {
     // Thousands of objects share a few kinds and namespaces: those are found first.
-    let members = inventory.members.iter().map(|(key, api_version)| (key, api_version.as_str()));
-    let places: BTreeSet<(&str, &str, Option<&str>)> = desired
-        .keys()
-        .chain(members)
-        .map(|(key, api_version)| (api_version, key.kind.as_str(), key.namespace.as_deref()))
-        .collect();
+    let places: BTreeSet<(&str, &str, Option<&str>)> =
+        objects.map(|(key, api_version)| (api_version, key.kind.as_str(), key.namespace.as_deref())).collect();
     let mut lists = BTreeSet::new();
     for (api_version, kind_name, namespace) in places {
-        if let Some(kind) = kinds.get(&(api_version.to_owned(), kind_name.to_owned())) {
+        let name = (api_version.to_owned(), kind_name.to_owned());
+        if let Some(kind) = kinds.get(&name).filter(|_| !not_served_yet.contains(&name)) {
             let namespace = namespace.filter(|_| kind.namespaced).map(str::to_owned);
-            lists.insert((api_version.to_owned(), kind_name.to_owned(), namespace));
+            lists.insert((name.0, name.1, namespace));
         }
     }
-    lists.retain(|(api_version, kind, _)| !not_served_yet.contains(&(api_version.clone(), kind.clone())));
     lists
 }
 
-/// What the plan keeps of each listed object.
-pub struct Trim<'a> {
+/// What the plan keeps of each listed object. It owns what it reads (the manifests are
+/// shared), so that LIST bodies are read on other threads while more arrive.
+pub struct Trim {
     /// The lab's objects, by key.
-    desired: HashMap<&'a ObjectKey, &'a Value>,
+    desired: HashMap<ObjectKey, Arc<Value>>,
     /// The Secrets apply fills in, whose live values it reuses.
-    secrets: HashSet<&'a ObjectKey>,
+    secrets: HashSet<ObjectKey>,
     /// Jobs named after the Secrets they read, by namespace and name without the last part
-    /// (their final names are known only once the Secrets are filled in).
-    rerun_jobs: HashSet<(Option<&'a str>, &'a str)>,
+    /// (their final names are known only once the Secrets are filled in). A handful.
+    rerun_jobs: Vec<(Option<String>, String)>,
     /// The lab's name.
-    lab: &'a str,
+    lab: String,
 }
 
-impl<'a> Trim<'a> {
+impl Trim {
     /// The trim for `desired`.
-    pub fn new(desired: &'a Desired) -> Self {
+    pub fn new(desired: &Desired) -> Self {
         Self {
-            desired: desired.objects.iter().map(|(o, _)| (&o.key, o.manifest.as_ref())).collect(),
-            secrets: desired.secret_keys.iter().collect(),
+            desired: desired.objects.iter().map(|(o, _)| (o.key.clone(), o.manifest.clone())).collect(),
+            secrets: desired.secret_keys.iter().cloned().collect(),
             rerun_jobs: desired
                 .objects
                 .iter()
-                .filter_map(|(o, _)| secrets::rerun_stem(o).map(|stem| (o.key.namespace.as_deref(), stem)))
+                .filter_map(|(o, _)| secrets::rerun_stem(o).map(|stem| (o.key.namespace.clone(), stem.to_owned())))
                 .collect(),
-            lab: &desired.lab,
+            lab: desired.lab.clone(),
         }
     }
 
@@ -196,12 +279,11 @@ impl<'a> Trim<'a> {
     /// object that differs, and a Secret apply fills in, keep what a diff needs. Returns
     /// whether the object is unchanged.
     pub fn sort(&self, key: &ObjectKey, live: &mut Value) -> bool {
-        let is_unchanged = self.desired.get(key).is_some_and(|d| owned(live, self.lab) && compare::unchanged(d, live));
+        let is_unchanged = self.desired.get(key).is_some_and(|d| owned(live, &self.lab) && compare::unchanged(d, live));
         let rerun_job = key.kind == "Job"
-            && key
-                .name
-                .rsplit_once('-')
-                .is_some_and(|(stem, _)| self.rerun_jobs.contains(&(key.namespace.as_deref(), stem)));
+            && key.name.rsplit_once('-').is_some_and(|(stem, _)| {
+                self.rerun_jobs.iter().any(|(namespace, name)| *namespace == key.namespace && name == stem)
+            });
         if is_unchanged || !(self.desired.contains_key(key) || self.secrets.contains(key) || rerun_job) {
             identity_only(live);
         } else {
@@ -230,27 +312,42 @@ pub fn key_of(kind: &Kind, item: &Value) -> ObjectKey {
     }
 }
 
-/// Lists every target; returns the live objects (as [`Trim`] leaves them) and the keys of
-/// the desired ones that are unchanged.
+/// Adds which LIST failed to a cluster error.
+fn cannot_list(kind: &str, namespace: Option<&str>) -> impl FnOnce(ClusterError) -> PlanError {
+    let where_ = namespace.map(|ns| format!(" in {ns}")).unwrap_or_default();
+    failed(format!("cannot list {kind}{where_}"))
+}
+
+/// Lists every target the live objects (as [`Trim`] leaves them) and the keys of
+/// the desired ones that are unchanged. Each body is read on a thread of its own as soon as
+/// it arrives, while the rest are still coming: reading them is most of a plan's CPU.
 async fn list_all(
     cluster: &Cluster,
     kinds: &HashMap<KindName, Kind>,
-    lists: BTreeSet<ListTarget>,
-    trim: &Trim<'_>,
+    lists: Vec<(ListTarget, Option<String>)>,
+    trim: Arc<Trim>,
     cancel: &CancellationToken,
 ) -> Result<(Live, HashSet<ObjectKey>), PlanError> {
-    let results = fan_out(lists, cancel, |(api_version, kind_name, namespace)| {
-        let kind = &kinds[&(api_version, kind_name.clone())];
+    let results = fan_out(lists, cancel, |((api_version, kind_name, namespace), read_ahead)| {
+        let kind = kinds[&(api_version, kind_name.clone())].clone();
+        let trim = trim.clone();
         async move {
-            let where_ = namespace.as_deref().map(|ns| format!(" in {ns}")).unwrap_or_default();
-            cluster
-                .list(kind, namespace.as_deref(), |mut item| {
-                    let key = key_of(kind, &item);
+            let body = match read_ahead {
+                Some(body) => body,
+                None => cluster
+                    .list_body(&kind, namespace.as_deref())
+                    .await
+                    .map_err(cannot_list(&kind_name, namespace.as_deref()))?,
+            };
+            let read = tokio::task::spawn_blocking(move || {
+                Cluster::read_list(&kind, &body, |mut item| {
+                    let key = key_of(&kind, &item);
                     let unchanged = trim.sort(&key, &mut item);
                     Some((key, item, unchanged))
                 })
-                .await
-                .map_err(failed(format!("cannot list {kind_name}{where_}")))
+            });
+            let read = read.await.unwrap_or_else(|panicked| std::panic::resume_unwind(panicked.into_panic()));
+            read.map_err(cannot_list(&kind_name, namespace.as_deref()))
         }
     })
     .await?;
@@ -288,10 +385,10 @@ mod tests {
         let (same, changed, other, secret) = (key("same"), key("changed"), key("other"), key("secret"));
         let (want_same, want_changed) = (config_map("same", "1", "lab"), config_map("changed", "2", "lab"));
         let trim = Trim {
-            desired: HashMap::from([(&same, &want_same), (&changed, &want_changed)]),
-            secrets: HashSet::from([&secret]),
-            rerun_jobs: HashSet::new(),
-            lab: "lab",
+            desired: HashMap::from([(same.clone(), Arc::new(want_same)), (changed.clone(), Arc::new(want_changed))]),
+            secrets: HashSet::from([secret.clone()]),
+            rerun_jobs: Vec::new(),
+            lab: "lab".into(),
         };
         let identity = |name: &str, part_of: &str| {
             json!({ "apiVersion": "v1", "kind": "ConfigMap",

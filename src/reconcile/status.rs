@@ -8,14 +8,14 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
-use crate::cluster::inventory::Inventory;
+
 use crate::cluster::readiness::Readiness;
 use crate::config::Lab;
 use crate::render::{COMPONENT, ObjectKey, Rendered};
 
 use super::decide::Desired;
 use super::observe::{KindName, resolve_kinds_or_unserved};
-use super::plan::{PlanError, failed};
+use super::plan::{self, PlanError, failed};
 use super::secrets;
 use super::wait::{self, ObjectState, WaitError};
 
@@ -88,7 +88,7 @@ pub async fn status(
     rendered: Rendered,
     cancel: &CancellationToken,
 ) -> Result<LabStatus, StatusError> {
-    let inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
+    let inventory = plan::lab_inventory(lab);
     let mut desired = Desired::new(rendered, lab.name(), &inventory.id());
     name_rerun_jobs(cluster, &mut desired).await?;
     // The inventory is not read: status shows the file's objects, not what was pruned.

@@ -27,10 +27,10 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::inventory::Inventory;
 use crate::cluster::requests::RequestObserver;
 use crate::cluster::{Cluster, ClusterError};
 use crate::config::{self, LoadError};
+use crate::reconcile::plan;
 use crate::reconcile::scan_database::{self, base_dir};
 use crate::render::{ParsedDocuments, Templates};
 use crate::scan::alerts::resolve_secret;
@@ -152,7 +152,7 @@ pub async fn run(
         manifests: Default::default(),
         kinds: Default::default(),
         problems: Vec::new(),
-        parsed: ParsedDocuments::for_applyset(&Inventory::new(lab.name(), &lab.spec().cluster.namespace).id()),
+        parsed: ParsedDocuments::for_applyset(&plan::lab_inventory(&lab).id()),
         in_sync: HashMap::new(),
         not_ready: Default::default(),
         inventory_read: None,

@@ -203,7 +203,7 @@ impl Reconciler {
             None => last.as_deref().expect("drift and resyncs follow a pass"),
         };
         let lab = self.lab.clone();
-        let mut inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
+        let mut inventory = plan::lab_inventory(&lab);
         let inventory_target: ListTarget = ("v1".into(), "ConfigMap".into(), Some(inventory.namespace.clone()));
         let cached = match trigger {
             Trigger::Start => None,
@@ -343,7 +343,7 @@ impl Reconciler {
                 return None;
             }
         };
-        let inventory = Inventory::new(lab.name(), &lab.spec().cluster.namespace);
+        let inventory = plan::lab_inventory(&lab);
         if self.parsed.applyset() != Some(inventory.id().as_str()) {
             self.parsed = ParsedDocuments::for_applyset(&inventory.id());
         }
