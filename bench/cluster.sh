@@ -146,7 +146,8 @@ check kapp bench-kapp bench-kapp "$work/objs-kapp.yaml"
 
 if [ -z "${SKIP_SECLAB:-}" ]; then
   fresh_cluster
-  for phase in apply reapply; do
+  # Its re-apply takes a fraction of a second, where one slow run shows: the median of five.
+  for phase in apply reapply reapply reapply reapply reapply; do
     measure seclab "$phase" "$seclab" --kubeconfig "$admin" -f "$work/lab-seclab.yaml" apply --yes
   done
   check seclab bench-seclab bench-seclab "$work/objs-seclab.yaml"
@@ -157,8 +158,21 @@ fi
 # fast as any client could have gone with that much server work.
 cores=$(nproc)
 awk -v cores="$cores" '
-  { t[$1] = 1; s[$1, $2] = $3; w[$1, $2] = $5; c[$1, $2] = $6; p[$1, $2] = $7; if ($4 > m[$1]) m[$1] = $4 }
+  # A phase measured more than once (seclab re-apply) shows its median time, its most writes.
+  function median(key,   i, j, x, k) {
+    k = runs[key]
+    for (i = 2; i <= k; i++) { x = all[key, i]; for (j = i - 1; j >= 1 && all[key, j] > x; j--) all[key, j + 1] = all[key, j]; all[key, j + 1] = x }
+    return k % 2 ? all[key, (k + 1) / 2] : (all[key, k / 2] + all[key, k / 2 + 1]) / 2
+  }
+  { t[$1] = 1; all[$1, $2, ++runs[$1, $2]] = $3; if ($5 > w[$1, $2]) w[$1, $2] = $5; c[$1, $2] = $6; p[$1, $2] = $7
+    if ($4 > m[$1]) m[$1] = $4 }
   END {
+    for (key in runs) s[key] = median(key)
+    for (key in runs) if (runs[key] > 1) {
+      split(key, part, SUBSEP); line = ""
+      for (i = 1; i <= runs[key]; i++) line = line sprintf(" %.2f", all[key, i])
+      printf "%s %s: %d runs, sorted:%s; the table shows the median\n", part[1], part[2], runs[key], line
+    }
     printf "%-8s %9s %11s %13s %16s %13s %16s %17s\n", "tool", "apply s", "re-apply s", "apply writes",
       "re-apply writes", "peak RSS MiB", "tool CPU s", "cluster CPU s"
     n = split("seclab kubectl kapp", order, " ")
@@ -177,5 +191,5 @@ awk -v cores="$cores" '
         printf "5x kubectl is %.1f s: %s\n", s["kubectl", "apply"] / 5,
           s["kubectl", "apply"] / 5 < floor ? "below the floor, out of reach of any client on this machine" : "above the floor"
     }
-    print "targets: apply >= 5x kubectl and > 1x kapp; re-apply >= 20x kubectl with 0 writes; seclab peak RSS < 200 MiB"
+    print "targets: apply >= 5x kubectl and > 1x kapp; re-apply < 0.4 s and >= 40x kubectl with 0 writes; seclab peak RSS < 200 MiB"
   }' "$work/results"
