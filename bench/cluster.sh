@@ -26,6 +26,8 @@ seclab="$PWD/target/release/seclab"
 work=$(mktemp -d)
 export SECLAB_TESTCLUSTER_DIR="$work/cluster"
 trap 'scripts/testcluster down >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+# shellcheck source=bench/control_plane.sh
+source bench/control_plane.sh
 k() { "$SECLAB_TESTCLUSTER_KUBECTL" --kubeconfig "$admin" "$@"; }
 
 # fresh_cluster: a new, empty control plane, once it has finished starting up.
@@ -36,15 +38,6 @@ fresh_cluster() {
   source "$SECLAB_TESTCLUSTER_DIR/env"
   admin="$SECLAB_TESTCLUSTER_ADMIN_KUBECONFIG" audit="$SECLAB_TESTCLUSTER_AUDIT_LOG"
   settle
-}
-
-# cpu_ticks: CPU time (user + system, in clock ticks) of all control-plane processes so far.
-cpu_ticks() {
-  local total=0 pid
-  while read -r _ pid; do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
-  done <"$SECLAB_TESTCLUSTER_DIR/pids"
-  echo "$total"
 }
 
 # writes FROM [USER]: write requests in the audit log after byte FROM (dry runs excluded),
@@ -77,19 +70,14 @@ PY
 # ReplicaSets for the Deployments just applied, PV binding...): no write for 3 s, then the
 # control plane using under a fifth of a core for 2 s.
 settle() {
-  local from quiet=0 deadline=$((SECONDS + 300)) ticks
+  local from quiet=0 deadline=$((SECONDS + 300))
   while ((quiet < 3 && SECONDS < deadline)); do
     from=$(stat -c %s "$audit")
     sleep 1
     if [ "$(writes "$from")" = 0 ]; then quiet=$((quiet + 1)); else quiet=0; fi
   done
-  while ((SECONDS < deadline)); do
-    ticks=$(cpu_ticks)
-    sleep 2
-    (($(cpu_ticks) - ticks < 2 * hz / 5)) && break
-  done
+  wait_idle "$deadline"
 }
-hz=$(getconf CLK_TCK)
 
 # measure TOOL PHASE cmd...: wall time, CPU time and peak RSS of cmd, the control plane's CPU
 # time meanwhile, and the writes cmd sent (as user admin, the identity all three tools use,

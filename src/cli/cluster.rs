@@ -229,6 +229,7 @@ pub fn apply_rendered(
     apply_read(cli, lab, &runtime, read, args, wait, timeout)
 }
 
+/// Plans and applies what `render_reading_ahead` gave.
 fn apply_read(
     cli: &Cli,
     lab: &Lab,

@@ -318,9 +318,10 @@ fn cannot_list(kind: &str, namespace: Option<&str>) -> impl FnOnce(ClusterError)
     failed(format!("cannot list {kind}{where_}"))
 }
 
-/// Lists every target the live objects (as [`Trim`] leaves them) and the keys of
-/// the desired ones that are unchanged. Each body is read on a thread of its own as soon as
-/// it arrives, while the rest are still coming: reading them is most of a plan's CPU.
+/// Lists every target not read ahead; returns the live objects (as [`Trim`] leaves them)
+/// and the keys of the desired ones that are unchanged. Each body is read on a blocking
+/// thread as soon as it is there, while the rest are still coming: with thousands of
+/// objects, reading them is a large share of a plan's CPU.
 async fn list_all(
     cluster: &Cluster,
     kinds: &HashMap<KindName, Kind>,
