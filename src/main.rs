@@ -279,8 +279,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
-    // kube's client logs each failed request at ERROR; seclab reports the error itself,
-    // with its causes, so that line is shown only with -v.
+    // kube's own client stack (seclab's is used unless the kubeconfig names a proxy) logs
+    // each failed request at ERROR; seclab reports the error itself, with its causes, so
+    // that line is shown only with -v. seclab's stack logs requests at DEBUG (-vv).
     let level = match cli.verbose {
         0 => "warn,kube_client::client::builder=off,seclab::alert=info,seclab::watch=info",
         1 => "info",
