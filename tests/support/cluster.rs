@@ -87,6 +87,26 @@ impl Cluster {
         self.var("SECLAB_TESTCLUSTER_AUDIT_LOG")
     }
 
+    /// What the cluster shows of its nodes and of `namespace` (pods, latest events), for the
+    /// message of a test whose wait failed.
+    pub fn describe(&self, namespace: &str) -> String {
+        let kubectl = |args: &[&str]| {
+            Command::new(self.var("SECLAB_TESTCLUSTER_KUBECTL"))
+                .arg("--kubeconfig")
+                .arg(self.admin_kubeconfig())
+                .args(args)
+                .output()
+                .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+                .unwrap_or_else(|e| format!("kubectl did not run: {e}\n"))
+        };
+        format!(
+            "nodes:\n{}pods in {namespace}:\n{}events in {namespace}:\n{}",
+            kubectl(&["get", "nodes", "-o", "wide"]),
+            kubectl(&["get", "pods", "-n", namespace, "-o", "wide"]),
+            kubectl(&["get", "events", "-n", namespace, "--sort-by=.lastTimestamp"]),
+        )
+    }
+
     /// A kube-rs client with the credentials of `kubeconfig`.
     pub async fn client(&self, kubeconfig: &Path) -> kube::Client {
         let config = kube::config::Kubeconfig::read_from(kubeconfig).expect("the kubeconfig reads");

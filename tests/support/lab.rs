@@ -93,6 +93,10 @@ impl TestLab {
     pub fn run(&self, args: &[&str], code: i32) -> String {
         let output = self.seclab(args);
         let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        if output.status.code() != Some(code) && args.contains(&"--wait") {
+            // A wait that fails on the test cluster: what kwok's nodes and pods looked like.
+            panic!("seclab {args:?} said:\n{text}\n{}", Cluster::get().describe(&self.name));
+        }
         assert_eq!(output.status.code(), Some(code), "seclab {args:?} said:\n{text}");
         text
     }
