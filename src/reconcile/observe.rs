@@ -66,7 +66,7 @@ impl From<Inventory> for ReadAhead {
 }
 
 /// Reads the inventory of `inventory`'s set and LISTs every kind and namespace it records
-/// (a kind the cluster no longer serves is left to [`observe`] to warn about).
+/// (a kind the cluster no longer serves is left out: [`observe`] warns of it).
 pub async fn read_ahead(
     cluster: &Cluster,
     inventory: Inventory,
@@ -74,18 +74,9 @@ pub async fn read_ahead(
 ) -> Result<ReadAhead, PlanError> {
     let mut ahead = ReadAhead::from(inventory);
     read_inventory(cluster, &mut ahead).await?;
-    let kind_names: BTreeSet<(&str, &str)> =
-        ahead.inventory.places().map(|(key, api_version)| (api_version, key.kind.as_str())).collect();
     let mut kinds = HashMap::new();
-    for (api_version, kind) in kind_names {
-        match cluster.kind(api_version, kind).await {
-            Ok(found) => {
-                kinds.insert((api_version.to_owned(), kind.to_owned()), found);
-            }
-            Err(ClusterError::UnknownKind { .. }) => {}
-            Err(other) => return Err(failed(format!("cannot resolve {kind}"))(other)),
-        }
-    }
+    // Kinds no longer served are left out; `observe` warns of them.
+    resolve_member_kinds(cluster, &ahead.inventory, &mut kinds).await?;
     let lists = list_targets_of(ahead.inventory.places(), &kinds, &HashSet::new());
     let bodies = fan_out(lists, cancel, |target| {
         let kind = &kinds[&(target.0.clone(), target.1.clone())];
@@ -186,11 +177,29 @@ pub async fn resolve_kinds_or_unserved(
         };
         resolved.insert(pair, found);
     }
-    // One member of each kind stands for all (the warning names it).
-    let mut members: BTreeMap<(&str, &str), &ObjectKey> = BTreeMap::new();
-    for (key, api_version) in inventory.members.iter() {
-        members.entry((api_version.as_str(), key.kind.as_str())).or_insert(key);
+    for (kind, key) in resolve_member_kinds(cluster, inventory, &mut resolved).await? {
+        let (api_version, kind) = kind;
+        tracing::warn!(
+            "the inventory lists {kind} objects ({key} among them) but the cluster no longer serves \
+             {api_version} {kind}; they are left alone"
+        );
     }
+    Ok((resolved, not_served_yet, unserved))
+}
+
+/// Resolves the kinds of the inventory's members that `resolved` lacks, into it. Returns the
+/// kinds the cluster no longer serves, each with one of its members.
+async fn resolve_member_kinds<'a>(
+    cluster: &Cluster,
+    inventory: &'a Inventory,
+    resolved: &mut HashMap<KindName, Kind>,
+) -> Result<Vec<(KindName, &'a ObjectKey)>, PlanError> {
+    // One member of each kind stands for all.
+    let mut members: BTreeMap<(&str, &str), &ObjectKey> = BTreeMap::new();
+    for (key, api_version) in inventory.places() {
+        members.entry((api_version, key.kind.as_str())).or_insert(key);
+    }
+    let mut unserved = Vec::new();
     for ((api_version, kind), key) in members {
         let pair = (api_version.to_owned(), kind.to_owned());
         if resolved.contains_key(&pair) {
@@ -200,16 +209,11 @@ pub async fn resolve_kinds_or_unserved(
             Ok(found) => {
                 resolved.insert(pair, found);
             }
-            Err(ClusterError::UnknownKind { .. }) => {
-                tracing::warn!(
-                    "the inventory lists {kind} objects ({key} among them) but the cluster no longer serves \
-                     {api_version} {kind}; they are left alone"
-                );
-            }
+            Err(ClusterError::UnknownKind { .. }) => unserved.push((pair, key)),
             Err(other) => return Err(failed(format!("cannot resolve {}", key.kind))(other)),
         }
     }
-    Ok((resolved, not_served_yet, unserved))
+    Ok(unserved)
 }
 
 /// One LIST per kind and namespace of the lab's objects, its Secrets and its inventory's

@@ -8,7 +8,6 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
-
 use crate::cluster::readiness::Readiness;
 use crate::config::Lab;
 use crate::render::{COMPONENT, ObjectKey, Rendered};
