@@ -9,6 +9,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,7 +28,9 @@ import (
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 // Each entry mirrors the upstream main of that program; os.Args has already
@@ -38,6 +41,9 @@ var components = map[string]func(){
 		os.Exit(cli.Run(controllermanager.NewControllerManagerCommand()))
 	},
 	"kube-scheduler": func() { os.Exit(cli.Run(scheduler.NewSchedulerCommand())) },
+	// The real node's agents (scripts/testcluster starts them when the node is on).
+	"kubelet":    func() { os.Exit(cli.Run(kubelet.NewKubeletCommand(context.Background()))) },
+	"kube-proxy": func() { os.Exit(cli.Run(proxy.NewProxyCommand())) },
 	"kubectl": func() {
 		logs.GlogSetter(kubectl.GetLogVerbosity(os.Args)) //nolint:errcheck
 		if err := cli.RunNoErrOutput(kubectl.NewDefaultKubectlCommand()); err != nil {

@@ -248,3 +248,48 @@ fn a_template_that_loops_or_renders_a_gigabyte_is_stopped_with_its_name() {
     assert!(stderr.contains("templates/extra/huge.yaml: rendered more than 64 MiB and was stopped"), "{stderr}");
     assert!(kib < baseline + 400 * 1024, "peak RSS {kib} KiB ({baseline} KiB doing nothing)");
 }
+
+#[test]
+fn placement_problems_are_reported_where_they_are_written() {
+    let stderr = invalid(
+        r#"registry:
+  nodeSelector: {"-disk": ssd, zone: "a b"}
+  tolerations:
+    - {operator: Exists, value: "x"}
+    - {value: x, tolerationSeconds: 30}
+  resources:
+    requests: {cpu: "2", memroy: 1Gi}
+    limits: {cpu: 500m, memory: lots}
+"#,
+    );
+    for expected in [
+        "seclab.yaml:6:18",
+        "`-disk` is not a label key",
+        "seclab.yaml:6:38",
+        "`a b` is not a label value",
+        "seclab.yaml:8:33",
+        "a toleration with `operator: Exists` takes no `value`",
+        "seclab.yaml:9:8",
+        "the toleration has no `key`",
+        "seclab.yaml:9:37",
+        "`tolerationSeconds` applies to `effect: NoExecute` only",
+        "seclab.yaml:11:21",
+        "the cpu request `2` is more than its limit `500m`",
+        "seclab.yaml:11:34",
+        "`memroy` is not a compute resource",
+        "did you mean `memory`?",
+        "seclab.yaml:12:33",
+        "`lots` is not a resource quantity",
+        "has 8 problems; nothing was changed",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn a_readiness_path_must_be_a_path() {
+    let stderr = invalid("tenants:\n  - name: site\n    readinessPath: healthz\n");
+    for expected in ["seclab.yaml:7:20", "`healthz` is not a path", "starting with `/`", "has 1 problem"] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+}

@@ -451,3 +451,81 @@ fn an_error_keeps_its_causes_in_text_and_in_one_json_document() {
     let (_, _, stderr) = run(dir.path(), &["--kubeconfig", "no-such.kubeconfig", "plan"]);
     assert!(stderr.starts_with("error: cannot read the kubeconfig no-such.kubeconfig\n  caused by: "), "{stderr}");
 }
+
+/// Placement (`nodeSelector`, `tolerations`, `resources`) reaches the pod spec of every
+/// workload seclab renders, and each object stays a valid Kubernetes object.
+#[test]
+fn placement_reaches_every_workload_pod_spec() {
+    use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch};
+    let placement = |node: &str| {
+        format!(
+            "  nodeSelector: {{kubernetes.io/hostname: {node}}}\n  tolerations: [{{key: dedicated, operator: Equal, value: {node}, effect: NoSchedule}}]\n  resources: {{requests: {{cpu: 250m, memory: 256Mi}}, limits: {{memory: 1Gi}}}}\n"
+        )
+    };
+    let indented = |text: String| text.lines().map(|l| format!("  {l}\n")).collect::<String>();
+    let file = format!(
+        "apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: placed\nregistry:\n{}elasticsearch:\n  mode: opensearch\n  volume: data\n{}cortex:\n{}tenantDatabase:\n  engine: mariadb\n  volume: data\n{}tenants:\n  - name: site\n{}    scans:\n      - {{name: dmz, targets: [127.0.0.1], schedule: \"0 2 * * *\"}}\n",
+        placement("disk"),
+        placement("big"),
+        placement("big"),
+        placement("db"),
+        indented(placement("apps")),
+    );
+    let dir = lab_dir(&file);
+    let rendered = render_json(&dir.path().join("seclab.yaml"));
+    let mut placed = Vec::new();
+    for manifest in rendered["objects"].as_array().unwrap() {
+        let kind = manifest["kind"].as_str().unwrap();
+        let name = manifest["metadata"]["name"].as_str().unwrap();
+        let (pod, typed) = match kind {
+            "Deployment" => (&manifest["spec"]["template"]["spec"], round_trip::<apps::Deployment>(manifest)),
+            "StatefulSet" => (&manifest["spec"]["template"]["spec"], round_trip::<apps::StatefulSet>(manifest)),
+            "Job" => (&manifest["spec"]["template"]["spec"], round_trip::<batch::Job>(manifest)),
+            "CronJob" => {
+                (&manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"], round_trip::<batch::CronJob>(manifest))
+            }
+            _ => continue,
+        };
+        assert_eq!(&typed.unwrap_or_else(|e| panic!("{kind} {name}: {e}")), manifest, "{kind} {name}");
+        let node =
+            pod["nodeSelector"]["kubernetes.io/hostname"].as_str().unwrap_or_else(|| panic!("{kind} {name}: {pod}"));
+        assert_eq!(pod["tolerations"][0]["value"], node, "{kind} {name}");
+        let resources = &pod["containers"][0]["resources"];
+        // Jobs that serve another workload (scans, the database's setup) share its node only.
+        let expected = if matches!(kind, "Job" | "CronJob") {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!({"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}})
+        };
+        assert_eq!(resources, &expected, "{kind} {name}");
+        placed.push(format!("{kind}/{name}@{node}"));
+    }
+    placed.sort();
+    let setup = placed.iter().find(|p| p.starts_with("Job/mysql-netdelta-setup-")).cloned().unwrap_or_default();
+    assert_eq!(
+        placed,
+        [
+            "CronJob/site-dmz-scan@apps",
+            "Deployment/cortex@big",
+            "Deployment/netdelta-site@apps",
+            "Deployment/registry@disk",
+            setup.as_str(),
+            "StatefulSet/elasticsearch@big",
+            "StatefulSet/mysql-netdelta@db",
+        ]
+    );
+    assert!(setup.ends_with("@db"), "{setup}");
+
+    // ECK makes the pods itself: the placement goes into its podTemplate.
+    let eck = lab_dir(&format!(
+        "apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: eck\ncortex:\n  enabled: false\nelasticsearch:\n{}",
+        placement("big")
+    ));
+    let rendered = render_json(&eck.path().join("seclab.yaml"));
+    let es = rendered["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Elasticsearch").unwrap();
+    let pod = &es["spec"]["nodeSets"][0]["podTemplate"]["spec"];
+    assert_eq!(pod["nodeSelector"]["kubernetes.io/hostname"], "big");
+    assert_eq!(pod["tolerations"][0]["key"], "dedicated");
+    assert_eq!(pod["containers"][0]["name"], "elasticsearch");
+    assert_eq!(pod["containers"][0]["resources"]["limits"]["memory"], "1Gi");
+}

@@ -438,6 +438,9 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
                         };
                         let reason = if reason.is_empty() { reason } else { format!("  {reason}") };
                         out.push_str(&format!("  {word:<8} {}{reason}\n", state.object));
+                        for detail in state.warning.iter().map(|w| format!("last warning: {w}")).chain(state.pods.clone()) {
+                            out.push_str(&format!("           {detail}\n"));
+                        }
                     }
                 }
                 if !due.is_empty() {

@@ -10,6 +10,7 @@ pub mod diff;
 pub mod inventory;
 mod list;
 pub mod order;
+mod pods;
 pub mod rbac;
 pub mod readiness;
 pub mod requests;

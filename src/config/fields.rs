@@ -230,6 +230,77 @@ pub fn quantity(value: &str) -> Result<(), Problem> {
     }
 }
 
+/// A label or taint key: `name` or `prefix/name`, where the prefix is a DNS subdomain and the
+/// name at most 63 letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit.
+pub fn label_key(value: &str) -> Result<(), Problem> {
+    let (prefix, name) = match value.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, value),
+    };
+    if prefix.is_none_or(|p| dns_subdomain(p).is_ok()) && !name.is_empty() && label_value(name).is_ok() {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            format!("`{value}` is not a label key"),
+            "write `name` or `prefix/name`, e.g. `kubernetes.io/hostname` or `disk`",
+        ))
+    }
+}
+
+/// A label value: empty, or at most 63 letters, digits, `-`, `_` and `.`, starting and ending
+/// with a letter or digit.
+pub fn label_value(value: &str) -> Result<(), Problem> {
+    let bytes = value.as_bytes();
+    let valid = bytes.is_empty()
+        || (bytes.len() <= 63
+            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes[bytes.len() - 1].is_ascii_alphanumeric());
+    if valid {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            format!("`{value}` is not a label value"),
+            "use at most 63 letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit",
+        ))
+    }
+}
+
+/// A compute resource quantity (`500m`, `2`, `1.5Gi`), as its value in base units, for
+/// comparing a request with its limit.
+pub fn resource_quantity(value: &str) -> Result<f64, Problem> {
+    const SUFFIXES: [(&str, f64); 14] = [
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("Pi", 1125899906842624.0),
+        ("Ei", 1152921504606846976.0),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+        ("", 1.0),
+    ];
+    let parsed = SUFFIXES.iter().find_map(|(suffix, scale)| {
+        let number = value.strip_suffix(suffix)?;
+        let plain = !number.is_empty()
+            && number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && number.bytes().filter(|&b| b == b'.').count() <= 1
+            && number.bytes().any(|b| b.is_ascii_digit());
+        plain.then(|| number.parse::<f64>().ok().map(|n| n * scale)).flatten()
+    });
+    parsed.ok_or_else(|| {
+        Problem::new(
+            format!("`{value}` is not a resource quantity"),
+            "write CPU as cores or millicores (`2`, `500m`) and memory in bytes with a unit (`512Mi`, `2Gi`)",
+        )
+    })
+}
+
 /// A duration such as `5m` or `300ms`.
 pub fn duration(value: &str) -> Result<std::time::Duration, Problem> {
     humantime::parse_duration(value).map_err(|e| {
@@ -319,6 +390,30 @@ pub fn email_address(value: &str) -> Result<(), Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_and_resource_quantities() {
+        for key in ["disk", "kubernetes.io/hostname", "seclab.test/node", "a_b.c-d"] {
+            assert!(label_key(key).is_ok(), "{key}");
+        }
+        for key in ["", "-disk", "disk-", "a/b/c", "Example.COM/x", "/x", &"a".repeat(64)] {
+            assert!(label_key(key).is_err(), "{key}");
+        }
+        for value in ["", "ssd", "a.b_c-d", "X9"] {
+            assert!(label_value(value).is_ok(), "{value}");
+        }
+        for value in ["a b", "-a", "a-", &"a".repeat(64)] {
+            assert!(label_value(value).is_err(), "{value}");
+        }
+        for (text, value) in
+            [("500m", 0.5), ("2", 2.0), ("1.5Gi", 1.5 * 1073741824.0), ("64Mi", 67108864.0), ("1k", 1e3)]
+        {
+            assert_eq!(resource_quantity(text), Ok(value), "{text}");
+        }
+        for text in ["", "lots", "1 Gi", "1.2.3", "-1", "m", "1GB", "0x10"] {
+            assert!(resource_quantity(text).is_err(), "{text}");
+        }
+    }
 
     #[test]
     fn names() {

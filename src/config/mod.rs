@@ -7,6 +7,7 @@ mod diagnostics;
 pub mod fields;
 pub mod model;
 mod path;
+pub mod placement;
 mod schema;
 mod secret;
 mod source;

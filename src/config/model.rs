@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::placement::{Placement, Resources, Toleration};
 use super::secret::SecretSource;
 
 /// The `apiVersion` every desired-state file declares.
@@ -152,6 +153,12 @@ pub struct Registry {
     pub insecure: bool,
     /// Storage volume holding the images (a `storage.volumes` name), mounted at subPath `registry`.
     pub volume: String,
+    /// Node labels the registry's node must carry, e.g. `kubernetes.io/hostname: big`.
+    pub node_selector: BTreeMap<String, String>,
+    /// Node taints the registry's pods tolerate.
+    pub tolerations: Vec<Toleration>,
+    /// CPU and memory requests and limits of the registry's container.
+    pub resources: Option<Resources>,
 }
 
 impl Default for Registry {
@@ -163,6 +170,9 @@ impl Default for Registry {
             image: "registry:2".into(),
             insecure: true,
             volume: "data".into(),
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            resources: None,
         }
     }
 }
@@ -261,6 +271,12 @@ pub struct Elasticsearch {
     pub admin_password: Option<SecretSource>,
     /// OpenSearch only: JVM heap options.
     pub java_opts: String,
+    /// Node labels the search engine's node must carry, e.g. `kubernetes.io/hostname: big`.
+    pub node_selector: BTreeMap<String, String>,
+    /// Node taints the search engine's pods tolerate.
+    pub tolerations: Vec<Toleration>,
+    /// CPU and memory requests and limits of the search engine's container.
+    pub resources: Option<Resources>,
 }
 
 impl Elasticsearch {
@@ -295,6 +311,9 @@ impl Default for Elasticsearch {
             storage_class: None,
             admin_password: None,
             java_opts: "-Xms512m -Xmx512m".into(),
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            resources: None,
         }
     }
 }
@@ -322,6 +341,12 @@ pub struct Cortex {
     pub job_directory: String,
     /// Play's application secret; generated and kept in the cluster when unset.
     pub secret_key: Option<SecretSource>,
+    /// Node labels Cortex's node must carry, e.g. `kubernetes.io/hostname: big`.
+    pub node_selector: BTreeMap<String, String>,
+    /// Node taints Cortex's pods tolerate.
+    pub tolerations: Vec<Toleration>,
+    /// CPU and memory requests and limits of Cortex's container.
+    pub resources: Option<Resources>,
 }
 
 impl Default for Cortex {
@@ -336,6 +361,9 @@ impl Default for Cortex {
             job_volume: "data".into(),
             job_directory: "/tmp/cortex-jobs".into(),
             secret_key: None,
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            resources: None,
         }
     }
 }
@@ -465,6 +493,10 @@ pub struct Tenant {
     /// Number of app pods.
     #[serde(default = "one")]
     pub replicas: u32,
+    /// Path on the app's port that answers 200 once the app can serve (an HTTP readiness
+    /// probe); without it, a pod is ready as soon as the port accepts connections.
+    #[serde(default)]
+    pub readiness_path: Option<String>,
     /// Volumes mounted into the app.
     #[serde(default)]
     pub volumes: Vec<Mount>,
@@ -477,6 +509,15 @@ pub struct Tenant {
     /// Scan groups: targets scanned by nmap on a schedule.
     #[serde(default)]
     pub scans: Vec<ScanGroup>,
+    /// Node labels the app's node (and its scans' nodes) must carry.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    /// Node taints the app's pods (and its scans' pods) tolerate.
+    #[serde(default)]
+    pub tolerations: Vec<Toleration>,
+    /// CPU and memory requests and limits of the app's container.
+    #[serde(default)]
+    pub resources: Option<Resources>,
 }
 
 fn default_tenant_port() -> u16 {
@@ -575,6 +616,12 @@ pub struct TenantDatabaseServer {
     pub host: Option<String>,
     /// Port the server listens on.
     pub port: u16,
+    /// inCluster: node labels the server's node (and its setup Job's) must carry.
+    pub node_selector: BTreeMap<String, String>,
+    /// inCluster: node taints the server's pods (and its setup Job's) tolerate.
+    pub tolerations: Vec<Toleration>,
+    /// inCluster: CPU and memory requests and limits of the server's container.
+    pub resources: Option<Resources>,
 }
 
 impl Default for TenantDatabaseServer {
@@ -593,6 +640,9 @@ impl Default for TenantDatabaseServer {
             url: None,
             host: None,
             port: 3306,
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            resources: None,
         }
     }
 }
@@ -844,6 +894,26 @@ pub struct Operator {
     pub name: String,
     /// Where its manifest is: `file:PATH` (relative to this file) or an `https://` URL.
     pub manifest: String,
+}
+
+/// `placement()` of each section that takes `nodeSelector`, `tolerations` and `resources`.
+macro_rules! placement_of {
+    ($($section:ty => $doc:literal),* $(,)?) => {$(
+        impl $section {
+            #[doc = $doc]
+            pub fn placement(&self) -> Placement<'_> {
+                Placement::new(&self.node_selector, &self.tolerations, &self.resources)
+            }
+        }
+    )*};
+}
+
+placement_of! {
+    Registry => "Where the registry runs.",
+    Elasticsearch => "Where the search engine's nodes run.",
+    Cortex => "Where Cortex runs (its analyzer Jobs are placed by Cortex's job runner).",
+    Tenant => "Where the tenant's app runs; its scans run on the same nodes, without its resources.",
+    TenantDatabaseServer => "Where the in-cluster server runs; its setup Job runs on the same nodes.",
 }
 
 impl LabFile {

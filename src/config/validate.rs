@@ -7,6 +7,7 @@ use super::diagnostics::Diagnostic;
 use super::fields::{self, Problem, Target};
 use super::model::*;
 use super::path::FieldPath;
+use super::placement::Placement;
 use super::secret::SecretSource;
 use super::source::SourceFile;
 
@@ -134,6 +135,18 @@ impl<'a> Checker<'a> {
                 }
             }
             Some(SecretSource::Env(_) | SecretSource::File(_)) | None => {}
+        }
+    }
+
+    /// Checks a workload's `nodeSelector`, `tolerations` and `resources` under `path`.
+    fn placement(&mut self, path: &FieldPath, placement: Placement<'_>) {
+        for (at, problem, at_key) in placement.problems(path) {
+            let key_location = at_key.then(|| self.source.key_location(&at));
+            self.report(at, problem);
+            if let (Some(location), Some(last)) = (key_location, self.found.last_mut()) {
+                last.location = location;
+                last.at_key = true;
+            }
         }
     }
 
@@ -282,6 +295,7 @@ impl<'a> Checker<'a> {
         not_empty(self, path.key("image"), &registry.image, "an image such as `registry:2`");
         let namespace = self.namespace(&registry.namespace);
         self.volume_ref(path.key("volume"), &registry.volume, namespace, "the registry");
+        self.placement(&path, registry.placement());
     }
 
     fn elasticsearch(&mut self) {
@@ -304,6 +318,7 @@ impl<'a> Checker<'a> {
         if es.nodes == 0 {
             self.complain(path.key("nodes"), "`nodes` is 0", "a search cluster needs at least one node");
         }
+        self.placement(&path, es.placement());
         match es.mode {
             SearchEngine::Eck => {
                 for (field, set) in [("adminPassword", es.admin_password.is_some()), ("volume", es.volume.is_some())] {
@@ -346,6 +361,7 @@ impl<'a> Checker<'a> {
         }
         let path = root().key("cortex");
         self.optional_namespace(path.key("namespace"), &cortex.namespace);
+        self.placement(&path, cortex.placement());
         let namespace = self.namespace(&cortex.namespace);
         let es = &self.file.elasticsearch;
         if !es.enabled {
@@ -574,6 +590,15 @@ impl<'a> Checker<'a> {
             if let Some(host) = &tenant.host {
                 self.check(path.key("host"), fields::dns_subdomain(host));
             }
+            if let Some(ready) = &tenant.readiness_path
+                && !ready.starts_with('/')
+            {
+                self.complain(
+                    path.key("readinessPath"),
+                    format!("`{ready}` is not a path"),
+                    "write the path the app answers 200 on when ready, starting with `/`, e.g. `/healthz`",
+                );
+            }
             for (j, mount) in tenant.volumes.iter().enumerate() {
                 let item = path.key("volumes").index(j);
                 self.volume_ref(item.key("volume"), &mount.volume, namespace, &format!("tenant `{}`", tenant.name));
@@ -589,6 +614,7 @@ impl<'a> Checker<'a> {
                 }
             }
             self.tenant_database(path.key("database"), tenant);
+            self.placement(&path, tenant.placement());
             for (key, value) in &tenant.env {
                 self.env_var(path.key("env").key(key), key, value);
             }
@@ -740,6 +766,7 @@ impl<'a> Checker<'a> {
                 self.check(path.key("name"), fields::dns_label(&server.name));
                 self.optional_namespace(path.key("namespace"), &server.namespace);
                 self.secret(path.key("rootPassword"), &server.root_password);
+                self.placement(&path, server.placement());
                 if let Some(volume) = &server.volume {
                     let namespace = self.namespace(&server.namespace);
                     self.volume_ref(path.key("volume"), volume, namespace, "the tenant database server");

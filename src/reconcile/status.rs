@@ -120,12 +120,14 @@ pub async fn status(
                 exists: false,
                 readiness: Readiness::Waiting(why),
                 warning: None,
+                pods: None,
             });
         } else if seen.insert(key) {
             served.push((key.clone(), kinds[&pair].clone()));
         }
     }
     let states = wait::states(cluster, &served, &lab.spec().cluster.readiness, cancel).await?;
+    let states = wait::explained(cluster, states).await;
     let mut components: BTreeMap<String, Vec<ObjectState>> = BTreeMap::new();
     let absent = |mut state: ObjectState| {
         if !state.exists {

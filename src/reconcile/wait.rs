@@ -34,6 +34,9 @@ pub struct ObjectState {
     /// The newest Warning event about it, when it is not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// What keeps its pods from being ready, as the kubelet reports it (a workload only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pods: Option<String>,
 }
 
 /// Why a wait ended without everything ready.
@@ -70,7 +73,8 @@ fn list(states: &[ObjectState]) -> String {
                 Readiness::Ready => "ready",
             };
             let warning = state.warning.as_ref().map(|w| format!("\n      last warning: {w}")).unwrap_or_default();
-            format!("  - {}: {reason}{warning}", state.object)
+            let pods = state.pods.as_ref().map(|p| format!("\n      {p}")).unwrap_or_default();
+            format!("  - {}: {reason}{warning}{pods}", state.object)
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -106,7 +110,7 @@ pub async fn states(
                         Some(readiness) => (true, readiness),
                         None => (false, Readiness::Waiting("it does not exist".into())),
                     };
-                    ObjectState { object: key.to_string(), key, exists, readiness, warning: None }
+                    ObjectState { object: key.to_string(), key, exists, readiness, warning: None, pods: None }
                 })
                 .collect::<Vec<_>>(),
         )
@@ -142,10 +146,10 @@ pub async fn wait(
         let failed: Vec<ObjectState> =
             pending.iter().filter(|s| matches!(s.readiness, Readiness::Failed(_))).cloned().collect();
         if !failed.is_empty() {
-            return Err(WaitError::Failed { failed: with_warnings(cluster, failed).await });
+            return Err(WaitError::Failed { failed: explained(cluster, failed).await });
         }
         if started.elapsed() + POLL > timeout {
-            return Err(WaitError::Timeout { after: timeout, pending: with_warnings(cluster, pending).await });
+            return Err(WaitError::Timeout { after: timeout, pending: explained(cluster, pending).await });
         }
         tokio::select! {
             () = cancel.cancelled() => return Err(Cancelled.into()),
@@ -154,9 +158,15 @@ pub async fn wait(
     }
 }
 
-async fn with_warnings(cluster: &Cluster, mut states: Vec<ObjectState>) -> Vec<ObjectState> {
-    for state in &mut states {
+/// How many objects that are not ready get their events and pods read (a few requests each).
+const MAX_EXPLAINED: usize = 20;
+
+/// `states` with why each is not ready (the first [`MAX_EXPLAINED`]): its newest Warning
+/// event, and its pods' trouble.
+pub(super) async fn explained(cluster: &Cluster, mut states: Vec<ObjectState>) -> Vec<ObjectState> {
+    for state in states.iter_mut().filter(|s| s.exists && !s.readiness.is_ready()).take(MAX_EXPLAINED) {
         state.warning = cluster.last_warning(&state.key).await;
+        state.pods = cluster.pod_trouble(&state.key).await;
     }
     states
 }

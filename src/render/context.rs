@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Lab;
 use crate::config::SecretSource;
 use crate::config::model::{DatabaseEngine, DatabaseMode, LabFile, ResolvedDatabase, SearchEngine, Tenant};
+use crate::config::placement::Placement;
 
 /// A Kubernetes Secret that apply must create, because its value is not in any existing Secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -239,6 +240,7 @@ impl<'a> Builder<'a> {
                 "image": spec.registry.image,
                 "insecure": spec.registry.insecure,
                 "claim": spec.registry.volume,
+                "placement": placement(spec.registry.placement()),
             },
             "storage": { "volumes": self.volumes() },
         });
@@ -296,6 +298,7 @@ impl<'a> Builder<'a> {
             "storageClass": server.storage_class,
             "size": server.size,
             "tenants": tenants,
+            "placement": placement(server.placement()),
         });
         let hash = hex::encode(&Sha256::digest(value.to_string().as_bytes())[..4]);
         value["setupJob"] = Value::String(format!("{}-setup-{hash}", server.name));
@@ -371,6 +374,7 @@ impl<'a> Builder<'a> {
                     "password": { "name": format!("{}-es-elastic-user", es.name), "key": "elastic" },
                     "ca": { "name": certs["ca"], "key": "ca.crt" },
                     "certs": certs,
+                    "placement": placement(es.placement()),
                 })
             }
             SearchEngine::Opensearch => {
@@ -414,6 +418,7 @@ impl<'a> Builder<'a> {
                     "storageSize": es.storage_size,
                     "storageClass": es.storage_class,
                     "javaOpts": es.java_opts,
+                    "placement": placement(es.placement()),
                 })
             }
         }
@@ -495,6 +500,7 @@ impl<'a> Builder<'a> {
             "jobDirectory": cortex.job_directory,
             "secretKey": secret_key,
             "searchStores": stores,
+            "placement": placement(cortex.placement()),
         })
     }
 
@@ -576,6 +582,7 @@ fn tenant(
         "host": tenant.host.clone().unwrap_or_else(|| format!("netdelta.{}", defaults.domain)),
         "path": format!("/{}", tenant.name),
         "replicas": tenant.replicas,
+        "readinessPath": tenant.readiness_path,
         "claims": tenant.volumes.iter().map(|m| m.volume.as_str()).collect::<BTreeSet<_>>(),
         "database": {
             "name": database.name,
@@ -584,10 +591,25 @@ fn tenant(
             "password": password,
         },
     });
+    value["placement"] = placement(tenant.placement());
     value["mounts"] = Value::Array(mounts);
     value["env"] = Value::Array(env);
     value["scans"] = Value::Array(scans);
     value
+}
+
+/// A workload's placement as its templates take it: `pod` holds the pod-spec fields that are
+/// set (`nodeSelector`, `tolerations`), `resources` the main container's (null when unset).
+fn placement(placement: Placement<'_>) -> Value {
+    let mut pod = serde_json::Map::new();
+    if !placement.node_selector.is_empty() {
+        pod.insert("nodeSelector".into(), json!(placement.node_selector));
+    }
+    if !placement.tolerations.is_empty() {
+        pod.insert("tolerations".into(), json!(placement.tolerations));
+    }
+    let resources = placement.resources.filter(|r| !r.requests.is_empty() || !r.limits.is_empty());
+    json!({ "pod": pod, "resources": resources })
 }
 
 /// The Secret holding a tenant's database password, when seclab creates it.

@@ -62,6 +62,16 @@ impl Cluster {
         })
     }
 
+    /// A variable of the cluster's env file, when it sets it.
+    pub fn env_var(&self, name: &str) -> Option<String> {
+        self.env.get(name).cloned()
+    }
+
+    /// kubectl of the cluster's own version.
+    pub fn kubectl(&self) -> PathBuf {
+        self.var("SECLAB_TESTCLUSTER_KUBECTL")
+    }
+
     fn var(&self, name: &str) -> PathBuf {
         PathBuf::from(self.env.get(name).unwrap_or_else(|| panic!("{name} missing from {}/env", self.dir.display())))
     }
@@ -91,7 +101,7 @@ impl Cluster {
     /// message of a test whose wait failed.
     pub fn describe(&self, namespace: &str) -> String {
         let kubectl = |args: &[&str]| {
-            Command::new(self.var("SECLAB_TESTCLUSTER_KUBECTL"))
+            Command::new(self.kubectl())
                 .arg("--kubeconfig")
                 .arg(self.admin_kubeconfig())
                 .args(args)

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod lab;
 pub mod mariadb;
 pub mod nmap;
+pub mod node;
 pub mod outage;
 pub mod postgres;
 pub mod receivers;
