@@ -65,6 +65,18 @@ node_network_up() {
 
 node_network_down() {
 	"$BIN" kube-proxy --cleanup >/dev/null 2>&1 || true
+	# The kubelet's own chains (kube-proxy --cleanup leaves them).
+	local tool table chain
+	for tool in iptables ip6tables; do
+		for table in filter nat mangle; do
+			for chain in INPUT OUTPUT; do
+				while "$tool" -t "$table" -D "$chain" -j KUBE-FIREWALL 2>/dev/null; do :; done
+			done
+			for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+				"$tool" -t "$table" -F "$chain" 2>/dev/null && "$tool" -t "$table" -X "$chain" 2>/dev/null || true
+			done
+		done
+	done
 	while iptables -t mangle -D FORWARD -j SECLAB-NODE 2>/dev/null; do :; done
 	iptables -t mangle -F SECLAB-NODE 2>/dev/null || true
 	iptables -t mangle -X SECLAB-NODE 2>/dev/null || true
@@ -227,11 +239,11 @@ EOF
 }
 
 # Starts containerd, imports the images, then CoreDNS, the kubelet and kube-proxy; waits for
-# the node to be Ready. Called by `up` once the API server answers.
+# the node to be Ready. Called by `up` once the API server answers (node_claim came first).
 node_up() { # images-archive
 	local archive=$1 n=$DIR/node t0
 	t0=$(date +%s%N)
-	node_claim
+	DIE_HINT=node_errors
 	mkdir -p "$n/cni" "$n/kubelet" "$n/ipam" "$DIR/logs"
 	node_network_up
 	node_containerd_config >"$n/containerd.toml"
@@ -255,7 +267,21 @@ node_up() { # images-archive
 	wait_for "CoreDNS" 60 curl -sf --max-time 2 "http://127.0.0.1:$DNS_READY_PORT/ready"
 	wait_for "the real node Ready" 90 kubectl wait --for=condition=Ready "node/$REAL_NODE" --timeout=2s
 	wait_for "kube-proxy" 60 curl -sf --max-time 2 "http://127.0.0.1:$PROXY_HEALTHZ_PORT/healthz"
+	DIE_HINT=
 	log "real node $REAL_NODE up in $((($(date +%s%N) - t0) / 1000000))ms (pods on $NODE_BRIDGE $POD_CIDR)"
+}
+
+# What the node's programs said when it did not start, and the switch that leaves it out.
+node_errors() {
+	local c
+	echo "the real node did not start. Its programs' last errors:"
+	for c in "${NODE_COMPONENTS[@]}"; do
+		[[ -f $DIR/logs/$c.log ]] || continue
+		grep -E '^(E[0-9]{4} |time=.*level=(error|fatal)|\[ERROR\]|Error|error:)' "$DIR/logs/$c.log" | tail -n 3 |
+			sed "s/^/  $c: /"
+	done
+	echo "A kubelet that refuses this machine's cgroups needs its KubeletConfiguration changed (testcluster/node.sh:"
+	echo "failCgroupV1, cgroupDriver); SECLAB_TESTCLUSTER_REAL_NODE=0 starts kwok's nodes only (the real-node tests then fail)."
 }
 
 # Stops the real node and clears what it left on the host: containers, mounts, the bridge,

@@ -304,3 +304,28 @@ fn the_tenants_database_server_and_setup_job_run_for_real_and_each_app_is_ready_
     }
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
 }
+
+/// One real node per machine: a second cluster's `up` refuses before it starts anything, and
+/// names the cluster that has the node and how to stop it.
+#[test]
+fn a_second_cluster_cannot_take_the_real_node() {
+    let node = RealNode::get();
+    let other = tempfile::tempdir().unwrap();
+    let output = Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/testcluster"))
+        .arg("up")
+        .env("SECLAB_TESTCLUSTER_DIR", other.path().join("cluster"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let owner = Cluster::get().dir.display().to_string();
+    for expected in [
+        format!("a real node already runs for the test cluster in {owner} (one per machine)"),
+        format!("SECLAB_TESTCLUSTER_DIR={owner}"),
+    ] {
+        assert!(stderr.contains(&expected), "missing {expected:?} in:\n{stderr}");
+    }
+    assert!(!other.path().join("cluster/pids").exists(), "nothing was started");
+    let ready = kubectl(&["get", "node", &node.name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"]);
+    assert_eq!(ready, "True", "the first cluster's node is untouched");
+}
