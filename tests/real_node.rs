@@ -21,6 +21,7 @@ use support::watch::{Watch, eventually};
 fn small_lab(name: &str) -> TestLab {
     let lab = TestLab::new("homelab.yaml", name);
     let mut spec = lab.spec();
+    spec["registry"]["enabled"] = json!(false);
     spec["elasticsearch"]["enabled"] = json!(false);
     spec["cortex"]["enabled"] = json!(false);
     spec["storage"]["volumes"][0]["hostPath"] = json!(lab.dir.path().join("data"));
@@ -216,6 +217,15 @@ fn a_scan_cronjob_runs_nmap_on_the_real_node_and_watch_alerts_on_a_port_opened_b
     );
     assert_eq!(files(&group).unwrap().len(), 2);
     drop(watch);
+
+    // A scan that fails (nmap refuses an option) fails its Job and leaves no partial file.
+    spec["tenants"][0]["scans"][0]["nmapArgs"] = json!(["-sT", "-n", "-Pn", "--no-such-option"]);
+    lab.write(&spec);
+    lab.run(&["apply"], 0);
+    kubectl(&["create", "job", "scan-3", "-n", &lab.name, "--from=cronjob/site-dmz-scan"]);
+    let failed = kubectl_output(&["wait", "-n", &lab.name, "--for=condition=Failed", "job/scan-3", "--timeout=120s"]);
+    assert!(failed.status.success(), "{}", Cluster::get().describe(&lab.name));
+    assert_eq!(files(&group).unwrap().len(), 2, "no partial or new file: {:?}", files(&group));
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
 }
 

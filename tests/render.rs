@@ -156,8 +156,9 @@ fn scan_cronjobs_write_complete_files_atomically() {
     let container = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
     let command: Vec<&str> = container["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     let script = command[2];
-    assert!(script.contains("nmap -oX \"$dir/.$start.xml.partial\" \"$@\""), "{script}");
-    assert!(script.contains("mv \"$dir/.$start.xml.partial\" \"$dir/$start.xml\""), "{script}");
+    assert!(script.contains("partial=\"$dir/.$start.xml.partial\""), "{script}");
+    assert!(script.contains("nmap --host-timeout 30m -oX \"$partial\" \"$@\" &"), "{script}");
+    assert!(script.contains("mv \"$partial\" \"$dir/$start.xml\""), "{script}");
     assert_eq!(
         &command[4..],
         ["-sV", "-p", "21-23,25,53,80,110,143,443,445,3306,3389,8000-8100", "198.51.100.0/28", "198.51.100.40-50"]

@@ -12,7 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_parser::extensions::GeneralName;
 
-use crate::render::CertificateRequest;
+use crate::render::{CertificateRequest, KeyFormat};
 
 /// How long a new CA is valid.
 pub const AUTHORITY_VALIDITY: Duration = Duration::from_secs(10 * 365 * 86_400);
@@ -21,7 +21,8 @@ pub const LEAF_VALIDITY: Duration = Duration::from_secs(2 * 365 * 86_400);
 /// The organization in the subject of every certificate seclab issues.
 pub const ORGANIZATION: &str = "seclab";
 
-/// A certificate and its private key, PEM-encoded (the key in PKCS#8).
+/// A certificate and its private key, PEM-encoded (the key as its request asks: PKCS#8 or
+/// SEC1).
 #[derive(Debug, Clone)]
 pub struct Issued {
     /// The certificate.
@@ -91,8 +92,37 @@ impl Authority {
         };
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        Ok(Issued { cert_pem: cert.pem(), key_pem: key_pem(&key, request.key_format)? })
     }
+}
+
+/// `key` as PEM in `format`. rcgen writes PKCS#8; SEC1 is the same key with its curve named
+/// (Go's `x509.ParseECPrivateKey`, which ECK uses, needs the curve there).
+fn key_pem(key: &KeyPair, format: KeyFormat) -> Result<String, CertError> {
+    use pkcs8::der::{Decode, EncodePem, pem::LineEnding};
+    match format {
+        KeyFormat::Pkcs8 => Ok(key.serialize_pem()),
+        KeyFormat::Sec1 => {
+            let unreadable = |e: pkcs8::der::Error| CertError(format!("the new key cannot be written as SEC1: {e}"));
+            let der = key.serialize_der();
+            let info = pkcs8::PrivateKeyInfo::from_der(&der).map_err(|e| CertError(e.to_string()))?;
+            let curve =
+                info.algorithm.parameters_oid().map_err(|e| CertError(format!("the new key names no curve: {e}")))?;
+            let mut sec1 = sec1::EcPrivateKey::from_der(info.private_key).map_err(unreadable)?;
+            sec1.parameters = Some(sec1::EcParameters::NamedCurve(curve));
+            sec1.to_pem(LineEnding::LF).map_err(unreadable)
+        }
+    }
+}
+
+/// Whether `key_pem` is written as `format` asks (a key stored before the format was asked
+/// for is issued again).
+pub fn key_in_format(key_pem: &str, format: KeyFormat) -> bool {
+    let label = match format {
+        KeyFormat::Pkcs8 => "-----BEGIN PRIVATE KEY-----",
+        KeyFormat::Sec1 => "-----BEGIN EC PRIVATE KEY-----",
+    };
+    key_pem.trim_start().starts_with(label)
 }
 
 /// The subject seclab gives the certificate for `common_name`, as RFC 4514 writes it (and
@@ -282,6 +312,26 @@ mod tests {
         let leaf = reloaded.issue(&server()).unwrap();
         assert!(leaf.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8");
         assert!(Authority::load("not a certificate", &authority.issued.key_pem).is_err());
+    }
+
+    /// ECK reads a SEC1 key with its curve named (cloud-on-k8s v2.16.1, pem.go:
+    /// `ParsePEMPrivateKey` takes `EC PRIVATE KEY` to Go's `x509.ParseECPrivateKey`, and PKCS#8
+    /// only for RSA keys); it is the key the certificate was issued for.
+    #[test]
+    fn a_leaf_for_eck_has_a_sec1_key_with_its_curve_named() {
+        use pkcs8::der::Decode;
+        let authority = Authority::generate(&ca()).unwrap();
+        let request = CertificateRequest { key_format: KeyFormat::Sec1, ..server() };
+        let leaf = authority.issue(&request).unwrap();
+        assert!(leaf.key_pem.starts_with("-----BEGIN EC PRIVATE KEY-----"), "{}", leaf.key_pem.lines().next().unwrap());
+        let (_, der) = pkcs8::der::pem::decode_vec(leaf.key_pem.as_bytes()).unwrap();
+        let key = sec1::EcPrivateKey::from_der(&der).unwrap();
+        let prime256v1 = pkcs8::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+        assert_eq!(key.parameters.and_then(|p| p.named_curve()), Some(prime256v1));
+        let cert = x509_parser::pem::parse_x509_pem(leaf.cert_pem.as_bytes()).unwrap().1;
+        let public = cert.parse_x509().unwrap().public_key().subject_public_key.data.to_vec();
+        assert_eq!(key.public_key, Some(public.as_slice()), "the certificate's key");
+        assert!(key_in_format(&leaf.key_pem, KeyFormat::Sec1) && !key_in_format(&leaf.key_pem, KeyFormat::Pkcs8));
     }
 
     #[test]

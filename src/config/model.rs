@@ -679,6 +679,10 @@ pub struct ScanGroup {
     /// Image that runs nmap.
     #[serde(default = "default_scan_image")]
     pub image: String,
+    /// How long one scan may run before its Job is stopped (and its partial file removed),
+    /// e.g. `2h`; a host that takes longer than 30 minutes is given up on within it.
+    #[serde(default = "default_scan_timeout")]
+    pub timeout: String,
     /// Keep the CronJob but stop scheduling scans.
     #[serde(default)]
     pub suspend: bool,
@@ -693,7 +697,11 @@ fn default_nmap_args() -> Vec<String> {
 }
 
 fn default_scan_image() -> String {
-    "instrumentisto/nmap:7.95".into()
+    "instrumentisto/nmap:7.98".into()
+}
+
+fn default_scan_timeout() -> String {
+    "6h".into()
 }
 
 /// The scan database and where scan files land.

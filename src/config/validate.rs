@@ -693,6 +693,13 @@ impl<'a> Checker<'a> {
             if let Some(ports) = &group.ports {
                 self.check(path.key("ports"), fields::port_list(ports));
             }
+            if self.check(path.key("timeout"), fields::duration(&group.timeout)).is_some_and(|t| t.as_secs() < 60) {
+                self.complain(
+                    path.key("timeout"),
+                    format!("a scan timeout of `{}` is shorter than a minute", group.timeout),
+                    "give nmap time to finish: at least `1m`, e.g. `2h`",
+                );
+            }
             self.check(path.key("schedule"), fields::cron_schedule(&group.schedule));
             if let Some(zone) = &group.time_zone {
                 self.check(path.key("timeZone"), fields::time_zone(zone));
@@ -712,7 +719,7 @@ impl<'a> Checker<'a> {
                 self,
                 path.key("image"),
                 &group.image,
-                "an image with nmap and a shell, such as `instrumentisto/nmap:7.95`",
+                "an image with nmap and a shell, such as `instrumentisto/nmap:7.98`",
             );
         }
         if !tenant.scans.is_empty() {

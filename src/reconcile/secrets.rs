@@ -223,7 +223,10 @@ fn certificate(
             let ca_pem = authority.issued.cert_pem.clone();
             match live {
                 (Some(cert_pem), Some(key_pem), Some(ca))
-                    if !renewed && ca == ca_pem && kept_certificate(key, request, &cert_pem) =>
+                    if !renewed
+                        && ca == ca_pem
+                        && crate::certs::key_in_format(&key_pem, request.key_format)
+                        && kept_certificate(key, request, &cert_pem) =>
                 {
                     (Issued { cert_pem, key_pem }, ca)
                 }

@@ -64,6 +64,8 @@ pub struct CertificateRequest {
     pub authority: Option<String>,
     /// A client certificate (for the admin user) rather than a server one.
     pub client: bool,
+    /// How its private key is written, for the program that reads it.
+    pub key_format: KeyFormat,
     /// Issue it again this long before it expires (`certificates.renewBefore`).
     #[serde(skip)]
     pub renew_before: std::time::Duration,
@@ -96,6 +98,18 @@ impl CertificateRequest {
             ..Self::default()
         }
     }
+}
+
+/// How a private key is written in its Secret (`tls.key`): each consumer reads only some.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KeyFormat {
+    /// PKCS#8 (`BEGIN PRIVATE KEY`): what OpenSearch's security plugin reads.
+    #[default]
+    Pkcs8,
+    /// SEC1 (`BEGIN EC PRIVATE KEY`), with its curve named: ECK reads PKCS#8 for RSA keys only
+    /// (cloud-on-k8s v2.16.1, pkg/controller/common/certificates/pem.go, ParsePEMPrivateKey).
+    Sec1,
 }
 
 /// The context handed to the templates, and the Secrets the rendered objects expect.
@@ -360,7 +374,7 @@ impl<'a> Builder<'a> {
             SearchEngine::Eck => {
                 // ECK serves the certificate seclab issues (its custom HTTP certificate), so
                 // that Cortex can trust seclab's CA, known before ECK runs.
-                let certs = self.certificates(&[("http", Some(format!("{}-es-http", es.name)))]);
+                let certs = self.certificates(&[("http", Some(format!("{}-es-http", es.name)))], KeyFormat::Sec1);
                 json!({
                     "enabled": es.enabled,
                     "mode": "eck",
@@ -391,11 +405,14 @@ impl<'a> Builder<'a> {
                         origin: SecretOrigin::InternalUsers { secret: password_secret, key: "password".into() },
                     });
                 }
-                let certs = self.certificates(&[
-                    ("transport", Some(format!("{}-discovery", es.name))),
-                    ("http", Some(es.name.clone())),
-                    ("admin", None),
-                ]);
+                let certs = self.certificates(
+                    &[
+                        ("transport", Some(format!("{}-discovery", es.name))),
+                        ("http", Some(es.name.clone())),
+                        ("admin", None),
+                    ],
+                    KeyFormat::Pkcs8,
+                );
                 json!({
                     "enabled": es.enabled,
                     "mode": "opensearch",
@@ -426,8 +443,13 @@ impl<'a> Builder<'a> {
 
     /// The certificates of the search engine seclab issues, as Secret names by purpose: its CA
     /// (`ca`), and for each of `leaves` a server certificate for the Service named (valid for
-    /// its in-cluster names) or, without one, the admin's client certificate.
-    fn certificates(&mut self, leaves: &[(&str, Option<String>)]) -> serde_json::Map<String, Value> {
+    /// its in-cluster names) or, without one, the admin's client certificate, each with its
+    /// key written as `key_format`.
+    fn certificates(
+        &mut self,
+        leaves: &[(&str, Option<String>)],
+        key_format: KeyFormat,
+    ) -> serde_json::Map<String, Value> {
         let es = &self.spec.elasticsearch;
         let namespace = self.ns(&es.namespace);
         let lab = &self.spec.metadata.name;
@@ -441,10 +463,11 @@ impl<'a> Builder<'a> {
         let authority = format!("{}-ca-certs", es.name);
         let mut requests = vec![("ca", CertificateRequest::authority(format!("{lab} {} CA", es.name), renew_before))];
         for (purpose, service) in leaves {
-            let request = match service {
+            let mut request = match service {
                 Some(service) => CertificateRequest::server(&es.name, service_names(service), &authority, renew_before),
                 None => CertificateRequest::client("admin", &authority, renew_before),
             };
+            request.key_format = key_format;
             requests.push((purpose, request));
         }
         let mut names = serde_json::Map::new();
@@ -561,6 +584,8 @@ fn tenant(
                 "arguments": g.nmap_arguments(),
                 "image": g.image,
                 "suspend": g.suspend,
+                // Validated: a duration of at least a minute.
+                "deadline": crate::config::fields::duration(&g.timeout).map_or(6 * 3600, |d| d.as_secs()),
                 "claim": defaults.scan_volume,
                 "directory": format!("{}/{}", tenant.name, g.name),
             })

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::Lab;
 
-pub use context::{CertificateRequest, SecretOrigin, SecretToCreate, tenant_password_secret};
+pub use context::{CertificateRequest, KeyFormat, SecretOrigin, SecretToCreate, tenant_password_secret};
 use objects::OutputKey;
 pub use objects::{COMPONENT, MANAGED_BY, Object, ObjectKey, PART_OF, ParsedDocuments};
 pub use output::WriteError;
