@@ -293,3 +293,18 @@ fn a_readiness_path_must_be_a_path() {
         assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
     }
 }
+
+#[test]
+fn database_variable_names_are_names_of_their_own() {
+    let stderr = invalid(
+        "tenants:\n  - name: site\n    env: {NETDELTA_DB: x}\n    database:\n      variables: {name: NETDELTA_DB, host: 9HOST, user: DB_NAME2, password: DB_NAME2}\n",
+    );
+    for expected in [
+        "`NETDELTA_DB` is also set in the tenant's `env`",
+        "`9HOST` is not an environment variable name",
+        "`DB_NAME2` already holds the database's user",
+        "has 3 problems",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+}

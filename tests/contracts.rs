@@ -46,6 +46,23 @@ fn rows() -> Vec<Row> {
             expected: json!({ "name": "jobs", "mountPath": "/tmp/cortex-jobs" }),
         },
         Row {
+            source: "TheHive-Project/Cortex 3.2.0 and 4.1.0 app/org/thp/cortex/services/K8sJobRunnerSrv.scala: `jobs().withLabel(\"cortex-job-id\", ...).delete()` is a deletecollection; it reads no pods",
+            example: "homelab.yaml",
+            kind: "Role",
+            name: "cortex-job-runner",
+            field: "/rules",
+            expected: json!([{ "apiGroups": ["batch"], "resources": ["jobs"],
+                "verbs": ["create", "get", "list", "watch", "delete", "deletecollection"] }]),
+        },
+        Row {
+            source: "Cortex's API: GET /api/status answers once Cortex is up",
+            example: "homelab.yaml",
+            kind: "Deployment",
+            name: "cortex",
+            field: "/spec/template/spec/containers/0/readinessProbe/httpGet/path",
+            expected: json!("/api/status"),
+        },
+        Row {
             source: "opensearch-project/opensearch-build docker/release/dockerfiles/opensearch.al2.dockerfile: `ARG UID=1000`, `ARG GID=1000`, `USER $UID`; the certificate Secrets are mounted 0400, readable through fsGroup",
             example: "opensearch.yaml",
             kind: "StatefulSet",

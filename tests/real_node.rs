@@ -312,6 +312,15 @@ fn the_tenants_database_server_and_setup_job_run_for_real_and_each_app_is_ready_
         assert!(password.len() >= 16, "a generated password");
         assert!(!seen.contains(password.as_str()), "a password is in a log or an event");
     }
+
+    // destroy keeps the data and the generated passwords it was made with; the next apply
+    // reaches the same data directory again (the images apply a root password to an empty
+    // one only).
+    let kept = lab.run(&["destroy", "--yes"], 0);
+    assert!(kept.contains("Kept"), "{kept}");
+    lab.run(&["apply", "--wait", "--timeout", "240s"], 0);
+    assert_eq!(secret(namespace, "real-db-mysql-netdelta-root", "password"), passwords[2]);
+    assert!(ready("alpha") && ready("beta"), "{}", Cluster::get().describe(namespace));
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
 }
 

@@ -117,13 +117,15 @@ fn the_homelab_matches_the_cortex_seed() {
     let pv = find("PersistentVolume", "homelab-cortex-data");
     assert_eq!(pv["spec"]["hostPath"]["path"], "/mnt/data");
     assert_eq!(pv["spec"]["accessModes"][0], "ReadWriteMany");
-    let role = find("Role", "cortex-job-runner");
-    assert_eq!(role["rules"][0]["verbs"], serde_json::json!(["create", "get", "list", "watch", "delete"]));
     let config = find("ConfigMap", "cortex-config")["data"]["application.conf"].as_str().unwrap();
     for line in [
         "runners = [kubernetes]",
         "persistentVolumeClaimName = \"data\"",
         "uri = \"https://esquickstart-es-http:9200\"",
+        // A one-node search cluster stays green; Cortex starts with the analyzers of its catalog.
+        "nbreplicas = 0",
+        "analyzer.urls = [\"https://catalogs.download.strangebee.com/latest/json/analyzers.json\"]",
+        "responder.urls = [\"https://catalogs.download.strangebee.com/latest/json/responders.json\"]",
     ] {
         assert!(config.contains(line), "{line} missing from\n{config}");
     }
@@ -529,4 +531,20 @@ fn placement_reaches_every_workload_pod_spec() {
     assert_eq!(pod["tolerations"][0]["key"], "dedicated");
     assert_eq!(pod["containers"][0]["name"], "elasticsearch");
     assert_eq!(pod["containers"][0]["resources"]["limits"]["memory"], "1Gi");
+}
+
+/// A tenant's app gets its database under the variable names it reads.
+#[test]
+fn a_tenants_database_variables_take_the_names_the_app_reads() {
+    let dir = lab_dir(
+        "apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: named\ntenantDatabase: {}\ntenants:\n  - name: site\n    database:\n      variables: {name: NETDELTA_DB, password: NETDELTA_DB_PASSWORD}\n",
+    );
+    let rendered = render_json(&dir.path().join("seclab.yaml"));
+    let app =
+        rendered["objects"].as_array().unwrap().iter().find(|o| o["metadata"]["name"] == "netdelta-site").unwrap();
+    let env = &app["spec"]["template"]["spec"]["containers"][0]["env"];
+    let names: Vec<&str> = env.as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["NETDELTA_SITE", "NETDELTA_DB", "DB_HOST", "DB_USER", "NETDELTA_DB_PASSWORD"]);
+    assert_eq!(env[1]["value"], "netdelta-site");
+    assert_eq!(env[4]["valueFrom"]["secretKeyRef"]["name"], "named-site-db");
 }

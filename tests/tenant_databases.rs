@@ -130,15 +130,20 @@ async fn a_tenant_leaving_the_file_keeps_its_database_unless_destruction_is_allo
 
     let plan = lab.run(&["plan"], 0);
     assert!(plan.contains("= keep    database netdelta-xynexis") && plan.contains("--allow-destructive"), "{plan}");
+    // The user's generated password stays with the user it was made for: no prune of it.
+    assert!(!plan.contains("Secret t-tenantdb-drop/t-tenantdb-drop-xynexis-db"), "{plan}");
     let kept = lab.run(&["apply", "--yes"], 0);
     assert!(kept.contains("keep    database netdelta-xynexis"), "{kept}");
     assert!(exists(&server, database).await && exists(&server, user).await);
+    let secrets = api(&admin().await, "", "v1", "Secret", Some("t-tenantdb-drop"));
+    assert!(secrets.get_opt("t-tenantdb-drop-xynexis-db").await.unwrap().is_some(), "the password is kept");
 
     let plan = lab.run(&["plan", "--allow-destructive"], 0);
     assert!(
         plan.contains("- drop    database netdelta-xynexis and user netdelta-xynexis  (deletes stored data)"),
         "{plan}"
     );
+    assert!(plan.contains("- prune   Secret t-tenantdb-drop/t-tenantdb-drop-xynexis-db"), "{plan}");
     lab.run(&["apply", "--yes", "--allow-destructive"], 0);
     assert!(!exists(&server, database).await && !exists(&server, user).await);
     assert!(

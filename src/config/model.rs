@@ -341,12 +341,25 @@ pub struct Cortex {
     pub job_directory: String,
     /// Play's application secret; generated and kept in the cluster when unset.
     pub secret_key: Option<SecretSource>,
+    /// Catalogs of analyzers Cortex offers (URLs or paths); the ones Cortex's own image uses
+    /// when unset. Without any, Cortex starts with no analyzer.
+    pub analyzer_urls: Vec<String>,
+    /// Catalogs of responders, likewise.
+    pub responder_urls: Vec<String>,
     /// Node labels Cortex's node must carry, e.g. `kubernetes.io/hostname: big`.
     pub node_selector: BTreeMap<String, String>,
     /// Node taints Cortex's pods tolerate.
     pub tolerations: Vec<Toleration>,
     /// CPU and memory requests and limits of Cortex's container.
     pub resources: Option<Resources>,
+}
+
+impl Cortex {
+    /// The analyzer catalog Cortex 4.1's image configures when given none
+    /// (package/docker/entrypoint, `DEFAULT_ANALYZER_URL`).
+    pub const DEFAULT_ANALYZER_CATALOG: &str = "https://catalogs.download.strangebee.com/latest/json/analyzers.json";
+    /// The responder catalog, likewise (`DEFAULT_RESPONDER_URL`).
+    pub const DEFAULT_RESPONDER_CATALOG: &str = "https://catalogs.download.strangebee.com/latest/json/responders.json";
 }
 
 impl Default for Cortex {
@@ -361,6 +374,8 @@ impl Default for Cortex {
             job_volume: "data".into(),
             job_directory: "/tmp/cortex-jobs".into(),
             secret_key: None,
+            analyzer_urls: vec![Cortex::DEFAULT_ANALYZER_CATALOG.into()],
+            responder_urls: vec![Cortex::DEFAULT_RESPONDER_CATALOG.into()],
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
             resources: None,
@@ -559,6 +574,36 @@ pub struct TenantDatabase {
     /// Password, by reference; with a `tenantDatabase` server, generated and kept in a Secret
     /// when unset.
     pub password: Option<SecretSource>,
+    /// The names of the environment variables the app reads these from.
+    pub variables: DatabaseVariables,
+}
+
+/// The environment variables a tenant's app reads its database from, by name.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct DatabaseVariables {
+    /// The database's name (`DB_NAME`).
+    pub name: String,
+    /// The server's host name (`DB_HOST`).
+    pub host: String,
+    /// The user (`DB_USER`).
+    pub user: String,
+    /// The password (`DB_PASSWORD`).
+    pub password: String,
+}
+
+impl Default for DatabaseVariables {
+    fn default() -> Self {
+        Self { name: "DB_NAME".into(), host: "DB_HOST".into(), user: "DB_USER".into(), password: "DB_PASSWORD".into() }
+    }
+}
+
+impl DatabaseVariables {
+    /// Each variable's field and name.
+    pub fn fields(&self) -> [(&'static str, &str); 4] {
+        [("name", &self.name), ("host", &self.host), ("user", &self.user), ("password", &self.password)]
+    }
 }
 
 /// Where the tenants' MySQL server runs.
@@ -577,9 +622,10 @@ pub enum DatabaseMode {
 #[serde(rename_all = "lowercase")]
 pub enum DatabaseEngine {
     /// MySQL (`mysql:<version>`).
-    #[default]
     Mysql,
-    /// MariaDB (`mariadb:<version>`).
+    /// MariaDB (`mariadb:<version>`), the default: Netdelta was written for MySQL 5.7, and its
+    /// `sql_mode` (`NO_AUTO_CREATE_USER`) is refused by MySQL 8 but taken by MariaDB.
+    #[default]
     Mariadb,
 }
 
@@ -592,7 +638,7 @@ pub struct TenantDatabaseServer {
     pub mode: DatabaseMode,
     /// inCluster: `mysql` or `mariadb`.
     pub engine: DatabaseEngine,
-    /// inCluster: the image tag; `8.0` for MySQL, `11.4` for MariaDB when unset.
+    /// inCluster: the image tag; `8.4` (LTS) for MySQL, `11.4` (LTS) for MariaDB when unset.
     pub version: Option<String>,
     /// inCluster: the whole image, replacing engine and version.
     pub image: Option<String>,
@@ -628,7 +674,7 @@ impl Default for TenantDatabaseServer {
     fn default() -> Self {
         Self {
             mode: DatabaseMode::InCluster,
-            engine: DatabaseEngine::Mysql,
+            engine: DatabaseEngine::Mariadb,
             version: None,
             image: None,
             name: "mysql-netdelta".into(),

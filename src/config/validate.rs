@@ -637,13 +637,33 @@ impl<'a> Checker<'a> {
             not_empty(self, path.key("host"), host, "the database's Service or host name");
         }
         self.secret(path.key("password"), &db.password);
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for (field, name) in db.variables.fields() {
+            let at = path.key("variables").key(field);
+            if !is_env_name(name) {
+                self.complain(
+                    at,
+                    format!("`{name}` is not an environment variable name"),
+                    "use letters, digits and `_`, not starting with a digit",
+                );
+            } else if let Some(other) = seen.insert(name, field) {
+                self.complain(
+                    at,
+                    format!("`{name}` already holds the database's {other}"),
+                    "give each database variable a name of its own",
+                );
+            } else if tenant.env.contains_key(name) {
+                self.complain(
+                    at,
+                    format!("`{name}` is also set in the tenant's `env`"),
+                    "remove it from `env`: seclab sets it to the database's value",
+                );
+            }
+        }
     }
 
     fn env_var(&mut self, path: FieldPath, key: &str, value: &str) {
-        let valid_name = !key.is_empty()
-            && !key.starts_with(|c: char| c.is_ascii_digit())
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_name {
+        if !is_env_name(key) {
             self.complain(
                 path.clone(),
                 format!("`{key}` is not an environment variable name"),
@@ -1095,6 +1115,13 @@ fn sorted(mut names: Vec<&str>) -> Vec<&str> {
 }
 
 /// The candidate closest to `word`, if it is close enough to be a likely typo.
+/// Whether `name` is a portable environment variable name.
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 pub(crate) fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
     let lower = word.to_ascii_lowercase();
     candidates

@@ -132,7 +132,7 @@ pub fn decide(lab: &str, desired: &Desired, observed: &Observed, options: Option
     }
     plan.steps.sort_by_key(|step| order::stage(&step.key));
 
-    let prunes = if options.prune { prunes(lab, &plan, observed) } else { Vec::new() };
+    let prunes = if options.prune { prunes(lab, &plan, observed, options.allow_destructive) } else { Vec::new() };
     plan.steps.extend(prunes);
     plan.inventory_stale = !observed.inventory_exists || !plan.records_exactly(&observed.inventory.members);
     plan
@@ -156,8 +156,9 @@ fn owner(live: &Value) -> Option<String> {
 }
 
 /// The prunes: the inventory's members, and live objects labelled as the set's, that have
-/// left the file and still carry this lab's labels; in reverse apply order.
-fn prunes(lab: &str, plan: &Plan, observed: &Observed) -> Vec<Step> {
+/// left the file and still carry this lab's labels; in reverse apply order. A generated
+/// password that stored data outlives is kept, as the data is, unless `allow_destructive`.
+fn prunes(lab: &str, plan: &Plan, observed: &Observed, allow_destructive: bool) -> Vec<Step> {
     let id = observed.inventory.id();
     let desired: HashSet<&ObjectKey> = plan.steps.iter().map(|s| &s.key).collect();
     let mut candidates: BTreeMap<&ObjectKey, &str> = observed
@@ -178,8 +179,13 @@ fn prunes(lab: &str, plan: &Plan, observed: &Observed) -> Vec<Step> {
         let Some(live) = observed.live.get(key).filter(|live| resolved && owned(live, lab)) else {
             continue;
         };
-        let risk = PruneRisk { holds_data: holds_data(key), most_of_lab: None };
-        prunes.push(step(key.clone(), &component(live), api_version.to_owned(), Change::Prune(risk), false));
+        let guarded = secrets::guards_data(key, live);
+        let change = if guarded && !allow_destructive {
+            Change::Keep
+        } else {
+            Change::Prune(PruneRisk { holds_data: holds_data(key) || guarded, most_of_lab: None })
+        };
+        prunes.push(step(key.clone(), &component(live), api_version.to_owned(), change, false));
     }
     let (pruned, members) = (prunes.len(), observed.inventory.members.len());
     if members > 0 && pruned * 2 > members {

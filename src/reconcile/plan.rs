@@ -87,7 +87,8 @@ pub enum Change {
 /// What a prune puts at risk beyond configuration.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PruneRisk {
-    /// A Namespace, PersistentVolume, claim or CRD: deleting it deletes stored data.
+    /// A Namespace, PersistentVolume, claim or CRD (deleting it deletes stored data), or a
+    /// Secret holding a generated credential that stored data outlives.
     pub holds_data: bool,
     /// The prune deletes this many of this many objects in the inventory, over half of it.
     pub most_of_lab: Option<(usize, usize)>,
@@ -182,7 +183,7 @@ impl Step {
                 Some("deletes every object of its kind in the cluster".to_owned())
             }
             Change::Prune(risk) => risk.reason(),
-            Change::Keep => Some("holds data; destroy --allow-destructive deletes it".to_owned()),
+            Change::Keep => Some("holds data, or a password its data needs; --allow-destructive deletes it".to_owned()),
             _ => None,
         }
     }

@@ -112,7 +112,13 @@ pub fn materialize(secrets: &[SecretToCreate], live: &Live, base_dir: &Path, lab
         }
         data_of.insert(key.clone(), data);
     }
-    Ok(data_of.into_iter().map(|(key, data)| secret_object(key, data, lab)).collect())
+    Ok(data_of
+        .into_iter()
+        .map(|(key, data)| {
+            let guards_data = grouped[&key].iter().any(|entry| entry.guards_data);
+            secret_object(key, data, lab, guards_data)
+        })
+        .collect())
 }
 
 /// `truststore.p12` (trusting `ca_pem`), an empty `keystore.p12`, and their `password`: the
@@ -321,6 +327,16 @@ pub fn roll_on_certificates(objects: &mut [(Object, String)], requested: &[Secre
 /// name and those values (a Job cannot be changed in place, only created anew).
 pub const RERUN_ANNOTATION: &str = "seclab.dev/rerun-on-secrets";
 
+/// The label of a Secret holding a generated credential that stored data outlives (a
+/// database's password): pruned or destroyed only with `--allow-destructive`, like the
+/// volumes.
+pub const GUARDS_DATA: &str = "seclab.dev/guards-data";
+
+/// Whether the live object `live` of `key` is such a Secret.
+pub fn guards_data(key: &ObjectKey, live: &Value) -> bool {
+    key.group.is_empty() && key.kind == "Secret" && live["metadata"]["labels"][GUARDS_DATA] == "true"
+}
+
 /// The Secrets, among those apply creates (`created`), that the containers of each
 /// [`RERUN_ANNOTATION`] Job of `objects` read through `secretKeyRef`, with the keys read.
 pub fn read_by_rerun_jobs(objects: &[(Object, String)], created: &[ObjectKey]) -> Vec<(ObjectKey, String)> {
@@ -373,14 +389,18 @@ pub fn rerun_stem(object: &Object) -> Option<&str> {
     is_rerun_job(object).then(|| object.key.name.rsplit_once('-').map(|(stem, _)| stem)).flatten()
 }
 
-fn secret_object(key: ObjectKey, data: Map<String, Value>, lab: &str) -> Object {
+fn secret_object(key: ObjectKey, data: Map<String, Value>, lab: &str, guards_data: bool) -> Object {
+    let mut labels = json!({ MANAGED_BY: "seclab", PART_OF: lab, COMPONENT: COMPONENT_NAME });
+    if guards_data {
+        labels[GUARDS_DATA] = json!("true");
+    }
     let manifest = json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
             "name": key.name,
             "namespace": key.namespace,
-            "labels": { MANAGED_BY: "seclab", PART_OF: lab, COMPONENT: COMPONENT_NAME },
+            "labels": labels,
         },
         "type": "Opaque",
         "data": data,
@@ -393,7 +413,18 @@ mod tests {
     use super::*;
 
     fn entry(name: &str, key: &str, origin: SecretOrigin) -> SecretToCreate {
-        SecretToCreate { namespace: "n".into(), name: name.into(), key: key.into(), origin }
+        SecretToCreate { namespace: "n".into(), name: name.into(), key: key.into(), origin, guards_data: false }
+    }
+
+    #[test]
+    fn a_generated_credential_that_data_outlives_is_labelled_and_recognised() {
+        let key = secret_key("n", "lab-mysql-root");
+        let guarded = secret_object(key.clone(), Map::new(), "lab", true);
+        assert!(guards_data(&key, &guarded.manifest), "{}", guarded.manifest);
+        let plain = secret_object(key.clone(), Map::new(), "lab", false);
+        assert!(!guards_data(&key, &plain.manifest));
+        let config_map = ObjectKey { kind: "ConfigMap".into(), ..key };
+        assert!(!guards_data(&config_map, &guarded.manifest), "only a Secret");
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub struct SecretToCreate {
     pub key: String,
     /// Where the value comes from.
     pub origin: SecretOrigin,
+    /// A generated credential that data outlives (a database's root or user password, stored
+    /// in the server's data directory): its Secret stays with the volumes, deleted only with
+    /// `--allow-destructive`, or the data could not be reached again.
+    #[serde(skip)]
+    pub guards_data: bool,
 }
 
 /// Where a created Secret's value comes from.
@@ -200,6 +205,15 @@ pub(crate) fn build(lab: &Lab, kept: &KeptTenants, keep: bool) -> (Context, Kept
     (Context { value, tenants, secrets }, next)
 }
 
+/// Whether a value apply generates is a credential that stored data outlives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credential {
+    /// Kept in a server's data (a database password): the data needs this very value.
+    OfData,
+    /// Used only while the workload runs.
+    Ephemeral,
+}
+
 /// The Secret and key holding a value: a referenced Secret, or one apply creates (added to
 /// `secrets`).
 fn handle(
@@ -208,6 +222,7 @@ fn handle(
     namespace: &str,
     name: String,
     key: &str,
+    credential: Credential,
 ) -> Value {
     let origin = match source {
         Some(SecretSource::SecretRef(reference)) => return json!({ "name": reference.name, "key": reference.key }),
@@ -215,7 +230,15 @@ fn handle(
         Some(SecretSource::File(path)) => SecretOrigin::File(path.clone()),
         Some(SecretSource::Literal) | None => SecretOrigin::Generated,
     };
-    secrets.push(SecretToCreate { namespace: namespace.into(), name: name.clone(), key: key.into(), origin });
+    // A value read from the environment or a file can be given again; a generated one cannot.
+    let guards_data = credential == Credential::OfData && origin == SecretOrigin::Generated;
+    secrets.push(SecretToCreate {
+        namespace: namespace.into(),
+        name: name.clone(),
+        key: key.into(),
+        origin,
+        guards_data,
+    });
     json!({ "name": name, "key": key })
 }
 
@@ -229,8 +252,15 @@ impl<'a> Builder<'a> {
         self.spec.namespace_or_default(explicit)
     }
 
-    fn handle(&mut self, source: Option<&SecretSource>, namespace: &str, name: String, key: &str) -> Value {
-        handle(&mut self.secrets, source, namespace, name, key)
+    fn handle(
+        &mut self,
+        source: Option<&SecretSource>,
+        namespace: &str,
+        name: String,
+        key: &str,
+        credential: Credential,
+    ) -> Value {
+        handle(&mut self.secrets, source, namespace, name, key, credential)
     }
 
     fn context(&mut self) -> Value {
@@ -274,10 +304,15 @@ impl<'a> Builder<'a> {
         };
         let namespace = self.ns(&server.namespace);
         let lab = &spec.metadata.name;
-        let root =
-            self.handle(server.root_password.as_ref(), namespace, format!("{lab}-{}-root", server.name), "password");
+        let root = self.handle(
+            server.root_password.as_ref(),
+            namespace,
+            format!("{lab}-{}-root", server.name),
+            "password",
+            Credential::OfData,
+        );
         let (engine, tag, client, admin) = match server.engine {
-            DatabaseEngine::Mysql => ("mysql", "8.0", "mysql", "mysqladmin"),
+            DatabaseEngine::Mysql => ("mysql", "8.4", "mysql", "mysqladmin"),
             DatabaseEngine::Mariadb => ("mariadb", "11.4", "mariadb", "mariadb-admin"),
         };
         let image =
@@ -293,6 +328,7 @@ impl<'a> Builder<'a> {
                     tenant_namespace,
                     tenant_password_secret(lab, &tenant.name),
                     "password",
+                    Credential::OfData,
                 );
                 json!({ "tenant": tenant.name, "namespace": tenant_namespace, "database": database.name, "user": database.user, "password": password })
             })
@@ -393,7 +429,14 @@ impl<'a> Builder<'a> {
             }
             SearchEngine::Opensearch => {
                 let password_secret = format!("{lab}-{}-admin", es.name);
-                let password = self.handle(es.admin_password.as_ref(), namespace, password_secret.clone(), "password");
+                // OpenSearch keeps the admin's hash in its security index, made once.
+                let password = self.handle(
+                    es.admin_password.as_ref(),
+                    namespace,
+                    password_secret.clone(),
+                    "password",
+                    Credential::OfData,
+                );
                 // Every OpenSearch version reads its users from here when it first starts (the
                 // `OPENSEARCH_INITIAL_ADMIN_PASSWORD` variable exists only from 2.12).
                 let security = format!("{lab}-{}-security", es.name);
@@ -403,6 +446,7 @@ impl<'a> Builder<'a> {
                         name: security.clone(),
                         key: "internal_users.yml".into(),
                         origin: SecretOrigin::InternalUsers { secret: password_secret, key: "password".into() },
+                        guards_data: false,
                     });
                 }
                 let certs = self.certificates(
@@ -481,6 +525,7 @@ impl<'a> Builder<'a> {
                         name: name.clone(),
                         key: key.into(),
                         origin,
+                        guards_data: false,
                     });
                 }
             }
@@ -494,7 +539,13 @@ impl<'a> Builder<'a> {
         let cortex = &spec.cortex;
         let namespace = self.ns(&cortex.namespace);
         let secret_key = if cortex.enabled {
-            self.handle(cortex.secret_key.as_ref(), namespace, format!("{}-cortex", spec.metadata.name), "secret-key")
+            self.handle(
+                cortex.secret_key.as_ref(),
+                namespace,
+                format!("{}-cortex", spec.metadata.name),
+                "secret-key",
+                Credential::Ephemeral,
+            )
         } else {
             Value::Null
         };
@@ -509,6 +560,7 @@ impl<'a> Builder<'a> {
                     name: stores.clone(),
                     key: key.into(),
                     origin: SecretOrigin::TrustStores(authority.clone()),
+                    guards_data: false,
                 });
             }
         }
@@ -523,6 +575,11 @@ impl<'a> Builder<'a> {
             "jobDirectory": cortex.job_directory,
             "secretKey": secret_key,
             "searchStores": stores,
+            "analyzerUrls": cortex.analyzer_urls,
+            "responderUrls": cortex.responder_urls,
+            // One copy of each shard per search node beyond the first: a one-node cluster
+            // stays green.
+            "searchReplicas": spec.elasticsearch.nodes.saturating_sub(1).min(1),
             "placement": placement(cortex.placement()),
         })
     }
@@ -570,8 +627,10 @@ fn tenant(
     let namespace = tenant.namespace.as_deref().unwrap_or(&defaults.namespace);
     // With a `tenantDatabase` server, seclab creates the user, so it always has a password.
     let source = tenant.database.password.as_ref();
-    let password = (source.is_some() || defaults.database_server.is_some())
-        .then(|| handle(secrets, source, namespace, tenant_password_secret(&defaults.lab, &tenant.name), "password"));
+    let password = (source.is_some() || defaults.database_server.is_some()).then(|| {
+        let name = tenant_password_secret(&defaults.lab, &tenant.name);
+        handle(secrets, source, namespace, name, "password", Credential::OfData)
+    });
     let scans: Vec<Value> = tenant
         .scans
         .iter()
@@ -614,6 +673,7 @@ fn tenant(
             "host": database.host,
             "user": database.user,
             "password": password,
+            "variables": tenant.database.variables,
         },
     });
     value["placement"] = placement(tenant.placement());
