@@ -252,17 +252,6 @@ impl<'a> Builder<'a> {
         self.spec.namespace_or_default(explicit)
     }
 
-    fn handle(
-        &mut self,
-        source: Option<&SecretSource>,
-        namespace: &str,
-        name: String,
-        key: &str,
-        credential: Credential,
-    ) -> Value {
-        handle(&mut self.secrets, source, namespace, name, key, credential)
-    }
-
     fn context(&mut self) -> Value {
         let spec = self.spec;
         let registry_host = spec.registry_host();
@@ -304,7 +293,8 @@ impl<'a> Builder<'a> {
         };
         let namespace = self.ns(&server.namespace);
         let lab = &spec.metadata.name;
-        let root = self.handle(
+        let root = handle(
+            &mut self.secrets,
             server.root_password.as_ref(),
             namespace,
             format!("{lab}-{}-root", server.name),
@@ -323,7 +313,8 @@ impl<'a> Builder<'a> {
             .map(|tenant| {
                 let database = spec.tenant_database_of(tenant);
                 let tenant_namespace = self.ns(&tenant.namespace);
-                let password = self.handle(
+                let password = handle(
+                &mut self.secrets,
                     tenant.database.password.as_ref(),
                     tenant_namespace,
                     tenant_password_secret(lab, &tenant.name),
@@ -430,7 +421,8 @@ impl<'a> Builder<'a> {
             SearchEngine::Opensearch => {
                 let password_secret = format!("{lab}-{}-admin", es.name);
                 // OpenSearch keeps the admin's hash in its security index, made once.
-                let password = self.handle(
+                let password = handle(
+                    &mut self.secrets,
                     es.admin_password.as_ref(),
                     namespace,
                     password_secret.clone(),
@@ -539,7 +531,8 @@ impl<'a> Builder<'a> {
         let cortex = &spec.cortex;
         let namespace = self.ns(&cortex.namespace);
         let secret_key = if cortex.enabled {
-            self.handle(
+            handle(
+                &mut self.secrets,
                 cortex.secret_key.as_ref(),
                 namespace,
                 format!("{}-cortex", spec.metadata.name),
