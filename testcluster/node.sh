@@ -1,7 +1,7 @@
 # Sourced by scripts/testcluster: the real node, whose pods really run, beside kwok's
 # simulated ones. The kubelet and kube-proxy come from the same Kubernetes build as the
-# control plane (the multicall binary), CoreDNS from its Go module, containerd, runc and the
-# CNI plugins from Debian's packages. Everything stays on this machine: pods sit on the
+# control plane (the multicall binary), CoreDNS and the CNI plugins from their Go modules,
+# containerd and runc from Debian's packages. Everything stays on this machine: pods sit on the
 # bridge $NODE_BRIDGE, the pod and Service ranges are routed to it, and nothing from the
 # bridge is forwarded to another interface.
 #
@@ -17,16 +17,16 @@ SERVICE_CIDR=10.96.0.0/16
 NODE_MARKER=/run/seclab-testcluster-node
 # Pods land here only when they ask: nodeSelector and a toleration of this taint.
 REAL_NODE_TAINT=seclab.test/real-node
-NODE_PACKAGES="containerd runc containernetworking-plugins iptables conntrack debootstrap"
+NODE_PACKAGES="containerd runc iptables conntrack debootstrap"
 
 node_prerequisites() {
 	local missing=() p
 	for p in containerd runc ctr iptables conntrack debootstrap; do
 		command -v "$p" >/dev/null || missing+=("$p")
 	done
-	[[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
 	((${#missing[@]} == 0)) ||
 		die "the real node needs ${missing[*]}: apt-get install $NODE_PACKAGES (or SECLAB_TESTCLUSTER_REAL_NODE=0 for kwok's nodes only)"
+	[[ -x $CNI_DIR/bridge ]] || die "the CNI plugins are not built in $CNI_DIR: run $0 build"
 	[[ $(id -u) == 0 ]] || die "the real node runs containers and needs root (or SECLAB_TESTCLUSTER_REAL_NODE=0)"
 }
 
@@ -116,7 +116,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
+    bin_dir = "$CNI_DIR"
     conf_dir = "$n/cni"
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$n/registries"
