@@ -359,3 +359,26 @@ async fn destroy_without_allow_destructive_keeps_namespaces_volumes_and_claims()
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
     assert_eq!(labelled(&client, "t-keep").await, BTreeSet::new());
 }
+
+/// OpenSearch keeps the admin password it was set up with in its security index: a changed
+/// one is refused before anything is written, naming the way out, never sent silently.
+#[test]
+fn a_changed_opensearch_admin_password_is_refused_before_any_write() {
+    let mut lab = TestLab::new("opensearch.yaml", "t-osadmin");
+    lab.run(&["apply"], 0);
+    lab.password = SECRET_TWO.to_owned();
+    let mut text = String::new();
+    let events = audited(|| text = lab.run(&["apply"], 1));
+    for expected in [
+        "the OpenSearch admin password in Secret t-osadmin/t-osadmin-opensearch-admin is not the one OpenSearch was set up with",
+        "put the old password back",
+        "securityadmin.sh",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(!text.contains(SECRET_ONE) && !text.contains(SECRET_TWO), "{text}");
+    assert_eq!(lab.writes(&events), Vec::new(), "nothing was written");
+    lab.password = SECRET_ONE.to_owned();
+    lab.run(&["plan", "--detailed-exitcode"], 0);
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}

@@ -94,9 +94,15 @@ pub fn materialize(secrets: &[SecretToCreate], live: &Live, base_dir: &Path, lab
                     let password = password.ok_or_else(|| {
                         format!("cannot fill {key}: the password in {holder} is not one seclab fills in")
                     })?;
-                    let kept = decoded(existing, &entry.key).filter(|file| users_file_matches(file, &password));
-                    let file = match kept {
-                        Some(file) => file,
+                    let file = match decoded(existing, &entry.key) {
+                        Some(file) if users_file_matches(&file, &password) => file,
+                        // OpenSearch reads this file once, when it makes its security index:
+                        // a new hash would never reach it, and Cortex would stop logging in.
+                        Some(_) => {
+                            return Err(format!(
+                                "the OpenSearch admin password in {holder} is not the one OpenSearch was set up with (its security index keeps the first): put the old password back, or change it in OpenSearch first (securityadmin.sh with the admin certificate); on a search cluster whose data is new, delete the Secret {key} and apply again"
+                            ));
+                        }
                         None => users_file(&password).map_err(|e| format!("cannot fill {key}: {e}"))?,
                     };
                     Value::String(STANDARD.encode(file))
