@@ -53,7 +53,7 @@ mkdir -p "$work/hook" "$work/data/scans"
 python3 tests/support/receivers.py http "$work/hook" &
 receiver_pid=$!
 until [ -s "$work/hook/port" ]; do sleep 0.1; done
-placement="nodeSelector: {kubernetes.io/hostname: $SECLAB_TESTCLUSTER_REAL_NODE}
+placement="nodeSelector: {kubernetes.io/hostname: $SECLAB_TESTCLUSTER_REAL_NODE_NAME}
     tolerations: [{key: $SECLAB_TESTCLUSTER_REAL_NODE_TAINT, operator: Exists}]"
 lab() { # lab file with the scan group's target (empty: none yet)
   cat <<EOF

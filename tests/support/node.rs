@@ -33,7 +33,7 @@ impl RealNode {
             })
         };
         RealNode {
-            name: var("SECLAB_TESTCLUSTER_REAL_NODE"),
+            name: var("SECLAB_TESTCLUSTER_REAL_NODE_NAME"),
             taint: var("SECLAB_TESTCLUSTER_REAL_NODE_TAINT"),
             bridge: var("SECLAB_TESTCLUSTER_NODE_BRIDGE"),
         }
