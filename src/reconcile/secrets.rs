@@ -100,7 +100,7 @@ pub fn materialize(secrets: &[SecretToCreate], live: &Live, base_dir: &Path, lab
                         // a new hash would never reach it, and Cortex would stop logging in.
                         Some(_) => {
                             return Err(format!(
-                                "the OpenSearch admin password in {holder} is not the one OpenSearch was set up with (its security index keeps the first): put the old password back, or change it in OpenSearch first (securityadmin.sh with the admin certificate); on a search cluster whose data is new, delete the Secret {key} and apply again"
+                                "the OpenSearch admin password in {holder} is not the one OpenSearch was set up with (its security index keeps the first): put the old password back, or change it in OpenSearch first (securityadmin.sh with the admin certificate); on a search cluster whose data is new, delete {key} and apply again"
                             ));
                         }
                         None => users_file(&password).map_err(|e| format!("cannot fill {key}: {e}"))?,
@@ -613,7 +613,7 @@ mod tests {
     }
 
     #[test]
-    fn the_users_file_holds_a_hash_of_the_password_and_is_kept_while_it_matches() {
+    fn the_users_file_holds_a_hash_of_the_password_is_kept_while_it_matches_and_never_changed() {
         let users = SecretOrigin::InternalUsers { secret: "admin".into(), key: "password".into() };
         let secrets = [
             entry("security", "internal_users.yml", users.clone()),
@@ -631,12 +631,19 @@ mod tests {
         let live: Live = first.iter().map(|o| (o.key.clone(), o.manifest.clone())).collect();
         let again = materialize(&secrets, &live, Path::new("."), "lab").unwrap();
         assert_eq!(value(&again, "security", "internal_users.yml"), file);
-        // A new password, a new hash.
+        // A new password is refused: OpenSearch keeps the first in its security index.
         let mut admin = (*live[&secret_key("n", "admin")]).clone();
         admin["data"]["password"] = Value::String(STANDARD.encode("another"));
         let mut changed = live.clone();
         changed.insert(secret_key("n", "admin"), Arc::new(admin));
-        let renewed = materialize(&secrets, &changed, Path::new("."), "lab").unwrap();
+        let refused = materialize(&secrets, &changed, Path::new("."), "lab").unwrap_err();
+        assert!(refused.contains("is not the one OpenSearch was set up with"), "{refused}");
+        assert!(refused.contains("delete Secret n/security and apply again"), "{refused}");
+        assert!(!refused.contains("another"), "{refused}");
+        // With no users file yet (a new search cluster), a password gets its hash.
+        let mut fresh = changed.clone();
+        fresh.remove(&secret_key("n", "security"));
+        let renewed = materialize(&secrets, &fresh, Path::new("."), "lab").unwrap();
         let hash = value(&renewed, "security", "internal_users.yml");
         let hash = hash.lines().find_map(|l| l.trim().strip_prefix("hash: ")).unwrap().trim_matches('"').to_owned();
         assert!(bcrypt::verify("another", &hash).unwrap());
