@@ -151,6 +151,14 @@ fn rows() -> Vec<Row> {
             expected: json!("DB_NAME"),
         },
         Row {
+            source: "ECK (cloud-on-k8s v2.16.1) pkg/controller/elasticsearch/volume/names.go: the data claim is `elasticsearch-data`; without one ECK asks for 1Gi (volume/defaults.go)",
+            example: "homelab.yaml",
+            kind: "Elasticsearch",
+            name: "esquickstart",
+            field: "/spec/nodeSets/0/volumeClaimTemplates/0/metadata/name",
+            expected: json!("elasticsearch-data"),
+        },
+        Row {
             source: "ECK (cloud-on-k8s v2.16.1) serves the custom HTTP certificate named in spec.http.tls.certificate.secretName; seclab's Secret holds a SEC1 key it can read (unit test in src/certs)",
             example: "homelab.yaml",
             kind: "Elasticsearch",

@@ -263,9 +263,10 @@ pub struct Elasticsearch {
     pub image: String,
     /// OpenSearch only: storage volume for data (subPath per pod); a claim per pod when unset.
     pub volume: Option<String>,
-    /// OpenSearch only: size of each pod's claim when `volume` is unset.
+    /// Size of each search node's data claim (ECK's `elasticsearch-data`, whose own default is
+    /// 1Gi; OpenSearch's when `volume` is unset).
     pub storage_size: String,
-    /// OpenSearch only: StorageClass of each pod's claim when `volume` is unset.
+    /// StorageClass of each search node's data claim; the cluster's default when unset.
     pub storage_class: Option<String>,
     /// OpenSearch only: the `admin` user's password; generated and kept in the cluster when unset.
     pub admin_password: Option<SecretSource>,

@@ -319,6 +319,10 @@ impl<'a> Checker<'a> {
             self.complain(path.key("nodes"), "`nodes` is 0", "a search cluster needs at least one node");
         }
         self.placement(&path, es.placement());
+        self.check(path.key("storageSize"), fields::quantity(&es.storage_size));
+        if let Some(class) = &es.storage_class {
+            self.check(path.key("storageClass"), fields::dns_subdomain(class));
+        }
         match es.mode {
             SearchEngine::Eck => {
                 for (field, set) in [("adminPassword", es.admin_password.is_some()), ("volume", es.volume.is_some())] {
@@ -341,10 +345,6 @@ impl<'a> Checker<'a> {
                     );
                 } else {
                     self.secret(path.key("adminPassword"), &es.admin_password);
-                }
-                self.check(path.key("storageSize"), fields::quantity(&es.storage_size));
-                if let Some(class) = &es.storage_class {
-                    self.check(path.key("storageClass"), fields::dns_subdomain(class));
                 }
                 if let Some(volume) = &es.volume {
                     let namespace = self.namespace(&es.namespace);

@@ -416,6 +416,8 @@ impl<'a> Builder<'a> {
                     "ca": { "name": certs["ca"], "key": "ca.crt" },
                     "certs": certs,
                     "placement": placement(es.placement()),
+                    "storageSize": es.storage_size,
+                    "storageClass": es.storage_class,
                 })
             }
             SearchEngine::Opensearch => {
