@@ -66,9 +66,10 @@ fn trouble(pod: &Pod) -> Option<String> {
     if let Some(trouble) = containers.filter_map(container_trouble).next() {
         return Some(trouble);
     }
-    let conditions = status.conditions.iter().flatten();
-    let unscheduled = conditions
-        .into_iter()
+    let unscheduled = status
+        .conditions
+        .iter()
+        .flatten()
         .find(|c| c.type_ == "PodScheduled" && c.status == "False")
         .map(|c| format!("not scheduled: {}", c.message.clone().or(c.reason.clone()).unwrap_or_default()));
     unscheduled.or_else(|| (status.phase.as_deref() == Some("Failed")).then(|| failed(status.reason.as_deref())))

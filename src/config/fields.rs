@@ -209,25 +209,25 @@ pub fn time_zone(value: &str) -> Result<(), Problem> {
     }
 }
 
-/// A positive Kubernetes quantity such as `10Gi` or `500Mi`.
+/// A positive Kubernetes quantity of bytes such as `10Gi` or `500Mi`.
 pub fn quantity(value: &str) -> Result<(), Problem> {
-    const SUFFIXES: [&str; 13] = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", ""];
-    let number = SUFFIXES.iter().find_map(|s| value.strip_suffix(s).filter(|n| !n.is_empty()));
-    let valid = number.is_some_and(|n| {
-        let mut parts = n.splitn(2, '.');
-        let whole = parts.next().unwrap_or_default();
-        let fraction = parts.next().unwrap_or("0");
-        !whole.is_empty()
-            && whole.bytes().all(|b| b.is_ascii_digit())
-            && !fraction.is_empty()
-            && fraction.bytes().all(|b| b.is_ascii_digit())
-            && n.bytes().any(|b| (b'1'..=b'9').contains(&b))
-    });
-    if valid {
+    // Milli-bytes are a quantity Kubernetes takes and no one means.
+    if !value.ends_with('m') && resource_quantity(value).is_ok_and(|bytes| bytes > 0.0) {
         Ok(())
     } else {
         Err(Problem::new(format!("`{value}` is not a size"), "write a positive size such as `10Gi` or `500Mi`"))
     }
+}
+
+/// The candidate closest to `word`, if it is close enough to be a likely typo.
+pub fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    let lower = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()), c))
+        .filter(|(distance, c)| *distance <= (c.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(distance, c)| (*distance, *c))
+        .map(|(_, c)| c)
 }
 
 /// A label or taint key: `name` or `prefix/name`, where the prefix is a DNS subdomain and the
@@ -390,6 +390,13 @@ pub fn email_address(value: &str) -> Result<(), Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(suggest("replica", ["replicas", "image"]), Some("replicas"));
+        assert_eq!(suggest("shedule", ["schedule", "scans"]), Some("schedule"));
+        assert_eq!(suggest("xyz", ["replicas", "image"]), None);
+    }
 
     #[test]
     fn labels_and_resource_quantities() {

@@ -149,7 +149,7 @@ fn unknown_field(source: &SourceFile, schema: &serde_json::Value, path: &FieldPa
         _ => (path.clone(), ""),
     };
     let allowed = schema::fields_at(schema, &parent);
-    let hint = match validate::suggest(key, allowed.iter().map(String::as_str)) {
+    let hint = match fields::suggest(key, allowed.iter().map(String::as_str)) {
         Some(close) => format!("did you mean `{close}`?"),
         None if allowed.is_empty() => "remove it".to_owned(),
         None => format!("expected one of: {}", allowed.join(", ")),

@@ -198,7 +198,7 @@ fn resource_name(name: &str) -> Result<(), Problem> {
     {
         Ok(())
     } else {
-        let hint = match super::validate::suggest(name, STANDARD.iter().copied()) {
+        let hint = match fields::suggest(name, STANDARD.iter().copied()) {
             Some(close) => format!("did you mean `{close}`?"),
             None => "use `cpu`, `memory`, `ephemeral-storage`, or an extended resource such as `nvidia.com/gpu`".into(),
         };

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use super::diagnostics::Diagnostic;
-use super::fields::{self, Problem, Target};
+use super::fields::{self, Problem, Target, suggest};
 use super::model::*;
 use super::path::FieldPath;
 use super::placement::Placement;
@@ -1114,32 +1114,9 @@ fn sorted(mut names: Vec<&str>) -> Vec<&str> {
     names
 }
 
-/// The candidate closest to `word`, if it is close enough to be a likely typo.
 /// Whether `name` is a portable environment variable name.
 fn is_env_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-pub(crate) fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    let lower = word.to_ascii_lowercase();
-    candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()), c))
-        .filter(|(distance, c)| *distance <= (c.len().max(word.len()) / 3).max(1))
-        .min_by_key(|(distance, c)| (*distance, *c))
-        .map(|(_, c)| c)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::suggest;
-
-    #[test]
-    fn suggests_close_names_only() {
-        assert_eq!(suggest("replica", ["replicas", "image"]), Some("replicas"));
-        assert_eq!(suggest("shedule", ["schedule", "scans"]), Some("schedule"));
-        assert_eq!(suggest("xyz", ["replicas", "image"]), None);
-    }
 }

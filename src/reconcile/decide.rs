@@ -187,7 +187,9 @@ fn prunes(lab: &str, plan: &Plan, observed: &Observed, allow_destructive: bool) 
         };
         prunes.push(step(key.clone(), &component(live), api_version.to_owned(), change, false));
     }
-    let (pruned, members) = (prunes.len(), observed.inventory.members.len());
+    // Kept Secrets are not deleted: they do not count towards "most of the lab".
+    let pruned = prunes.iter().filter(|step| matches!(step.change, Change::Prune(_))).count();
+    let members = observed.inventory.members.len();
     if members > 0 && pruned * 2 > members {
         for step in &mut prunes {
             if let Change::Prune(risk) = &mut step.change {
