@@ -51,14 +51,33 @@ pub fn assess(key: &ObjectKey, live: &Value, rules: &[ReadinessRule]) -> Readine
         ("", "Pod") => condition(live, "Ready"),
         ("batch", "Job") => job(live),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => condition(live, "Established"),
-        ("elasticsearch.k8s.elastic.co", "Elasticsearch") => match status["health"].as_str() {
-            Some("green" | "yellow") => Readiness::Ready,
-            Some(health) => waiting(format!("health is {health}")),
-            None => waiting("no health reported yet".into()),
-        },
+        ("elasticsearch.k8s.elastic.co", "Elasticsearch") => elasticsearch(status),
         (group, _) if is_built_in(group) => Readiness::Ready,
         _ => custom(live),
     }
+}
+
+/// ECK's health, with its phase and, while it is not green or yellow, the message of the
+/// first of its conditions that is false (cloud-on-k8s v2.16.1,
+/// pkg/apis/elasticsearch/v1/status.go: ElasticsearchIsReachable,
+/// ReconciliationComplete).
+fn elasticsearch(status: &Value) -> Readiness {
+    let mut reason = match status["health"].as_str() {
+        Some("green" | "yellow") => return Readiness::Ready,
+        Some(health) => format!("health is {health}"),
+        None => "no health reported yet".to_owned(),
+    };
+    if let Some(phase) = status["phase"].as_str() {
+        reason.push_str(&format!(", phase {phase}"));
+    }
+    let conditions = status["conditions"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let cause = ["ElasticsearchIsReachable", "ReconciliationComplete"]
+        .iter()
+        .find_map(|kind| conditions.iter().find(|c| c["type"] == *kind && c["status"] == "False")?["message"].as_str());
+    if let Some(message) = cause {
+        reason.push_str(&format!(": {message}"));
+    }
+    waiting(reason)
 }
 
 fn waiting(reason: String) -> Readiness {
@@ -243,6 +262,18 @@ mod tests {
         assert_eq!(assess(&es, &json!({ "status": { "health": "yellow" } }), &[]), Readiness::Ready);
         assert!(!assess(&es, &json!({ "status": { "health": "red" } }), &[]).is_ready());
         assert!(!assess(&es, &json!({}), &[]).is_ready());
+        // What the ECK operator wrote for a cluster whose pods have no address yet.
+        let unreachable = json!({ "status": { "health": "unknown", "phase": "ApplyingChanges", "conditions": [
+            { "type": "ReconciliationComplete", "status": "False", "message": "Elasticsearch cluster UUID is not reconciled" },
+            { "type": "RunningDesiredVersion", "status": "True", "message": "All nodes are running version 7.10.2" },
+            { "type": "ElasticsearchIsReachable", "status": "False", "message": "Service lab/es-es-internal-http has no endpoint" },
+        ] } });
+        assert_eq!(
+            assess(&es, &unreachable, &[]),
+            Readiness::Waiting(
+                "health is unknown, phase ApplyingChanges: Service lab/es-es-internal-http has no endpoint".into()
+            )
+        );
         assert_eq!(assess(&key("", "ConfigMap"), &json!({}), &[]), Readiness::Ready);
     }
 

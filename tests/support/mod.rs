@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod certs;
 pub mod cluster;
+pub mod eck;
 pub mod lab;
 pub mod mariadb;
 pub mod nmap;
