@@ -166,6 +166,46 @@ fn rows() -> Vec<Row> {
             field: "/spec/http/tls/certificate/secretName",
             expected: json!("esquickstart-http-certs"),
         },
+        Row {
+            source: "TheHive-Project/Cortex project/DockerSettings.scala: the image is tagged with the build's version (`Docker / version := version.value`), which version.sbt sets to `3.2.0-1`; there is no `3.2.0` tag",
+            example: "opensearch.yaml",
+            kind: "Deployment",
+            name: "cortex",
+            field: "/spec/template/spec/containers/0/image",
+            expected: json!("thehiveproject/cortex:3.2.0-1"),
+        },
+        Row {
+            source: "sbt-native-packager bash-template (Cortex's bin/cortex): `if [[ \"$JAVA_OPTS\" != \"\" ]]; then java_opts=\"${JAVA_OPTS}\"`; a heap of half the 2 GiB limit",
+            example: "opensearch.yaml",
+            kind: "Deployment",
+            name: "cortex",
+            field: "/spec/template/spec/containers/0/env/0",
+            expected: json!({ "name": "JAVA_OPTS", "value": "-Xms1024m -Xmx1024m" }),
+        },
+        Row {
+            source: "Kubernetes: without a limit a JVM container is the first evicted; Cortex's default memory",
+            example: "opensearch.yaml",
+            kind: "Deployment",
+            name: "cortex",
+            field: "/spec/template/spec/containers/0/resources",
+            expected: json!({ "requests": { "memory": "2Gi" }, "limits": { "memory": "2Gi" } }),
+        },
+        Row {
+            source: "ECK (cloud-on-k8s v2.16.1) pkg/controller/elasticsearch/nodespec/defaults.go: an Elasticsearch node gets 2Gi requested and limited; OpenSearch's the same",
+            example: "opensearch.yaml",
+            kind: "StatefulSet",
+            name: "opensearch",
+            field: "/spec/template/spec/containers/0/resources",
+            expected: json!({ "requests": { "memory": "2Gi" }, "limits": { "memory": "2Gi" } }),
+        },
+        Row {
+            source: "opensearch-project/OpenSearch distribution/src/bin/opensearch-env: the JVM options come from OPENSEARCH_JAVA_OPTS; a heap of half the memory limit",
+            example: "opensearch.yaml",
+            kind: "StatefulSet",
+            name: "opensearch",
+            field: "/spec/template/spec/containers/0/env/2",
+            expected: json!({ "name": "OPENSEARCH_JAVA_OPTS", "value": "-Xms1024m -Xmx1024m" }),
+        },
     ]
 }
 

@@ -533,6 +533,57 @@ fn placement_reaches_every_workload_pod_spec() {
     assert_eq!(pod["containers"][0]["resources"]["limits"]["memory"], "1Gi");
 }
 
+/// Each JVM's heap is half its container's memory, where nothing else sizes it: OpenSearch,
+/// Cortex, and Elasticsearch before 7.11 (later ones size it themselves; ECK's default 2 GiB
+/// suits the 1 GiB of jvm.options).
+#[test]
+fn each_jvm_heap_is_half_its_memory_where_nothing_else_sizes_it() {
+    let heap = |elasticsearch: &str, cortex: &str| {
+        let dir = lab_dir(&format!(
+            "apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: heap\nelasticsearch:\n{elasticsearch}cortex:\n{cortex}"
+        ));
+        let rendered = render_json(&dir.path().join("seclab.yaml"));
+        let objects = rendered["objects"].as_array().unwrap().clone();
+        let env_of = |kind: &str, container: &Value, name: &str| {
+            let env = container["env"].as_array().cloned().unwrap_or_default();
+            let value = env.iter().find(|e| e["name"] == name).map(|e| e["value"].clone());
+            (kind.to_owned(), value.unwrap_or(Value::Null))
+        };
+        objects
+            .iter()
+            .filter_map(|o| match o["kind"].as_str().unwrap() {
+                "Elasticsearch" => Some(env_of(
+                    "Elasticsearch",
+                    &o["spec"]["nodeSets"][0]["podTemplate"]["spec"]["containers"][0],
+                    "ES_JAVA_OPTS",
+                )),
+                "StatefulSet" => {
+                    Some(env_of("OpenSearch", &o["spec"]["template"]["spec"]["containers"][0], "OPENSEARCH_JAVA_OPTS"))
+                }
+                "Deployment" if o["metadata"]["name"] == "cortex" => {
+                    Some(env_of("Cortex", &o["spec"]["template"]["spec"]["containers"][0], "JAVA_OPTS"))
+                }
+                _ => None,
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let memory = |quantity: &str| format!("  resources: {{limits: {{memory: {quantity}}}}}\n");
+    let options = |mebibytes: u32| Value::from(format!("-Xms{mebibytes}m -Xmx{mebibytes}m"));
+    // ECK's defaults (2 GiB, jvm.options' 1 GiB heap) are left to ECK; Cortex gets 2 GiB.
+    let defaults = heap("  name: es\n", "");
+    assert_eq!(defaults["Elasticsearch"], Value::Null);
+    assert_eq!(defaults["Cortex"], options(1024));
+    let sized = heap(&format!("  name: es\n{}", memory("4Gi")), &memory("3Gi"));
+    assert_eq!(sized["Elasticsearch"], options(2048));
+    assert_eq!(sized["Cortex"], options(1536));
+    let newer = heap(&format!("  name: es\n  version: 7.17.0\n{}", memory("4Gi")), "  version: 3.2.0\n");
+    assert_eq!(newer["Elasticsearch"], Value::Null, "7.11 and later size their heap themselves");
+    let opensearch = heap(&format!("  mode: opensearch\n{}", memory("3Gi")), "");
+    assert_eq!(opensearch["OpenSearch"], options(1536));
+    let chosen = heap("  mode: opensearch\n  javaOpts: -Xms700m -Xmx700m\n", "");
+    assert_eq!(chosen["OpenSearch"], Value::from("-Xms700m -Xmx700m"));
+}
+
 /// A tenant's app gets its database under the variable names it reads.
 #[test]
 fn a_tenants_database_variables_take_the_names_the_app_reads() {

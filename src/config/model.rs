@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::placement::{Placement, Resources, Toleration};
+use super::placement::{Placement, Resources, Toleration, half_heap};
 use super::secret::SecretSource;
 
 /// The `apiVersion` every desired-state file declares.
@@ -270,8 +270,9 @@ pub struct Elasticsearch {
     pub storage_class: Option<String>,
     /// OpenSearch only: the `admin` user's password; generated and kept in the cluster when unset.
     pub admin_password: Option<SecretSource>,
-    /// OpenSearch only: JVM heap options.
-    pub java_opts: String,
+    /// JVM options of each node (`ES_JAVA_OPTS` for ECK, `OPENSEARCH_JAVA_OPTS`); when unset, a
+    /// heap of half the memory limit (ECK: before 7.11 only; later versions size it themselves).
+    pub java_opts: Option<String>,
     /// Node labels the search engine's node must carry, e.g. `kubernetes.io/hostname: big`.
     pub node_selector: BTreeMap<String, String>,
     /// Node taints the search engine's pods tolerate.
@@ -287,12 +288,44 @@ impl Elasticsearch {
     /// Cortex 3 can use (in its Elasticsearch 7.10-compatible mode).
     pub const DEFAULT_OPENSEARCH_VERSION: &str = "1.3.20";
 
+    /// The memory of each OpenSearch node when `resources` is unset: what ECK gives an
+    /// Elasticsearch node by default (cloud-on-k8s v2.16.1,
+    /// pkg/controller/elasticsearch/nodespec/defaults.go), for a heap of 1 GiB.
+    pub const DEFAULT_OPENSEARCH_MEMORY: &str = "2Gi";
+
     /// The version deployed: as set, else the mode's default.
     pub fn version(&self) -> &str {
         self.version.as_deref().unwrap_or(match self.mode {
             SearchEngine::Eck => Self::DEFAULT_ECK_VERSION,
             SearchEngine::Opensearch => Self::DEFAULT_OPENSEARCH_VERSION,
         })
+    }
+
+    /// Each node's resources as rendered: as set; for OpenSearch, its default memory when
+    /// unset (ECK applies its own default, the same).
+    pub fn resources(&self) -> Option<Resources> {
+        match (&self.resources, self.mode) {
+            (Some(resources), _) => Some(resources.clone()),
+            (None, SearchEngine::Opensearch) => Some(Resources::memory(Self::DEFAULT_OPENSEARCH_MEMORY)),
+            (None, SearchEngine::Eck) => None,
+        }
+    }
+
+    /// Each node's JVM options as rendered: as set, else a heap of half the node's memory where
+    /// the engine does not size one from it itself. Elasticsearch 7.11 and later do; before,
+    /// the heap stays at jvm.options' 1 GiB, which suits ECK's default 2 GiB only.
+    pub fn java_opts(&self) -> Option<String> {
+        if let Some(options) = &self.java_opts {
+            return Some(options.clone());
+        }
+        let sizes_itself = self.mode == SearchEngine::Eck && {
+            let mut parts = self.version().split('.').map(|p| p.parse::<u32>().unwrap_or_default());
+            (parts.next().unwrap_or_default(), parts.next().unwrap_or_default()) >= (7, 11)
+        };
+        if sizes_itself {
+            return None;
+        }
+        self.resources()?.memory_bytes().map(half_heap)
     }
 }
 
@@ -311,7 +344,7 @@ impl Default for Elasticsearch {
             storage_size: "10Gi".into(),
             storage_class: None,
             admin_password: None,
-            java_opts: "-Xms512m -Xmx512m".into(),
+            java_opts: None,
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
             resources: None,
@@ -328,9 +361,10 @@ pub struct Cortex {
     pub enabled: bool,
     /// Namespace; `cluster.namespace` when unset.
     pub namespace: Option<String>,
-    /// Image; `thehiveproject/cortex:<version>` when unset.
+    /// Image; `thehiveproject/cortex:<version>-1` when unset (the tag of Cortex's own image).
     pub image: Option<String>,
-    /// Cortex version (3.2 or later ships the Kubernetes job runner).
+    /// Cortex version (3.2 or later ships the Kubernetes job runner), with its image's package
+    /// revision when it is not 1 (`3.2.0-2`).
     pub version: String,
     /// Host name of the Ingress; `cortex.<domain>` when unset.
     pub host: Option<String>,
@@ -356,6 +390,31 @@ pub struct Cortex {
 }
 
 impl Cortex {
+    /// Cortex's memory when `resources` is unset, for a heap of 1 GiB (its analyzers run as
+    /// Jobs of their own).
+    pub const DEFAULT_MEMORY: &str = "2Gi";
+
+    /// The image: as set, else Cortex's own. Its releases are tagged with the build's version,
+    /// `<release>-<package revision>` (TheHive-Project/Cortex project/DockerSettings.scala tags
+    /// `version.value`; version.sbt says `3.2.0-1`, `4.0.0-1`, `4.1.0-1`), so a bare release
+    /// takes revision 1.
+    pub fn image(&self) -> String {
+        self.image.clone().unwrap_or_else(|| {
+            let tag = if self.version.contains('-') { self.version.clone() } else { format!("{}-1", self.version) };
+            format!("thehiveproject/cortex:{tag}")
+        })
+    }
+
+    /// Cortex's resources as rendered: as set, else its default memory.
+    pub fn resources(&self) -> Resources {
+        self.resources.clone().unwrap_or_else(|| Resources::memory(Self::DEFAULT_MEMORY))
+    }
+
+    /// `JAVA_OPTS` for Cortex's start script (sbt-native-packager's bash template reads it):
+    /// a heap of half its memory, when its memory is known.
+    pub fn java_opts(&self) -> Option<String> {
+        self.resources().memory_bytes().map(half_heap)
+    }
     /// The analyzer catalog Cortex 4.1's image configures when given none
     /// (package/docker/entrypoint, `DEFAULT_ANALYZER_URL`).
     pub const DEFAULT_ANALYZER_CATALOG: &str = "https://catalogs.download.strangebee.com/latest/json/analyzers.json";

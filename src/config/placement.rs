@@ -67,6 +67,41 @@ pub struct Resources {
     pub limits: BTreeMap<String, String>,
 }
 
+impl Resources {
+    /// The memory request and limit both `quantity`, as a JVM's container wants them: its
+    /// heap is sized from the limit, and a request below it only invites eviction.
+    pub fn memory(quantity: &str) -> Self {
+        let memory = BTreeMap::from([("memory".to_owned(), quantity.to_owned())]);
+        Self { requests: memory.clone(), limits: memory }
+    }
+
+    /// The memory the container may use, in bytes: its limit, else its request.
+    pub fn memory_bytes(&self) -> Option<f64> {
+        let quantity = self.limits.get("memory").or_else(|| self.requests.get("memory"))?;
+        fields::resource_quantity(quantity).ok()
+    }
+}
+
+/// JVM options for a heap of half of `memory` bytes, the rest left to the JVM's own memory
+/// and the page cache (Elastic's and OpenSearch's sizing advice): `-Xms1024m -Xmx1024m`.
+pub fn half_heap(memory: f64) -> String {
+    let mebibytes = (memory / 2.0 / 1_048_576.0).floor().max(1.0);
+    format!("-Xms{mebibytes}m -Xmx{mebibytes}m")
+}
+
+/// The largest heap `options` set with `-Xmx` (the last one counts, as for the JVM), in bytes.
+pub fn max_heap(options: &str) -> Option<f64> {
+    let value = options.split_whitespace().filter_map(|o| o.strip_prefix("-Xmx")).next_back()?;
+    let (digits, scale) = match value.as_bytes().last()?.to_ascii_lowercase() {
+        b'k' => (&value[..value.len() - 1], 1024.0),
+        b'm' => (&value[..value.len() - 1], 1_048_576.0),
+        b'g' => (&value[..value.len() - 1], 1_073_741_824.0),
+        b't' => (&value[..value.len() - 1], 1_099_511_627_776.0),
+        _ => (value, 1.0),
+    };
+    digits.parse::<u64>().ok().map(|n| n as f64 * scale)
+}
+
 /// One workload's placement, borrowed from the section of the file that sets it.
 #[derive(Debug, Clone, Copy)]
 pub struct Placement<'a> {
@@ -203,5 +238,24 @@ fn resource_name(name: &str) -> Result<(), Problem> {
             None => "use `cpu`, `memory`, `ephemeral-storage`, or an extended resource such as `nvidia.com/gpu`".into(),
         };
         Err(Problem { message: format!("`{name}` is not a compute resource"), hint: Some(hint) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heap_is_half_the_memory_and_read_back_from_its_options() {
+        let two_gibibytes = Resources::memory("2Gi").memory_bytes().unwrap();
+        assert_eq!(half_heap(two_gibibytes), "-Xms1024m -Xmx1024m");
+        assert_eq!(max_heap("-Xms1g -Xmx1g -XX:+UseG1GC"), Some(1_073_741_824.0));
+        assert_eq!(max_heap("-Xmx512m -Xmx3G"), Some(3.0 * 1_073_741_824.0));
+        assert_eq!(max_heap("-Xmx2048"), Some(2048.0));
+        assert_eq!(max_heap("-Xms1g"), None);
+        assert_eq!(max_heap("-Xmxlots"), None);
+        let request_only = Resources { requests: Resources::memory("1Gi").requests, ..Resources::default() };
+        assert_eq!(request_only.memory_bytes(), Some(1_073_741_824.0));
+        assert_eq!(Resources::default().memory_bytes(), None);
     }
 }

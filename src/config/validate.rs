@@ -7,7 +7,7 @@ use super::diagnostics::Diagnostic;
 use super::fields::{self, Problem, Target, suggest};
 use super::model::*;
 use super::path::FieldPath;
-use super::placement::Placement;
+use super::placement::{self, Placement};
 use super::secret::SecretSource;
 use super::source::SourceFile;
 
@@ -319,6 +319,20 @@ impl<'a> Checker<'a> {
             self.complain(path.key("nodes"), "`nodes` is 0", "a search cluster needs at least one node");
         }
         self.placement(&path, es.placement());
+        let resources = es.resources().unwrap_or_default();
+        if let (Some(options), Some(memory)) = (&es.java_opts, resources.memory_bytes())
+            && placement::max_heap(options).is_some_and(|heap| heap >= memory)
+        {
+            let quantity = resources.limits.get("memory").or(resources.requests.get("memory"));
+            self.complain(
+                path.key("javaOpts"),
+                format!(
+                    "the heap in `{options}` does not fit the node's memory, {}",
+                    quantity.map(String::as_str).unwrap_or_default()
+                ),
+                "the JVM needs memory beyond its heap: give the heap about half of `resources.limits.memory`, or leave `javaOpts` unset to have it so",
+            );
+        }
         self.check(path.key("storageSize"), fields::quantity(&es.storage_size));
         if let Some(class) = &es.storage_class {
             self.check(path.key("storageClass"), fields::dns_subdomain(class));
@@ -384,13 +398,15 @@ impl<'a> Checker<'a> {
             self.check(path.key("host"), fields::dns_subdomain(host));
         }
         if let Some(image) = &cortex.image {
-            not_empty(self, path.key("image"), image, "an image such as `thehiveproject/cortex:3.2.0`");
+            not_empty(self, path.key("image"), image, "an image such as `thehiveproject/cortex:3.2.0-1`");
         }
-        if !is_version(&cortex.version) {
+        // A package revision may follow the release, as in Cortex's image tags (`3.2.0-1`).
+        let (release, revision) = cortex.version.split_once('-').unwrap_or((&cortex.version, "1"));
+        if !is_version(release) || revision.is_empty() || !revision.bytes().all(|b| b.is_ascii_digit()) {
             self.complain(
                 path.key("version"),
                 format!("`{}` is not a version", cortex.version),
-                "write a release number such as `3.2.0`",
+                "write a release number such as `3.2.0`, or with its image's package revision, `3.2.0-1`",
             );
         }
         if cortex.replicas == 0 {

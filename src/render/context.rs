@@ -418,6 +418,7 @@ impl<'a> Builder<'a> {
                     "placement": placement(es.placement()),
                     "storageSize": es.storage_size,
                     "storageClass": es.storage_class,
+                    "javaOpts": es.java_opts(),
                 })
             }
             SearchEngine::Opensearch => {
@@ -472,8 +473,8 @@ impl<'a> Builder<'a> {
                     "claim": es.volume,
                     "storageSize": es.storage_size,
                     "storageClass": es.storage_class,
-                    "javaOpts": es.java_opts,
-                    "placement": placement(es.placement()),
+                    "javaOpts": es.java_opts(),
+                    "placement": placement(Placement { resources: es.resources().as_ref(), ..es.placement() }),
                 })
             }
         }
@@ -562,7 +563,7 @@ impl<'a> Builder<'a> {
         json!({
             "enabled": cortex.enabled,
             "namespace": namespace,
-            "image": cortex.image.clone().unwrap_or_else(|| format!("thehiveproject/cortex:{}", cortex.version)),
+            "image": cortex.image(),
             "version": cortex.version,
             "host": spec.cortex_host(),
             "replicas": cortex.replicas,
@@ -575,7 +576,8 @@ impl<'a> Builder<'a> {
             // One copy of each shard per search node beyond the first: a one-node cluster
             // stays green.
             "searchReplicas": spec.elasticsearch.nodes.saturating_sub(1).min(1),
-            "placement": placement(cortex.placement()),
+            "placement": placement(Placement { resources: Some(&cortex.resources()), ..cortex.placement() }),
+            "javaOpts": cortex.java_opts(),
         })
     }
 
