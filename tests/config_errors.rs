@@ -92,6 +92,11 @@ fn each_error_message() {
         ("cortex_4_with_elasticsearch_7", "cortex:\n  version: 4.0.0\n"),
         ("cortex_3_with_elasticsearch_8", "elasticsearch:\n  version: 8.15.0\n"),
         ("cortex_without_job_runner", "cortex:\n  version: 3.1.1\n"),
+        ("tenant_args_for_another_site", "tenants:\n  - name: barbican\n    args: [xynexis, \"9004\"]\n"),
+        (
+            "tenant_args_for_another_port",
+            "tenants:\n  - name: barbican\n    port: 9004\n    args: [barbican, \"9005\"]\n",
+        ),
         ("cortex_version_with_bad_revision", "cortex:\n  version: 3.2.0-rc1\n"),
         ("heap_above_memory", "elasticsearch:\n  resources:\n    limits: {memory: 1Gi}\n  javaOpts: -Xms1g -Xmx1g\n"),
         (

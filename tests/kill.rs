@@ -23,7 +23,7 @@ fn spec_with(lab: &TestLab, tenants: usize, tag: u32) -> Value {
     spec.as_object_mut().unwrap().remove("tenantDatabase");
     let sites: Vec<Value> = (0..tenants)
         .map(|i| {
-            json!({ "name": format!("site{i:03}"), "image": format!("registry.netdelta.io/netdelta/app:{tag}"),
+            json!({ "name": format!("site{i:03}"), "image": format!("registry.netdelta.home.arpa/netdelta/app:{tag}"),
                 "replicas": 0, "database": { "password": { "secretRef": { "name": "db", "key": "password" } } },
                 "scans": [{ "name": "dmz", "targets": ["192.0.2.0/28"], "schedule": "0 2 * * *", "suspend": true }] })
         })

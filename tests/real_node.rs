@@ -244,7 +244,7 @@ fn secret(namespace: &str, name: &str, key: &str) -> String {
 #[test]
 fn the_tenants_database_server_and_setup_job_run_for_real_and_each_app_is_ready_through_its_own_database() {
     let node = RealNode::get();
-    let lab = small_lab("real-db");
+    let mut lab = small_lab("real-db");
     let mut spec = lab.spec();
     let tenant = |name: &str, port: u16| {
         let mut tenant =
@@ -284,8 +284,13 @@ fn the_tenants_database_server_and_setup_job_run_for_real_and_each_app_is_ready_
     assert_eq!(first_jobs.len(), 1, "{first_jobs:?}");
 
     // A tenant joins: the setup Job runs again, under a new name, and the new app is Ready.
-    spec["tenants"].as_array_mut().unwrap().push(tenant("beta", 9005));
+    // Its password ends in a newline (a Secret made from a file written by `echo`): the server
+    // gets every byte of it, as the app does.
+    let mut beta = tenant("beta", 9005);
+    beta["database"] = json!({ "password": "env:BETA_DB_PASSWORD" });
+    spec["tenants"].as_array_mut().unwrap().push(beta);
     lab.write(&spec);
+    lab.env.push(("BETA_DB_PASSWORD".into(), "beta-password-ends-in-a-newline-4d1e\n".into()));
     lab.run(&["apply", "--wait", "--timeout", "240s"], 0);
     let second_jobs = setup_jobs();
     assert!(second_jobs.iter().any(|j| !first_jobs.contains(j)), "the setup Job did not run again: {second_jobs:?}");
@@ -308,6 +313,7 @@ fn the_tenants_database_server_and_setup_job_run_for_real_and_each_app_is_ready_
         ));
     }
     assert!(seen.contains("tenant database(s) ready"), "the setup Job's log is among what was read");
+    assert!(passwords[1].ends_with('\n'), "the newline reached beta's Secret as it reached its app");
     for password in &passwords {
         assert!(password.len() >= 16, "a generated password");
         assert!(!seen.contains(password.as_str()), "a password is in a log or an event");

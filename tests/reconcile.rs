@@ -95,6 +95,7 @@ async fn removing_a_tenant_prunes_exactly_its_objects_and_unowned_names_are_left
         services.patch("netdelta-zeta", &PatchParams::apply("someone-else"), &Patch::Apply(foreign)).await.unwrap();
     let mut zeta = spec["tenants"][0].clone();
     zeta["name"] = json!("zeta");
+    zeta["args"][0] = json!("zeta");
     zeta["database"] =
         json!({ "name": "netdelta-zeta", "password": { "secretRef": { "name": "zeta-db", "key": "password" } } });
     zeta["scans"] = json!([]);
@@ -151,7 +152,7 @@ fn plan_shows_field_level_changes_and_never_a_secret_value() {
     let mut lab = TestLab::new("tenants.yaml", "t-plan");
     lab.run(&["apply"], 0);
     let mut spec = lab.spec();
-    spec["tenants"][0]["image"] = json!("registry.netdelta.io/netdelta/barbican:1.1");
+    spec["tenants"][0]["image"] = json!("registry.netdelta.home.arpa/netdelta/barbican:1.1");
     lab.write(&spec);
     lab.password = SECRET_TWO.to_owned();
 
@@ -159,7 +160,7 @@ fn plan_shows_field_level_changes_and_never_a_secret_value() {
     assert!(text.contains("~ update  Deployment.apps t-plan/netdelta-barbican"), "{text}");
     assert!(
         text.contains(
-            "~ spec.template.spec.containers[netdelta].image: registry.netdelta.io/netdelta/barbican:1.0 -> registry.netdelta.io/netdelta/barbican:1.1"
+            "~ spec.template.spec.containers[netdelta].image: registry.netdelta.home.arpa/netdelta/barbican:1.0 -> registry.netdelta.home.arpa/netdelta/barbican:1.1"
         ),
         "{text}"
     );
@@ -379,6 +380,29 @@ fn a_changed_opensearch_admin_password_is_refused_before_any_write() {
     assert!(!text.contains(SECRET_ONE) && !text.contains(SECRET_TWO), "{text}");
     assert_eq!(lab.writes(&events), Vec::new(), "nothing was written");
     lab.password = SECRET_ONE.to_owned();
+    lab.run(&["plan", "--detailed-exitcode"], 0);
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+/// MariaDB and MySQL cannot read each other's data directory: switching the tenants' server
+/// from one to the other is refused before any write, whatever the flags, and named.
+#[test]
+fn switching_the_tenant_database_engine_on_its_data_is_refused_before_any_write() {
+    let lab = TestLab::new("tenants.yaml", "t-engine");
+    lab.run(&["apply"], 0);
+    let mut spec = lab.spec();
+    assert_eq!(spec["tenantDatabase"]["engine"], "mariadb", "the example changed; update this test");
+    spec["tenantDatabase"]["engine"] = serde_json::json!("mysql");
+    lab.write(&spec);
+    let plan = lab.run(&["plan"], 1);
+    let refusal = "StatefulSet.apps t-engine/mysql-netdelta would run mysql on data written by mariadb, which mysql cannot read; keep mariadb, or move the data";
+    assert!(plan.contains(refusal), "{plan}");
+    let mut text = String::new();
+    let events = audited(|| text = lab.run(&["apply", "--recreate", "--allow-destructive"], 1));
+    assert!(text.contains(refusal) && text.contains("nothing was applied"), "{text}");
+    assert_eq!(lab.writes(&events), Vec::new(), "nothing was written");
+    spec["tenantDatabase"]["engine"] = serde_json::json!("mariadb");
+    lab.write(&spec);
     lab.run(&["plan", "--detailed-exitcode"], 0);
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
 }

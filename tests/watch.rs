@@ -68,7 +68,7 @@ fn watch_applies_saves_heals_drift_and_ignores_a_bad_edit() {
 
     // A one-line change saved to the file is live.
     let mut spec = lab.spec();
-    spec["tenants"][0]["image"] = json!("registry.netdelta.io/netdelta/barbican:1.1");
+    spec["tenants"][0]["image"] = json!("registry.netdelta.home.arpa/netdelta/barbican:1.1");
     let saved = Instant::now();
     lab.write(&spec);
     let image = |d: &Value| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or("").to_owned();
@@ -124,7 +124,7 @@ fn watch_applies_saves_heals_drift_and_ignores_a_bad_edit() {
     let writes = seclab_writes(&events, "t-watch");
     assert!(writes.is_empty(), "a rejected edit wrote: {writes:#?}");
     assert!(watch.metric("seclab_reconcile_total", &[("result", "rejected")]) >= 1.0);
-    spec["tenants"][0]["image"] = json!("registry.netdelta.io/netdelta/barbican:1.2");
+    spec["tenants"][0]["image"] = json!("registry.netdelta.home.arpa/netdelta/barbican:1.2");
     lab.write(&spec);
     let live = eventually(Duration::from_secs(30), || {
         deployment("netdelta-barbican", "t-watch").is_some_and(|d| image(&d).ends_with(":1.2"))
@@ -371,7 +371,7 @@ fn while_the_api_server_is_unreachable_watch_is_not_ready_and_a_save_made_meanwh
     let (_, reason) = watch.get("/readyz", None);
     assert!(reason.contains("not reachable"), "{reason}\n{}", watch.log());
     let mut spec = lab.spec();
-    spec["tenants"][0]["image"] = json!("registry.netdelta.io/netdelta/barbican:1.1");
+    spec["tenants"][0]["image"] = json!("registry.netdelta.home.arpa/netdelta/barbican:1.1");
     lab.write(&spec);
     std::thread::sleep(Duration::from_secs(4));
     assert!(watch.child.try_wait().unwrap().is_none(), "watch exited during the outage:\n{}", watch.log());

@@ -559,7 +559,8 @@ pub struct Tenant {
     /// Port the app listens on.
     #[serde(default = "default_tenant_port")]
     pub port: u16,
-    /// Container arguments; `[<name>, <port>]` when unset.
+    /// Container arguments; `[<name>, <port>]` when unset: Netdelta serves the site named first
+    /// under `/<name>` and listens on the port second, so given ones must begin so.
     #[serde(default)]
     pub args: Option<Vec<String>>,
     /// Ingress host; `netdelta.<domain>` when unset. The site is served under `/<name>`.

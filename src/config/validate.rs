@@ -603,6 +603,33 @@ impl<'a> Checker<'a> {
                     "give the port the app listens on, e.g. `9004`",
                 );
             }
+            // Netdelta takes `<site> <port>` first and serves the site under `/<site>`
+            // (the seed's `args: ["barbican", "9004", ...]`), where the Ingress routes `/<name>`.
+            let args = tenant.args.as_deref().unwrap_or_default();
+            if let Some(site) = args.first()
+                && *site != tenant.name
+            {
+                self.complain(
+                    path.key("args").index(0),
+                    format!(
+                        "the app would serve site `{site}` under `/{site}`, but the Ingress routes `/{}` to it",
+                        tenant.name
+                    ),
+                    format!("make the first argument `{}`, the tenant's name", tenant.name),
+                );
+            }
+            if let Some(port) = args.get(1)
+                && port.parse::<u16>().is_ok_and(|p| p != tenant.port)
+            {
+                self.complain(
+                    path.key("args").index(1),
+                    format!(
+                        "the app would listen on port {port}, but its Service and probe use `port: {}`",
+                        tenant.port
+                    ),
+                    format!("make the second argument `\"{}\"`, or set `port: {port}`", tenant.port),
+                );
+            }
             if let Some(host) = &tenant.host {
                 self.check(path.key("host"), fields::dns_subdomain(host));
             }

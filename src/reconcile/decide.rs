@@ -125,6 +125,7 @@ pub fn decide(lab: &str, desired: &Desired, observed: &Observed, options: Option
             Some(live) if owned(live, lab) && compare::unchanged(manifest, live) => Change::Unchanged,
             Some(live) => {
                 force |= !owned(live, lab);
+                plan.problems.extend(data_format_change(key, manifest, live));
                 Change::Update { manifest: manifest.clone(), diff: Vec::new() }
             }
         };
@@ -136,6 +137,18 @@ pub fn decide(lab: &str, desired: &Desired, observed: &Observed, options: Option
     plan.steps.extend(prunes);
     plan.inventory_stale = !observed.inventory_exists || !plan.records_exactly(&observed.inventory.members);
     plan
+}
+
+/// The annotation naming the program whose on-disk format an object's data is in (the
+/// tenants' database server: `mariadb` or `mysql`).
+pub const DATA_FORMAT: &str = "seclab.dev/data-format";
+
+/// A problem when `manifest` would run another program than the one that wrote `live`'s
+/// data, which no flag allows: `--recreate` would start it on the same data directory.
+fn data_format_change(key: &ObjectKey, manifest: &Value, live: &Value) -> Option<Problem> {
+    let format = |object: &Value| object["metadata"]["annotations"][DATA_FORMAT].as_str().map(str::to_owned);
+    let (was, wanted) = (format(live)?, format(manifest)?);
+    (was != wanted).then(|| Problem::new(key, ProblemKind::DataFormat { was, wanted }))
 }
 
 fn component(object: &Value) -> String {
@@ -341,6 +354,7 @@ mod tests {
             ProblemKind::Conflict { .. } => "conflict",
             ProblemKind::Immutable { .. } => "immutable",
             ProblemKind::Destructive { .. } => "destructive",
+            ProblemKind::DataFormat { .. } => "data format",
             ProblemKind::Rejected { .. } => "rejected",
         };
         plan.problems.iter().map(|p| (p.key.name.clone(), word(&p.kind))).collect()

@@ -258,6 +258,14 @@ pub enum ProblemKind {
         /// Why it is destructive.
         reason: String,
     },
+    /// The object's data on disk was written by another program than the one it would run
+    /// (its `seclab.dev/data-format` annotation changes), which cannot read it.
+    DataFormat {
+        /// The program that wrote the data.
+        was: String,
+        /// The program the file asks for.
+        wanted: String,
+    },
     /// The server rejects the object.
     Rejected {
         /// The server's words.
@@ -289,6 +297,10 @@ impl std::fmt::Display for Problem {
             ProblemKind::Destructive { reason } => {
                 write!(f, "{object} would be deleted ({reason}); run with --allow-destructive if that is what you want")
             }
+            ProblemKind::DataFormat { was, wanted } => write!(
+                f,
+                "{object} would run {wanted} on data written by {was}, which {wanted} cannot read; keep {was}, or move the data: dump it with {was}, delete {object} and its data directory, apply, and restore the dump"
+            ),
             ProblemKind::Rejected { message } => write!(f, "{object} is rejected by the API server: {message}"),
         }
     }

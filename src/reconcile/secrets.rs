@@ -363,8 +363,9 @@ pub fn read_by_rerun_jobs(objects: &[(Object, String)], created: &[ObjectKey]) -
     read
 }
 
-/// Renames every [`RERUN_ANNOTATION`] Job of `objects` after the values `value_of` gives for
-/// the Secrets it reads (a Secret's base64 value of a key; `None` when it has none yet).
+/// Renames every [`RERUN_ANNOTATION`] Job of `objects` after its spec and the values
+/// `value_of` gives for the Secrets it reads (a Secret's base64 value of a key; `None` when it
+/// has none yet).
 pub fn name_rerun_jobs(
     objects: &mut [(Object, String)],
     created: &[ObjectKey],
@@ -375,6 +376,9 @@ pub fn name_rerun_jobs(
         let namespace = object.key.namespace.clone().unwrap_or_default();
         let mut hasher = Sha256::new();
         hasher.update(object.key.name.as_bytes());
+        // Its spec too: a Job's template cannot change, so a Job that does something else
+        // (a seclab whose script changed) is a new Job under a new name.
+        hasher.update(object.manifest["spec"].to_string());
         for (secret, key) in read.iter().filter(|(s, _)| s.namespace.as_deref() == Some(namespace.as_str())) {
             hasher.update(format!("\n{}/{key}=", secret.name));
             hasher.update(value_of(secret, key).unwrap_or_default());

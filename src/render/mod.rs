@@ -389,7 +389,7 @@ mod tests {
         let templates = Templates::with_overrides(dir.path());
         let mut parsed = ParsedDocuments::for_applyset("x");
         let before = render_with(&lab(&example()), &templates, &mut parsed).unwrap();
-        let edited = example().replacen("port: 9004", "port: 9104", 1);
+        let edited = example().replacen("port: 9004", "port: 9104", 1).replacen("\"9004\"", "\"9104\"", 1);
         let after = render_with(&lab(&edited), &templates, &mut parsed).unwrap();
         assert_eq!(after.objects.len(), before.objects.len());
         // The other tenant's objects are the very same (neither rendered nor parsed again)...
