@@ -145,8 +145,11 @@ fn the_eck_operator_takes_the_homelab_elasticsearch_and_serves_seclabs_certifica
     assert!(told, "no refusal of the PKCS#8 key: {seen:?}\n{}", context());
     assert!(get("statefulset", ns, "pkcs8-es-default").is_none(), "a StatefulSet for a refused certificate");
 
-    // Meanwhile seclab's Elasticsearch drew no warning from the operator.
-    assert_eq!(warnings(ns, "Elasticsearch", "esquickstart"), Vec::<String>::new(), "{}", operator.log());
+    // Meanwhile seclab's Elasticsearch drew no warning from the operator, but for an
+    // optimistic-concurrency conflict it retries (kwok's stage writes the status too).
+    let mut drawn = warnings(ns, "Elasticsearch", "esquickstart");
+    drawn.retain(|w| !w.contains("the object has been modified; please apply your changes to the latest version"));
+    assert_eq!(drawn, Vec::<String>::new(), "{}", operator.log());
     kubectl(&["delete", "elasticsearch", "pkcs8", "-n", ns]);
     drop(operator);
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);

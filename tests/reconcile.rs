@@ -406,3 +406,32 @@ fn switching_the_tenant_database_engine_on_its_data_is_refused_before_any_write(
     lab.run(&["plan", "--detailed-exitcode"], 0);
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
 }
+
+/// On a cluster of several nodes, a hostPath volume not pinned to one is warned about (pods
+/// on different nodes would each see their own directory); pinned, it is not. The
+/// least-privilege user can count the nodes.
+#[test]
+fn a_hostpath_volume_not_pinned_to_a_node_is_warned_about_on_several_nodes() {
+    let lab = TestLab::new("homelab.yaml", "t-unpinned");
+    let output = lab.seclab(&["plan"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: storage volume `data` (hostPath /mnt/data) is not pinned to a node, and the cluster has "
+        ) && stderr.contains("Set its `node` to the node that holds the directory"),
+        "{stderr}"
+    );
+    // JSON output carries it in the document, stdout alone.
+    let output = lab.seclab(&["plan", "--output", "json"]);
+    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(document["warnings"][0].as_str().unwrap().contains("is not pinned to a node"), "{document}");
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut spec = lab.spec();
+    spec["storage"]["volumes"][0]["node"] = serde_json::json!("kwok-node-0");
+    lab.write(&spec);
+    let output = lab.seclab(&["plan"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("warning:"), "{stderr}");
+}

@@ -94,6 +94,7 @@ pub fn plan(cli: &Cli, args: &ApplyArgs, detailed_exitcode: bool) -> Result<(), 
         let plan = plan::plan_read_ahead(&cluster, &lab, rendered, ahead, options(args), &never)
             .await
             .map_err(|e| plan_failure(&lab, e))?;
+        let warnings = unpinned_volumes(&cluster, &lab).await;
         let databases = if tenant_databases::is_external(&lab) {
             tenant_databases::plan(&cluster, &lab, args.allow_destructive).await.map_err(Failure::of)?
         } else {
@@ -105,9 +106,13 @@ pub fn plan(cli: &Cli, args: &ApplyArgs, detailed_exitcode: bool) -> Result<(), 
                 if tenant_databases::is_external(&lab) {
                     document["tenantDatabases"] = json!(databases);
                 }
+                document["warnings"] = json!(warnings);
                 print(&document.to_string())?;
             }
-            Output::Text => print(&format!("{}{}", database_lines(&databases), plan_text(&plan)))?,
+            Output::Text => {
+                warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+                print(&format!("{}{}", database_lines(&databases), plan_text(&plan)))?;
+            }
         }
         if !plan.problems.is_empty() {
             let text = format!("error: apply would refuse this plan ({} problem(s) above)", plan.problems.len());
@@ -120,6 +125,32 @@ pub fn plan(cli: &Cli, args: &ApplyArgs, detailed_exitcode: bool) -> Result<(), 
         }
         Ok(())
     })
+}
+
+/// A warning for each hostPath volume not pinned to a node, on a cluster of several nodes:
+/// pods scheduled on different nodes would each see a directory of their own. Text output
+/// prints them on stderr; JSON output lists them under `warnings`.
+async fn unpinned_volumes(cluster: &Cluster, lab: &Lab) -> Vec<String> {
+    let volumes = &lab.spec().storage.volumes;
+    let unpinned: Vec<_> = volumes.iter().filter(|v| v.host_path.is_some() && v.node.is_none()).collect();
+    if unpinned.is_empty() {
+        return Vec::new();
+    }
+    let nodes = cluster.node_names().await.unwrap_or_default();
+    if nodes.len() < 2 {
+        return Vec::new();
+    }
+    unpinned
+        .iter()
+        .map(|v| {
+            let path = v.host_path.as_deref().unwrap_or_default();
+            format!(
+                "storage volume `{}` (hostPath {path}) is not pinned to a node, and the cluster has {} nodes: pods on different nodes each see their own {path}. Set its `node` to the node that holds the directory, or use a `storageClass` (NFS, Longhorn) to share it across nodes.",
+                v.name,
+                nodes.len()
+            )
+        })
+        .collect()
 }
 
 /// A plan that could not be made; a kind the cluster does not serve in a lab that names
@@ -244,8 +275,12 @@ fn apply_read(
         let plan = plan::plan_read_ahead(&cluster, lab, rendered, ahead, options(args), &never)
             .await
             .map_err(|e| plan_failure(lab, e))?;
-        confirm_apply(&plan, args.yes)?;
+        let warnings = unpinned_volumes(&cluster, lab).await;
         let text = cli.output == Output::Text;
+        if text {
+            warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+        }
+        confirm_apply(&plan, args.yes)?;
         let report = |step: &Step, verb: &str| {
             if text {
                 say!("{verb} {}", step.object);
@@ -292,7 +327,8 @@ fn apply_read(
         if cli.output == Output::Json {
             let ready = applied.ready_in.map(|_| true);
             let document = json!({ "lab": plan.lab, "outcome": applied.outcome, "ready": ready,
-                "scanDatabase": applied.scan_database, "tenantDatabases": applied.tenant_databases });
+                "scanDatabase": applied.scan_database, "tenantDatabases": applied.tenant_databases,
+                "warnings": warnings });
             print(&document.to_string())?;
         } else {
             if let Some(changes) = applied.scan_database.filter(|c| !c.is_empty()) {

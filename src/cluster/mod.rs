@@ -387,6 +387,14 @@ impl Cluster {
         }
     }
 
+    /// The names of the cluster's nodes; `None` when they cannot be listed (they only ever
+    /// add a warning).
+    pub async fn node_names(&self) -> Option<Vec<String>> {
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client.clone());
+        let list = nodes.list_metadata(&ListParams::default()).await.ok()?;
+        Some(list.items.into_iter().filter_map(|node| node.metadata.name).collect())
+    }
+
     /// The newest Warning event about `key`, as `reason: message`.
     pub async fn last_warning(&self, key: &ObjectKey) -> Option<String> {
         let namespace = key.namespace.as_deref()?;

@@ -59,8 +59,11 @@ impl EckOperator {
     pub fn log(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        let notable: Vec<&str> =
-            lines.iter().copied().filter(|l| l.contains("\"log.level\":\"error\"") || l.contains("\"warn")).collect();
+        // Each line cut short: the operator's errors carry whole stack traces.
+        let short = |l: &&str| l.chars().take(400).collect::<String>();
+        let notable: Vec<String> =
+            lines.iter().filter(|l| l.contains("\"log.level\":\"error\"") || l.contains("\"warn")).map(short).collect();
+        let lines: Vec<String> = lines.iter().map(short).collect();
         let tail = &lines[lines.len().saturating_sub(10)..];
         format!("ECK operator, errors and warnings:\n{}\nlast lines:\n{}", notable.join("\n"), tail.join("\n"))
     }
