@@ -356,7 +356,7 @@ async fn each_bootstrap_error_stops_before_any_change() {
 }
 
 /// A loopback HTTPS server (Python's) serving `dir` with a certificate issued by a CA that
-/// the test writes to `ca.pem`.
+/// the test writes to `ca.pem`; `/to-http/X` and `/to-https/X` redirect to `X`.
 struct HttpsServer {
     child: Child,
     port: u16,
@@ -381,7 +381,18 @@ import functools, http.server, ssl, sys
 directory = sys.argv[1]
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(directory + "/server.pem", directory + "/server.key")
-handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=directory)
+class Handler(http.server.SimpleHTTPRequestHandler):
+    # /to-http/X and /to-https/X answer 302 to X on this server, over http or https.
+    def do_GET(self):
+        for prefix, scheme in (("/to-http/", "http"), ("/to-https/", "https")):
+            if self.path.startswith(prefix):
+                port = self.server.server_address[1]
+                self.send_response(302)
+                self.send_header("Location", f"{scheme}://127.0.0.1:{port}/{self.path[len(prefix):]}")
+                self.end_headers()
+                return
+        super().do_GET()
+handler = functools.partial(Handler, directory=directory)
 server = http.server.HTTPServer(("127.0.0.1", 0), handler)
 server.socket = context.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
@@ -428,4 +439,50 @@ fn an_operator_manifest_is_fetched_over_https_from_a_server_its_ca_vouches_for()
     let (code, output) = lab.seclab(&args, &[("SSL_CERT_FILE", &ca)]);
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("+ create  Deployment.apps t-boot-https-system/t-boot-https-operator"), "{output}");
+}
+
+/// The manifest's URL is https, and so is everything it redirects to: a redirect to http is
+/// refused. A `sha256` pins the manifest: another one is refused, naming both digests, and
+/// the digest of what was read is printed to pin.
+#[test]
+fn an_operator_manifest_redirected_off_https_or_unlike_its_pinned_digest_is_refused() {
+    use sha2::Digest;
+    let lab = BootstrapLab::new("t-boot-pin", "file:./operator.yaml");
+    let server = HttpsServer::start(lab.dir.path());
+    let digest = hex::encode(sha2::Sha256::digest(std::fs::read(lab.dir.path().join("operator.yaml")).unwrap()));
+    let spec_path = lab.dir.path().join("lab.yaml");
+    let pin = |path: &str, sha256: Option<&str>| {
+        let mut spec: Value = serde_yaml::from_str(&std::fs::read_to_string(&spec_path).unwrap()).unwrap();
+        spec["operators"][0]["manifest"] = json!(format!("https://127.0.0.1:{}/{path}", server.port));
+        spec["operators"][0]["sha256"] = json!(sha256);
+        std::fs::write(&spec_path, serde_yaml::to_string(&spec).unwrap()).unwrap();
+    };
+    let root = lab.root();
+    let args = ["bootstrap", "--dry-run", "--root", root.to_str().unwrap()];
+    let ca = lab.dir.path().join("ca.pem");
+    let env = [("SSL_CERT_FILE", ca.as_path())];
+
+    pin("to-http/operator.yaml", None);
+    let (code, output) = lab.seclab(&args, &env);
+    assert_eq!(code, 1, "{output}");
+    let refused =
+        format!("it redirects to http://127.0.0.1:{}/operator.yaml, which is not https; refused", server.port);
+    assert!(output.contains(&refused), "{output}");
+
+    pin("to-https/operator.yaml", None);
+    let (code, output) = lab.seclab(&args, &env);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains(&format!("/to-https/operator.yaml, sha256 {digest})")), "{output}");
+
+    pin("operator.yaml", Some(&digest));
+    let (code, output) = lab.seclab(&args, &env);
+    assert_eq!(code, 0, "{output}");
+    let other = "0".repeat(64);
+    pin("operator.yaml", Some(&other));
+    let (code, output) = lab.seclab(&args, &env);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains(&format!("has SHA-256 {digest}, not {other} as `sha256` says; nothing was applied")),
+        "{output}"
+    );
 }

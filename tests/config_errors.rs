@@ -92,6 +92,15 @@ fn each_error_message() {
         ("cortex_4_with_elasticsearch_7", "cortex:\n  version: 4.0.0\n"),
         ("cortex_3_with_elasticsearch_8", "elasticsearch:\n  version: 8.15.0\n"),
         ("cortex_without_job_runner", "cortex:\n  version: 3.1.1\n"),
+        (
+            "webhook_over_http_off_loopback",
+            "alerts:\n  routes:\n    - name: hook\n      webhook:\n        url: http://hooks.example.org/seclab\n",
+        ),
+        (
+            "smtp_login_in_clear",
+            "alerts:\n  routes:\n    - name: mail\n      email:\n        to: [soc@example.org]\n        from: seclab@example.org\n        smtp: {host: mail.example.org, port: 25, tls: none, username: seclab, password: env:SMTP_PASSWORD}\n",
+        ),
+        ("operator_sha256_not_a_digest", "operators:\n  - {name: eck, manifest: 'file:./eck.yaml', sha256: abc123}\n"),
         ("tenant_args_for_another_site", "tenants:\n  - name: barbican\n    args: [xynexis, \"9004\"]\n"),
         (
             "tenant_args_for_another_port",

@@ -264,3 +264,38 @@ fn ten_thousand_nested_elements_are_read_without_recursion_and_with_bounded_memo
         assert!(kib < baseline + 64 * 1024, "{name}: peak RSS {kib} KiB ({baseline} KiB doing nothing)");
     }
 }
+
+/// A character XML 1.0 forbids, written as a reference (an ESC would drive the reader's
+/// terminal from `scan diff`'s output), is refused wherever it is: in an attribute, in text,
+/// or in a host a comparison only checks.
+#[test]
+fn a_reference_to_a_control_character_is_refused() {
+    let escape = SCAN.replacen("product=\"OpenSSH\"", "product=\"Open&#x1b;[2JSSH\"", 1);
+    let in_text = inside_first_host(
+        "<hostscript><script id=\"x\" output=\"y\"><elem key=\"k\">&#7;</elem></script></hostscript>",
+    );
+    for (name, text) in [("attribute", &escape), ("text", &in_text)] {
+        match read_scan(text.as_bytes()) {
+            Err(ScanError::Malformed { message, .. }) => {
+                assert!(message.contains("refers to a character XML 1.0 forbids"), "{name}: {message}")
+            }
+            other => panic!("{name}: accepted or wrongly refused: {:?}", other.map(|s| s.hosts.len())),
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.xml"), SCAN).unwrap();
+    std::fs::write(dir.path().join("b.xml"), &escape).unwrap();
+    let (code, stdout, stderr) = support::run(dir.path(), &["scan", "diff", "a.xml", "b.xml"]);
+    assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+    assert!(stderr.contains("refers to a character XML 1.0 forbids") && !stderr.contains('\u{1b}'), "{stderr}");
+}
+
+/// One text of 300 MB is refused, as a 100 MB attribute is.
+#[test]
+fn a_huge_text_is_refused() {
+    let huge = inside_first_host(&format!("<x>{}</x>", "A".repeat(3 << 20)));
+    match read_scan(huge.as_bytes()) {
+        Err(ScanError::Malformed { message, .. }) => assert!(message.contains("one text is 3 MiB long"), "{message}"),
+        other => panic!("accepted or wrongly refused: {:?}", other.map(|s| s.hosts.len())),
+    }
+}

@@ -151,6 +151,18 @@ fn scenario(database_url: Option<String>) {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("site/lab 01.xml: baseline: 3 hosts up"), "{out}");
     assert_eq!(lab.host_status("127.0.0.2"), "new");
+    if lab.database_url.is_none() {
+        // Customers' open ports: the database is its owner's only (SQLite gives its -wal and
+        // -shm files, when a closing seclab left them, the same mode).
+        use std::os::unix::fs::PermissionsExt;
+        for file in ["scans.db", "scans.db-wal", "scans.db-shm"] {
+            let Ok(meta) = std::fs::metadata(lab.dir.path().join(file)) else {
+                assert_ne!(file, "scans.db");
+                continue;
+            };
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{file}");
+        }
+    }
 
     // 2. A service's version changes and a port opens: two alerts on each route.
     let changed = [(2, p1, SSH_NEW), (2, p2, FTP), (3, p1, FTP)];
@@ -498,4 +510,44 @@ fn narrowing_and_widening_targets_keep_history_honest_on_sqlite() {
 fn narrowing_and_widening_targets_keep_history_honest_on_postgresql() {
     let postgres = Postgres::start();
     coverage_scenario(Some(postgres.url.clone()));
+}
+
+/// A webhook that answers with a redirect is not followed (the alert would be posted to
+/// wherever it points, with the route's token in a Referer): the delivery fails, naming why,
+/// and the redirect's target hears nothing.
+#[test]
+fn a_webhook_redirect_is_not_followed() {
+    use std::io::{Read, Write};
+    let mut lab = Lab::new(None, 0);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let redirector = listener.local_addr().unwrap().port();
+    let target = format!("http://127.0.0.1:{}/stolen", lab.hook.port);
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = asked.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            stream.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+            let mut request = [0u8; 65536];
+            let _ = stream.read(&mut request);
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    let file = lab.dir.path().join("seclab.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let hook = format!("http://127.0.0.1:{}/alerts", lab.hook.port);
+    std::fs::write(&file, text.replace(&hook, &format!("http://127.0.0.1:{redirector}/alerts"))).unwrap();
+    let (p1, p2) = lab.ports;
+    lab.scan(&["127.0.0.2"], &[(2, p1, FTP)]);
+    assert_eq!(lab.ingest().0, 0);
+    lab.scan(&["127.0.0.2"], &[(2, p1, FTP), (2, p2, FTP)]);
+    let (_, _, err) = lab.seclab(&["scan", "ingest", "--alert-timeout", "1s"]);
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the webhook was asked: {err}");
+    assert!(err.contains("webhook answered 307 Temporary Redirect; seclab follows no redirect"), "{err}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(lab.hook.received(), Vec::<String>::new(), "the redirect's target heard nothing");
 }

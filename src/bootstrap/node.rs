@@ -93,6 +93,15 @@ pub enum NodeFileError {
         /// Why.
         reason: String,
     },
+    /// A path bootstrap writes is a symbolic link: as root, following it would write
+    /// wherever it points.
+    #[error(
+        "{link} is a symbolic link; bootstrap, running as root, writes no file through one\nreplace it with the file or directory it points at, and run bootstrap again"
+    )]
+    Symlink {
+        /// The link.
+        link: PathBuf,
+    },
     /// Writing failed.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -135,7 +144,9 @@ pub fn plan(files: &[NodeFile], root: &Path) -> Result<Vec<NodeFileChange>, Node
     let mut changes = Vec::new();
     for file in files {
         let Some((_, restart, format)) = WRITTEN.iter().find(|(name, _, _)| *name == file.name) else { continue };
-        let path = root.join(file.install_path.trim_start_matches('/'));
+        let relative = Path::new(file.install_path.trim_start_matches('/'));
+        let path = root.join(relative);
+        refuse_symlinks(root, relative)?;
         let before = match fs::read_to_string(&path) {
             Ok(text) => Some(text),
             // A file where a directory should be: the file is absent (and cannot be written).
@@ -174,6 +185,26 @@ pub fn plan(files: &[NodeFile], root: &Path) -> Result<Vec<NodeFileChange>, Node
     Ok(changes)
 }
 
+/// Fails when a path under `root` that bootstrap reads or writes for `relative` is a symbolic
+/// link: each directory below `root`, the file, and its backup.
+fn refuse_symlinks(root: &Path, relative: &Path) -> Result<(), NodeFileError> {
+    let mut backup = relative.as_os_str().to_owned();
+    backup.push(BACKUP_SUFFIX);
+    let mut below = PathBuf::new();
+    let paths = relative.components().map(|part| {
+        below.push(part);
+        root.join(&below)
+    });
+    for path in paths.collect::<Vec<_>>().into_iter().chain([root.join(backup)]) {
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => return Err(NodeFileError::Symlink { link: path }),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
 /// Fails, before anything is written, when a file that changes could not be written: its
 /// nearest existing directory (or the file itself) is not writable.
 pub fn check_writable(changes: &[NodeFileChange]) -> Result<(), NodeFileError> {
@@ -199,24 +230,29 @@ pub fn check_writable(changes: &[NodeFileChange]) -> Result<(), NodeFileError> {
     Ok(())
 }
 
-/// Writes the file: a backup of what it held first, then the new content into a temporary
-/// file in the same directory, renamed over it (a reader sees the old file or the new one).
+/// Writes the file: a backup of what it held first, then the new content, each into a
+/// temporary file in the same directory renamed over its path (a reader sees the old file or
+/// the new one, and a rename replaces a link planted there instead of following it).
 pub fn write(change: &NodeFileChange) -> Result<(), NodeFileError> {
     let failed = |source| NodeFileError::Write { path: change.path.clone(), source };
     let dir = change.path.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(dir).map_err(failed)?;
-    let mode = match fs::metadata(&change.path) {
+    let mode = match fs::symlink_metadata(&change.path) {
         Ok(meta) => meta.permissions().mode(),
         Err(_) => 0o644,
     };
-    if let Some(backup) = change.backup() {
-        fs::copy(&change.path, &backup).map_err(failed)?;
+    let replace = |path: &Path, content: &str| -> std::io::Result<()> {
+        let mut file = tempfile::Builder::new().prefix(".seclab-").tempfile_in(dir)?;
+        file.write_all(content.as_bytes())?;
+        file.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
+        file.as_file().sync_all()?;
+        file.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    };
+    if let (Some(backup), Some(before)) = (change.backup(), &change.before) {
+        replace(&backup, before).map_err(failed)?;
     }
-    let mut file = tempfile::Builder::new().prefix(".seclab-").tempfile_in(dir).map_err(failed)?;
-    file.write_all(change.after.as_bytes()).map_err(failed)?;
-    file.as_file().set_permissions(fs::Permissions::from_mode(mode)).map_err(failed)?;
-    file.as_file().sync_all().map_err(failed)?;
-    file.persist(&change.path).map_err(|e| failed(e.error))?;
+    replace(&change.path, &change.after).map_err(failed)?;
     Ok(())
 }
 
@@ -327,6 +363,52 @@ mod tests {
 
     fn parsed(text: &str) -> Yaml {
         serde_yaml::from_str(text).unwrap()
+    }
+
+    /// The k3s registries file under a temporary root, holding `existing`.
+    fn k3s_root(existing: &str) -> (tempfile::TempDir, NodeFile) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("etc/rancher/k3s");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("registries.yaml"), existing).unwrap();
+        let file = NodeFile {
+            name: "registries.yaml".into(),
+            install_path: "/etc/rancher/k3s/registries.yaml".into(),
+            purpose: String::new(),
+            content: WANTED.into(),
+        };
+        (root, file)
+    }
+
+    #[test]
+    fn no_file_is_read_or_written_through_a_symbolic_link() {
+        use std::os::unix::fs::symlink;
+        for planted in
+            ["etc/rancher", "etc/rancher/k3s/registries.yaml", "etc/rancher/k3s/registries.yaml.seclab-backup"]
+        {
+            let (root, file) = k3s_root("mirrors: {}\n");
+            let path = root.path().join(planted);
+            let elsewhere = root.path().join("elsewhere");
+            fs::rename(&path, &elsewhere).unwrap_or_else(|_| fs::write(&elsewhere, "precious\n").unwrap());
+            symlink(&elsewhere, &path).unwrap();
+            let refused = plan(std::slice::from_ref(&file), root.path()).unwrap_err();
+            assert!(matches!(&refused, NodeFileError::Symlink { link } if *link == path), "{planted}: {refused}");
+        }
+    }
+
+    #[test]
+    fn a_link_planted_at_the_backup_after_the_plan_is_replaced_not_followed() {
+        let (root, file) = k3s_root("mirrors: {}\n");
+        let changes = plan(&[file], root.path()).unwrap();
+        let victim = root.path().join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        let backup = changes[0].backup().unwrap();
+        std::os::unix::fs::symlink(&victim, &backup).unwrap();
+        write(&changes[0]).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert!(!fs::symlink_metadata(&backup).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&backup).unwrap(), "mirrors: {}\n");
+        assert_eq!(fs::read_to_string(&changes[0].path).unwrap(), changes[0].after);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
@@ -24,6 +25,8 @@ use crate::render::{self, Object, Rendered};
 pub const INVENTORY_NAMESPACE: &str = "kube-system";
 /// The largest manifest seclab reads (ECK's all-in-one, CRDs included, is about 1 MB).
 const MAX_MANIFEST: usize = 32 * 1024 * 1024;
+/// How many https redirects a manifest's URL may take.
+const MAX_REDIRECTS: usize = 5;
 /// How long fetching one manifest may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -34,6 +37,8 @@ pub struct OperatorManifest {
     pub name: String,
     /// Where the manifest came from, as the file says (a URL's query left out).
     pub source: String,
+    /// The manifest's SHA-256, in hex: what `sha256` pins.
+    pub sha256: String,
     /// Its objects, labelled as members of the operator's set.
     pub objects: Vec<Object>,
 }
@@ -62,6 +67,20 @@ pub enum OperatorError {
         url: String,
         /// Why, with every cause.
         message: String,
+    },
+    /// The manifest is not the one the file pins with `sha256`.
+    #[error(
+        "operator {name}: {origin} has SHA-256 {actual}, not {expected} as `sha256` says; nothing was applied\nif the manifest changed on purpose, check it and pin its new digest"
+    )]
+    Digest {
+        /// The operator.
+        name: String,
+        /// Where it came from.
+        origin: String,
+        /// The digest the file pins.
+        expected: String,
+        /// The manifest's.
+        actual: String,
     },
     /// The manifest is not a stream of Kubernetes objects seclab can apply.
     #[error("operator {name}: {origin} is not a manifest seclab can apply: {message}")]
@@ -124,15 +143,24 @@ pub async fn load(lab: &Lab, operator: &Operator) -> Result<OperatorManifest, Op
             message,
         })?,
     };
+    let source = shown(&operator.manifest);
+    let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+    if let Some(expected) = operator.sha256.as_ref().filter(|pinned| !pinned.eq_ignore_ascii_case(&sha256)) {
+        return Err(OperatorError::Digest {
+            name,
+            origin: source,
+            expected: expected.to_ascii_lowercase(),
+            actual: sha256,
+        });
+    }
     let invalid =
         |message: String| OperatorError::Invalid { name: name.clone(), origin: shown(&operator.manifest), message };
-    let source = shown(&operator.manifest);
     let origin = source.trim_end_matches("?...").rsplit('/').next().unwrap_or(&source);
     let objects = render::manifest_objects(text, "operators", origin, &set_name(&name)).map_err(invalid)?;
     if objects.is_empty() {
         return Err(invalid("it holds no object".to_owned()));
     }
-    Ok(OperatorManifest { name: operator.name.clone(), source, objects })
+    Ok(OperatorManifest { name: operator.name.clone(), source, sha256, objects })
 }
 
 /// A manifest's source as seclab prints it: a URL without its query and fragment, which may
@@ -170,7 +198,20 @@ async fn fetch(url: &url::Url) -> Result<String, String> {
         }
         message
     };
+    // Validation insists on https because the manifest grants cluster-wide rights: a
+    // redirect must not take the fetch anywhere else.
+    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.url().scheme() != "https" {
+            let refused = format!("it redirects to {}, which is not https; refused", attempt.url());
+            attempt.error(refused)
+        } else if attempt.previous().len() >= MAX_REDIRECTS {
+            attempt.error(format!("it redirects more than {MAX_REDIRECTS} times"))
+        } else {
+            attempt.follow()
+        }
+    });
     let client = reqwest::Client::builder()
+        .redirect(redirects)
         .timeout(FETCH_TIMEOUT)
         .user_agent(concat!("seclab/", env!("CARGO_PKG_VERSION")))
         .build()

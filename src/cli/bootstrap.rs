@@ -119,7 +119,7 @@ pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
             let operators: Vec<_> = manifests
                 .iter()
                 .zip(&operator_outcomes)
-                .map(|(m, outcome)| json!({ "name": m.name, "source": m.source, "outcome": outcome }))
+                .map(|(m, outcome)| json!({ "name": m.name, "source": m.source, "sha256": m.sha256, "outcome": outcome }))
                 .collect();
             let document = json!({ "lab": lab.name(), "dryRun": false, "changed": changed, "nodeFiles": files_json(&files),
                 "router": dnsmasq, "operators": operators, "outcome": outcome, "ready": true, "next": next });
@@ -175,7 +175,13 @@ fn preview(
         out.push_str(&format!("    {}\n", lines.replace('\n', "\n    ")));
     }
     for (manifest, plan) in manifests.iter().zip(operator_plans) {
-        out.push_str(&format!("Operator {} ({}): {}.\n", manifest.name, manifest.source, counts(plan)));
+        out.push_str(&format!(
+            "Operator {} ({}, sha256 {}): {}.\n",
+            manifest.name,
+            manifest.source,
+            manifest.sha256,
+            counts(plan)
+        ));
         out.push_str(&indent(&plan_changes(plan)));
         out.push_str(&problems_text(plan));
     }

@@ -338,7 +338,19 @@ pub fn webhook_url(value: &str) -> Result<(), Problem> {
             "webhooks are sent with HTTP POST",
         ));
     }
+    if url.scheme() == "http" && !url.host().is_some_and(|host| is_loopback(&host.to_string())) {
+        return Err(Problem::new(
+            "the webhook URL is plain http to another machine: alerts carry customers' open ports",
+            "use an `https://` URL, or a receiver on this machine (`http://127.0.0.1:...`)",
+        ));
+    }
     Ok(())
+}
+
+/// Whether `host` names this machine: `localhost`, or an address in 127.0.0.0/8 or `::1`.
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Where an operator's manifest is read from.

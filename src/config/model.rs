@@ -1009,6 +1009,10 @@ pub struct Operator {
     pub name: String,
     /// Where its manifest is: `file:PATH` (relative to this file) or an `https://` URL.
     pub manifest: String,
+    /// The manifest's SHA-256, 64 hex digits: a manifest that differs is refused before
+    /// anything is applied. `bootstrap` prints the digest of the manifest it read, to pin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// `placement()` of each section that takes `nodeSelector`, `tolerations` and `resources`.

@@ -1021,6 +1021,13 @@ impl<'a> Checker<'a> {
             self.complain(path.key("smtp").key("port"), "port 0 is not a port", "use 587 (STARTTLS), 465 (TLS) or 25");
         }
         self.secret(path.key("smtp").key("password"), &email.smtp.password);
+        if email.smtp.username.is_some() && email.smtp.tls == SmtpTls::None && !fields::is_loopback(host) {
+            self.complain(
+                path.key("smtp").key("tls"),
+                format!("`tls: none` would send the SMTP login to {host} in clear"),
+                "use `tls: starttls` (port 587) or `tls: tls` (port 465), or a relay on this machine",
+            );
+        }
     }
 
     fn watch(&mut self) {
@@ -1059,6 +1066,15 @@ impl Checker<'_> {
             }
             self.duplicate(&mut first, &operator.name, index, path.key("name"), "operator");
             self.check(path.key("manifest"), fields::manifest_source(&operator.manifest));
+            if let Some(digest) = &operator.sha256
+                && (digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                self.complain(
+                    path.key("sha256"),
+                    format!("`{digest}` is not a SHA-256 digest"),
+                    "write the 64 hex digits `sha256sum` prints, or the digest `seclab bootstrap` printed for the manifest",
+                );
+            }
         }
     }
 

@@ -40,8 +40,11 @@ pub async fn deliver(
     within: Duration,
 ) -> Result<DeliveryReport, StoreError> {
     let deadline = tokio::time::Instant::now() + within;
+    // No redirect is followed: one would re-post customers' ports to wherever it points.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
         .build()
         .map_err(|e| StoreError::Query(e.to_string()))?;
     let mut report = DeliveryReport::default();
@@ -141,7 +144,13 @@ async fn send_webhook(
     // Errors never carry the URL: it may hold a token in its path.
     let response =
         request.body(body).send().await.map_err(|e| format!("webhook request failed: {}", e.without_url()))?;
-    if response.status().is_success() { Ok(()) } else { Err(format!("webhook answered {}", response.status())) }
+    let status = response.status();
+    if status.is_redirection() {
+        return Err(format!(
+            "webhook answered {status}; seclab follows no redirect (it would post the alert elsewhere): set the route's `url` to where the webhook lives"
+        ));
+    }
+    if status.is_success() { Ok(()) } else { Err(format!("webhook answered {status}")) }
 }
 
 async fn send_email(email: &Email, base_dir: &Path, delivery: &Delivery) -> Result<(), String> {

@@ -525,6 +525,10 @@ fn is_name_byte(byte: Option<&u8>) -> bool {
     byte.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+fn too_long(length: usize) -> String {
+    format!("one text is {} MiB long; nmap writes none over 1 MiB", length >> 20)
+}
+
 /// What quick-xml lets through but XML (and nmap's own reader, expat) rejects, outside
 /// element tags (whose attributes [`attributes`] checks): an entity XML does not define in
 /// text, and an XML declaration XML does not allow.
@@ -548,9 +552,14 @@ fn well_formed(event: &Event<'_>) -> Result<(), String> {
                 _ => Err(problem("its version, encoding or standalone value is not one XML allows")),
             }
         }
+        Event::Text(text) | Event::Comment(text) if text.len() > MAX_ATTRIBUTE => Err(too_long(text.len())),
+        Event::CData(text) if text.len() > MAX_ATTRIBUTE => Err(too_long(text.len())),
         Event::Text(text) if text.contains('&') => entities_defined(text.as_bytes()).map_err(|e| format!("text: {e}")),
         // An entity in text comes as its own event.
         Event::GeneralRef(entity) => match (&**entity, entity.resolve_char_ref()) {
+            (name, Ok(Some(c))) if !xml_char(c) => {
+                Err(format!("text: `&{name};` refers to a character XML 1.0 forbids"))
+            }
             ("amp" | "lt" | "gt" | "quot" | "apos", _) | (_, Ok(Some(_))) => Ok(()),
             (name, _) => Err(format!("text: `&{name};` is not an entity XML defines")),
         },
@@ -690,7 +699,14 @@ fn malformed(element: &BytesStart<'_>, at: u64, message: String) -> ScanError {
     ScanError::Malformed { offset: at, message: format!("<{name}>: {message}") }
 }
 
-/// Every `&...;` in `text` is one of XML's five entities or a character reference.
+/// Whether XML 1.0 allows `c` in a document (its `Char` production): no control character
+/// but tab, line feed and carriage return, no surrogate, no U+FFFE or U+FFFF.
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Every `&...;` in `text` is one of XML's five entities or a character reference to a
+/// character XML 1.0 allows.
 fn entities_defined(text: &[u8]) -> Result<(), String> {
     for amp in memchr::memchr_iter(b'&', text) {
         let rest = &text[amp + 1..];
@@ -703,6 +719,11 @@ fn entities_defined(text: &[u8]) -> Result<(), String> {
             [b'#', digits @ ..] if !digits.is_empty() => std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()),
             _ => None,
         };
+        if let Some(c) = char_ref.and_then(char::from_u32)
+            && !xml_char(c)
+        {
+            return Err(format!("`&{};` refers to a character XML 1.0 forbids", String::from_utf8_lossy(name)));
+        }
         let known =
             matches!(name, b"amp" | b"lt" | b"gt" | b"quot" | b"apos") || char_ref.and_then(char::from_u32).is_some();
         if !known {

@@ -4,13 +4,32 @@ use std::fmt::Write;
 
 use super::diff::{Change, HostDiff, ListedPort, PortChangeKind, PortView};
 
+/// `text` from a scan with its control characters written as `\u{1b}` (an escape sequence
+/// would drive the reader's terminal, a carriage return hide what precedes it); line feeds
+/// and tabs stay, as script output holds them.
+pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    let escapes = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(escapes) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if escapes(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// One line per change, then a summary line.
 pub fn diff_text(diffs: &[HostDiff]) -> String {
     let mut out = String::new();
     let (mut new, mut gone, mut ports, mut other) = (0, 0, 0, 0);
     for host in diffs {
         let name = match &host.hostname {
-            Some(hostname) => format!("{} ({hostname})", host.address),
+            Some(hostname) => format!("{} ({})", host.address, escaped(hostname)),
             None => host.address.clone(),
         };
         for change in &host.changes {
@@ -40,6 +59,10 @@ pub fn diff_text(diffs: &[HostDiff]) -> String {
 
 /// One change as a short phrase, e.g. `port 80/tcp opened: closed http -> open http`.
 pub fn change_text(change: &Change) -> String {
+    escaped(&phrase(change)).into_owned()
+}
+
+fn phrase(change: &Change) -> String {
     match change {
         Change::HostNew { ports } => format!("new host: {}", ports_text(ports)),
         Change::HostGone { ports } => format!("host gone: it listed {}", ports_text(ports)),
@@ -83,7 +106,7 @@ pub fn ports_text(ports: &[ListedPort]) -> String {
     }
     let ports: Vec<String> =
         ports.iter().map(|p| format!("{}/{} {}", p.port, p.protocol, port_text(Some(&p.view)))).collect();
-    ports.join(", ")
+    escaped(&ports.join(", ")).into_owned()
 }
 
 /// Script results (`id: output`, themselves often holding commas), separated by `; `.
@@ -118,4 +141,16 @@ fn port_text(port: Option<&PortView>) -> String {
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_from_a_scan_are_written_out_but_lines_and_tabs_stay() {
+        assert_eq!(escaped("OpenSSH 9.2"), "OpenSSH 9.2");
+        assert_eq!(escaped("Open\u{1b}[2JSSH\r\u{7}"), "Open\\u{1b}[2JSSH\\u{d}\\u{7}");
+        assert_eq!(escaped("line one\n\tline two"), "line one\n\tline two");
+    }
 }

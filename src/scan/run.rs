@@ -53,6 +53,8 @@ pub async fn run_nmap(nmap: &Path, arguments: &[String], dir: &Path) -> Result<P
         .map(|n| if n == 1 { dir.join(format!("{start}.xml")) } else { dir.join(format!("{start}-{n}.xml")) })
         .find(|path| !path.exists())
         .unwrap_or_else(|| dir.join(format!("{start}.xml")));
+    // nmap truncates the file it is given and keeps its mode: the scan is its owner's only.
+    crate::scan::store::private_file(&partial).map_err(|source| RunError::Directory { dir: dir.to_owned(), source })?;
     let output = Command::new(nmap)
         .arg("-oX")
         .arg(&partial)

@@ -52,12 +52,27 @@ pub struct Store {
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("src/scan/store/migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("src/scan/store/migrations/postgres");
 
+/// Creates `path` with mode 0600 when it does not exist, or takes group's and others'
+/// permissions away from it when it does.
+pub fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
+
 impl Store {
-    /// Opens (creating it if needed) the SQLite database at `path`.
+    /// Opens (creating it if needed) the SQLite database at `path`, readable by its owner only.
     pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
         install_default_drivers();
         let target = path.display().to_string();
         let open_error = |e: sqlx::Error| StoreError::Open { target: target.clone(), message: e.to_string() };
+        // Customers' open ports: readable by its owner only. SQLite gives its -wal and -shm
+        // files the database file's mode, so the file is made (or narrowed) first.
+        private_file(path).map_err(|e| StoreError::Open { target: target.clone(), message: e.to_string() })?;
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let pool = AnyPoolOptions::new()
             .max_connections(4)
