@@ -101,6 +101,10 @@ fn each_error_message() {
             "alerts:\n  routes:\n    - name: mail\n      email:\n        to: [soc@example.org]\n        from: seclab@example.org\n        smtp: {host: mail.example.org, port: 25, tls: none, username: seclab, password: env:SMTP_PASSWORD}\n",
         ),
         ("operator_sha256_not_a_digest", "operators:\n  - {name: eck, manifest: 'file:./eck.yaml', sha256: abc123}\n"),
+        (
+            "reserved_tenant_database_and_user",
+            "tenantDatabase: {}\ntenants:\n  - name: a\n    database: {name: Performance_Schema, user: root}\n",
+        ),
         ("tenant_args_for_another_site", "tenants:\n  - name: barbican\n    args: [xynexis, \"9004\"]\n"),
         (
             "tenant_args_for_another_port",

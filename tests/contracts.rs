@@ -135,6 +135,14 @@ fn rows() -> Vec<Row> {
             expected: json!(21600),
         },
         Row {
+            source: "seclab's scan layout (README, \"The scan database\"): a group's scans in scans/<tenant>/<group>; the Job mounts that directory only, so a scan reaches no other customer's",
+            example: "tenants.yaml",
+            kind: "CronJob",
+            name: "barbican-dmz-scan",
+            field: "/spec/jobTemplate/spec/template/spec/containers/0/volumeMounts/0",
+            expected: json!({ "name": "scans", "mountPath": "/scans", "subPath": "scans/barbican/dmz" }),
+        },
+        Row {
             source: "Kubernetes CronJob: without startingDeadlineSeconds, missed starts are run late",
             example: "tenants.yaml",
             kind: "CronJob",

@@ -218,8 +218,8 @@ fn a_scan_cronjob_runs_nmap_on_the_real_node_and_watch_alerts_on_a_port_opened_b
     assert_eq!(files(&group).unwrap().len(), 2);
     drop(watch);
 
-    // A scan that fails (nmap refuses an option) fails its Job and leaves no partial file.
-    spec["tenants"][0]["scans"][0]["nmapArgs"] = json!(["-sT", "-n", "-Pn", "--no-such-option"]);
+    // A scan that fails (nmap refuses an option's value) fails its Job and leaves no partial file.
+    spec["tenants"][0]["scans"][0]["nmapArgs"] = json!(["-sT", "-n", "-Pn", "--version-intensity=12"]);
     lab.write(&spec);
     lab.run(&["apply"], 0);
     kubectl(&["create", "job", "scan-3", "-n", &lab.name, "--from=cronjob/site-dmz-scan"]);

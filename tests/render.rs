@@ -165,7 +165,8 @@ fn scan_cronjobs_write_complete_files_atomically() {
         &command[4..],
         ["-sV", "-p", "21-23,25,53,80,110,143,443,445,3306,3389,8000-8100", "198.51.100.0/28", "198.51.100.40-50"]
     );
-    assert_eq!(container["env"][0]["value"], "barbican/dmz");
+    // It mounts its group's directory only.
+    assert_eq!(container["volumeMounts"][0]["subPath"], "scans/barbican/dmz");
 }
 
 #[test]

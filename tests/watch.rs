@@ -197,7 +197,7 @@ fn drift_is_only_reported_when_the_file_says_so() {
 
 #[test]
 fn off_loopback_the_endpoints_need_a_token() {
-    let lab = tenants_lab("t-token", "heal");
+    let mut lab = tenants_lab("t-token", "heal");
     let output = lab.seclab(&["watch", "--listen", "0.0.0.0:0"]);
     let text = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{text}");
@@ -206,6 +206,12 @@ fn off_loopback_the_endpoints_need_a_token() {
     let mut spec = lab.spec();
     spec["watch"]["token"] = json!("env:SECLAB_WATCH_TOKEN");
     lab.write(&spec);
+    lab.env = vec![("SECLAB_WATCH_TOKEN".into(), "short".into())];
+    let output = lab.seclab(&["watch", "--listen", "0.0.0.0:0"]);
+    lab.env.clear();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("watch.token: it is 5 characters long; use at least 16"), "{text}");
     let token = "watch-token-5b1e";
     let mut local = Watch::start(&lab, &["--listen", "0.0.0.0:0"], &[("SECLAB_WATCH_TOKEN", token)]);
     local.address = SocketAddr::from(([127, 0, 0, 1], local.address.port()));
@@ -422,5 +428,43 @@ fn watch_renews_a_certificate_that_falls_due_and_exports_when_each_expires() {
     let certificates = status["certificates"].as_array().unwrap();
     assert!(certificates.iter().all(|c| c["state"] == "ok"), "{certificates:#?}");
     assert_eq!(watch.terminate(), Some(0));
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+/// Without a token, the endpoints answer loopback names only (a page elsewhere cannot reach
+/// them by DNS rebinding), every answer keeps the page out of caches and frames, and a client
+/// that never finishes its headers is cut off.
+#[test]
+fn without_a_token_the_endpoints_answer_loopback_names_only_and_cut_slow_clients_off() {
+    use std::io::{Read, Write};
+    let lab = tenants_lab("t-host", "heal");
+    let watch = Watch::start(&lab, &[], &[]);
+    let port = watch.address.port();
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), "localhost".to_owned()] {
+        let answer = watch.raw(&format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+        for header in [
+            "cache-control: no-store",
+            "x-content-type-options: nosniff",
+            "content-security-policy: default-src 'none'",
+        ] {
+            assert!(answer.to_ascii_lowercase().contains(header), "{host}: {header} missing in {answer}");
+        }
+    }
+    for host in ["rebound.example", "rebound.example:9464", "10.0.0.1"] {
+        let answer = watch.raw(&format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"));
+        assert!(answer.starts_with("HTTP/1.1 421"), "{host}: {answer}");
+    }
+    // Half a request, then nothing: the connection is closed after the header deadline (10 s).
+    let mut slow = std::net::TcpStream::connect(watch.address).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(25), "the slow client was held {waited:?}");
+    assert_eq!(watch.get("/healthz", None).0, 200, "{}", watch.log());
+    drop(watch);
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
 }

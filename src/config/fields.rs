@@ -20,7 +20,8 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+    /// A problem with its hint.
+    pub(crate) fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
         Self { message: message.into(), hint: Some(hint.into()) }
     }
 }

@@ -6,6 +6,7 @@
 mod diagnostics;
 pub mod fields;
 pub mod model;
+mod nmap_options;
 mod path;
 pub mod placement;
 mod schema;

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::diagnostics::Diagnostic;
 use super::fields::{self, Problem, Target, suggest};
 use super::model::*;
+use super::nmap_options;
 use super::path::FieldPath;
 use super::placement::{self, Placement};
 use super::secret::SecretSource;
@@ -28,19 +29,6 @@ const VERBS: [&str; 13] = [
     "escalate",
     "use",
     "*",
-];
-/// nmap options that seclab sets itself, with the field to use instead.
-const RESERVED_NMAP_OPTIONS: [(&str, &str); 10] = [
-    ("-oX", "seclab writes the XML output itself"),
-    ("-oN", "seclab writes the XML output itself"),
-    ("-oG", "seclab writes the XML output itself"),
-    ("-oA", "seclab writes the XML output itself"),
-    ("-oS", "seclab writes the XML output itself"),
-    ("-iL", "put targets in `targets`"),
-    ("-iR", "put targets in `targets`"),
-    ("-p", "put ports in `ports`"),
-    ("--exclude", "put exclusions in `exclude`"),
-    ("--resume", "each scheduled scan starts afresh"),
 ];
 /// Longest CronJob name Kubernetes accepts (Job names add 11 characters).
 const MAX_CRONJOB_NAME: usize = 52;
@@ -798,18 +786,7 @@ impl<'a> Checker<'a> {
 
     fn nmap_args(&mut self, path: FieldPath, args: &[String]) {
         for (i, arg) in args.iter().enumerate() {
-            let item = path.index(i);
-            if let Some((option, instead)) =
-                RESERVED_NMAP_OPTIONS.iter().find(|(option, _)| arg == option || arg.starts_with(&format!("{option}=")))
-            {
-                self.complain(item, format!("nmap option `{option}` is set by seclab"), *instead);
-            } else if !arg.starts_with('-') {
-                self.complain(
-                    item,
-                    format!("`{arg}` in nmapArgs is not an option"),
-                    "put targets in `targets`; give option values in the same item, e.g. `--max-retries=2`",
-                );
-            }
+            self.check(path.index(i), nmap_options::check(arg));
         }
     }
 
@@ -900,11 +877,24 @@ impl<'a> Checker<'a> {
             };
             let name_at = at("name", tenant.database.name.is_some());
             let user_at = at("user", tenant.database.user.is_some());
-            if db.name.len() > 64 || db.name == "seclab" {
+            // The server's own schemas, and seclab's record of what it made.
+            const RESERVED: [&str; 5] = ["seclab", "mysql", "sys", "performance_schema", "information_schema"];
+            if db.name.len() > 64 || RESERVED.iter().any(|r| r.eq_ignore_ascii_case(&db.name)) {
                 self.complain(
                     name_at.clone(),
                     format!("`{}` cannot be a tenant's database name", db.name),
-                    "MySQL database names have at most 64 characters, and `seclab` is seclab's own; set `database.name`",
+                    "MySQL database names have at most 64 characters, and `mysql`, `sys`, `performance_schema`, `information_schema` and `seclab` are the server's and seclab's own; set `database.name`",
+                );
+            }
+            // The setup Job sets each tenant user's password and revokes its other rights.
+            if ["root", "public"].iter().any(|r| r.eq_ignore_ascii_case(&db.user)) {
+                self.complain(
+                    user_at.clone(),
+                    format!(
+                        "`{}` cannot be a tenant's database user: seclab would reset its password and rights",
+                        db.user
+                    ),
+                    "set `database.user` to a user of the tenant's own",
                 );
             }
             if db.user.len() > 32

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -49,7 +50,15 @@ pub async fn bind(address: SocketAddr, token: Option<&str>) -> Result<tokio::net
     tokio::net::TcpListener::bind(address).await.map_err(|source| ServeError::Bind { address, source })
 }
 
-/// Serves the endpoints on `listener` until `stop` fires.
+/// The shortest `watch.token` accepted.
+pub const MIN_TOKEN: usize = 16;
+/// How long a client may take to send a request's headers (a slow one holds a connection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many connections are served at once; more are closed as they arrive.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Serves the endpoints on `listener` until `stop` fires: HTTP/1 with a deadline for each
+/// request's headers and at most [`MAX_CONNECTIONS`] connections.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
@@ -62,8 +71,78 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(endpoints.clone(), require_token));
-    let app = Router::new().route("/healthz", get(|| async { "ok\n" })).merge(guarded).with_state(endpoints);
-    axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(guarded)
+        .layer(middleware::from_fn_with_state(endpoints.clone(), loopback_host))
+        .layer(middleware::map_response(hardened))
+        .with_state(endpoints);
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, say: wait a moment rather than spin.
+                Err(error) => {
+                    tracing::warn!("watch: cannot accept a connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else { continue };
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(
+                hyper_util::rt::TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(app.clone()),
+            );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    // Requests under way get a moment to finish.
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    Ok(())
+}
+
+/// Without a token, only a loopback `Host` is served: a web page the user opens elsewhere
+/// could otherwise reach the endpoints by pointing a name of its own at 127.0.0.1 (DNS
+/// rebinding).
+async fn loopback_host(State(endpoints): State<Endpoints>, request: Request, next: Next) -> Response {
+    if endpoints.token.is_some() {
+        return next.run(request).await;
+    }
+    let host = request.headers().get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    let name = match host.rsplit_once(':') {
+        // `[::1]:9464`, `127.0.0.1:9464`, `localhost:9464`; a bare `::1` has colons of its own.
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => name,
+        _ => host,
+    };
+    if crate::config::fields::is_loopback(name) {
+        next.run(request).await
+    } else {
+        let message = "this endpoint answers loopback names only (localhost, 127.0.0.1, [::1]); set watch.token to serve others\n";
+        (StatusCode::MISDIRECTED_REQUEST, message).into_response()
+    }
+}
+
+/// Headers every answer carries: nothing cached (the page shows customers' open ports),
+/// nothing sniffed, nothing loaded or run but the page's own style.
+async fn hardened(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
+    );
+    response
 }
 
 async fn require_token(State(endpoints): State<Endpoints>, request: Request, next: Next) -> Response {

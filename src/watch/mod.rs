@@ -70,6 +70,12 @@ pub enum WatchError {
     /// The token cannot be read.
     #[error("cannot read watch.token: {0}")]
     Token(String),
+    /// The token is too short to keep anyone out.
+    #[error(
+        "watch.token: it is {0} characters long; use at least {min} (e.g. `openssl rand -hex 16`)",
+        min = http::MIN_TOKEN
+    )]
+    ShortToken(usize),
     /// The kubeconfig cannot be used.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
@@ -97,6 +103,9 @@ pub async fn run(
     let listen = settings.listen.unwrap_or_else(|| spec.listen.parse().expect("validated"));
     let token =
         spec.token.as_ref().map(|t| resolve_secret(t, &base_dir(&lab))).transpose().map_err(WatchError::Token)?;
+    if let Some(short) = token.as_ref().filter(|t| t.chars().count() < http::MIN_TOKEN) {
+        return Err(WatchError::ShortToken(short.chars().count()));
+    }
     let listener = http::bind(listen, token.as_deref()).await?;
     let address = listener.local_addr().map_err(|source| http::ServeError::Bind { address: listen, source })?;
     let shared = Arc::new(Shared::new(lab.name()));

@@ -62,16 +62,24 @@ impl Watch {
         self.log.lock().unwrap().join("\n")
     }
 
-    /// A GET on the endpoints: status code and body.
+    /// A GET on the endpoints, by the address they listen on: status code and body.
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.address).unwrap();
         let authorization = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: seclab\r\n{authorization}Connection: close\r\n\r\n").unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{authorization}Connection: close\r\n\r\n", self.address);
+        let response = self.raw(&request);
         let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
         let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
         (code, body)
+    }
+
+    /// Sends `request` as it is and returns the whole response.
+    pub fn raw(&self, request: &str) -> String {
+        let mut stream = TcpStream::connect(self.address).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
     }
 
     /// Waits until `/readyz` answers 200.
