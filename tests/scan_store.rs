@@ -551,3 +551,37 @@ fn a_webhook_redirect_is_not_followed() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(lab.hook.received(), Vec::<String>::new(), "the redirect's target heard nothing");
 }
+
+/// The scan database on a PostgreSQL server that speaks TLS: reached with the server's
+/// certificate checked against `scanDatabase.tlsCa` and its name (`sslmode=verify-full`); a
+/// server another CA vouches for is refused.
+#[test]
+fn the_scan_database_is_reached_over_tls_with_the_servers_certificate_verified() {
+    let (ca, certificate, key) = support::certs::loopback_server();
+    let postgres = Postgres::start_tls(&certificate, &key);
+    let lab = Lab::new(Some(format!("{}?sslmode=verify-full", postgres.url)), 0);
+    let file = lab.dir.path().join("seclab.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("  scanDirectory: scans\n", "  scanDirectory: scans\n  tlsCa: ca.pem\n"))
+        .unwrap();
+    std::fs::write(lab.dir.path().join("ca.pem"), &ca).unwrap();
+    let (code, out, err) = lab.seclab(&["scan", "sync"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let (other, _, _) = support::certs::loopback_server();
+    std::fs::write(lab.dir.path().join("ca.pem"), &other).unwrap();
+    let (code, out, err) = lab.seclab(&["scan", "sync"]);
+    assert_ne!(code, 0, "a server another CA vouches for is refused: {out}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}
+
+/// A URL that turns TLS off to a server elsewhere is refused before anything is sent (the
+/// file must say `tls: disable`), without its password.
+#[test]
+fn a_scan_database_url_without_tls_to_another_machine_is_refused_before_connecting() {
+    let lab = Lab::new(Some("postgres://seclab:s3cr3t-pw@db.lab.internal/scans?sslmode=disable".into()), 0);
+    let (code, out, err) = lab.seclab(&["scan", "sync"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("db.lab.internal is not on this machine") && err.contains("set `tls: disable`"), "{err}");
+    assert!(!err.contains("s3cr3t-pw"), "{err}");
+}

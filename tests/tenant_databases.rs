@@ -242,7 +242,9 @@ async fn the_setup_jobs_script_creates_what_the_external_mode_expects_on_a_real_
     let server = MariaDb::start();
     let lab = TestLab::new("tenants.yaml", "t-tenantdb-script");
     let mut spec = lab.spec();
-    let awkward = "it's a \\ \"quoted\" pass$word";
+    // Quotes, a backslash before a quote, a dollar: read the same whether the server takes
+    // backslashes as escapes or not (set to not, below).
+    let awkward = "it's a \\' \"quoted\" pass$word";
     std::fs::write(lab.dir.path().join("xynexis-password"), awkward).unwrap();
     spec["tenants"][1]["database"] = json!({ "password": "file:xynexis-password" });
     lab.write(&spec);
@@ -263,6 +265,10 @@ async fn the_setup_jobs_script_creates_what_the_external_mode_expects_on_a_real_
         };
         env.insert(name, value);
     }
+    let mut root = connect(&server, "root", ROOT_PASSWORD).await.unwrap();
+    root.execute("SET GLOBAL sql_mode = CONCAT_WS(',', NULLIF(@@GLOBAL.sql_mode, ''), 'NO_BACKSLASH_ESCAPES')")
+        .await
+        .unwrap();
     let output = std::process::Command::new("sh").arg("-c").arg(script).envs(&env).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stdout).contains("2 tenant database(s) ready"));
@@ -278,4 +284,31 @@ async fn the_setup_jobs_script_creates_what_the_external_mode_expects_on_a_real_
     let plan = lab.run(&["plan"], 0);
     assert!(!plan.contains("database netdelta-"), "the Job's work is what the external mode wants:\n{plan}");
     assert_eq!(writes_since(&server, before), Vec::<String>::new());
+}
+
+/// The external server speaks TLS only: seclab reaches it with its certificate checked
+/// against `tenantDatabase.tlsCa` and its name (`ssl-mode=VERIFY_IDENTITY`), and refuses one
+/// another CA vouches for.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_external_server_is_reached_over_tls_with_its_certificate_verified() {
+    let (ca, certificate, key) = support::certs::loopback_server();
+    let server = MariaDb::start_tls(&certificate, &key);
+    let lab = external_lab("t-tenantdb-tls", &server);
+    std::fs::write(lab.dir.path().join("mysql-url"), format!("{}?ssl-mode=VERIFY_IDENTITY", server.url)).unwrap();
+    std::fs::write(lab.dir.path().join("ca.pem"), &ca).unwrap();
+    let mut spec = lab.spec();
+    spec["tenantDatabase"]["tlsCa"] = json!("ca.pem");
+    lab.write(&spec);
+    let plan = lab.run(&["plan"], 0);
+    assert!(plan.contains("+ create  database netdelta-barbican"), "{plan}");
+
+    let (other, _, _) = support::certs::loopback_server();
+    std::fs::write(lab.dir.path().join("ca.pem"), &other).unwrap();
+    let refused = lab.run(&["plan"], 1);
+    assert!(
+        refused.contains("cannot connect to the tenant database server")
+            && refused.to_lowercase().contains("certificate"),
+        "{refused}"
+    );
+    assert!(!refused.contains(ROOT_PASSWORD), "{refused}");
 }

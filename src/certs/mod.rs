@@ -58,7 +58,8 @@ impl Authority {
     /// A new self-signed CA valid for `validity` from now.
     pub fn generate_valid_for(request: &CertificateRequest, validity: Duration) -> Result<Self, CertError> {
         let mut params = params(request, validity)?;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // It signs leaves only: a certificate it signed cannot sign others (path length 0).
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages =
             vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate()?;
@@ -312,6 +313,16 @@ mod tests {
         let leaf = reloaded.issue(&server()).unwrap();
         assert!(leaf.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8");
         assert!(Authority::load("not a certificate", &authority.issued.key_pem).is_err());
+    }
+
+    #[test]
+    fn the_authority_signs_leaves_only() {
+        let authority = Authority::generate(&ca()).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(authority.issued.cert_pem.as_bytes()).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        let constraints = cert.basic_constraints().unwrap().unwrap().value;
+        assert!(constraints.ca);
+        assert_eq!(constraints.path_len_constraint, Some(0));
     }
 
     /// ECK reads a SEC1 key with its curve named (cloud-on-k8s v2.16.1, pem.go:

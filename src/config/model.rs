@@ -719,6 +719,11 @@ pub struct TenantDatabaseServer {
     /// external: `mysql://USER:PASSWORD@HOST:PORT`, by reference (`env:VAR`, `file:PATH`); the
     /// user creates databases and users and grants privileges.
     pub url: Option<SecretSource>,
+    /// external: TLS to the server of `url`: `verify` (the default) or `disable`.
+    pub tls: DatabaseTls,
+    /// external: the CA file that vouches for that server, relative to this file; the
+    /// system's CAs when unset.
+    pub tls_ca: Option<String>,
     /// Host name the tenants' apps connect to; the Service (inCluster) or the `url`'s host.
     pub host: Option<String>,
     /// Port the server listens on.
@@ -745,6 +750,8 @@ impl Default for TenantDatabaseServer {
             size: "5Gi".into(),
             root_password: None,
             url: None,
+            tls: DatabaseTls::Verify,
+            tls_ca: None,
             host: None,
             port: 3306,
             node_selector: BTreeMap::new(),
@@ -825,12 +832,36 @@ pub struct ScanDatabase {
     /// Where seclab reads scan files on this machine; the hostPath of `scanVolume` plus
     /// `/scans` when unset.
     pub scan_directory: Option<String>,
+    /// TLS to the PostgreSQL server of `url`: `verify` (the default) or `disable`.
+    pub tls: DatabaseTls,
+    /// The CA file that vouches for that server, relative to this file; the system's CAs
+    /// when unset.
+    pub tls_ca: Option<String>,
 }
 
 impl Default for ScanDatabase {
     fn default() -> Self {
-        Self { path: "seclab-scans.db".into(), url: None, scan_volume: "data".into(), scan_directory: None }
+        Self {
+            path: "seclab-scans.db".into(),
+            url: None,
+            scan_volume: "data".into(),
+            scan_directory: None,
+            tls: DatabaseTls::Verify,
+            tls_ca: None,
+        }
     }
+}
+
+/// TLS to a database server seclab connects to itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseTls {
+    /// A server off this machine is reached over TLS, its certificate checked against the CA
+    /// and its name (unless the URL asks for a mode of its own that keeps TLS on).
+    #[default]
+    Verify,
+    /// The URL decides, TLS off included.
+    Disable,
 }
 
 /// Alert routes and noise control.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Lab;
 use crate::scan::alerts::resolve_secret;
-use crate::scan::store::{Store, StoreError};
+use crate::scan::store::{Store, StoreError, redact_url, secured_url};
 
 /// The directory a lab's relative paths are relative to: the desired-state file's.
 pub fn base_dir(lab: &Lab) -> PathBuf {
@@ -24,6 +24,9 @@ pub async fn open(lab: &Lab) -> Result<Store, StoreError> {
         Some(url) => {
             let url = resolve_secret(url, &base)
                 .map_err(|message| StoreError::Open { target: "scanDatabase.url".into(), message })?;
+            let ca = spec.tls_ca.as_ref().map(|ca| base.join(ca));
+            let url = secured_url(&url, spec.tls, ca.as_deref())
+                .map_err(|message| StoreError::Open { target: redact_url(&url), message })?;
             Store::open_postgres(&url).await
         }
         None => Store::open_sqlite(&base.join(&spec.path)).await,

@@ -23,7 +23,7 @@ use crate::config::model::DatabaseMode;
 use crate::config::{Lab, SecretSource};
 use crate::render::tenant_password_secret;
 use crate::scan::alerts::resolve_secret;
-use crate::scan::store::redact_url;
+use crate::scan::store::{redact_url, secured_url};
 
 use super::scan_database::base_dir;
 use super::secrets::secret_data;
@@ -189,18 +189,27 @@ pub struct Server {
 impl Server {
     /// Connects to `lab`'s external server.
     pub async fn connect(lab: &Lab) -> Result<Self, DatabaseError> {
-        let server = lab.spec().tenant_database.as_ref();
-        let url = server.and_then(|s| s.url.as_ref()).ok_or_else(|| {
-            DatabaseError::Secret("`tenantDatabase.url` is not set; run `seclab validate`".to_owned())
-        })?;
+        let unset = || DatabaseError::Secret("`tenantDatabase.url` is not set; run `seclab validate`".to_owned());
+        let server = lab.spec().tenant_database.as_ref().ok_or_else(unset)?;
+        let url = server.url.as_ref().ok_or_else(unset)?;
         let url = resolve_secret(url, &base_dir(lab))
             .map_err(|e| DatabaseError::Secret(format!("cannot read `tenantDatabase.url`: {e}")))?;
         let shown = redact_url(&url);
+        let ca = server.tls_ca.as_ref().map(|ca| base_dir(lab).join(ca));
+        let url = secured_url(&url, server.tls, ca.as_deref())
+            .map_err(|message| DatabaseError::Secret(format!("tenantDatabase.url ({shown}): {message}")))?;
         let options = MySqlConnectOptions::from_str(&url)
             .map_err(|source| DatabaseError::Connect { url: shown.clone(), source })?
             .log_statements(log::LevelFilter::Off)
             .log_slow_statements(log::LevelFilter::Off, std::time::Duration::ZERO);
-        let connection = options.connect().await.map_err(|source| DatabaseError::Connect { url: shown, source })?;
+        let mut connection =
+            options.connect().await.map_err(|source| DatabaseError::Connect { url: shown.clone(), source })?;
+        // Strings are quoted by doubling quotes alone (see `quoted`): with backslashes
+        // taken literally, whatever mode the server is set to.
+        sqlx::raw_sql(LITERAL_BACKSLASHES)
+            .execute(&mut connection)
+            .await
+            .map_err(|source| DatabaseError::Connect { url: shown, source })?;
         Ok(Self { connection, options })
     }
 
@@ -517,23 +526,16 @@ fn grant_pattern(database: &str) -> String {
     database.replace('\\', "\\\\").replace('_', "\\_").replace('%', "\\%")
 }
 
-/// A value as a MySQL string literal, escaped for the default SQL mode.
+/// Sets the session to take backslashes in strings literally (`NO_BACKSLASH_ESCAPES`), as the
+/// setup Job's script does too.
+const LITERAL_BACKSLASHES: &str =
+    "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_BACKSLASH_ESCAPES')";
+
+/// A value as a MySQL string literal: its quotes doubled, every other character as it is.
+/// That reads the same in every session of [`Server`] (`NO_BACKSLASH_ESCAPES`); backslash
+/// escapes would not (`\'` ends the string there).
 fn quoted(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '\0' => out.push_str("\\0"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\u{1a}' => out.push_str("\\Z"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
+    format!("'{}'", value.replace('\'', "''"))
 }
 
 #[cfg(test)]
@@ -542,7 +544,7 @@ mod tests {
 
     #[test]
     fn values_and_names_are_escaped_for_mysql() {
-        assert_eq!(quoted("it's a \\ test\0"), "'it\\'s a \\\\ test\\0'");
+        assert_eq!(quoted("it's a \\ test\n"), "'it''s a \\ test\n'");
         assert_eq!(identifier("a`b"), "`a``b`");
         assert_eq!(grant_pattern("net_delta%x"), "net\\_delta\\%x");
         assert_eq!(account("netdelta-a"), "'netdelta-a'@'%'");

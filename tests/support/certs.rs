@@ -43,3 +43,19 @@ pub async fn store_short_lived_rest_certificate(client: &kube::Client, namespace
     secrets.patch("opensearch-http-certs", &as_seclab, &Patch::Apply(&patch)).await.unwrap();
     inspect(&short.cert_pem).unwrap().not_after
 }
+
+/// A CA of seclab's own certificate code, and a server certificate it signed for this machine
+/// (`localhost`, `127.0.0.1`): `(ca, certificate, key)`, PEM.
+pub fn loopback_server() -> (String, String, String) {
+    let authority =
+        Authority::generate(&CertificateRequest { common_name: "test CA".into(), ..CertificateRequest::default() })
+            .unwrap();
+    let request = CertificateRequest {
+        common_name: "localhost".into(),
+        dns_names: vec!["localhost".into(), "127.0.0.1".into()],
+        authority: Some("test-ca".into()),
+        ..CertificateRequest::default()
+    };
+    let leaf = authority.issue(&request).unwrap();
+    (authority.issued.cert_pem, leaf.cert_pem, leaf.key_pem)
+}

@@ -25,7 +25,24 @@ fn root() -> bool {
 impl MariaDb {
     /// Initialises and starts a server; fails the test loudly when MariaDB is missing.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A server that speaks TLS only, with `certificate` and `key` (PEM).
+    pub fn start_tls(certificate: &str, key: &str) -> Self {
+        Self::start_with(Some((certificate, key)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let mut settings = Vec::new();
+        if let Some((certificate, key)) = tls {
+            std::fs::write(dir.path().join("server.crt"), certificate).unwrap();
+            std::fs::write(dir.path().join("server.key"), key).unwrap();
+            settings.push(format!("--ssl-cert={}", dir.path().join("server.crt").display()));
+            settings.push(format!("--ssl-key={}", dir.path().join("server.key").display()));
+            settings.push("--require-secure-transport=ON".to_owned());
+        }
         let data = dir.path().join("data");
         // Servers started at once would share /tmp, where their temporary tables collide.
         let tmp = dir.path().join("tmp");
@@ -59,6 +76,7 @@ impl MariaDb {
                 "--general-log=1",
                 "--innodb-flush-log-at-trx-commit=0",
             ])
+            .args(&settings)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

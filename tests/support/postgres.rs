@@ -39,9 +39,30 @@ fn command(name: &str) -> Command {
 impl Postgres {
     /// Initialises and starts a server; fails the test loudly when PostgreSQL is missing.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A server that also speaks TLS with `certificate` and `key` (PEM).
+    pub fn start_tls(certificate: &str, key: &str) -> Self {
+        Self::start_with(Some((certificate, key)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Self {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
+        let mut settings = Vec::new();
+        if let Some((certificate, key)) = tls {
+            std::fs::write(dir.path().join("server.crt"), certificate).unwrap();
+            std::fs::write(dir.path().join("server.key"), key).unwrap();
+            // PostgreSQL reads a key its own user alone can read.
+            std::fs::set_permissions(dir.path().join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+            for (name, file) in [("ssl_cert_file", "server.crt"), ("ssl_key_file", "server.key")] {
+                settings.extend(["-c".to_owned(), format!("{name}={}", dir.path().join(file).display())]);
+            }
+            settings.extend(["-c".to_owned(), "ssl=on".to_owned()]);
+        }
         let _ = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status();
         let status = command("initdb")
             .args(["-A", "trust", "-U", "seclab", "-E", "UTF8", "--no-sync", "-D"])
@@ -56,6 +77,7 @@ impl Postgres {
             .arg(&data)
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
             .arg(dir.path())
+            .args(&settings)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -13,6 +13,8 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+use crate::config::model::DatabaseTls;
+
 pub use ingest::{IngestOutcome, Ingested};
 pub use outbox::Delivery;
 pub use queries::{EventRecord, GroupStatus, ScanRecord};
@@ -113,6 +115,42 @@ impl Store {
     }
 }
 
+/// `url` (PostgreSQL or MySQL) with the TLS that `tls` asks for: a server off this machine
+/// is reached with its certificate verified (`sslmode=verify-full`, `ssl-mode=VERIFY_IDENTITY`)
+/// unless the URL names a mode of its own; one that turns TLS off there is refused unless
+/// `tls` is `disable`. `ca` is the file of the CA that vouches for the server. Errors never
+/// carry the URL's password.
+pub fn secured_url(url: &str, tls: DatabaseTls, ca: Option<&Path>) -> Result<String, String> {
+    let mut parsed = url::Url::parse(url).map_err(|e| format!("the URL is not valid: {e}"))?;
+    let (mode_key, verify, off, ca_key): (&str, &str, &[&str], &str) = match parsed.scheme() {
+        "postgres" | "postgresql" => ("sslmode", "verify-full", &["disable", "allow", "prefer"], "sslrootcert"),
+        "mysql" | "mariadb" => ("ssl-mode", "VERIFY_IDENTITY", &["DISABLED", "PREFERRED"], "ssl-ca"),
+        _ => return Ok(url.to_owned()),
+    };
+    let host = parsed.host_str().unwrap_or_default().to_owned();
+    // No host is a local socket: this machine.
+    let local = host.is_empty() || crate::config::fields::is_loopback(&host);
+    let given = parsed.query_pairs().find(|(key, _)| key == mode_key).map(|(_, value)| value.into_owned());
+    if tls == DatabaseTls::Verify {
+        if let Some(mode) = &given
+            && !local
+            && off.iter().any(|o| o.eq_ignore_ascii_case(mode))
+        {
+            return Err(format!(
+                "{} is not on this machine and the URL's `{mode_key}={mode}` may send its password and data in clear; set `tls: disable` to allow that",
+                host
+            ));
+        }
+        if given.is_none() && !local {
+            parsed.query_pairs_mut().append_pair(mode_key, verify);
+        }
+    }
+    if let Some(ca) = ca {
+        parsed.query_pairs_mut().append_pair(ca_key, &ca.to_string_lossy());
+    }
+    Ok(parsed.to_string())
+}
+
 /// A database URL without its password, for messages.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
@@ -141,6 +179,50 @@ pub(crate) fn now() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_off_this_machine_is_reached_over_verified_tls_unless_the_file_says_otherwise() {
+        let verify = |url: &str| secured_url(url, DatabaseTls::Verify, None);
+        assert_eq!(
+            verify("postgres://u:p@db.lab.internal/scans").unwrap(),
+            "postgres://u:p@db.lab.internal/scans?sslmode=verify-full"
+        );
+        assert_eq!(
+            verify("mysql://u:p@db.lab.internal:3306").unwrap(),
+            "mysql://u:p@db.lab.internal:3306?ssl-mode=VERIFY_IDENTITY"
+        );
+        // The URL's own mode stands when it keeps TLS on, and on this machine.
+        assert_eq!(
+            verify("postgres://u@db.lab.internal/s?sslmode=require").unwrap(),
+            "postgres://u@db.lab.internal/s?sslmode=require"
+        );
+        assert_eq!(verify("postgres://u@127.0.0.1:5432/s").unwrap(), "postgres://u@127.0.0.1:5432/s");
+        assert_eq!(verify("mysql://u@localhost/?ssl-mode=DISABLED").unwrap(), "mysql://u@localhost/?ssl-mode=DISABLED");
+        // One that turns TLS off elsewhere is refused, without the password, unless allowed.
+        let refused = verify("postgres://u:s3cr3t@db.lab.internal/s?sslmode=disable").unwrap_err();
+        assert!(
+            refused.contains("db.lab.internal is not on this machine") && refused.contains("`tls: disable`"),
+            "{refused}"
+        );
+        assert!(!refused.contains("s3cr3t"));
+        assert!(verify("mysql://u@10.0.0.5/?ssl-mode=preferred").is_err());
+        let allowed = secured_url("postgres://u@db.lab.internal/s?sslmode=disable", DatabaseTls::Disable, None);
+        assert_eq!(allowed.unwrap(), "postgres://u@db.lab.internal/s?sslmode=disable");
+        // The CA file goes where each driver reads it.
+        let ca = Some(Path::new("/etc/seclab/db-ca.pem"));
+        assert!(
+            secured_url("postgres://u@127.0.0.1/s", DatabaseTls::Verify, ca)
+                .unwrap()
+                .ends_with("?sslrootcert=%2Fetc%2Fseclab%2Fdb-ca.pem")
+        );
+        assert!(
+            secured_url("mysql://u@127.0.0.1/", DatabaseTls::Verify, ca)
+                .unwrap()
+                .ends_with("?ssl-ca=%2Fetc%2Fseclab%2Fdb-ca.pem")
+        );
+    }
+
     /// The two migrations describe one schema: only the id column's syntax may differ.
     #[test]
     fn sqlite_and_postgres_schemas_stay_in_step() {
