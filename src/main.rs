@@ -23,11 +23,16 @@ unsafe fn configure_allocator() {
 use cli::{Failure, exit, print};
 
 /// One desired-state file to a running home-lab security stack on Kubernetes.
+/// The desired-state file read when no --file names one.
+const DEFAULT_FILE: &str = "seclab.yaml";
+/// The same file spelt `.yml`, read when only it exists.
+const SHORT_FILE: &str = "seclab.yml";
+
 #[derive(Parser)]
 #[command(name = "seclab", version, about, propagate_version = true)]
 struct Cli {
     /// The desired-state file.
-    #[arg(long, short, global = true, env = "SECLAB_FILE", default_value = "seclab.yaml")]
+    #[arg(long, short, global = true, env = "SECLAB_FILE", default_value = DEFAULT_FILE)]
     file: PathBuf,
     /// Output format: `text` for people, `json` (one document per command) for scripts.
     #[arg(long, short, global = true, value_enum, default_value_t = Output::Text)]
@@ -275,10 +280,15 @@ enum MatchBy {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
+    // The default file may be spelt `seclab.yml`, as YAML files often are.
+    if cli.file == std::path::Path::new(DEFAULT_FILE) && !cli.file.exists() && std::path::Path::new(SHORT_FILE).exists()
+    {
+        cli.file = SHORT_FILE.into();
+    }
     // kube's own client stack (seclab's is used unless the kubeconfig names a proxy) logs
     // each failed request at ERROR; seclab reports the error itself, with its causes, so
     // that line is shown only with -v. seclab's stack logs requests at DEBUG (-vv).

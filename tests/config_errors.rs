@@ -110,6 +110,10 @@ fn each_error_message() {
             "tenant_args_for_another_port",
             "tenants:\n  - name: barbican\n    port: 9004\n    args: [barbican, \"9005\"]\n",
         ),
+        (
+            "unknown_time_zone",
+            "tenants:\n  - name: a\n    scans:\n      - name: dmz\n        targets: [127.0.0.1]\n        schedule: '@daily'\n        timeZone: Europe/Londno\n",
+        ),
         ("cortex_version_with_bad_revision", "cortex:\n  version: 3.2.0-rc1\n"),
         ("heap_above_memory", "elasticsearch:\n  resources:\n    limits: {memory: 1Gi}\n  javaOpts: -Xms1g -Xmx1g\n"),
         (
@@ -192,7 +196,7 @@ fn a_missing_file_says_how_to_start() {
     assert_eq!(code, 1);
     assert_eq!(
         stderr.trim(),
-        "error: seclab.yaml does not exist; run `seclab init` to write a starter file, or pass --file"
+        "error: seclab.yaml does not exist (nor does seclab.yml); run `seclab init` to write a starter file, or pass --file"
     );
 }
 
@@ -327,4 +331,28 @@ fn database_variable_names_are_names_of_their_own() {
     ] {
         assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
     }
+}
+
+/// A UTF-8 byte order mark is YAML's own and is read past; a file in UTF-16 or Latin-1 is
+/// named as not UTF-8, with the place of its first bad byte.
+#[test]
+fn a_byte_order_mark_is_read_past_and_a_file_not_in_utf8_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("seclab.yaml");
+    std::fs::write(&file, format!("\u{feff}{HEADER}")).unwrap();
+    let (code, _, stderr) = run(dir.path(), &["validate"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain(HEADER.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+    std::fs::write(&file, utf16).unwrap();
+    let (code, _, stderr) = run(dir.path(), &["validate"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("seclab.yaml: the file is not UTF-8: it is UTF-16"), "{stderr}");
+
+    let mut latin1 = format!("{HEADER}cluster:\n  domain: caf").into_bytes();
+    latin1.extend([0xE9, b'\n']);
+    std::fs::write(&file, latin1).unwrap();
+    let (code, _, stderr) = run(dir.path(), &["validate"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("line 6, column 14 holds byte 0xE9"), "{stderr}");
 }

@@ -435,3 +435,33 @@ fn a_hostpath_volume_not_pinned_to_a_node_is_warned_about_on_several_nodes() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("warning:"), "{stderr}");
 }
+
+/// `seclab render` prints the objects in the order apply takes them (Namespaces first), so
+/// piped to `kubectl apply -f -` they go into an empty cluster as they are.
+#[test]
+fn render_piped_to_kubectl_apply_creates_the_lab_from_nothing() {
+    use std::io::Write;
+    let lab = TestLab::new("tenants.yaml", "t-render-pipe");
+    let output = lab.seclab(&["render"]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let kubectl = |verb: &str| {
+        let cluster = support::cluster::Cluster::get();
+        let mut child = std::process::Command::new(cluster.kubectl())
+            .arg("--kubeconfig")
+            .arg(cluster.admin_kubeconfig())
+            .args([verb, "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&output.stdout).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let applied = kubectl("apply");
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    let first = String::from_utf8_lossy(&applied.stdout).lines().next().unwrap_or_default().to_owned();
+    assert!(first.starts_with("namespace/t-render-pipe "), "the namespace comes first: {first}");
+    let deleted = kubectl("delete");
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+}

@@ -592,11 +592,36 @@ fn a_tenants_database_variables_take_the_names_the_app_reads() {
         "apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: named\ntenantDatabase: {}\ntenants:\n  - name: site\n    database:\n      variables: {name: NETDELTA_DB, password: NETDELTA_DB_PASSWORD}\n",
     );
     let rendered = render_json(&dir.path().join("seclab.yaml"));
-    let app =
-        rendered["objects"].as_array().unwrap().iter().find(|o| o["metadata"]["name"] == "netdelta-site").unwrap();
+    let app = rendered["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "netdelta-site")
+        .unwrap();
     let env = &app["spec"]["template"]["spec"]["containers"][0]["env"];
     let names: Vec<&str> = env.as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["NETDELTA_SITE", "NETDELTA_DB", "DB_HOST", "DB_USER", "NETDELTA_DB_PASSWORD"]);
     assert_eq!(env[1]["value"], "netdelta-site");
     assert_eq!(env[4]["valueFrom"]["secretKeyRef"]["name"], "named-site-db");
+}
+
+/// `init --file` names the file in the next commands it prints; the default file is found
+/// spelt `seclab.yml` too, and its absence says both names.
+#[test]
+fn init_names_its_file_in_the_next_commands_and_seclab_yml_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = support::run(dir.path(), &["--file", "my lab.yaml", "init"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("then run `seclab --file 'my lab.yaml' validate` and `seclab --file 'my lab.yaml' render`"),
+        "{out}"
+    );
+    std::fs::rename(dir.path().join("my lab.yaml"), dir.path().join("seclab.yml")).unwrap();
+    let (code, out, err) = support::run(dir.path(), &["validate"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("seclab.yml is valid"), "{out}");
+    std::fs::remove_file(dir.path().join("seclab.yml")).unwrap();
+    let (code, _, err) = support::run(dir.path(), &["validate"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("seclab.yaml does not exist (nor does seclab.yml)"), "{err}");
 }

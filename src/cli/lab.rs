@@ -16,10 +16,16 @@ pub fn init(cli: &Cli, force: bool, homelab: bool) -> Result<(), Failure> {
     if path.exists() && !force {
         return Err(Failure::error(format!("{} already exists; pass --force to replace it", path.display())));
     }
-    let (starter, next) = if homelab {
-        (config::STARTER_HOMELAB, "`seclab bootstrap --dry-run`, then `seclab bootstrap`")
+    // The next commands name the file too, unless it is the one they read anyway.
+    let file = if path == Path::new("seclab.yaml") {
+        String::new()
     } else {
-        (config::STARTER, "`seclab validate` and `seclab render`")
+        format!(" --file {}", shlex::try_quote(&path.to_string_lossy()).map_err(Failure::of)?)
+    };
+    let (starter, next) = if homelab {
+        (config::STARTER_HOMELAB, format!("`seclab{file} bootstrap --dry-run`, then `seclab{file} bootstrap`"))
+    } else {
+        (config::STARTER, format!("`seclab{file} validate` and `seclab{file} render`"))
     };
     std::fs::write(path, starter).map_err(|e| Failure::error(format!("cannot write {}: {e}", path.display())))?;
     match cli.output {
@@ -68,7 +74,10 @@ pub fn validate(cli: &Cli) -> Result<(), Failure> {
 /// `seclab render`.
 pub fn render(cli: &Cli, out: Option<&Path>, rbac_for_seclab: bool) -> Result<(), Failure> {
     let lab = load(cli)?;
-    let rendered = super::render_lab(cli, &lab)?;
+    let mut rendered = super::render_lab(cli, &lab)?;
+    // In the order apply takes (Namespaces and CRDs first), so that
+    // `seclab render | kubectl apply -f -` works on an empty cluster.
+    rendered.objects.sort_by_key(|object| seclab::cluster::order::stage(&object.key));
     if rbac_for_seclab {
         let role = seclab::cluster::rbac::cluster_role(&rendered.objects);
         return match cli.output {

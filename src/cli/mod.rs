@@ -9,6 +9,7 @@ pub mod scan;
 pub mod watch;
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 
 use serde_json::json;
 
@@ -95,10 +96,13 @@ pub fn load(cli: &Cli) -> Result<Lab, Failure> {
     config::load(&cli.file).map_err(|error| match error {
         LoadError::Invalid(file) => Failure::invalid(&file),
         LoadError::Read { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => Failure::error(format!(
-            "{} does not exist; run `seclab init` to write a starter file, or pass --file",
-            cli.file.display()
+            "{} does not exist{}; run `seclab init` to write a starter file, or pass --file",
+            cli.file.display(),
+            if cli.file == Path::new("seclab.yaml") { " (nor does seclab.yml)" } else { "" }
         )),
-        too_large @ LoadError::TooLarge { .. } => Failure { code: exit::INVALID_INPUT, ..Failure::error(too_large) },
+        unreadable @ (LoadError::TooLarge { .. } | LoadError::NotUtf8 { .. }) => {
+            Failure { code: exit::INVALID_INPUT, ..Failure::error(unreadable) }
+        }
         other => Failure::of(other),
     })
 }

@@ -200,14 +200,17 @@ pub fn time_zone(value: &str) -> Result<(), Problem> {
         && value
             .split('/')
             .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c)));
-    if ok {
-        Ok(())
-    } else {
-        Err(Problem::new(
-            format!("`{value}` is not a time-zone name"),
-            "use an IANA name such as `Europe/London` or `UTC`",
-        ))
+    let database = jiff::tz::TimeZoneDatabase::bundled();
+    if ok && database.get(value).is_ok() {
+        return Ok(());
     }
+    // The names Kubernetes takes are the IANA database's, which the binary carries.
+    let names: Vec<String> = database.available().map(|name| name.as_str().to_owned()).collect();
+    let hint = match suggest(value, names.iter().map(String::as_str)) {
+        Some(close) => format!("did you mean `{close}`?"),
+        None => "use an IANA name such as `Europe/London` or `UTC`".to_owned(),
+    };
+    Err(Problem::new(format!("`{value}` is not a time zone in the IANA database"), hint))
 }
 
 /// A positive Kubernetes quantity of bytes such as `10Gi` or `500Mi`.

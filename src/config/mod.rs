@@ -76,6 +76,14 @@ pub enum LoadError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The file is not UTF-8 text.
+    #[error("{}: the file is not UTF-8: {detail}; save it as UTF-8 and run seclab again", path.display())]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// Which encoding it seems to be in, or where its first bad byte is.
+        detail: String,
+    },
     /// The file is larger than any desired-state file: it is not read.
     #[error(
         "{} is larger than {} MiB, far larger than any lab (1,000 tenants take about 0.7 MB); check that --file names the desired-state file",
@@ -97,13 +105,36 @@ pub const MAX_FILE_BYTES: u64 = 16 << 20;
 pub fn load(path: &Path) -> Result<Lab, LoadError> {
     use std::io::Read;
     let failed = |source| LoadError::Read { path: path.to_owned(), source };
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     let file = std::fs::File::open(path).map_err(failed)?;
-    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text).map_err(failed)?;
-    if text.len() as u64 > MAX_FILE_BYTES {
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(failed)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(LoadError::TooLarge { path: path.to_owned() });
     }
+    let text = utf8(bytes).map_err(|detail| LoadError::NotUtf8 { path: path.to_owned(), detail })?;
     Ok(parse(SourceFile::new(path, text))?)
+}
+
+/// The file's text: UTF-8, without the byte order mark YAML allows there. Otherwise what it
+/// seems to be instead, or the line and column of its first byte that is not UTF-8.
+fn utf8(mut bytes: Vec<u8>) -> Result<String, String> {
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        return Err("it is UTF-16 (it starts with a UTF-16 byte order mark)".to_owned());
+    }
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        bytes.drain(..3);
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        let bad = error.utf8_error().valid_up_to();
+        let before = &error.as_bytes()[..bad];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
+        format!(
+            "line {line}, column {column} holds byte 0x{:02X} (Latin-1 or another encoding?)",
+            error.as_bytes()[bad]
+        )
+    })
 }
 
 /// Checks a desired-state file already in memory.
