@@ -78,6 +78,9 @@ enum Command {
         /// Write one file per object (and the node files) under this directory instead.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// With --out: replace the directory even when it holds files render did not write.
+        #[arg(long, requires = "out")]
+        force: bool,
         /// Print instead the least-privilege ClusterRole seclab needs to apply this lab.
         #[arg(long, conflicts_with = "out")]
         rbac_for_seclab: bool,
@@ -343,7 +346,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Init { force, homelab } => cli::lab::init(cli, *force, *homelab),
         Command::Validate => cli::lab::validate(cli),
-        Command::Render { out, rbac_for_seclab } => cli::lab::render(cli, out.as_deref(), *rbac_for_seclab),
+        Command::Render { out, force, rbac_for_seclab } => {
+            cli::lab::render(cli, out.as_deref(), *force, *rbac_for_seclab)
+        }
         Command::Plan { apply, detailed_exitcode } => cli::cluster::plan(cli, apply, *detailed_exitcode),
         Command::Apply { apply, wait, timeout } => cli::cluster::apply(cli, apply, *wait, *timeout),
         Command::Status => cli::cluster::status(cli),

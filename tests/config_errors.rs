@@ -162,6 +162,8 @@ fn each_error_message() {
             "tenantDatabase: {}\ntenants:\n  - name: a\n    database: {name: shared}\n  - name: b\n    database: {name: shared}\n",
         ),
         ("external_tenant_database_without_url", "tenantDatabase:\n  mode: external\n  host: mysql.lab.internal\n"),
+        ("env_reference_without_a_name", "tenants:\n  - name: a\n    database: {password: 'env:'}\n"),
+        ("env_reference_with_a_bad_name", "tenants:\n  - name: a\n    database: {password: 'env:DB-PASSWORD'}\n"),
         ("literal_tenant_database_root_password", "tenantDatabase:\n  rootPassword: s3cr3t-value\n"),
         (
             "literal_tenant_database_url",

@@ -214,9 +214,17 @@ fn render_out_writes_one_file_per_object_and_replaces_its_own_output() {
     assert!(out.join("cortex/deployment-cortex.yaml").is_file());
     assert!(out.join("cluster/persistentvolume-homelab-cortex-data.yaml").is_file());
     assert!(out.join("node/registries.yaml").is_file());
-    std::fs::write(out.join("cortex/stale.yaml"), "old").unwrap();
+    // A second render replaces the first's files, and stops at a file it did not write.
     assert_eq!(run(dir.path(), &args).0, 0);
-    assert!(!out.join("cortex/stale.yaml").exists(), "a second render replaces the first");
+    std::fs::write(out.join("cortex/notes.yaml"), "mine").unwrap();
+    let (code, _, stderr) = run(dir.path(), &args);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("holds files seclab render did not write: cortex/notes.yaml;"), "{stderr}");
+    assert!(stderr.contains("pass --force"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(out.join("cortex/notes.yaml")).unwrap(), "mine");
+    let forced: Vec<&str> = args.iter().copied().chain(["--force"]).collect();
+    assert_eq!(run(dir.path(), &forced).0, 0);
+    assert!(!out.join("cortex/notes.yaml").exists(), "--force replaces the whole directory");
 
     let foreign = dir.path().join("mine");
     std::fs::create_dir(&foreign).unwrap();
@@ -224,7 +232,7 @@ fn render_out_writes_one_file_per_object_and_replaces_its_own_output() {
     let (code, _, stderr) =
         run(dir.path(), &["--file", file.to_str().unwrap(), "render", "--out", foreign.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("is not empty and was not written by `seclab render`"), "{stderr}");
+    assert!(stderr.contains("holds files seclab render did not write: notes.txt;"), "{stderr}");
     assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).unwrap(), "keep me");
 }
 

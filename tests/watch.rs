@@ -468,3 +468,33 @@ fn without_a_token_the_endpoints_answer_loopback_names_only_and_cut_slow_clients
     drop(watch);
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
 }
+
+/// A watch started before the cluster answers (a boot order) does not exit: `/readyz` says
+/// why it waits, and it reconciles the lab once the API server is reachable. A missing scan
+/// directory is made.
+#[test]
+fn a_watch_started_before_the_api_server_answers_waits_for_it_and_then_reconciles() {
+    let mut lab = tenants_lab("t-boot-order", "heal");
+    let mut spec = lab.spec();
+    spec["tenants"][0]["scans"] = json!([{ "name": "dmz", "targets": ["127.0.0.1"], "schedule": "0 2 * * *" }]);
+    spec["scanDatabase"] = json!({ "path": "scans.db", "scanDirectory": "not-yet/scans" });
+    lab.write(&spec);
+    let server = Cluster::get().server();
+    let relay = Relay::start(server);
+    lab.kubeconfig = relay.kubeconfig(&Cluster::get().limited_kubeconfig(), server, lab.dir.path());
+    relay.down();
+    let mut watch = Watch::start(&lab, &["--listen", "127.0.0.1:0"], &[]);
+    let waiting = eventually(Duration::from_secs(30), || watch.get("/readyz", None).1.contains("not reachable"));
+    assert!(waiting, "{:?}\n{}", watch.get("/readyz", None), watch.log());
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(watch.child.try_wait().unwrap().is_none(), "watch exited before the cluster answered:\n{}", watch.log());
+    assert!(lab.dir.path().join("not-yet/scans").is_dir(), "the scan directory is made");
+
+    relay.up();
+    let ready = eventually(Duration::from_secs(90), || watch.get("/readyz", None).0 == 200);
+    assert!(ready, "watch did not reconcile once the API server answered:\n{}", watch.log());
+    assert!(deployment("netdelta-barbican", "t-boot-order").is_some(), "{}", watch.log());
+    assert_eq!(watch.terminate(), Some(0));
+    lab.kubeconfig = Cluster::get().limited_kubeconfig();
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}

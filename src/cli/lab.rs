@@ -72,7 +72,7 @@ pub fn validate(cli: &Cli) -> Result<(), Failure> {
 }
 
 /// `seclab render`.
-pub fn render(cli: &Cli, out: Option<&Path>, rbac_for_seclab: bool) -> Result<(), Failure> {
+pub fn render(cli: &Cli, out: Option<&Path>, force: bool, rbac_for_seclab: bool) -> Result<(), Failure> {
     let lab = load(cli)?;
     let mut rendered = super::render_lab(cli, &lab)?;
     // In the order apply takes (Namespaces and CRDs first), so that
@@ -90,7 +90,7 @@ pub fn render(cli: &Cli, out: Option<&Path>, rbac_for_seclab: bool) -> Result<()
         };
     }
     if let Some(dir) = out {
-        let written = rendered.write_to_dir(dir).map_err(Failure::of)?;
+        let written = rendered.write_to_dir(dir, force).map_err(Failure::of)?;
         return match cli.output {
             Output::Json => print(&json!({ "directory": dir.display().to_string(), "files": written }).to_string()),
             Output::Text => print(&format!(

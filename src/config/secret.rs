@@ -49,8 +49,9 @@ impl<'de> Deserialize<'de> for SecretSource {
         Ok(match written {
             Written::Reference { secret_ref } => Self::SecretRef(secret_ref),
             Written::Text(text) => match text.split_once(':') {
-                Some(("env", var)) if !var.is_empty() => Self::Env(var.to_owned()),
-                Some(("file", path)) if !path.is_empty() => Self::File(path.to_owned()),
+                // Named even when empty or malformed: validation says what is wrong with it.
+                Some(("env", var)) => Self::Env(var.to_owned()),
+                Some(("file", path)) => Self::File(path.to_owned()),
                 _ => Self::Literal,
             },
         })
@@ -112,7 +113,8 @@ mod tests {
             SecretSource::SecretRef(SecretKeyRef { name: "db".into(), key: "password".into() })
         );
         assert_eq!(parse("hunter2"), SecretSource::Literal);
-        assert_eq!(parse("'env:'"), SecretSource::Literal);
+        // An empty reference stays one, for validation to name.
+        assert_eq!(parse("'env:'"), SecretSource::Env(String::new()));
         assert!(!format!("{:?}", parse("hunter2")).contains("hunter2"));
     }
 }

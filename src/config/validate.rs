@@ -122,6 +122,18 @@ impl<'a> Checker<'a> {
                     self.complain(path.key("secretRef").key("key"), "the secret key is empty", "name the key within the Secret's data");
                 }
             }
+            Some(SecretSource::Env(var)) if !is_env_name(var) => self.complain(
+                path.clone(),
+                if var.is_empty() {
+                    "`env:` names no environment variable".to_owned()
+                } else {
+                    format!("`env:{var}` does not name an environment variable")
+                },
+                "write `env:NAME`, NAME of letters, digits and `_`, not starting with a digit",
+            ),
+            Some(SecretSource::File(file)) if file.is_empty() => {
+                self.complain(path.clone(), "`file:` names no file", "write `file:PATH`, relative to this file")
+            }
             Some(SecretSource::Env(_) | SecretSource::File(_)) | None => {}
         }
     }

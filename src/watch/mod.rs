@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::requests::RequestObserver;
 use crate::cluster::{Cluster, ClusterError};
-use crate::config::{self, LoadError};
+use crate::config::{self, Lab, LoadError};
 use crate::reconcile::plan;
 use crate::reconcile::scan_database::{self, base_dir};
 use crate::render::{ParsedDocuments, Templates};
@@ -137,9 +137,12 @@ pub async fn run(
     let scan_dir = scan_database::scan_directory(&lab);
     let debounce = humantime::parse_duration(&spec.debounce).expect("validated");
     let _watches = files::watch(&settings.file, settings.templates.as_deref(), &scan_dir, debounce, file_tx)?;
-    if store.is_some() && !scan_dir.is_dir() {
+    if store.is_some()
+        && !scan_dir.is_dir()
+        && let Err(error) = std::fs::create_dir_all(&scan_dir)
+    {
         tracing::warn!(
-            "the scan directory {} does not exist, so new scans are not ingested; create it (or set scanDatabase.scanDirectory) and restart watch",
+            "the scan directory {} does not exist and cannot be made ({error}), so new scans are not ingested; create it (or set scanDatabase.scanDirectory) and restart watch",
             scan_dir.display()
         );
     }
@@ -168,7 +171,18 @@ pub async fn run(
         certificates: Vec::new(),
     };
 
-    let mut election = Election::join(&reconciler.cluster, lab.name(), &lab.spec().cluster.namespace).await?;
+    let Some(mut election) = join_when_reachable(&reconciler.cluster, &lab, &shared, &stop).await? else {
+        // Stopped before the API server ever answered.
+        if let Some(deliverer) = deliverer {
+            deliverer.await.ok();
+        }
+        if let Some(store) = store {
+            store.close().await;
+        }
+        server.await.ok();
+        tracing::info!("stopped");
+        return Ok(());
+    };
     tracing::info!("waiting for the Lease: one watch per lab reconciles, the others stand by");
 
     let mut resync = tokio::time::interval(reconciler.resync_interval());
@@ -264,6 +278,40 @@ pub async fn run(
     server.await.ok();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Joins the lab's election, retrying with backoff while the API server cannot be reached (a
+/// watch started at boot, before the cluster): `/readyz` says why meanwhile. `None` when
+/// stopped first.
+async fn join_when_reachable(
+    cluster: &Cluster,
+    lab: &Lab,
+    shared: &Shared,
+    stop: &CancellationToken,
+) -> Result<Option<Election>, WatchError> {
+    let mut backoff = Backoff::default();
+    loop {
+        match Election::join(cluster, lab.name(), &lab.spec().cluster.namespace).await {
+            Ok(election) => {
+                shared.update(|view| view.unreachable = None);
+                return Ok(Some(election));
+            }
+            Err(LeaseError::Namespace { source: source @ ClusterError::Transport(_), .. }) => {
+                let reason = crate::causes::one_line(&source);
+                let delay = backoff.next();
+                tracing::warn!(
+                    "the API server cannot be reached, trying again in {:.1}s: {reason}",
+                    delay.as_secs_f64()
+                );
+                shared.update(|view| view.unreachable = Some(reason));
+                tokio::select! {
+                    () = stop.cancelled() => return Ok(None),
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
 }
 
 /// How much longer to wait before reading `file`, when it changed less than `quiet` ago.
