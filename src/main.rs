@@ -88,7 +88,7 @@ enum Command {
     /// Show what apply would do: create, update (with a field-level diff), replace, prune.
     Plan {
         #[command(flatten)]
-        apply: ApplyArgs,
+        change: ChangeArgs,
         /// Exit with 3 when changes are pending (0 when there are none).
         #[arg(long)]
         detailed_exitcode: bool,
@@ -231,12 +231,19 @@ enum ScanCommand {
 /// What plan and apply may do.
 #[derive(clap::Args)]
 struct ApplyArgs {
-    /// Leave objects removed from the file in the cluster.
-    #[arg(long)]
-    no_prune: bool,
+    #[command(flatten)]
+    change: ChangeArgs,
     /// Do not ask before pruning or replacing objects.
     #[arg(long, short)]
     yes: bool,
+}
+
+/// What `plan` and `apply` may change: the flags they share.
+#[derive(clap::Args)]
+struct ChangeArgs {
+    /// Leave objects removed from the file in the cluster.
+    #[arg(long)]
+    no_prune: bool,
     /// Take over fields that another field manager owns.
     #[arg(long)]
     force_conflicts: bool,
@@ -349,7 +356,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Render { out, force, rbac_for_seclab } => {
             cli::lab::render(cli, out.as_deref(), *force, *rbac_for_seclab)
         }
-        Command::Plan { apply, detailed_exitcode } => cli::cluster::plan(cli, apply, *detailed_exitcode),
+        Command::Plan { change, detailed_exitcode } => cli::cluster::plan(cli, change, *detailed_exitcode),
         Command::Apply { apply, wait, timeout } => cli::cluster::apply(cli, apply, *wait, *timeout),
         Command::Status => cli::cluster::status(cli),
         Command::Destroy { yes, allow_destructive } => cli::cluster::destroy(cli, *yes, *allow_destructive),

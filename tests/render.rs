@@ -427,6 +427,10 @@ fn a_usage_error_with_json_output_prints_one_json_document() {
     let (code, stdout, _) = run(dir.path(), &["-o", "json", "scan"]);
     assert_eq!(code, 2);
     assert!(serde_json::from_str::<serde_json::Value>(&stdout).is_ok(), "a missing subcommand: {stdout}");
+    // plan asks nothing, so it takes no --yes.
+    let (code, _, stderr) = run(dir.path(), &["plan", "--yes"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--yes"), "{stderr}");
 }
 
 #[test]

@@ -45,7 +45,7 @@ pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
         }
         let cluster = connect(cli, &lab).await?;
         let never = CancellationToken::new();
-        let options = options(&args.apply);
+        let options = options(&args.apply.change);
         let mut operator_plans = Vec::new();
         for manifest in &manifests {
             let plan = operators::plan(&cluster, &lab, manifest, options, &never).await.map_err(Failure::of)?;

@@ -18,7 +18,7 @@ use seclab::reconcile::{certificates, destroy, status as lab_status, tenant_data
 use seclab::render::Rendered;
 
 use super::{Failure, exit, load, print, render_lab, say};
-use crate::{ApplyArgs, Cli, Output};
+use crate::{ApplyArgs, ChangeArgs, Cli, Output};
 
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::of)
@@ -29,7 +29,7 @@ pub(super) async fn connect(cli: &Cli, lab: &Lab) -> Result<Cluster, Failure> {
     Cluster::connect(cli.kubeconfig.as_deref(), context).await.map_err(Failure::of)
 }
 
-pub(super) fn options(args: &ApplyArgs) -> Options {
+pub(super) fn options(args: &ChangeArgs) -> Options {
     Options {
         force_conflicts: args.force_conflicts,
         allow_destructive: args.allow_destructive,
@@ -85,7 +85,7 @@ fn render_reading_ahead(
 }
 
 /// `seclab plan`.
-pub fn plan(cli: &Cli, args: &ApplyArgs, detailed_exitcode: bool) -> Result<(), Failure> {
+pub fn plan(cli: &Cli, args: &ChangeArgs, detailed_exitcode: bool) -> Result<(), Failure> {
     let lab = load(cli)?;
     let runtime = runtime()?;
     let Read { rendered, cluster, ahead } = render_reading_ahead(cli, &lab, &runtime, || render_lab(cli, &lab))?;
@@ -272,7 +272,7 @@ fn apply_read(
 ) -> Result<(), Failure> {
     runtime.block_on(async {
         let never = CancellationToken::new();
-        let plan = plan::plan_read_ahead(&cluster, lab, rendered, ahead, options(args), &never)
+        let plan = plan::plan_read_ahead(&cluster, lab, rendered, ahead, options(&args.change), &never)
             .await
             .map_err(|e| plan_failure(lab, e))?;
         let warnings = unpinned_volumes(&cluster, lab).await;
