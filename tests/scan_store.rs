@@ -547,7 +547,9 @@ fn a_webhook_redirect_is_not_followed() {
     lab.scan(&["127.0.0.2"], &[(2, p1, FTP), (2, p2, FTP)]);
     let (_, _, err) = lab.seclab(&["scan", "ingest", "--alert-timeout", "1s"]);
     assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the webhook was asked: {err}");
-    assert!(err.contains("webhook answered 307 Temporary Redirect; seclab follows no redirect"), "{err}");
+    let answered =
+        format!("webhook http://127.0.0.1:{redirector} answered 307 Temporary Redirect; seclab follows no redirect");
+    assert!(err.contains(&answered), "{err}");
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(lab.hook.received(), Vec::<String>::new(), "the redirect's target heard nothing");
 }
@@ -584,4 +586,26 @@ fn a_scan_database_url_without_tls_to_another_machine_is_refused_before_connecti
     assert_ne!(code, 0, "{out}");
     assert!(err.contains("db.lab.internal is not on this machine") && err.contains("set `tls: disable`"), "{err}");
     assert!(!err.contains("s3cr3t-pw"), "{err}");
+}
+
+/// `scan deliver` with alerts it could not deliver exits 1, naming the route, the webhook by
+/// its origin (never its path, which may hold a token) and the cause; the alerts stay queued.
+#[test]
+fn scan_deliver_fails_while_alerts_stay_undelivered_and_names_the_route_and_the_cause() {
+    let mut lab = Lab::new(None, 0);
+    let (p1, p2) = lab.ports;
+    lab.scan(&["127.0.0.2"], &[(2, p1, FTP)]);
+    assert_eq!(lab.ingest().0, 0);
+    lab.scan(&["127.0.0.2"], &[(2, p1, FTP), (2, p2, FTP)]);
+    let port = lab.hook.port;
+    drop(std::mem::replace(&mut lab.hook, Receiver::start("http", &lab.dir.path().join("unused"))));
+    let (_, out, _) = lab.seclab(&["scan", "ingest", "--alert-timeout", "1s"]);
+    assert!(out.contains("still waiting (retried by `seclab scan deliver`)"), "{out}");
+    let (code, out, err) = lab.seclab(&["scan", "deliver", "--timeout", "1s"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("alerts: 0 delivered"), "the mail went out with the ingest: {out}");
+    let expected =
+        format!("1 alert(s) still undelivered (route hook: webhook http://127.0.0.1:{port}: the request failed: ");
+    assert!(err.contains(&expected) && err.contains("they stay queued"), "{err}");
+    assert!(!err.contains("/alerts") && !out.contains("retried by `seclab scan deliver`"), "{out}{err}");
 }

@@ -86,7 +86,20 @@ pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
             }
             ScanCommand::Deliver { timeout } => {
                 let report = alerts::deliver(&store, lab.spec(), &scan_database::base_dir(&lab), *timeout).await?;
-                print_delivery(cli, &report)
+                print_delivery(cli, &report)?;
+                if report.pending > 0 {
+                    let cause = report.last_failure.as_deref().unwrap_or("no route accepted them in time");
+                    // The JSON document printed already says what waits.
+                    return Err(Failure {
+                        code: exit::ERROR,
+                        text: format!(
+                            "error: {} alert(s) still undelivered ({cause}); they stay queued: fix the route, then run this again",
+                            report.pending
+                        ),
+                        json: serde_json::Value::Null,
+                    });
+                }
+                Ok(())
             }
             ScanCommand::Status => status(cli, &store).await,
             ScanCommand::History { group, host, limit } => history(cli, &store, group, host.as_deref(), *limit).await,
@@ -252,10 +265,11 @@ fn delivery_line(report: &DeliveryReport) -> String {
     line
 }
 
+/// `scan deliver`'s own line: what it delivered (what waits, it says as its error).
 fn print_delivery(cli: &Cli, report: &DeliveryReport) -> Result<(), Failure> {
     match cli.output {
         Output::Json => print(&json!({ "alerts": report }).to_string()),
-        Output::Text => print(&delivery_line(report)),
+        Output::Text => print(&format!("alerts: {} delivered", report.delivered)),
     }
 }
 

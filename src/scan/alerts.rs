@@ -26,6 +26,9 @@ pub struct DeliveryReport {
     pub failed_attempts: u64,
     /// Deliveries still waiting when the run ended.
     pub pending: i64,
+    /// The newest failure, as `route <name>: <cause>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
     /// Attempts by route and result (`delivered`, `failed`).
     #[serde(skip)]
     pub attempts: std::collections::BTreeMap<(String, &'static str), u64>,
@@ -67,6 +70,7 @@ pub async fn deliver(
                 Err(error) => {
                     tracing::warn!(route = %delivery.route, delivery = delivery.id, "alert not delivered, will retry: {error}");
                     store.mark_failed(delivery.id, delivery.attempts, &error).await?;
+                    report.last_failure = Some(format!("route {}: {error}", delivery.route));
                     report.failed_attempts += 1;
                     *report.attempts.entry((delivery.route.clone(), "failed")).or_default() += 1;
                 }
@@ -74,6 +78,10 @@ pub async fn deliver(
         }
     }
     report.pending = store.pending_deliveries().await?;
+    if report.pending > 0 && report.last_failure.is_none() {
+        // Nothing was tried again in this run (each waits out its backoff): the one before.
+        report.last_failure = store.last_failure().await?;
+    }
     Ok(report)
 }
 
@@ -141,16 +149,19 @@ async fn send_webhook(
         mac.update(&body);
         request = request.header("x-seclab-signature", format!("sha256={}", hex::encode(mac.finalize().into_bytes())));
     }
-    // Errors never carry the URL: it may hold a token in its path.
+    // Errors name the webhook by its origin only: the URL's path or query may hold a token.
+    let origin = url::Url::parse(&webhook.url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     let response =
-        request.body(body).send().await.map_err(|e| format!("webhook request failed: {}", e.without_url()))?;
+        request.body(body).send().await.map_err(|e| {
+            format!("webhook {origin}: the request failed: {}", crate::causes::one_line(&e.without_url()))
+        })?;
     let status = response.status();
     if status.is_redirection() {
         return Err(format!(
-            "webhook answered {status}; seclab follows no redirect (it would post the alert elsewhere): set the route's `url` to where the webhook lives"
+            "webhook {origin} answered {status}; seclab follows no redirect (it would post the alert elsewhere): set the route's `url` to where the webhook lives"
         ));
     }
-    if status.is_success() { Ok(()) } else { Err(format!("webhook answered {status}")) }
+    if status.is_success() { Ok(()) } else { Err(format!("webhook {origin} answered {status}")) }
 }
 
 async fn send_email(email: &Email, base_dir: &Path, delivery: &Delivery) -> Result<(), String> {

@@ -116,6 +116,18 @@ impl Store {
         Ok(())
     }
 
+    /// The newest failure of a delivery still waiting, as `route <name>: <cause>`.
+    pub async fn last_failure(&self) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT route, last_error FROM outbox WHERE delivered_at IS NULL AND last_error IS NOT NULL ORDER BY next_attempt_at DESC, id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let (route, error): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        Ok(Some(format!("route {route}: {error}")))
+    }
+
     /// Deliveries not yet accepted by their route.
     pub async fn pending_deliveries(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetch_one(&self.pool).await?;
