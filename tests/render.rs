@@ -637,3 +637,15 @@ fn init_names_its_file_in_the_next_commands_and_seclab_yml_is_found() {
     assert_ne!(code, 0);
     assert!(err.contains("seclab.yaml does not exist (nor does seclab.yml)"), "{err}");
 }
+
+/// The README's "Permissions" shows the ClusterRole seclab needs as the file holds it.
+#[test]
+fn the_readme_shows_the_cluster_role_as_the_file_holds_it() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("### Permissions").expect("a Permissions section")..];
+    let block = section.split("```yaml\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
+    let file = std::fs::read_to_string(root().join("src/cluster/clusterrole.yaml")).unwrap();
+    let shown: Value = serde_yaml::from_str(block).unwrap();
+    let held: Value = serde_yaml::from_str(&file).unwrap();
+    assert_eq!(shown, held, "update the README's ClusterRole from src/cluster/clusterrole.yaml");
+}
