@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::cluster::Cluster;
-use support::eck::{EckOperator, secret_value};
+use support::eck::EckOperator;
 use support::lab::TestLab;
-use support::node::{kubectl, kubectl_output};
+use support::node::{kubectl, kubectl_output, secret_value};
 use support::watch::eventually;
 
 fn get(kind: &str, namespace: &str, name: &str) -> Option<Value> {

@@ -231,9 +231,7 @@ fn a_scan_cronjob_runs_nmap_on_the_real_node_and_watch_alerts_on_a_port_opened_b
 
 /// The value of `key` in the Secret `name`, as the admin reads it.
 fn secret(namespace: &str, name: &str, key: &str) -> String {
-    use base64::Engine;
-    let encoded = kubectl(&["get", "secret", name, "-n", namespace, "-o", &format!("jsonpath={{.data.{key}}}")]);
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded.trim()).unwrap()).unwrap()
+    String::from_utf8(support::node::secret_value(namespace, name, key)).unwrap()
 }
 
 /// `tenantDatabase: inCluster` for real: the MariaDB server starts on the real node, the

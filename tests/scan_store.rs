@@ -92,6 +92,23 @@ alerts:
         )
     }
 
+    /// A baseline scan of 127.0.0.2 with one port open, ingested, then a scan where a second
+    /// port opened, not yet ingested: its ingest queues alerts.
+    fn a_port_opens(&mut self) {
+        let (p1, p2) = self.ports;
+        self.scan(&["127.0.0.2"], &[(2, p1, FTP)]);
+        assert_eq!(self.ingest().0, 0);
+        self.scan(&["127.0.0.2"], &[(2, p1, FTP), (2, p2, FTP)]);
+    }
+
+    /// Takes the webhook down (a receiver elsewhere stands in for the lab's); returns the port
+    /// it listened on.
+    fn webhook_down(&mut self) -> u16 {
+        let port = self.hook.port;
+        drop(std::mem::replace(&mut self.hook, Receiver::start("http", &self.dir.path().join("unused"))));
+        port
+    }
+
     fn group_dir(&self) -> PathBuf {
         self.dir.path().join("scans/site/lab")
     }
@@ -282,13 +299,9 @@ fn scan_database_on_postgresql() {
 #[test]
 fn alerts_survive_a_killed_seclab_and_are_sent_once() {
     let mut lab = Lab::new(None, 0);
-    let (p1, p2) = lab.ports;
-    lab.scan(&["127.0.0.2"], &[(2, p1, FTP)]);
-    assert_eq!(lab.ingest().0, 0);
-    lab.scan(&["127.0.0.2"], &[(2, p1, FTP), (2, p2, FTP)]);
+    lab.a_port_opens();
     // The webhook is down: the ingest commits, then delivery keeps failing.
-    let port = lab.hook.port;
-    drop(std::mem::replace(&mut lab.hook, Receiver::start("http", &lab.dir.path().join("unused"))));
+    let port = lab.webhook_down();
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("seclab"))
         .current_dir(lab.dir.path())
         .args(["scan", "ingest", "--alert-timeout", "60s"])
@@ -541,10 +554,7 @@ fn a_webhook_redirect_is_not_followed() {
     let text = std::fs::read_to_string(&file).unwrap();
     let hook = format!("http://127.0.0.1:{}/alerts", lab.hook.port);
     std::fs::write(&file, text.replace(&hook, &format!("http://127.0.0.1:{redirector}/alerts"))).unwrap();
-    let (p1, p2) = lab.ports;
-    lab.scan(&["127.0.0.2"], &[(2, p1, FTP)]);
-    assert_eq!(lab.ingest().0, 0);
-    lab.scan(&["127.0.0.2"], &[(2, p1, FTP), (2, p2, FTP)]);
+    lab.a_port_opens();
     let (_, _, err) = lab.seclab(&["scan", "ingest", "--alert-timeout", "1s"]);
     assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the webhook was asked: {err}");
     let answered =
@@ -593,12 +603,8 @@ fn a_scan_database_url_without_tls_to_another_machine_is_refused_before_connecti
 #[test]
 fn scan_deliver_fails_while_alerts_stay_undelivered_and_names_the_route_and_the_cause() {
     let mut lab = Lab::new(None, 0);
-    let (p1, p2) = lab.ports;
-    lab.scan(&["127.0.0.2"], &[(2, p1, FTP)]);
-    assert_eq!(lab.ingest().0, 0);
-    lab.scan(&["127.0.0.2"], &[(2, p1, FTP), (2, p2, FTP)]);
-    let port = lab.hook.port;
-    drop(std::mem::replace(&mut lab.hook, Receiver::start("http", &lab.dir.path().join("unused"))));
+    lab.a_port_opens();
+    let port = lab.webhook_down();
     let (_, out, _) = lab.seclab(&["scan", "ingest", "--alert-timeout", "1s"]);
     assert!(out.contains("still waiting (retried by `seclab scan deliver`)"), "{out}");
     let (code, out, err) = lab.seclab(&["scan", "deliver", "--timeout", "1s"]);

@@ -141,7 +141,7 @@ pub fn decide(lab: &str, desired: &Desired, observed: &Observed, options: Option
 
 /// The annotation naming the program whose on-disk format an object's data is in (the
 /// tenants' database server: `mariadb` or `mysql`).
-pub const DATA_FORMAT: &str = "seclab.dev/data-format";
+const DATA_FORMAT: &str = "seclab.dev/data-format";
 
 /// A problem when `manifest` would run another program than the one that wrote `live`'s
 /// data, which no flag allows: `--recreate` would start it on the same data directory.

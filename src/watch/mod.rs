@@ -173,14 +173,7 @@ pub async fn run(
 
     let Some(mut election) = join_when_reachable(&reconciler.cluster, &lab, &shared, &stop).await? else {
         // Stopped before the API server ever answered.
-        if let Some(deliverer) = deliverer {
-            deliverer.await.ok();
-        }
-        if let Some(store) = store {
-            store.close().await;
-        }
-        server.await.ok();
-        tracing::info!("stopped");
+        finish(deliverer, store, server).await;
         return Ok(());
     };
     tracing::info!("waiting for the Lease: one watch per lab reconciles, the others stand by");
@@ -269,6 +262,16 @@ pub async fn run(
 
     reconciler.stop();
     election.resign().await;
+    finish(deliverer, store, server).await;
+    Ok(())
+}
+
+/// The last of a stop: alerts in flight sent, the scan database closed, the endpoints done.
+async fn finish<T, S>(
+    deliverer: Option<tokio::task::JoinHandle<T>>,
+    store: Option<crate::scan::store::Store>,
+    server: tokio::task::JoinHandle<S>,
+) {
     if let Some(deliverer) = deliverer {
         deliverer.await.ok();
     }
@@ -277,7 +280,6 @@ pub async fn run(
     }
     server.await.ok();
     tracing::info!("stopped");
-    Ok(())
 }
 
 /// Joins the lab's election, retrying with backoff while the API server cannot be reached (a

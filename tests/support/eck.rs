@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use super::cluster::Cluster;
-use super::node::{kubectl, kubectl_output};
+use super::node::kubectl_output;
 
 /// A running operator; stopped, with its own namespace deleted, when dropped.
 pub struct EckOperator {
@@ -76,12 +76,4 @@ impl Drop for EckOperator {
         let _ = self.child.wait();
         let _ = kubectl_output(&["delete", "namespace", &self.namespace, "--wait=false"]);
     }
-}
-
-/// A key of a Secret's data, decoded.
-pub fn secret_value(namespace: &str, secret: &str, key: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    let path = format!("jsonpath={{.data.{}}}", key.replace('.', "\\."));
-    let encoded = kubectl(&["get", "secret", secret, "-n", namespace, "-o", &path]);
-    base64::engine::general_purpose::STANDARD.decode(encoded.trim()).unwrap()
 }

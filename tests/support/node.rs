@@ -86,6 +86,14 @@ pub fn kubectl_output(args: &[&str]) -> std::process::Output {
         .expect("kubectl runs")
 }
 
+/// A key of a Secret's data, decoded, as the admin reads it.
+pub fn secret_value(namespace: &str, secret: &str, key: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let path = format!("jsonpath={{.data.{}}}", key.replace('.', "\\."));
+    let encoded = kubectl(&["get", "secret", secret, "-n", namespace, "-o", &path]);
+    base64::engine::general_purpose::STANDARD.decode(encoded.trim()).unwrap()
+}
+
 /// The pods of `namespace` matching `selector`, as JSON.
 pub fn pods(namespace: &str, selector: &str) -> Vec<Value> {
     let list: Value =
