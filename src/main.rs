@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
+use seclab::cluster::rbac::Subject;
 use seclab::config;
 
 mod cli;
@@ -81,9 +82,17 @@ enum Command {
         /// With --out: replace the directory even when it holds files render did not write.
         #[arg(long, requires = "out")]
         force: bool,
-        /// Print instead the least-privilege ClusterRole seclab needs to apply this lab.
+        /// Print instead the least-privilege permissions seclab needs to apply this lab, for
+        /// a cluster admin to apply: Namespaces, a ClusterRole, a Role per namespace, bindings.
         #[arg(long, conflicts_with = "out")]
         rbac_for_seclab: bool,
+        /// With --rbac-for-seclab: bind the permissions to this user (default: seclab).
+        #[arg(long, requires = "rbac_for_seclab", value_name = "NAME", conflicts_with = "for_serviceaccount")]
+        for_user: Option<String>,
+        /// With --rbac-for-seclab: bind them to this ServiceAccount instead (`seclab watch` in
+        /// a pod).
+        #[arg(long, requires = "rbac_for_seclab", value_name = "NAMESPACE:NAME", value_parser = service_account)]
+        for_serviceaccount: Option<(String, String)>,
     },
     /// Show what apply would do: create, update (with a field-level diff), replace, prune.
     Plan {
@@ -269,6 +278,9 @@ struct BootstrapArgs {
     /// How long to wait for the operators, then for the lab, to be ready.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     timeout: std::time::Duration,
+    /// Do not install the systemd service that runs `seclab watch`.
+    #[arg(long)]
+    no_service: bool,
     #[command(flatten)]
     apply: ApplyArgs,
 }
@@ -287,6 +299,16 @@ struct DeliveryArgs {
 enum MatchBy {
     Address,
     Ndiff,
+}
+
+/// `NAMESPACE:NAME`, as `kubectl create rolebinding --serviceaccount` takes it.
+fn service_account(value: &str) -> Result<(String, String), String> {
+    match value.split_once(':') {
+        Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() => {
+            Ok((namespace.to_owned(), name.to_owned()))
+        }
+        _ => Err(format!("expected NAMESPACE:NAME (like seclab:seclab), got {value:?}")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -353,8 +375,12 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Init { force, homelab } => cli::lab::init(cli, *force, *homelab),
         Command::Validate => cli::lab::validate(cli),
-        Command::Render { out, force, rbac_for_seclab } => {
-            cli::lab::render(cli, out.as_deref(), *force, *rbac_for_seclab)
+        Command::Render { out, force, rbac_for_seclab, for_user, for_serviceaccount } => {
+            let rbac_for = rbac_for_seclab.then(|| match (for_user, for_serviceaccount) {
+                (_, Some((namespace, name))) => Subject::ServiceAccount(namespace.clone(), name.clone()),
+                (user, None) => Subject::User(user.clone().unwrap_or_else(|| "seclab".into())),
+            });
+            cli::lab::render(cli, out.as_deref(), *force, rbac_for.as_ref())
         }
         Command::Plan { change, detailed_exitcode } => cli::cluster::plan(cli, change, *detailed_exitcode),
         Command::Apply { apply, wait, timeout } => cli::cluster::apply(cli, apply, *wait, *timeout),

@@ -124,14 +124,15 @@ impl BootstrapLab {
         self.dir.path().join("root")
     }
 
-    /// Runs seclab as the cluster admin (an operator's RBAC needs more than seclab's role).
+    /// Runs seclab as the cluster admin (an operator's RBAC needs more than seclab's role):
+    /// `bootstrap` with k3s's kubeconfig under the root when the test put one there.
     fn seclab(&self, args: &[&str], env: &[(&str, &Path)]) -> (i32, String) {
         let mut command = support::seclab(self.dir.path());
+        command.arg("--file").arg(self.dir.path().join("lab.yaml"));
+        if args.first() != Some(&"bootstrap") || !self.root().join("etc/rancher/k3s/k3s.yaml").exists() {
+            command.arg("--kubeconfig").arg(Cluster::get().admin_kubeconfig());
+        }
         command
-            .arg("--file")
-            .arg(self.dir.path().join("lab.yaml"))
-            .arg("--kubeconfig")
-            .arg(Cluster::get().admin_kubeconfig())
             .arg("--templates")
             .arg(self.dir.path().join("templates"))
             .args(args)
@@ -208,12 +209,19 @@ async fn bootstrap_writes_node_files_installs_its_operator_then_the_lab_and_a_se
     std::fs::create_dir_all(root.join("etc/docker")).unwrap();
     std::fs::write(root.join("etc/rancher/k3s/registries.yaml"), EXISTING_REGISTRIES).unwrap();
     std::fs::write(root.join("etc/docker/daemon.json"), EXISTING_DAEMON).unwrap();
+    // k3s's admin kubeconfig: found without --kubeconfig or KUBECONFIG, as `k3s kubectl` does.
+    std::fs::copy(Cluster::get().admin_kubeconfig(), root.join("etc/rancher/k3s/k3s.yaml")).unwrap();
     let root_arg = root.to_str().unwrap();
 
     // --dry-run: everything shown, nothing changed anywhere.
     let before = snapshot(&root);
     let events = audited(|| {
         let output = lab.run(&["bootstrap", "--dry-run", "--root", root_arg], 0);
+        assert!(output.contains(&format!("using k3s's kubeconfig {root_arg}/etc/rancher/k3s/k3s.yaml")), "{output}");
+        assert!(output.contains("create    /etc/systemd/system/seclab-watch.service: the systemd service"), "{output}");
+        assert!(output.contains("+ExecStart=") && output.contains("+Restart=always"), "the unit as a diff: {output}");
+        let output = lab.run(&["bootstrap", "--dry-run", "--no-service", "--root", root_arg], 0);
+        assert!(!output.contains("seclab-watch"), "--no-service: {output}");
         assert!(output.contains("+ create  CustomResourceDefinition.apiextensions.k8s.io gadgets.t-boot.seclab.dev"));
         assert!(output.contains("+ create  Gadget.t-boot.seclab.dev t-boot/g"), "{output}");
         assert!(
@@ -227,8 +235,23 @@ async fn bootstrap_writes_node_files_installs_its_operator_then_the_lab_and_a_se
 
     let output = lab.run(&["bootstrap", "--root", root_arg, "--timeout", "120s"], 0);
     assert!(output.contains("Operator t-boot-gadget is ready") && output.contains("Bootstrapped lab t-boot"));
-    assert!(output.contains("sudo systemctl restart k3s") && output.contains("seclab watch --file"), "{output}");
+    assert!(output.contains("sudo systemctl restart k3s"), "{output}");
+    assert!(output.contains("the service is written under") && output.contains("nothing was started"), "{output}");
     assert!(output.contains("docker push registry.lab.test/busybox:1.36"), "{output}");
+
+    // The service that keeps the lab true: `seclab watch` on the file with k3s's kubeconfig
+    // at its node path, always restarted, hardened, as systemd itself reads it.
+    let unit_path = root.join("etc/systemd/system/seclab-watch.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    let file = lab.dir.path().join("lab.yaml");
+    let exec = format!("--file {} --kubeconfig /etc/rancher/k3s/k3s.yaml --templates", file.display());
+    assert!(unit.contains(&exec) && unit.contains(" watch\n"), "{unit}");
+    for line in ["Restart=always", "NoNewPrivileges=yes", "ProtectSystem=strict", "MemoryMax=", "ReadWritePaths=-"] {
+        assert!(unit.contains(line), "{line} in {unit}");
+    }
+    let verify = std::process::Command::new("systemd-analyze").arg("verify").arg(&unit_path).output().unwrap();
+    let said = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}\n{unit}");
 
     // The node files: merged, parseable, nothing of the old content lost, backups kept.
     let registries = std::fs::read_to_string(root.join("etc/rancher/k3s/registries.yaml")).unwrap();
@@ -285,6 +308,63 @@ async fn bootstrap_writes_node_files_installs_its_operator_then_the_lab_and_a_se
     let crd = crds.get("gadgets.t-boot.seclab.dev").await.expect("the operator's CRD stays");
     assert!(crd.metadata.deletion_timestamp.is_none());
     lab.remove_operator().await;
+}
+
+/// A kubeconfig naming a loopback port nothing listens on.
+fn dead_kubeconfig(dir: &Path) -> PathBuf {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let path = dir.join("dead.kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: dead\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: not-a-secret\ncontexts:\n- name: dead\n  context: {{cluster: dead, user: u}}\ncurrent-context: dead\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_dry_run_without_the_cluster_or_a_manifest_shows_what_it_can_and_names_the_rest() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    for (manifest, could_not) in [
+        (
+            format!("https://127.0.0.1:{dead}/operator.yaml"),
+            "  - operator t-boot-off-gadget: cannot fetch https://127.0.0.1:",
+        ),
+        (
+            "file:./operator.yaml".to_owned(),
+            "  - the cluster: cannot resolve ConfigMaps: cannot reach the API server https://127.0.0.1:",
+        ),
+    ] {
+        let lab = BootstrapLab::new("t-boot-off", &manifest);
+        let kubeconfig = dead_kubeconfig(lab.dir.path());
+        let root = lab.root();
+        let before = snapshot(&root);
+        let output = support::seclab(lab.dir.path())
+            .arg("--file")
+            .arg(lab.dir.path().join("lab.yaml"))
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--templates")
+            .arg(lab.dir.path().join("templates"))
+            .args(["bootstrap", "--dry-run", "--root"])
+            .arg(&root)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert_eq!(output.status.code(), Some(1), "{text}");
+        // What is known offline: the node files' diffs, the unit, the lab's objects.
+        assert!(
+            text.contains("create    /etc/rancher/k3s/registries.yaml") && text.contains("+  \"registry.lab.test\":"),
+            "{text}"
+        );
+        let file = lab.dir.path().join("lab.yaml");
+        assert!(text.contains("+ExecStart=") && text.contains(&format!("--file {} ", file.display())), "{text}");
+        assert!(text.contains(&format!(" -{}\n", lab.dir.path().display())), "the database's directory: {text}");
+        assert!(text.contains("not compared with the cluster:") && text.contains("t-boot-off/g"), "{text}");
+        // Then what it could not check, and why.
+        assert!(text.contains("Could not check:") && text.contains(could_not), "{text}");
+        assert!(text.contains("error: the dry run could not check"), "{text}");
+        assert_eq!(snapshot(&root), before, "a dry run changed the root directory");
+    }
 }
 
 #[tokio::test]

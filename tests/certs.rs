@@ -110,7 +110,38 @@ async fn certificates_are_renewed_when_due_reissued_when_asked_and_roll_the_pods
         let names: Vec<&str> = names.iter().map(|n| n.as_str().unwrap()).collect();
         let server = (pem(&client, name, &served, "tls.crt").await, pem(&client, name, &served, "tls.key").await);
         tls::check(&ca_pem, (&server.0, &server.1), (&admin.0, &admin.1), &names);
+        assert_eq!(jvm::check(&ca_pem, &server.0, "server"), Ok(()), "{purpose}");
     }
+    // The CA signs for the lab's names only (name constraints). Every consumer accepts the
+    // lab's own certificates under them: the JVM of OpenSearch and Cortex, the admin's too.
+    assert_eq!(jvm::check(&ca_pem, &admin.0, "client"), Ok(()));
+    // A certificate for another host, even signed with the CA's key, is refused by rustls;
+    // the JVM does not apply a trust anchor's own constraints (RFC 5280, 6.1.1: optional; the
+    // JDK's trust manager builds its anchors without them), as the README says.
+    let ca_key = pem(&client, name, "opensearch-ca-certs", "tls.key").await;
+    let authority = certs::Authority::load(&ca_pem, &ca_key).unwrap();
+    let rogue = authority
+        .issue(&seclab::render::CertificateRequest {
+            common_name: "opensearch".into(),
+            dns_names: vec!["opensearch.example.org".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    let refused = tls::serve(&ca_pem, (&rogue.cert_pem, &rogue.key_pem), "opensearch.example.org").unwrap_err();
+    assert!(refused.contains("NameConstraintViolation"), "{refused}");
+    assert_eq!(jvm::check(&ca_pem, &rogue.cert_pem, "server"), Ok(()), "the JVM changed: update the README");
+    let ca = certificate(&first, &secret("ca"));
+    assert_eq!(
+        ca["permittedDnsNames"],
+        json!([
+            "opensearch-discovery",
+            "opensearch-discovery.t-certs.svc",
+            "opensearch-discovery.t-certs.svc.cluster.local",
+            "opensearch",
+            "opensearch.t-certs.svc",
+            "opensearch.t-certs.svc.cluster.local"
+        ])
+    );
 
     // The REST certificate replaced by the test's (renewBefore is 30 days by default): ten
     // days from expiry, then expired a second ago. Each is due, and apply renews it.
@@ -192,6 +223,45 @@ async fn certificates_are_renewed_when_due_reissued_when_asked_and_roll_the_pods
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
 }
 
+/// The JVM's own PKIX validation (tests/fixtures/java/PkixCheck.java, compiled once per run
+/// with the JDK scripts/test installs).
+mod jvm {
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::sync::OnceLock;
+
+    fn classes() -> &'static PathBuf {
+        static CLASSES: OnceLock<PathBuf> = OnceLock::new();
+        CLASSES.get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("seclab-pkix-{}", std::process::id()));
+            let source = crate::support::root().join("tests/fixtures/java/PkixCheck.java");
+            let output = Command::new("javac").arg("-d").arg(&dir).arg(source).output().expect("javac runs");
+            assert!(output.status.success(), "javac: {}", String::from_utf8_lossy(&output.stderr));
+            dir
+        })
+    }
+
+    /// Whether the JVM trusts `leaf` (PEM) as a `server` or `client` certificate under `ca`;
+    /// its reason when it does not.
+    pub fn check(ca: &str, leaf: &str, role: &str) -> Result<(), String> {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca_path, leaf_path) = (dir.path().join("ca.pem"), dir.path().join("leaf.pem"));
+        std::fs::write(&ca_path, ca).unwrap();
+        std::fs::write(&leaf_path, leaf).unwrap();
+        let output = Command::new("java")
+            .arg("-cp")
+            .arg(classes())
+            .arg("PkixCheck")
+            .arg(&ca_path)
+            .arg(&leaf_path)
+            .arg(role)
+            .output()
+            .expect("java runs");
+        let said = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if output.status.success() { Ok(()) } else { Err(format!("{said}{}", String::from_utf8_lossy(&output.stderr))) }
+    }
+}
+
 /// TLS handshakes with rustls, in memory: the certificates work as a server and a client
 /// would use them.
 mod tls {
@@ -245,6 +315,23 @@ mod tls {
             }
         }
         panic!("the handshake did not finish");
+    }
+
+    /// A handshake with `cert` serving `name` to a client that trusts only `ca`; the client's
+    /// error when it fails.
+    pub fn serve(ca: &str, (cert, private): (&str, &str), name: &str) -> Result<(), String> {
+        let server = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain(cert), key(private))
+            .unwrap();
+        let client = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots(ca))
+            .with_no_client_auth();
+        handshake(&Arc::new(server), &Arc::new(client), name).map_err(|e| format!("{e:?}"))
     }
 
     /// The REST certificate serves each of its names (a wildcard as one of its hosts) to a

@@ -35,6 +35,7 @@ fn spec_with(lab: &TestLab, tenants: usize, tag: u32) -> Value {
 /// Runs `apply` and kills it with SIGKILL once it has reported `after` objects done; the
 /// number it reported. (An apply that finishes first is not killed.)
 fn apply_killed_after(lab: &TestLab, after: usize) -> usize {
+    lab.grant(&lab.file());
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("seclab"))
         .arg("--file")
         .arg(lab.file())

@@ -259,8 +259,7 @@ fn wait_times_out_naming_what_is_stuck_and_why() {
 
 #[tokio::test]
 async fn a_lab_ships_a_crd_with_its_first_custom_resource_which_needs_a_status_or_a_rule_to_be_ready() {
-    let mut lab = TestLab::new("tenants.yaml", "t-custom");
-    lab.kubeconfig = Cluster::get().admin_kubeconfig(); // seclab's ClusterRole does not cover this test kind
+    let lab = TestLab::new("tenants.yaml", "t-custom");
     lab.template(
         "extra/zz-widget-crd.yaml",
         r#"apiVersion: apiextensions.k8s.io/v1
@@ -322,20 +321,71 @@ fn a_broken_file_changes_nothing_in_the_cluster() {
         let output = lab.run(&["apply"], 2);
         assert!(output.contains("lab.yaml:"), "the error names the file and line: {output}");
     });
-    assert!(events.iter().all(|e| e.namespace != "t-broken" && !e.name.starts_with("t-broken")), "{events:#?}");
+    let seclab = events.iter().filter(|e| e.user_agent.starts_with("seclab/"));
+    assert!(seclab.clone().all(|e| e.namespace != "t-broken" && !e.name.starts_with("t-broken")), "{events:#?}");
 }
 
-#[test]
-fn rbac_for_seclab_prints_the_cluster_role_the_tests_run_with() {
-    let lab = TestLab::new("homelab.yaml", "t-rbac");
-    let output = lab.run(&["render", "--rbac-for-seclab"], 0);
-    let role: Value = serde_yaml::from_str(output.split("---\n").nth(1).unwrap()).unwrap();
-    let base: Value = serde_yaml::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cluster/clusterrole.yaml")).unwrap(),
-    )
+/// Whether the limited user may `verb` `resource` (`name` in `namespace`), as the API
+/// server's authorizer answers.
+async fn may(verb: &str, resource: &str, namespace: Option<&str>, name: Option<&str>) -> bool {
+    use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
+    let cluster = Cluster::get();
+    let limited = cluster.client(&cluster.limited_kubeconfig()).await;
+    let (resource, subresource) = resource.split_once('/').map_or((resource, None), |(r, s)| (r, Some(s)));
+    let review: SelfSubjectAccessReview = serde_json::from_value(json!({ "spec": { "resourceAttributes": {
+        "verb": verb, "resource": resource, "subresource": subresource, "namespace": namespace, "name": name } } }))
     .unwrap();
-    assert_eq!(role, base, "the home lab needs nothing beyond the base role");
-    assert_eq!(role["kind"], "ClusterRole");
+    let answer = kube::Api::<SelfSubjectAccessReview>::all(limited)
+        .create(&Default::default(), &review)
+        .await
+        .expect("a SelfSubjectAccessReview is answered");
+    answer.status.unwrap().allowed
+}
+
+#[tokio::test]
+async fn seclab_holds_cluster_objects_by_name_and_each_namespace_s_rules_in_that_namespace_only() {
+    let mut lab = TestLab::new("tenants.yaml", "t-rbac");
+    // A Role of the lab in a second namespace grants exec there: seclab must hold it there to
+    // create the Role, and nowhere else.
+    lab.template(
+        "extra/zz-exec.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: t-rbac-jobs\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: exec\n  namespace: t-rbac-jobs\n\
+         rules:\n- apiGroups: ['']\n  resources: [pods/exec]\n  verbs: [create]\n",
+    );
+    lab.run(&["apply"], 0);
+    assert!(may("create", "pods/exec", Some("t-rbac-jobs"), Some("p")).await);
+    assert!(!may("create", "pods/exec", Some("t-rbac"), Some("p")).await, "the Role's rules stay in its namespace");
+    assert!(!may("create", "pods/exec", Some("kube-system"), Some("p")).await);
+    assert!(may("get", "secrets", Some("t-rbac"), Some("t-rbac-barbican-db")).await);
+    for (verb, namespace) in [("get", "kube-system"), ("list", "kube-system"), ("list", "default")] {
+        assert!(!may(verb, "secrets", Some(namespace), None).await, "{verb} secrets in {namespace}");
+    }
+    let cluster = Cluster::get();
+    let limited = cluster.client(&cluster.limited_kubeconfig()).await;
+    let secrets = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(limited, "kube-system");
+    let refused = secrets.list(&Default::default()).await.unwrap_err();
+    assert!(matches!(&refused, kube::Error::Api(status) if status.code == 403), "{refused:?}");
+    // Cluster-scoped objects by name: its namespaces, none other, nor a PersistentVolume.
+    assert!(may("patch", "namespaces", None, Some("t-rbac-jobs")).await);
+    assert!(!may("patch", "namespaces", None, Some("kube-system")).await);
+    assert!(!may("create", "persistentvolumes", None, Some("root")).await, "no hostPath volume of its choosing");
+    assert!(!may("create", "jobs", Some("kube-system"), None).await);
+    assert!(may("list", "nodes", None, None).await && !may("get", "nodes", None, Some("real-node-0")).await);
+    assert!(!may("*", "*", None, None).await);
+
+    // What a refused request says: where seclab's permissions come from.
+    lab.grants = false;
+    lab.template(
+        "extra/zz-volume.yaml",
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: t-rbac-extra\n\
+        spec: {capacity: {storage: 1Gi}, accessModes: [ReadWriteOnce], hostPath: {path: /srv/t-rbac}}\n",
+    );
+    let output = lab.run(&["apply"], 1);
+    assert!(output.contains("forbidden") && output.contains("seclab render --rbac-for-seclab"), "{output}");
+    lab.remove_template("extra/zz-volume.yaml");
+    lab.grants = true;
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
 }
 
 #[tokio::test]

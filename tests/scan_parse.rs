@@ -153,6 +153,26 @@ fn a_malformed_scan_compared_with_itself_is_rejected() {
     }
 }
 
+/// A scan saved through gzip is named as such (exit 2), by `scan diff` and `scan ingest`.
+#[test]
+fn a_gzip_compressed_scan_is_named_as_gzip() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("scan.xml");
+    std::fs::write(&plain, SCAN).unwrap();
+    let gzip = std::process::Command::new("gzip").arg("--keep").arg(&plain).status().expect("gzip runs");
+    assert!(gzip.success());
+    let compressed = dir.path().join("scan.xml.gz");
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("seclab"))
+        .args(["scan", "diff"])
+        .arg(&compressed)
+        .arg(&plain)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("scan.xml.gz") && stderr.contains("gzip-compressed; decompress it first"), "{stderr}");
+}
+
 /// Pieces of markup that break a host element, or leave it well-formed, when put in.
 const MARKUP: [&str; 16] = [
     "<",

@@ -144,15 +144,7 @@ pub fn plan(files: &[NodeFile], root: &Path) -> Result<Vec<NodeFileChange>, Node
     let mut changes = Vec::new();
     for file in files {
         let Some((_, restart, format)) = WRITTEN.iter().find(|(name, _, _)| *name == file.name) else { continue };
-        let relative = Path::new(file.install_path.trim_start_matches('/'));
-        let path = root.join(relative);
-        refuse_symlinks(root, relative)?;
-        let before = match fs::read_to_string(&path) {
-            Ok(text) => Some(text),
-            // A file where a directory should be: the file is absent (and cannot be written).
-            Err(error) if matches!(error.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => None,
-            Err(source) => return Err(NodeFileError::Read { path, source }),
-        };
+        let (path, before) = read_existing(root, &file.install_path)?;
         let existing = before.as_deref().unwrap_or_default();
         let merged = match format {
             Format::Yaml => merge_registries(existing, &file.content),
@@ -166,11 +158,7 @@ pub fn plan(files: &[NodeFile], root: &Path) -> Result<Vec<NodeFileChange>, Node
             },
             message,
         })?;
-        let action = match &before {
-            None => FileAction::Create,
-            Some(text) if *text == after => FileAction::Unchanged,
-            Some(_) => FileAction::Update,
-        };
+        let action = action(before.as_deref(), &after);
         let purpose = file.purpose.clone();
         changes.push(NodeFileChange {
             install_path: file.install_path.clone(),
@@ -183,6 +171,51 @@ pub fn plan(files: &[NodeFile], root: &Path) -> Result<Vec<NodeFileChange>, Node
         });
     }
     Ok(changes)
+}
+
+/// What bootstrap would do to a file it writes whole (`content`, nothing of the node's kept),
+/// installed at `install_path`, read under `root`.
+pub fn plan_whole(
+    root: &Path,
+    install_path: &str,
+    purpose: &str,
+    restart: &'static str,
+    content: String,
+) -> Result<NodeFileChange, NodeFileError> {
+    let (path, before) = read_existing(root, install_path)?;
+    let action = action(before.as_deref(), &content);
+    Ok(NodeFileChange {
+        install_path: install_path.to_owned(),
+        path,
+        purpose: purpose.to_owned(),
+        restart,
+        action,
+        before,
+        after: content,
+    })
+}
+
+/// Where the file installed at `install_path` is under `root`, and what it holds now (`None`
+/// when it does not exist); refuses symbolic links on the way.
+fn read_existing(root: &Path, install_path: &str) -> Result<(PathBuf, Option<String>), NodeFileError> {
+    let relative = Path::new(install_path.trim_start_matches('/'));
+    let path = root.join(relative);
+    refuse_symlinks(root, relative)?;
+    match fs::read_to_string(&path) {
+        Ok(text) => Ok((path, Some(text))),
+        // A file where a directory should be: the file is absent (and cannot be written).
+        Err(error) if matches!(error.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok((path, None)),
+        Err(source) => Err(NodeFileError::Read { path, source }),
+    }
+}
+
+/// What writing `after` over `before` is.
+fn action(before: Option<&str>, after: &str) -> FileAction {
+    match before {
+        None => FileAction::Create,
+        Some(text) if text == after => FileAction::Unchanged,
+        Some(_) => FileAction::Update,
+    }
 }
 
 /// Fails when a path under `root` that bootstrap reads or writes for `relative` is a symbolic

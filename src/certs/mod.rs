@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, NameConstraints,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -57,9 +57,16 @@ impl Authority {
 
     /// A new self-signed CA valid for `validity` from now.
     pub fn generate_valid_for(request: &CertificateRequest, validity: Duration) -> Result<Self, CertError> {
-        let mut params = params(request, validity)?;
+        let mut params = params(request, &[], validity)?;
         // It signs leaves only: a certificate it signed cannot sign others (path length 0).
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        // And only for the lab's names: its DNS names are the subtrees it may sign for.
+        if !request.dns_names.is_empty() {
+            params.name_constraints = Some(NameConstraints {
+                permitted_subtrees: request.dns_names.iter().cloned().map(GeneralSubtree::DnsName).collect(),
+                excluded_subtrees: Vec::new(),
+            });
+        }
         params.key_usages =
             vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate()?;
@@ -84,7 +91,7 @@ impl Authority {
 
     /// A leaf for `request`, signed by this CA, valid for `validity` from now.
     pub fn issue_valid_for(&self, request: &CertificateRequest, validity: Duration) -> Result<Issued, CertError> {
-        let mut params = params(request, validity)?;
+        let mut params = params(request, &request.dns_names, validity)?;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = if request.client {
             vec![ExtendedKeyUsagePurpose::ClientAuth]
@@ -132,8 +139,12 @@ pub fn subject(common_name: &str) -> String {
     format!("CN={common_name},O={ORGANIZATION}")
 }
 
-fn params(request: &CertificateRequest, validity: Duration) -> Result<CertificateParams, CertError> {
-    let mut params = CertificateParams::new(request.dns_names.clone())?;
+fn params(
+    request: &CertificateRequest,
+    dns_names: &[String],
+    validity: Duration,
+) -> Result<CertificateParams, CertError> {
+    let mut params = CertificateParams::new(dns_names.to_vec())?;
     // Encoded from the least specific part: printed (RFC 4514) as `CN=...,O=seclab`. (The
     // default name holds a placeholder common name, first.)
     params.distinguished_name = DistinguishedName::new();
@@ -197,6 +208,9 @@ pub struct Inspected {
     pub issuer: String,
     /// The DNS names it is valid for.
     pub dns_names: Vec<String>,
+    /// For a CA: the DNS subtrees it may sign for (its name constraints); empty for any name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub permitted_dns_names: Vec<String>,
     /// Valid from (Unix seconds).
     pub not_before: i64,
     /// Valid until (Unix seconds).
@@ -233,11 +247,25 @@ pub fn inspect(cert_pem: &str) -> Result<Inspected, CertError> {
             .collect(),
         _ => Vec::new(),
     };
+    let permitted_dns_names = match cert.name_constraints() {
+        Ok(Some(constraints)) => constraints
+            .value
+            .permitted_subtrees
+            .iter()
+            .flatten()
+            .filter_map(|subtree| match subtree.base {
+                GeneralName::DNSName(dns) => Some(dns.to_owned()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let digest = Sha256::digest(&pem.contents);
     Ok(Inspected {
         subject: name(cert.subject()),
         issuer: name(cert.issuer()),
         dns_names,
+        permitted_dns_names,
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
         fingerprint: digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"),
@@ -270,12 +298,17 @@ pub fn assess(found: &Inspected, request: &CertificateRequest, now: i64, renew_b
     if found.subject != wanted_subject {
         return State::Mismatch(format!("its subject is {}, the lab asks for {wanted_subject}", found.subject));
     }
-    let mut have: Vec<&str> = found.dns_names.iter().map(String::as_str).collect();
+    // A CA's DNS names are the subtrees it may sign for; a leaf's, those it serves.
+    let (have, noun, none) = match request.authority {
+        None => (&found.permitted_dns_names, "may sign for", "any name"),
+        Some(_) => (&found.dns_names, "is for", "no DNS name"),
+    };
+    let mut have: Vec<&str> = have.iter().map(String::as_str).collect();
     let mut want: Vec<&str> = request.dns_names.iter().map(String::as_str).collect();
     have.sort_unstable();
     want.sort_unstable();
     if have != want {
-        return State::Mismatch(format!("it is for {}, the lab asks for {}", list(&have), list(&want)));
+        return State::Mismatch(format!("it {noun} {}, the lab asks for {}", list(&have, none), list(&want, none)));
     }
     if now >= found.not_after || now < found.not_before {
         return State::Expired;
@@ -284,8 +317,8 @@ pub fn assess(found: &Inspected, request: &CertificateRequest, now: i64, renew_b
     if found.not_after.saturating_sub(now) <= before { State::RenewSoon } else { State::Ok }
 }
 
-fn list(names: &[&str]) -> String {
-    if names.is_empty() { "no DNS name".to_owned() } else { names.join(", ") }
+fn list(names: &[&str], none: &str) -> String {
+    if names.is_empty() { none.to_owned() } else { names.join(", ") }
 }
 
 #[cfg(test)]
@@ -323,6 +356,25 @@ mod tests {
         let constraints = cert.basic_constraints().unwrap().unwrap().value;
         assert!(constraints.ca);
         assert_eq!(constraints.path_len_constraint, Some(0));
+    }
+
+    #[test]
+    fn the_authority_signs_for_its_subtrees_and_is_issued_again_when_they_change() {
+        let constrained = CertificateRequest { dns_names: vec!["os".into(), "os.n.svc".into()], ..ca() };
+        let authority = Authority::generate(&constrained).unwrap();
+        let found = inspect(&authority.issued.cert_pem).unwrap();
+        assert_eq!(found.permitted_dns_names, constrained.dns_names);
+        assert!(found.dns_names.is_empty(), "a CA serves no name");
+        let renew = Duration::from_secs(86_400);
+        let now = found.not_before + 3600;
+        assert_eq!(assess(&found, &constrained, now, renew), State::Ok);
+        let moved = CertificateRequest { dns_names: vec!["os".into(), "os.m.svc".into()], ..ca() };
+        assert!(
+            matches!(assess(&found, &moved, now, renew), State::Mismatch(m) if m.contains("may sign for os, os.n.svc"))
+        );
+        let earlier = inspect(&Authority::generate(&ca()).unwrap().issued.cert_pem).unwrap();
+        let state = assess(&earlier, &constrained, now, renew);
+        assert!(matches!(&state, State::Mismatch(m) if m.starts_with("it may sign for any name")), "{state:?}");
     }
 
     /// ECK reads a SEC1 key with its curve named (cloud-on-k8s v2.16.1, pem.go:

@@ -11,47 +11,105 @@ use tokio_util::sync::CancellationToken;
 
 use seclab::bootstrap::node::{self, NodeFileChange};
 use seclab::bootstrap::operators::{self, OperatorManifest};
+use seclab::bootstrap::service;
 use seclab::cluster::Cluster;
 use seclab::config::Lab;
 use seclab::reconcile::apply::{self, OnProblems, Outcome};
 use seclab::reconcile::decide::Desired;
 use seclab::reconcile::plan::{self, Plan, Step};
-use seclab::reconcile::scan_database::base_dir;
+use seclab::reconcile::scan_database::{base_dir, scan_directory};
 use seclab::reconcile::sequence::{self, Hooks, SequenceError};
 use seclab::reconcile::wait;
 use seclab::render::Rendered;
 
 use super::cluster::{
-    Progress, apply_failure, ask, connect, counts, options, plan_changes, problems_text, runtime, seconds,
+    Progress, apply_failure, ask, connect_with, counts, options, plan_changes, problems_text, runtime, seconds,
 };
 use super::{Failure, exit, load, print, render_lab, say};
 use crate::{BootstrapArgs, Cli, Output};
+
+/// Where k3s writes its admin kubeconfig, under the node's root.
+const K3S_KUBECONFIG: &str = "etc/rancher/k3s/k3s.yaml";
+
+/// The kubeconfig bootstrap uses: `--kubeconfig` (or `KUBECONFIG`); else k3s's own under
+/// `root`, when k3s has written it (as `k3s kubectl` does), said on stderr; else kube's
+/// defaults (`~/.kube/config`, in-cluster).
+fn kubeconfig(cli: &Cli, root: &Path, text: bool) -> Option<PathBuf> {
+    if cli.kubeconfig.is_some() {
+        return cli.kubeconfig.clone();
+    }
+    let k3s = root.join(K3S_KUBECONFIG);
+    if !k3s.is_file() {
+        return None;
+    }
+    if text {
+        say!("using k3s's kubeconfig {} (--kubeconfig or KUBECONFIG to choose another)", k3s.display());
+    }
+    Some(k3s)
+}
 
 /// `seclab bootstrap`.
 pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
     let lab = load(cli)?;
     let rendered = render_lab(cli, &lab)?;
     let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
-    let files = node::plan(&rendered.node_files, &root).map_err(Failure::of)?;
-    let dnsmasq = rendered.node_files.iter().find(|f| f.name == "dnsmasq.conf").map(|f| router_lines(&f.content));
     let text = cli.output == Output::Text;
+    let kubeconfig = kubeconfig(cli, &root, text);
+    let mut files = node::plan(&rendered.node_files, &root).map_err(Failure::of)?;
+    if !args.no_service {
+        let unit = watch_service(cli, &lab, &rendered, kubeconfig.as_deref(), &root)?.unit();
+        let purpose = "the systemd service that runs `seclab watch` on the lab";
+        files.push(node::plan_whole(&root, service::UNIT_PATH, purpose, "seclab-watch", unit).map_err(Failure::of)?);
+    }
+    let dnsmasq = rendered.node_files.iter().find(|f| f.name == "dnsmasq.conf").map(|f| router_lines(&f.content));
     runtime()?.block_on(async {
+        // A dry run shows what it can compute offline even when a manifest cannot be fetched
+        // or the cluster cannot be reached, and then names what it could not check.
+        let mut unchecked = Vec::new();
         let mut manifests = Vec::new();
         for operator in &lab.spec().operators {
-            manifests.push(operators::load(&lab, operator).await.map_err(Failure::of)?);
+            match operators::load(&lab, operator).await {
+                Ok(manifest) => manifests.push(manifest),
+                Err(error) if args.dry_run => {
+                    // The error names the operator; its hint goes on the same line.
+                    unchecked.push(seclab::causes::one_line(&error).replace('\n', "; "));
+                }
+                Err(error) => return Err(Failure::of(error)),
+            }
         }
         if !args.dry_run {
             node::check_writable(&files).map_err(Failure::of)?;
         }
-        let cluster = connect(cli, &lab).await?;
         let never = CancellationToken::new();
         let options = options(&args.apply.change);
-        let mut operator_plans = Vec::new();
-        for manifest in &manifests {
-            let plan = operators::plan(&cluster, &lab, manifest, options, &never).await.map_err(Failure::of)?;
-            operator_plans.push(plan);
-        }
-        let lab_plan = plan_lab(&cluster, &lab, rendered.clone(), &manifests, options, &never).await?;
+        let planned = async {
+            let cluster = connect_with(cli, &lab, kubeconfig.as_deref()).await?;
+            let mut operator_plans = Vec::new();
+            for manifest in &manifests {
+                let plan = operators::plan(&cluster, &lab, manifest, options, &never).await.map_err(Failure::of)?;
+                operator_plans.push(plan);
+            }
+            let lab_plan = plan_lab(&cluster, &lab, rendered.clone(), &manifests, options, &never).await?;
+            Ok::<_, Failure>((cluster, operator_plans, lab_plan))
+        };
+        let planned = if unchecked.is_empty() {
+            planned.await
+        } else {
+            drop(planned);
+            Err(Failure::error("not tried"))
+        };
+        let (cluster, operator_plans, lab_plan) = match planned {
+            Ok(planned) => planned,
+            Err(failure) if args.dry_run => {
+                if unchecked.is_empty() {
+                    unchecked.push(format!("the cluster: {}", reason(&failure)));
+                } else {
+                    unchecked.push("the cluster: not compared while an operator's manifest is missing".into());
+                }
+                return Err(offline(&lab, &rendered, &files, &root, dnsmasq.as_deref(), &manifests, &unchecked, text));
+            }
+            Err(failure) => return Err(failure),
+        };
 
         if text {
             print(&preview(&files, &root, dnsmasq.as_deref(), &manifests, &operator_plans, &lab_plan))?;
@@ -101,7 +159,11 @@ pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
         let changed = files.iter().any(|f| f.changes())
             || operator_outcomes.iter().any(|o| o.changed() > 0)
             || outcome.changed() > 0;
-        let next = next_steps(cli, &lab, &files, dnsmasq.as_deref());
+        let service = start_service(&files, &root, text)?;
+        let mut next = next_steps(cli, &lab, &files, dnsmasq.as_deref());
+        if let Some(note) = &service {
+            next.push(format!("  {note}"));
+        }
         if text {
             let mut out = if changed {
                 format!("Bootstrapped lab {}: all {objects} objects are ready ({}).", lab.name(), seconds(ready_in))
@@ -122,10 +184,64 @@ pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
                 .map(|(m, outcome)| json!({ "name": m.name, "source": m.source, "sha256": m.sha256, "outcome": outcome }))
                 .collect();
             let document = json!({ "lab": lab.name(), "dryRun": false, "changed": changed, "nodeFiles": files_json(&files),
-                "router": dnsmasq, "operators": operators, "outcome": outcome, "ready": true, "next": next });
+                "router": dnsmasq, "operators": operators, "outcome": outcome, "ready": true, "service": service,
+                "next": next });
             print(&document.to_string())
         }
     })
+}
+
+/// What a failure says, on one line without its `error: ` prefix.
+fn reason(failure: &Failure) -> String {
+    let lines: Vec<&str> = failure
+        .text
+        .lines()
+        .map(|l| l.trim_start_matches("error: ").trim_start().trim_start_matches("caused by: "))
+        .collect();
+    lines.join(": ")
+}
+
+/// A dry run that could not check everything: the node files and the lab's objects as far as
+/// they are known offline, what could not be checked, and exit 1.
+#[allow(clippy::too_many_arguments)]
+fn offline(
+    lab: &Lab,
+    rendered: &Rendered,
+    files: &[NodeFileChange],
+    root: &Path,
+    router: Option<&str>,
+    manifests: &[OperatorManifest],
+    unchecked: &[String],
+    text: bool,
+) -> Failure {
+    let objects: Vec<String> = rendered.objects.iter().map(|o| o.key.to_string()).collect();
+    if text {
+        let mut out = node_files_text(files, root, router);
+        for manifest in manifests {
+            out.push_str(&format!(
+                "Operator {} ({}, sha256 {}): not compared with the cluster.\n",
+                manifest.name, manifest.source, manifest.sha256
+            ));
+        }
+        out.push_str(&format!("Lab {}: {} objects, not compared with the cluster:\n", lab.name(), objects.len()));
+        for object in &objects {
+            out.push_str(&format!("  {object}\n"));
+        }
+        out.push_str("Could not check:\n");
+        for item in unchecked {
+            out.push_str(&format!("  - {item}\n"));
+        }
+        out.push_str("Dry run: nothing was changed.");
+        // Shown before the error, which names the count.
+        let _ = print(&out);
+    }
+    let error = format!("the dry run could not check {} thing(s); fix them and run it again", unchecked.len());
+    Failure {
+        code: exit::ERROR,
+        text: format!("error: {error}"),
+        json: json!({ "lab": lab.name(), "dryRun": true, "error": error, "nodeFiles": files_json(files),
+            "router": router, "objects": objects, "unchecked": unchecked }),
+    }
 }
 
 /// The lab's plan before anything is applied: kinds the operators define count as served.
@@ -143,15 +259,8 @@ async fn plan_lab(
     plan::plan_desired(cluster, desired, inventory, &base_dir(lab), options, cancel).await.map_err(Failure::of)
 }
 
-/// What bootstrap will do, before it does anything.
-fn preview(
-    files: &[NodeFileChange],
-    root: &Path,
-    router: Option<&str>,
-    manifests: &[OperatorManifest],
-    operator_plans: &[Plan],
-    lab_plan: &Plan,
-) -> String {
+/// The node files with their diffs, and the router's line.
+fn node_files_text(files: &[NodeFileChange], root: &Path, router: Option<&str>) -> String {
     let mut out = String::new();
     let under = if root == Path::new("/") { String::new() } else { format!(" (under {})", root.display()) };
     out.push_str(&format!("Node files{under}:\n"));
@@ -174,6 +283,19 @@ fn preview(
         out.push_str("Router: seclab cannot reach it; add to its dnsmasq configuration:\n");
         out.push_str(&format!("    {}\n", lines.replace('\n', "\n    ")));
     }
+    out
+}
+
+/// What bootstrap will do, before it does anything.
+fn preview(
+    files: &[NodeFileChange],
+    root: &Path,
+    router: Option<&str>,
+    manifests: &[OperatorManifest],
+    operator_plans: &[Plan],
+    lab_plan: &Plan,
+) -> String {
+    let mut out = node_files_text(files, root, router);
     for (manifest, plan) in manifests.iter().zip(operator_plans) {
         out.push_str(&format!(
             "Operator {} ({}, sha256 {}): {}.\n",
@@ -282,7 +404,8 @@ async fn apply_lab(
 fn next_steps(cli: &Cli, lab: &Lab, files: &[NodeFileChange], router: Option<&str>) -> Vec<String> {
     let spec = lab.spec();
     let mut next = Vec::new();
-    for file in files.iter().filter(|f| f.changes()) {
+    // The service is started by bootstrap itself (or its note says how).
+    for file in files.iter().filter(|f| f.changes() && f.install_path != service::UNIT_PATH) {
         next.push(format!(
             "  restart {} so that it reads {}:  sudo systemctl restart {}",
             file.restart, file.install_path, file.restart
@@ -309,6 +432,79 @@ fn next_steps(cli: &Cli, lab: &Lab, files: &[NodeFileChange], router: Option<&st
         };
         next.push(format!("  scan database: {database}; see it with `seclab scan status`"));
     }
-    next.push(format!("  keep the lab true, ingest scans as they land:  seclab watch --file {}", cli.file.display()));
+    if !files.iter().any(|f| f.install_path == service::UNIT_PATH) {
+        next.push(format!(
+            "  keep the lab true, ingest scans as they land:  seclab watch --file {}",
+            cli.file.display()
+        ));
+    }
     next
+}
+
+/// The service that runs `seclab watch` on the lab: this binary, the file and the kubeconfig
+/// bootstrap used (k3s's at its path on the node), the scan directory and database writable.
+fn watch_service(
+    cli: &Cli,
+    lab: &Lab,
+    rendered: &Rendered,
+    kubeconfig: Option<&Path>,
+    root: &Path,
+) -> Result<service::Service, Failure> {
+    let absolute = |path: &Path| std::path::absolute(path).map_err(Failure::of);
+    let binary = std::env::current_exe().and_then(|p| p.canonicalize()).map_err(Failure::of)?;
+    let kubeconfig = match kubeconfig {
+        Some(path) if path == root.join(K3S_KUBECONFIG) => Some(Path::new("/").join(K3S_KUBECONFIG)),
+        Some(path) => Some(absolute(path)?),
+        None => None,
+    };
+    let mut writable = vec![absolute(&scan_directory(lab))?];
+    if lab.spec().scan_database.url.is_none() {
+        let database = absolute(&base_dir(lab).join(&lab.spec().scan_database.path))?;
+        writable.extend(database.parent().map(Path::to_path_buf));
+    }
+    Ok(service::Service {
+        lab: lab.name().to_owned(),
+        binary,
+        file: absolute(&cli.file)?,
+        kubeconfig,
+        templates: cli.templates.as_deref().map(absolute).transpose()?,
+        writable,
+        objects: rendered.objects.len() + rendered.secrets.len(),
+    })
+}
+
+/// Starts the service when bootstrap wrote it on this node and systemd runs here (again when
+/// its unit changed); else says how to. `None` without a service.
+fn start_service(files: &[NodeFileChange], root: &Path, text: bool) -> Result<Option<String>, Failure> {
+    let Some(unit) = files.iter().find(|f| f.install_path == service::UNIT_PATH) else { return Ok(None) };
+    let name = service::UNIT;
+    if root != Path::new("/") {
+        return Ok(Some(format!("the service is written under {}; nothing was started", root.display())));
+    }
+    if !Path::new("/run/systemd/system").is_dir() {
+        return Ok(Some(format!("systemd is not running here: start the service with  systemctl enable --now {name}")));
+    }
+    let systemctl = |args: &[&str]| -> Result<(), Failure> {
+        let output = std::process::Command::new("systemctl").args(args).output().map_err(Failure::of)?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let said = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        Err(Failure::error(format!(
+            "systemctl {} failed: {said}
+see: systemctl status {name}",
+            args.join(" ")
+        )))
+    };
+    if unit.changes() {
+        systemctl(&["daemon-reload"])?;
+        systemctl(&["enable", name])?;
+        systemctl(&["restart", name])?;
+        if text {
+            say!("started {name}");
+        }
+    } else {
+        systemctl(&["enable", "--now", name])?;
+    }
+    Ok(Some(format!("the lab keeps itself true:  systemctl status {name}  (its log: journalctl -u {name})")))
 }

@@ -39,6 +39,9 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
                         .map_or_else(|_| seconds.to_string(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
                 };
                 out.push_str(&format!("  subject      {}\n  issuer       {}\n", found.subject, found.issuer));
+                if !found.permitted_dns_names.is_empty() {
+                    out.push_str(&format!("  signs for    {}\n", found.permitted_dns_names.join(", ")));
+                }
                 if !found.dns_names.is_empty() {
                     out.push_str(&format!("  DNS names    {}\n", found.dns_names.join(", ")));
                 }

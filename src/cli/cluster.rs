@@ -1,6 +1,7 @@
 //! `plan`, `apply`, `status` and `destroy`: the lab against the cluster.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
@@ -25,8 +26,13 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 }
 
 pub(super) async fn connect(cli: &Cli, lab: &Lab) -> Result<Cluster, Failure> {
+    connect_with(cli, lab, cli.kubeconfig.as_deref()).await
+}
+
+/// Connects as [`connect`] does, with `kubeconfig` instead of the command line's.
+pub(super) async fn connect_with(cli: &Cli, lab: &Lab, kubeconfig: Option<&Path>) -> Result<Cluster, Failure> {
     let context = cli.context.as_deref().or(lab.spec().cluster.context.as_deref());
-    Cluster::connect(cli.kubeconfig.as_deref(), context).await.map_err(Failure::of)
+    Cluster::connect(kubeconfig, context).await.map_err(Failure::of)
 }
 
 pub(super) fn options(args: &ChangeArgs) -> Options {

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde_json::json;
 
+use seclab::cluster::rbac::{self, Subject};
 use seclab::config;
 use seclab::render::{self, Rendered};
 
@@ -72,21 +73,37 @@ pub fn validate(cli: &Cli) -> Result<(), Failure> {
 }
 
 /// `seclab render`.
-pub fn render(cli: &Cli, out: Option<&Path>, force: bool, rbac_for_seclab: bool) -> Result<(), Failure> {
+pub fn render(cli: &Cli, out: Option<&Path>, force: bool, rbac_for: Option<&Subject>) -> Result<(), Failure> {
     let lab = load(cli)?;
     let mut rendered = super::render_lab(cli, &lab)?;
     // In the order apply takes (Namespaces and CRDs first), so that
     // `seclab render | kubectl apply -f -` works on an empty cluster.
     rendered.objects.sort_by_key(|object| seclab::cluster::order::stage(&object.key));
-    if rbac_for_seclab {
-        let role = seclab::cluster::rbac::cluster_role(&rendered.objects);
+    if let Some(subject) = rbac_for {
+        let of = rbac::Lab {
+            name: lab.name(),
+            home: &lab.spec().cluster.namespace,
+            objects: &rendered.objects,
+            secret_namespaces: rendered.secrets.iter().map(|s| s.namespace.as_str()).collect(),
+        };
+        let objects = rbac::permissions(&of, subject);
         return match cli.output {
-            Output::Json => print(&role.to_string()),
-            Output::Text => print(&format!(
-                "# The ClusterRole seclab needs to apply lab {}; bind it to the user or\n# ServiceAccount that runs seclab with a ClusterRoleBinding.\n---\n{}",
-                lab.name(),
-                render::to_yaml(&role)
-            )),
+            Output::Json => print(&json!({ "apiVersion": "v1", "kind": "List", "items": objects }).to_string()),
+            Output::Text => {
+                let mut text = format!(
+                    "# What seclab needs to apply lab {} as {subject}: the lab's Namespaces, a ClusterRole\n\
+                     # for its cluster-scoped objects (by name), a Role in each of its namespaces.\n\
+                     # Apply as a cluster admin: seclab render --rbac-for-seclab | kubectl apply --server-side -f -\n\
+                     # Again before an apply that adds a namespace or cluster-scoped object, and after one\n\
+                     # that removes them (seclab deletes only what its rules still name).\n",
+                    lab.name()
+                );
+                for object in &objects {
+                    text.push_str("---\n");
+                    text.push_str(&render::to_yaml(object));
+                }
+                print(text.trim_end())
+            }
         };
     }
     if let Some(dir) = out {

@@ -34,6 +34,10 @@ use crate::render::ObjectKey;
 /// The field manager of every server-side apply seclab sends.
 pub const FIELD_MANAGER: &str = "seclab";
 
+/// What a refused request needs: the permissions `render --rbac-for-seclab` prints.
+const FORBIDDEN_HINT: &str = "; seclab's permissions for this lab come from `seclab render --rbac-for-seclab`: \
+     a cluster admin applies them (again after the lab gained a namespace or cluster-scoped object)";
+
 /// The `User-Agent` of seclab's requests.
 const USER_AGENT: &str = concat!("seclab/", env!("CARGO_PKG_VERSION"));
 
@@ -106,8 +110,13 @@ pub enum ClusterError {
     #[error("{0}")]
     Timeout(String),
     /// The request did not reach the server or its answer could not be read.
-    #[error("cannot reach the API server")]
-    Transport(#[source] Cause),
+    #[error("cannot reach the API server {server}")]
+    Transport {
+        /// The server's URL, with the context and kubeconfig it came from.
+        server: String,
+        /// Why.
+        source: Cause,
+    },
     /// An answer seclab cannot read, or a request it cannot build.
     #[error("{0}")]
     Client(String),
@@ -143,7 +152,7 @@ impl ClusterError {
         matches!(self, Self::Api { code: 422, message, .. } if message.contains("immutable"))
     }
 
-    fn from_kube(error: kube::Error) -> Self {
+    fn from_kube(error: kube::Error, server: &str) -> Self {
         match error {
             kube::Error::Api(status) => {
                 let conflicts = status
@@ -161,9 +170,13 @@ impl ClusterError {
                         field: cause.field.clone(),
                     })
                     .collect();
-                Self::Api { code: status.code, reason: status.reason, message: status.message, conflicts }
+                let mut message = status.message;
+                if status.code == 403 {
+                    message.push_str(FORBIDDEN_HINT);
+                }
+                Self::Api { code: status.code, reason: status.reason, message, conflicts }
             }
-            other => Self::Transport(Box::new(other)),
+            other => Self::Transport { server: server.to_owned(), source: Box::new(other) },
         }
     }
 }
@@ -172,6 +185,8 @@ impl ClusterError {
 pub struct Cluster {
     client: kube::Client,
     kinds: Mutex<HashMap<(String, String), Kind>>,
+    /// The server's URL, with the context and kubeconfig it came from, for errors.
+    server: String,
 }
 
 impl Cluster {
@@ -190,12 +205,15 @@ impl Cluster {
     ) -> Result<Self, ClusterError> {
         let options = kube::config::KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
         let unusable = |source: Cause| ClusterError::Config { context: "cannot use the kubeconfig".into(), source };
+        let mut origin = String::new();
         let mut config = match kubeconfig {
             Some(path) => {
                 let file = kube::config::Kubeconfig::read_from(path).map_err(|e| ClusterError::Config {
                     context: format!("cannot read the kubeconfig {}", path.display()),
                     source: Box::new(e),
                 })?;
+                let used = context.map(str::to_owned).or_else(|| file.current_context.clone()).unwrap_or_default();
+                origin = format!(" (context {used} of {})", path.display());
                 kube::Config::from_custom_kubeconfig(file, &options).await.map_err(|e| unusable(Box::new(e)))
             }
             None if context.is_some() => {
@@ -203,6 +221,10 @@ impl Cluster {
             }
             None => kube::Config::infer().await.map_err(|e| unusable(Box::new(e))),
         }?;
+        if origin.is_empty() {
+            origin = context.map(|used| format!(" (context {used})")).unwrap_or_default();
+        }
+        let server = format!("{}{origin}", config.cluster_url);
         // Names seclab in the API server's audit log.
         config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)));
         let builder = client::builder(config).map_err(|e| unusable(Box::new(e)))?;
@@ -210,7 +232,7 @@ impl Cluster {
             Some(observer) => builder.with_layer(&requests::CountRequests(observer)).build(),
             None => builder.build(),
         };
-        Ok(Self { client, kinds: Mutex::new(HashMap::new()) })
+        Ok(Self { client, kinds: Mutex::new(HashMap::new()), server })
     }
 
     /// Resolves a kind through discovery (one request per API group version, cached).
@@ -224,7 +246,7 @@ impl Cluster {
         let group = match oneshot::pinned_group(&self.client, &gv).await {
             Ok(group) => group,
             Err(kube::Error::Api(status)) if status.code == 404 => return Err(unknown()),
-            Err(other) => return Err(ClusterError::from_kube(other)),
+            Err(other) => return Err(self.error(other)),
         };
         let mut kinds = self.kinds.lock().expect("kinds lock");
         for (resource, capabilities) in group.versioned_resources(&gv.version) {
@@ -232,6 +254,11 @@ impl Cluster {
             kinds.insert((api_version.to_owned(), resource.kind.clone()), Kind { resource, namespaced });
         }
         kinds.get(&cache_key).cloned().ok_or_else(unknown)
+    }
+
+    /// A kube-rs error as seclab reports it, naming this server when it was not reached.
+    fn error(&self, error: kube::Error) -> ClusterError {
+        ClusterError::from_kube(error, &self.server)
     }
 
     /// The underlying kube-rs client, for the libraries that take one (leader election).
@@ -273,7 +300,7 @@ impl Cluster {
     /// ([`Cluster::read_list`]) while more arrive.
     pub async fn list_body(&self, kind: &Kind, namespace: Option<&str>) -> Result<String, ClusterError> {
         let request = self.request(kind, namespace).list(&ListParams::default()).map_err(invalid_request)?;
-        self.client.request_text(request).await.map_err(ClusterError::from_kube)
+        self.client.request_text(request).await.map_err(|e| self.error(e))
     }
 
     /// Reads a LIST body of `kind` as [`Cluster::list`] does.
@@ -289,7 +316,7 @@ impl Cluster {
         match self.client.request::<Value>(request).await {
             Ok(object) => Ok(Some(object)),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
-            Err(other) => Err(ClusterError::from_kube(other)),
+            Err(other) => Err(self.error(other)),
         }
     }
 
@@ -302,7 +329,7 @@ impl Cluster {
             .patch_metadata(name, &apply_params(force, false), &Patch::Apply(manifest))
             .await
             .map(drop)
-            .map_err(ClusterError::from_kube)
+            .map_err(|e| self.error(e))
     }
 
     /// The object `manifest` would become with a server-side apply (a dry run: nothing is
@@ -313,7 +340,7 @@ impl Cluster {
             .request(kind, namespace)
             .patch(name, &apply_params(force, true), &Patch::Apply(manifest))
             .map_err(invalid_request)?;
-        self.client.request(request).await.map_err(ClusterError::from_kube)
+        self.client.request(request).await.map_err(|e| self.error(e))
     }
 
     /// Deletes an object in the background; a missing object is not an error.
@@ -322,7 +349,7 @@ impl Cluster {
         match self.api(kind, key.namespace.as_deref()).delete(&key.name, &params).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(other) => Err(ClusterError::from_kube(other)),
+            Err(other) => Err(self.error(other)),
         }
     }
 
@@ -363,7 +390,7 @@ impl Cluster {
         let gone = |object: Option<&DynamicObject>| object.is_none();
         match tokio::time::timeout(timeout, await_condition(api, &key.name, gone)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(ClusterError::Transport(Box::new(error))),
+            Ok(Err(error)) => Err(ClusterError::Transport { server: self.server.clone(), source: Box::new(error) }),
             Err(_) => Err(ClusterError::Timeout(format!(
                 "it was still being deleted after {}s (a finalizer may hold it); apply again once it is gone",
                 timeout.as_secs()
@@ -379,7 +406,7 @@ impl Cluster {
         self.forget_kinds();
         match result {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(ClusterError::Transport(Box::new(error))),
+            Ok(Err(error)) => Err(ClusterError::Transport { server: self.server.clone(), source: Box::new(error) }),
             Err(_) => Err(ClusterError::Timeout(format!(
                 "CustomResourceDefinition {name} was not established after {}s",
                 timeout.as_secs()

@@ -472,7 +472,7 @@ pub async fn confirm(
     })
     .await?;
     for (index, result) in dry_runs {
-        if let Err(unanswered @ (ClusterError::Transport(_) | ClusterError::Timeout(_))) = result {
+        if let Err(unanswered @ (ClusterError::Transport { .. } | ClusterError::Timeout(_))) = result {
             let object = &plan.steps[index].object;
             return Err(failed(format!("cannot dry-run {object}"))(unanswered));
         }

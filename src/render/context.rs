@@ -500,11 +500,29 @@ impl<'a> Builder<'a> {
         let renew_before = crate::config::fields::duration(&self.spec.certificates.renew_before)
             .unwrap_or(std::time::Duration::from_secs(30 * 86_400));
         let authority = format!("{}-ca-certs", es.name);
-        let mut requests = vec![("ca", CertificateRequest::authority(format!("{lab} {} CA", es.name), renew_before))];
+        // The CA signs for the Services' names only (its name constraints): each name without
+        // a wildcard covers itself and every name below it.
+        let mut subtrees: Vec<String> = Vec::new();
+        for name in leaves.iter().filter_map(|(_, service)| service.as_deref()).flat_map(service_names) {
+            let name = name.trim_start_matches("*.").to_owned();
+            if !subtrees.contains(&name) {
+                subtrees.push(name);
+            }
+        }
+        let mut ca = CertificateRequest::authority(format!("{lab} {} CA", es.name), renew_before);
+        ca.dns_names = subtrees.clone();
+        let mut requests = vec![("ca", ca)];
         for (purpose, service) in leaves {
             let mut request = match service {
                 Some(service) => CertificateRequest::server(&es.name, service_names(service), &authority, renew_before),
-                None => CertificateRequest::client("admin", &authority, renew_before),
+                // A DNS name within the CA's subtrees: without one, the JVM checks the common
+                // name `admin` against them as a DNS name and refuses the certificate (JDK,
+                // sun/security/x509/NameConstraintsExtension.java, verify(X509Certificate)).
+                None => {
+                    let mut admin = CertificateRequest::client("admin", &authority, renew_before);
+                    admin.dns_names = subtrees.last().map(|fqdn| vec![format!("admin.{fqdn}")]).unwrap_or_default();
+                    admin
+                }
             };
             request.key_format = key_format;
             requests.push((purpose, request));

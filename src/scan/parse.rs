@@ -12,6 +12,9 @@ use super::model::{
     Address, ExtraPorts, Host, Hostname, OsMatch, Port, RunInfo, RunStats, Scan, Script, Service, Times,
 };
 
+/// The first two bytes of a gzip stream (RFC 1952).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 /// Why a file is not a usable scan.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScanError {
@@ -59,7 +62,13 @@ pub struct ScanReader<R: BufRead> {
 
 impl<R: BufRead> ScanReader<R> {
     /// Starts reading; fails unless the document's root is `<nmaprun>`.
-    pub fn new(input: R) -> Result<Self, ScanError> {
+    pub fn new(mut input: R) -> Result<Self, ScanError> {
+        if input.fill_buf().map_err(|e| ScanError::Io(e.to_string()))?.starts_with(&GZIP_MAGIC) {
+            return Err(ScanError::NotNmap(
+                "it is gzip-compressed; decompress it first (gunzip FILE), seclab reads nmap's XML as nmap writes it"
+                    .into(),
+            ));
+        }
         let mut reader = Reader::from_reader(input);
         let config = reader.config_mut();
         config.check_end_names = true;
@@ -840,6 +849,8 @@ mod tests {
         );
         assert!(matches!(read_scan("<html></html>".as_bytes()).unwrap_err(), ScanError::NotNmap(_)));
         assert!(matches!(read_scan("".as_bytes()).unwrap_err(), ScanError::NotNmap(_)));
+        let gzip = read_scan([0x1f, 0x8b, 0x08, 0x00].as_slice()).unwrap_err();
+        assert!(gzip.to_string().contains("gzip-compressed"), "{gzip}");
         let broken = SCAN.replace("</ports>", "</port>");
         assert!(matches!(read_scan(broken.as_bytes()).unwrap_err(), ScanError::Malformed { .. }));
     }

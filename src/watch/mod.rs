@@ -298,7 +298,7 @@ async fn join_when_reachable(
                 shared.update(|view| view.unreachable = None);
                 return Ok(Some(election));
             }
-            Err(LeaseError::Namespace { source: source @ ClusterError::Transport(_), .. }) => {
+            Err(LeaseError::Namespace { source: source @ ClusterError::Transport { .. }, .. }) => {
                 let reason = crate::causes::one_line(&source);
                 let delay = backoff.next();
                 tracing::warn!(

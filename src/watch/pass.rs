@@ -89,7 +89,7 @@ impl PassError {
             Self::Sequence(SequenceError::Apply(ApplyError::Inventory { source, .. })) => source,
             _ => return None,
         };
-        matches!(cluster, ClusterError::Transport(_)).then(|| crate::causes::one_line(cluster))
+        matches!(cluster, ClusterError::Transport { .. }).then(|| crate::causes::one_line(cluster))
     }
 }
 

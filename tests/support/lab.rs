@@ -1,9 +1,10 @@
 //! A copy of an example lab under its own name and namespace, run against the test cluster,
 //! and what the tests read back from the cluster (objects by label, the audit log).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::Mutex;
 
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -16,6 +17,9 @@ pub const SECRET_ONE: &str = "first-db-password-7f3a";
 /// A second database password.
 pub const SECRET_TWO: &str = "second-db-password-91c2";
 
+/// An object by kind, namespace and name.
+type ObjectId = (String, Option<String>, String);
+
 /// A copy of an example under its own name and namespace, in a temporary directory.
 pub struct TestLab {
     pub dir: tempfile::TempDir,
@@ -24,6 +28,10 @@ pub struct TestLab {
     pub password: String,
     /// More environment variables for seclab.
     pub env: Vec<(String, String)>,
+    /// Whether runs grant the limited user the lab's permissions first (as an admin would).
+    pub grants: bool,
+    /// The permissions granted to the limited user so far, by kind, namespace and name.
+    granted: Mutex<BTreeMap<ObjectId, Value>>,
 }
 
 impl TestLab {
@@ -40,6 +48,8 @@ impl TestLab {
             kubeconfig: Cluster::get().limited_kubeconfig(),
             password: SECRET_ONE.to_owned(),
             env: Vec::new(),
+            grants: true,
+            granted: Mutex::default(),
         };
         lab.write(&spec);
         lab
@@ -53,8 +63,13 @@ impl TestLab {
         serde_yaml::from_str(&std::fs::read_to_string(self.file()).unwrap()).unwrap()
     }
 
+    /// Writes the lab file, after granting the limited user what it needs for it (a running
+    /// `watch` may read it at once).
     pub fn write(&self, spec: &Value) {
-        std::fs::write(self.file(), serde_yaml::to_string(spec).unwrap()).unwrap();
+        let next = self.dir.path().join("next.yaml");
+        std::fs::write(&next, serde_yaml::to_string(spec).unwrap()).unwrap();
+        self.grant(&next);
+        std::fs::rename(next, self.file()).unwrap();
     }
 
     /// A template file added or overridden for this lab only.
@@ -62,6 +77,78 @@ impl TestLab {
         let path = self.dir.path().join("templates").join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
+        self.grant(&self.file());
+    }
+
+    /// Grants the limited user what `seclab render --rbac-for-seclab` says the lab in `file`
+    /// needs, as an admin would, keeping what it was granted before (rules only grow: a
+    /// prune needs the rules that named the pruned object). The lab's Namespaces are applied
+    /// as it renders them now, so that a namespace it pruned stays gone. Nothing is granted
+    /// for a file that does not render: the run under test reports that.
+    pub fn grant(&self, file: &Path) {
+        if !self.grants {
+            return;
+        }
+        let mut command = assert_cmd::Command::cargo_bin("seclab").unwrap();
+        command.arg("--file").arg(file).args(["render", "--rbac-for-seclab", "--for-user", "seclab-limited"]);
+        command.args(["--output", "json"]).env_remove("SECLAB_TEMPLATES").env("NO_COLOR", "1");
+        command.env("BARBICAN_DB_PASSWORD", &self.password).env("OPENSEARCH_ADMIN_PASSWORD", &self.password);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let templates = self.dir.path().join("templates");
+        if templates.is_dir() {
+            command.arg("--templates").arg(templates);
+        }
+        let output = command.output().unwrap();
+        let Ok(list) = serde_json::from_slice::<Value>(&output.stdout) else { return };
+        let mut granted = self.granted.lock().unwrap();
+        let mut apply = Vec::new();
+        for mut object in list["items"].as_array().cloned().unwrap_or_default() {
+            let kind = object["kind"].as_str().unwrap().to_owned();
+            if kind == "Namespace" {
+                apply.push(object);
+                continue;
+            }
+            let metadata = &object["metadata"];
+            let key = (
+                kind,
+                metadata["namespace"].as_str().map(str::to_owned),
+                metadata["name"].as_str().unwrap().to_owned(),
+            );
+            if let Some(before) = granted.get(&key) {
+                let mut rules = before["rules"].as_array().cloned().unwrap_or_default();
+                for rule in object["rules"].as_array().cloned().unwrap_or_default() {
+                    if !rules.contains(&rule) {
+                        rules.push(rule);
+                    }
+                }
+                if object.get("rules").is_some() {
+                    object["rules"] = Value::Array(rules);
+                }
+            }
+            granted.insert(key, object);
+        }
+        apply.extend(granted.values().cloned());
+        let cluster = Cluster::get();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let client = cluster.client(&cluster.admin_kubeconfig()).await;
+                    let params = kube::api::PatchParams::apply("seclab-test-admin").force();
+                    for object in &apply {
+                        let (api_version, kind) =
+                            (object["apiVersion"].as_str().unwrap(), object["kind"].as_str().unwrap());
+                        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+                        let api = api(&client, group, version, kind, object["metadata"]["namespace"].as_str());
+                        let name = object["metadata"]["name"].as_str().unwrap();
+                        // A Role in a namespace the lab pruned cannot be applied, nor needed.
+                        if let Err(error) = api.patch(name, &params, &kube::api::Patch::Apply(object)).await {
+                            eprintln!("test harness: cannot grant {kind} {name}: {error}");
+                        }
+                    }
+                });
+            });
+        });
     }
 
     pub fn remove_template(&self, name: &str) {
@@ -69,6 +156,7 @@ impl TestLab {
     }
 
     pub fn seclab(&self, args: &[&str]) -> Output {
+        self.grant(&self.file());
         let templates = self.dir.path().join("templates");
         let mut command = assert_cmd::Command::cargo_bin("seclab").unwrap();
         command

@@ -18,6 +18,7 @@ pub struct Watch {
 impl Watch {
     /// Starts `seclab watch` on `lab` with `args`, and waits until its endpoints answer.
     pub fn start(lab: &TestLab, args: &[&str], env: &[(&str, &str)]) -> Self {
+        lab.grant(&lab.file());
         let mut command = Command::new(assert_cmd::cargo::cargo_bin("seclab"));
         command
             .arg("--file")
