@@ -59,6 +59,49 @@ tenants:
     insta::assert_snapshot!(stderr);
 }
 
+/// Five independent mistakes, three of them of type (which serde alone stops at, one by one):
+/// one run reports them all, in the file's words, and the count is the real count.
+#[test]
+fn type_errors_are_collected_with_the_semantic_ones_and_counted() {
+    let stderr = invalid(
+        r#"elasticsearch:
+  nodes: "3"
+storage:
+  volumes:
+    - { name: data, hostPath: /srv/data, size: 10 GB }
+tenants:
+  - name: barbican
+    replicas: two
+    volumes:
+      - { volume: logs, mountPath: /srv/logs }
+    scans:
+      - name: dmz
+        targets: 198.51.100.0/28
+        schedule: "0 2 * * *"
+"#,
+    );
+    for expected in [
+        "seclab.yaml:6:10",
+        "expected a whole number, found the text \"3\"",
+        "write the number without quotes: `3`",
+        "seclab.yaml:12:15",
+        "expected a whole number, found the text \"two\"",
+        "seclab.yaml:17:18",
+        "expected a list, found the text \"198.51.100.0/28\"",
+        "write a list, even of one: `[198.51.100.0/28]`",
+        "seclab.yaml:9:",
+        "10 GB",
+        "storage volume `logs`, which is not declared",
+        "has 5 problems; nothing was changed",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+    for rust in ["expected u", "expected struct", "invalid type", "out of bounds"] {
+        assert!(!stderr.contains(rust), "Rust's words {rust:?} in:\n{stderr}");
+    }
+    insta::assert_snapshot!(stderr);
+}
+
 #[test]
 fn json_output_lists_every_error_with_its_position() {
     let dir = lab_dir(&format!("{HEADER}cortex:\n  replica: 2\nwatch:\n  listen: nowhere\n"));
@@ -74,6 +117,15 @@ fn each_error_message() {
     let cases: &[(&str, &str)] = &[
         ("syntax", "cluster:\n  domain: \"unterminated\n"),
         ("wrong_type", "cortex:\n  replicas: many\n"),
+        (
+            "unquoted_cron_star",
+            "tenants:\n  - name: site\n    scans:\n      - name: dmz\n        targets: [127.0.0.1]\n        schedule: * * * * *\n",
+        ),
+        ("tab_indent", "cluster:\n\tdomain: lab.test\n"),
+        (
+            "anchor_keeps_locations",
+            "x-site: &site\n  replicas: many\ntenants:\n  - name: a\n    <<: *site\n  - name: B\n",
+        ),
         ("unknown_top_level_field", "tennants: []\n"),
         ("unknown_field_without_close_match", "registry:\n  colour: blue\n"),
         ("bad_name", "tenants:\n  - name: Barbican\n"),

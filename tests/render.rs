@@ -654,3 +654,36 @@ fn the_readme_shows_the_permissions_the_home_lab_needs() {
     let printed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(Value::Array(shown), printed["items"], "update the README's Permissions from this command");
 }
+
+/// An `env:` or `file:` secret that cannot be read here: a warning for `validate` (it may run
+/// where the secrets are not), an error naming each one before anything is done for the
+/// commands that use them, the scan commands that only read the database excepted.
+#[test]
+fn a_secret_that_cannot_be_read_here_warns_in_validate_and_stops_plan_and_ingest() {
+    let dir = lab_dir(
+        "apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: lab\n\
+         tenants:\n  - name: site\n    database: { password: \"env:SECLAB_TEST_NEVER_SET\" }\n\
+         alerts:\n  routes:\n    - name: hook\n      webhook: { url: \"https://hooks.example.org/x\", secret: \"file:hook.secret\" }\n",
+    );
+    let (code, out, err) = run(dir.path(), &["validate"]);
+    assert_eq!(code, 0, "{err}");
+    for expected in [
+        "warning: tenants[0].database.password: `env:SECLAB_TEST_NEVER_SET`: the environment variable SECLAB_TEST_NEVER_SET is not set",
+        "warning: alerts.routes[0].webhook.secret: `file:hook.secret`: cannot read",
+    ] {
+        assert!(out.contains(expected), "{expected:?} in {out}");
+    }
+    // Each command stops on the secrets it reads: apply not on the alerts', ingest on them.
+    for (args, named) in [
+        (&["plan"][..], "SECLAB_TEST_NEVER_SET"),
+        (&["scan", "ingest"], "hook.secret"),
+        (&["scan", "deliver"], "hook.secret"),
+    ] {
+        let (code, _, err) = run(dir.path(), args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: 1 secret(s) of seclab.yaml cannot be read here; nothing was changed"), "{err}");
+        assert!(err.contains(named), "{args:?}: {err}");
+    }
+    let (code, _, err) = run(dir.path(), &["scan", "status"]);
+    assert_eq!(code, 0, "reading the database needs no alert secret: {err}");
+}

@@ -250,6 +250,9 @@ fn scenario(database_url: Option<String>) {
     let (code, _, stderr) = lab.seclab(&["scan", "diff", "--group", "site/lab", "1", &failed]);
     assert_eq!(code, 2, "a rejected scan is not compared: {stderr}");
     assert!(stderr.contains("was rejected (incomplete scan"), "{stderr}");
+    let (code, _, stderr) = lab.seclab(&["scan", "diff", "--group", "site/lab", &failed]);
+    assert_eq!(code, 2, "one id, of a rejected scan, says so too: {stderr}");
+    assert!(stderr.contains(&format!("scan {failed} of site/lab was rejected (incomplete scan")), "{stderr}");
     let (_, history, _) = lab.seclab(&["scan", "history", "site/lab"]);
     assert!(history.lines().nth(1).unwrap().contains("failed: incomplete scan"), "{history}");
 

@@ -206,9 +206,9 @@ fn off_loopback_the_endpoints_need_a_token() {
     let mut spec = lab.spec();
     spec["watch"]["token"] = json!("env:SECLAB_WATCH_TOKEN");
     lab.write(&spec);
-    lab.env = vec![("SECLAB_WATCH_TOKEN".into(), "short".into())];
+    lab.env.push(("SECLAB_WATCH_TOKEN".into(), "short".into()));
     let output = lab.seclab(&["watch", "--listen", "0.0.0.0:0"]);
-    lab.env.clear();
+    lab.env.pop();
     let text = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("watch.token: it is 5 characters long; use at least 16"), "{text}");

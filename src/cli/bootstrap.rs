@@ -25,7 +25,7 @@ use seclab::render::Rendered;
 use super::cluster::{
     Progress, apply_failure, ask, connect_with, counts, options, plan_changes, problems_text, runtime, seconds,
 };
-use super::{Failure, exit, load, print, render_lab, say};
+use super::{Failure, Secrets, exit, load_with_secrets, print, render_lab, say};
 use crate::{BootstrapArgs, Cli, Output};
 
 /// Where k3s writes its admin kubeconfig, under the node's root.
@@ -50,7 +50,7 @@ fn kubeconfig(cli: &Cli, root: &Path, text: bool) -> Option<PathBuf> {
 
 /// `seclab bootstrap`.
 pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
-    let lab = load(cli)?;
+    let lab = load_with_secrets(cli, Secrets::Apply)?;
     let rendered = render_lab(cli, &lab)?;
     let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
     let text = cli.output == Output::Text;

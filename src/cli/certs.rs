@@ -7,7 +7,7 @@ use serde_json::json;
 use seclab::reconcile::certificates;
 
 use super::cluster::{apply_rendered, connect, runtime};
-use super::{Failure, load, print, render_lab};
+use super::{Failure, Secrets, load, load_with_secrets, print, render_lab};
 use crate::{ApplyArgs, Cli, Output};
 
 /// `seclab certs status`: each certificate, its dates and whether it is due; never a key.
@@ -64,7 +64,7 @@ pub fn status(cli: &Cli) -> Result<(), Failure> {
 
 /// `seclab certs rotate`: issue certificates again now, then apply the lab as `apply` does.
 pub fn rotate(cli: &Cli, names: &[String], authorities: bool, args: &ApplyArgs) -> Result<(), Failure> {
-    let lab = load(cli)?;
+    let lab = load_with_secrets(cli, Secrets::Apply)?;
     let mut rendered = render_lab(cli, &lab)?;
     let marked = certificates::rotate(&mut rendered.secrets, names, authorities).map_err(Failure::error)?;
     if cli.output == Output::Text {

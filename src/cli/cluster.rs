@@ -18,7 +18,7 @@ use seclab::reconcile::wait::ObjectState;
 use seclab::reconcile::{certificates, destroy, status as lab_status, tenant_databases};
 use seclab::render::Rendered;
 
-use super::{Failure, exit, load, print, render_lab, say};
+use super::{Failure, Secrets, exit, load, load_with_secrets, print, render_lab, say};
 use crate::{ApplyArgs, ChangeArgs, Cli, Output};
 
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -92,7 +92,7 @@ fn render_reading_ahead(
 
 /// `seclab plan`.
 pub fn plan(cli: &Cli, args: &ChangeArgs, detailed_exitcode: bool) -> Result<(), Failure> {
-    let lab = load(cli)?;
+    let lab = load_with_secrets(cli, Secrets::Apply)?;
     let runtime = runtime()?;
     let Read { rendered, cluster, ahead } = render_reading_ahead(cli, &lab, &runtime, || render_lab(cli, &lab))?;
     runtime.block_on(async {
@@ -246,7 +246,7 @@ pub(super) fn plan_changes(plan: &Plan) -> String {
 
 /// `seclab apply`.
 pub fn apply(cli: &Cli, args: &ApplyArgs, wait: bool, timeout: Duration) -> Result<(), Failure> {
-    let lab = load(cli)?;
+    let lab = load_with_secrets(cli, Secrets::Apply)?;
     let runtime = runtime()?;
     let read = render_reading_ahead(cli, &lab, &runtime, || render_lab(cli, &lab))?;
     apply_read(cli, &lab, &runtime, read, args, wait, timeout)

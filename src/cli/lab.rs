@@ -52,6 +52,7 @@ pub fn validate(cli: &Cli) -> Result<(), Failure> {
                 "scanGroups": groups,
                 "errors": [],
                 "notes": lab.notes(),
+                "warnings": lab.unresolved_secrets(),
             })
             .to_string(),
         ),
@@ -66,6 +67,10 @@ pub fn validate(cli: &Cli) -> Result<(), Failure> {
             );
             for note in lab.notes() {
                 text.push_str(&format!("\nnote: {note}"));
+            }
+            // Not errors here: the file may be checked where its secrets are not.
+            for warning in lab.unresolved_secrets() {
+                text.push_str(&format!("\nwarning: {warning}; plan, apply, watch and the scan commands stop on it"));
             }
             print(&text)
         }

@@ -107,6 +107,42 @@ pub fn load(cli: &Cli) -> Result<Lab, Failure> {
     })
 }
 
+/// The sections of the file whose secrets a command reads here.
+#[derive(Debug, Clone, Copy)]
+pub enum Secrets {
+    /// What applying the lab reads: all but the alerts' and `watch`'s own.
+    Apply,
+    /// The scan database's and the alerts': `scan ingest`, `run`, `deliver`.
+    Scans,
+    /// Every one: `watch` applies, ingests and delivers.
+    All,
+}
+
+/// Loads the lab for a command that reads its `env:` and `file:` secrets (those of `secrets`):
+/// every one that cannot be read here fails it before anything is written.
+pub fn load_with_secrets(cli: &Cli, secrets: Secrets) -> Result<Lab, Failure> {
+    let lab = load(cli)?;
+    let unresolved = lab.unresolved_secrets_of(|section| match secrets {
+        Secrets::Apply => !matches!(section, "alerts" | "watch"),
+        Secrets::Scans => matches!(section, "alerts" | "scanDatabase"),
+        Secrets::All => true,
+    });
+    if unresolved.is_empty() {
+        return Ok(lab);
+    }
+    let text = format!(
+        "error: {} secret(s) of {} cannot be read here; nothing was changed:\n{}\nset the variables or create the files, then run again",
+        unresolved.len(),
+        cli.file.display(),
+        unresolved.iter().map(|u| format!("  - {u}")).collect::<Vec<_>>().join("\n")
+    );
+    Err(Failure {
+        code: exit::ERROR,
+        text,
+        json: json!({ "error": "secrets cannot be read", "unresolved": unresolved }),
+    })
+}
+
 fn templates(cli: &Cli) -> Templates {
     cli.templates.as_ref().map_or_else(Templates::embedded, Templates::with_overrides)
 }

@@ -1,5 +1,6 @@
 //! `seclab scan ...`: the scan side by hand.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -13,7 +14,7 @@ use seclab::scan::model::Host;
 use seclab::scan::store::{IngestOutcome, ScanRecord, Store, StoreError, SyncAction};
 use seclab::scan::{chunks, parse, report, run as nmap};
 
-use super::{Failure, exit, load, print};
+use super::{Failure, Secrets, exit, load, load_with_secrets, print};
 use crate::{Cli, DeliveryArgs, MatchBy, Output, ScanCommand};
 
 impl From<StoreError> for Failure {
@@ -55,7 +56,13 @@ pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
             }
         }
     }
-    let lab = load(cli)?;
+    // What ingests or delivers needs the alerts' secrets here; reading the database does not.
+    let lab = match command {
+        ScanCommand::Sync | ScanCommand::Ingest { .. } | ScanCommand::Run { .. } | ScanCommand::Deliver { .. } => {
+            load_with_secrets(cli, Secrets::Scans)?
+        }
+        _ => load(cli)?,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::of)?;
     runtime.block_on(async {
         let store = scan_database::open(&lab).await?;
@@ -80,7 +87,14 @@ pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
                     )));
                 };
                 let dir = scan_database::scan_directory(&lab).join(tenant).join(name);
-                let path = nmap::run_nmap(nmap, &spec.nmap_arguments(), &dir).await.map_err(Failure::of)?;
+                // nmap's own percentage, on a terminal only, overwritten in place.
+                let terminal = cli.output == Output::Text && std::io::stderr().is_terminal();
+                let show = |done: &str| eprint!("\r\x1b[K{group}: {done}");
+                let progress: Option<&(dyn Fn(&str) + Sync)> = if terminal { Some(&show) } else { None };
+                let path = nmap::run_nmap(nmap, &spec.nmap_arguments(), &dir, progress).await.map_err(Failure::of)?;
+                if terminal {
+                    eprint!("\r\x1b[K");
+                }
                 let file = ScanFile { tenant: tenant.to_owned(), group: name.to_owned(), path };
                 ingest(cli, &lab, &store, vec![file], delivery).await
             }
@@ -375,6 +389,23 @@ async fn diff_stored(
     noise: NoisePolicy,
 ) -> Result<(), Failure> {
     let (tenant, name) = split_group(group)?;
+    let missing =
+        |id: i64| Failure::error(format!("{group} has no scan {id}; `seclab scan history {group}` lists its scans"));
+    let rejected = |id: i64, record: &ScanRecord| {
+        let text = format!(
+            "error: scan {id} of {group} was rejected ({}); it was not compared",
+            record.error.as_deref().unwrap_or("incomplete")
+        );
+        Failure { code: exit::INVALID_INPUT, json: json!({ "error": text, "scan": id }), text }
+    };
+    // One id: that scan and the complete one before it; a scan that was rejected says so.
+    if let [id] = ids {
+        match store.stored_scan(tenant, name, *id).await? {
+            None => return Err(missing(*id)),
+            Some((record, _)) if record.status != "complete" => return Err(rejected(*id, &record)),
+            Some(_) => {}
+        }
+    }
     let pair = match ids {
         [before, after] => (*before, *after),
         _ => {
@@ -385,28 +416,19 @@ async fn diff_stored(
             };
             let pair = later.and_then(|i| Some((complete.get(i + 1)?.id, complete[i].id)));
             pair.ok_or_else(|| {
-                let what = ids
-                    .first()
-                    .map_or_else(|| "two complete scans".to_owned(), |id| format!("a complete scan before scan {id}"));
-                Failure::error(format!(
-                    "{group} has no {what} to compare; `seclab scan history {group}` lists its scans"
-                ))
+                let what = ids.first().map_or_else(
+                    || "two complete scans to compare".to_owned(),
+                    |id| format!("complete scan before scan {id} to compare it with"),
+                );
+                Failure::error(format!("{group} has no {what}; `seclab scan history {group}` lists its scans"))
             })?
         }
     };
     let mut sides = Vec::new();
     for id in [pair.0, pair.1] {
-        let Some((record, hosts)) = store.stored_scan(tenant, name, id).await? else {
-            return Err(Failure::error(format!(
-                "{group} has no scan {id}; `seclab scan history {group}` lists its scans"
-            )));
-        };
+        let Some((record, hosts)) = store.stored_scan(tenant, name, id).await? else { return Err(missing(id)) };
         if record.status != "complete" {
-            let text = format!(
-                "error: scan {id} of {group} was rejected ({}); it was not compared",
-                record.error.as_deref().unwrap_or("incomplete")
-            );
-            return Err(Failure { code: exit::INVALID_INPUT, json: json!({ "error": text, "scan": id }), text });
+            return Err(rejected(id, &record));
         }
         sides.push((record, hosts));
     }

@@ -7,12 +7,12 @@ use tokio_util::sync::CancellationToken;
 use seclab::config::LoadError;
 use seclab::watch::{self, Settings, WatchError};
 
-use super::{Failure, load};
+use super::{Failure, Secrets, load_with_secrets};
 use crate::Cli;
 
 /// `seclab watch`.
 pub fn watch(cli: &Cli, listen: Option<SocketAddr>) -> Result<(), Failure> {
-    let lab = load(cli)?;
+    let lab = load_with_secrets(cli, Secrets::All)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(Failure::of)?;
     let settings = Settings {

@@ -233,19 +233,58 @@ fn compact(rules: Vec<Value>) -> Vec<Value> {
     merged
 }
 
-/// The resource name of `object`'s kind: the plural a CRD of the lab gives it, else the
-/// kind in lower case, plural.
+/// The resource name of `object`'s kind: a built-in kind's (k8s-openapi's metadata), the
+/// plural a CRD of the lab declares, else the kind in lower case, plural.
 fn resource(objects: &[Object], object: &Object) -> String {
+    let (group, kind) = (object.key.group.as_str(), object.key.kind.as_str());
+    if let Some((_, _, plural)) = BUILT_IN.iter().find(|(g, k, _)| *g == group && *k == kind) {
+        return (*plural).to_owned();
+    }
     let defined = objects.iter().find_map(|crd| {
         let spec = &crd.manifest["spec"];
-        (crd.key.kind == "CustomResourceDefinition"
-            && spec["group"] == object.key.group.as_str()
-            && spec["names"]["kind"] == object.key.kind.as_str())
-        .then(|| spec["names"]["plural"].as_str())
-        .flatten()
+        (crd.key.kind == "CustomResourceDefinition" && spec["group"] == group && spec["names"]["kind"] == kind)
+            .then(|| spec["names"]["plural"].as_str())
+            .flatten()
     });
-    defined.map_or_else(|| plural(&object.key.kind), str::to_owned)
+    defined.map_or_else(|| plural(kind), str::to_owned)
 }
+
+/// Group, kind and resource name of the built-in kinds a lab may render.
+const BUILT_IN: &[(&str, &str, &str)] = {
+    use k8s_openapi::Resource;
+    use k8s_openapi::api::{apps, autoscaling, batch, core, networking, policy, rbac, storage};
+    macro_rules! kinds {
+        ($($kind:ty),* $(,)?) => { &[$((<$kind>::GROUP, <$kind>::KIND, <$kind>::URL_PATH_SEGMENT)),*] };
+    }
+    kinds![
+        core::v1::ConfigMap,
+        core::v1::Endpoints,
+        core::v1::LimitRange,
+        core::v1::Namespace,
+        core::v1::PersistentVolume,
+        core::v1::PersistentVolumeClaim,
+        core::v1::Pod,
+        core::v1::ResourceQuota,
+        core::v1::Secret,
+        core::v1::Service,
+        core::v1::ServiceAccount,
+        apps::v1::DaemonSet,
+        apps::v1::Deployment,
+        apps::v1::StatefulSet,
+        autoscaling::v2::HorizontalPodAutoscaler,
+        batch::v1::CronJob,
+        batch::v1::Job,
+        networking::v1::Ingress,
+        networking::v1::IngressClass,
+        networking::v1::NetworkPolicy,
+        policy::v1::PodDisruptionBudget,
+        rbac::v1::ClusterRole,
+        rbac::v1::ClusterRoleBinding,
+        rbac::v1::Role,
+        rbac::v1::RoleBinding,
+        storage::v1::StorageClass,
+    ]
+};
 
 /// The resource name of a kind: lower case, plural.
 fn plural(kind: &str) -> String {
@@ -370,6 +409,17 @@ mod tests {
         assert!(jobs.contains("pods/exec") && jobs.contains("deletecollection") && jobs.contains("\"view\""), "{jobs}");
         assert!(!jobs.contains("secrets"), "no Secrets in that namespace: {jobs}");
         assert_eq!(find(&all, "RoleBinding", Some("jobs"))["subjects"][0]["name"], "me");
+    }
+
+    #[test]
+    fn built_in_kinds_by_their_own_resource_names() {
+        let objects = [
+            object("", "Endpoints", Some("n"), "e", json!({})),
+            object("networking.k8s.io", "NetworkPolicy", Some("n"), "p", json!({})),
+            object("networking.k8s.io", "Ingress", Some("n"), "i", json!({})),
+        ];
+        let names: Vec<String> = objects.iter().map(|o| resource(&objects, o)).collect();
+        assert_eq!(names, ["endpoints", "networkpolicies", "ingresses"]);
     }
 
     #[test]

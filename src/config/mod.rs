@@ -12,6 +12,7 @@ pub mod placement;
 mod schema;
 mod secret;
 mod source;
+mod types;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,8 @@ pub const STARTER_HOMELAB: &str = include_str!("starter-homelab.yaml");
 pub struct Lab {
     spec: LabFile,
     path: PathBuf,
+    /// The `env:` and `file:` secrets, by where the file names them.
+    secrets: Vec<(FieldPath, SecretSource)>,
 }
 
 impl Lab {
@@ -57,6 +60,38 @@ impl Lab {
             ));
         }
         notes
+    }
+
+    /// The `env:` and `file:` secrets that cannot be read here (an unset variable, a missing
+    /// file), each as `field: reason`: a warning for `validate` (it may run where the secrets
+    /// are not), an error before the first write for the commands that use them.
+    pub fn unresolved_secrets(&self) -> Vec<String> {
+        self.unresolved_secrets_of(|_| true)
+    }
+
+    /// [`Lab::unresolved_secrets`] among the sections of the file `section` picks (by their
+    /// top-level key: `alerts`, `scanDatabase`...).
+    pub fn unresolved_secrets_of(&self, section: impl Fn(&str) -> bool) -> Vec<String> {
+        let base = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        self.secrets
+            .iter()
+            .filter(|(path, _)| match path.segments().first() {
+                Some(Segment::Key(key)) => section(key),
+                _ => true,
+            })
+            .filter_map(|(path, secret)| {
+                let reason = match secret {
+                    SecretSource::Env(var) => std::env::var_os(var)
+                        .is_none()
+                        .then(|| format!("`env:{var}`: the environment variable {var} is not set")),
+                    SecretSource::File(file) => std::fs::metadata(base.join(file))
+                        .err()
+                        .map(|e| format!("`file:{file}`: cannot read {}: {e}", base.join(file).display())),
+                    _ => None,
+                };
+                reason.map(|reason| format!("{path}: {reason}"))
+            })
+            .collect()
     }
 
     /// The file this lab was read from; relative paths in it are relative to its directory.
@@ -163,13 +198,35 @@ pub fn parse(source: SourceFile) -> Result<Lab, InvalidFile> {
     let spec = match parsed {
         Ok(spec) => spec,
         Err(error) => {
-            diagnostics.push(syntax_or_type_error(&source, &error));
+            // Every wrong value at once (the schema's view), then the semantic checks on the
+            // rest; serde's own message when the schema finds nothing or the YAML is broken.
+            let schema = json_schema();
+            match types::check(&source, &schema) {
+                Some(found) => {
+                    diagnostics.clear();
+                    let wrong: Vec<FieldPath> = found.problems.iter().map(|(path, _)| path.clone()).collect();
+                    for (path, diagnostic) in found.problems {
+                        diagnostics.push(diagnostic.unwrap_or_else(|| unknown_field(&source, &schema, &path)));
+                    }
+                    if let Some(rest) = found.rest {
+                        let under_wrong = |d: &Diagnostic| {
+                            d.path
+                                .as_ref()
+                                .is_some_and(|p| wrong.iter().any(|w| p.segments().starts_with(w.segments())))
+                        };
+                        let (found, _) = validate::check(&rest, &source);
+                        diagnostics.extend(found.into_iter().filter(|d| !under_wrong(d)));
+                    }
+                }
+                None => diagnostics.push(syntax_or_type_error(&source, &error)),
+            }
             return Err(InvalidFile::new(source, diagnostics));
         }
     };
-    diagnostics.extend(validate::check(&spec, &source));
+    let (found, secrets) = validate::check(&spec, &source);
+    diagnostics.extend(found);
     if diagnostics.is_empty() {
-        Ok(Lab { spec, path: source.path().to_owned() })
+        Ok(Lab { spec, path: source.path().to_owned(), secrets })
     } else {
         Err(InvalidFile::new(source, diagnostics))
     }
@@ -180,6 +237,16 @@ fn unknown_field(source: &SourceFile, schema: &serde_json::Value, path: &FieldPa
         Some(Segment::Key(key)) => (path.parent().unwrap_or_default(), key.as_str()),
         _ => (path.clone(), ""),
     };
+    if key == "<<" {
+        return Diagnostic {
+            location: source.key_location(path),
+            path: Some(path.clone()),
+            message: "merge keys (`<<: *anchor`) are not supported".into(),
+            hint: Some("write the keys out here (anchors and aliases themselves work)".into()),
+            at_key: true,
+            secret: false,
+        };
+    }
     let allowed = schema::fields_at(schema, &parent);
     let hint = match fields::suggest(key, allowed.iter().map(String::as_str)) {
         Some(close) => format!("did you mean `{close}`?"),
@@ -223,5 +290,37 @@ fn syntax_or_type_error(source: &SourceFile, error: &serde_yaml::Error) -> Diagn
     } else {
         "`seclab schema` prints the type of every field"
     };
-    Diagnostic { location, path: None, message, hint: Some(hint.into()), at_key: false, secret: false }
+    let mut diagnostic =
+        Diagnostic { location, path: None, message, hint: Some(hint.into()), at_key: false, secret: false };
+    if syntax && let Some(location) = location {
+        explain_syntax(source, location, &mut diagnostic);
+    }
+    diagnostic
+}
+
+/// Two syntax errors that YAML's own words do not explain: a tab (YAML indents with spaces
+/// only), and a value that starts with `*` (an alias to YAML, a cron field to the user).
+fn explain_syntax(source: &SourceFile, at: Location, diagnostic: &mut Diagnostic) {
+    let lines: Vec<&str> = source.text().lines().collect();
+    // The parser may stop on the line after the culprit.
+    let candidates = [at.line, at.line.saturating_sub(1)];
+    for line_number in candidates.into_iter().filter(|n| *n >= 1) {
+        let Some(line) = lines.get(line_number - 1) else { continue };
+        if let Some(tab) = line.chars().position(|c| c == '\t') {
+            diagnostic.message = "a tab character: YAML indents with spaces only".into();
+            diagnostic.hint = Some("replace the tab with spaces".into());
+            diagnostic.location = Some(Location { line: line_number, column: tab + 1 });
+            return;
+        }
+        let trimmed = line.trim_start().trim_start_matches("- ");
+        if let Some((key, value)) = trimmed.split_once(':')
+            && value.trim_start().starts_with('*')
+        {
+            let column = line.len() - value.trim_start().len() + 1;
+            diagnostic.message = format!("`{}` starts with `*`, which YAML reads as an alias", value.trim());
+            diagnostic.hint = Some(format!("quote the value: `{key}: \"{}\"`", value.trim()));
+            diagnostic.location = Some(Location { line: line_number, column });
+            return;
+        }
+    }
 }

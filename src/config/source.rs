@@ -1,9 +1,11 @@
 //! The text of a desired-state file and where each of its fields is written.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use marked_yaml::Node;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
 
 use super::path::{FieldPath, Segment};
 
@@ -16,12 +18,12 @@ pub struct Location {
     pub column: usize,
 }
 
-/// A desired-state file as read from disk, with a span-aware parse for locating fields
-/// (made on the first lookup: a file without problems never needs it).
+/// A desired-state file as read from disk, with where each of its fields is written (found
+/// on the first lookup: a file without problems never needs it).
 pub struct SourceFile {
     path: PathBuf,
     text: String,
-    tree: OnceLock<Option<Node>>,
+    index: OnceLock<Index>,
 }
 
 impl std::fmt::Debug for SourceFile {
@@ -33,11 +35,11 @@ impl std::fmt::Debug for SourceFile {
 impl SourceFile {
     /// Wraps the text of `path`; a text that does not parse still gives line-based locations.
     pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
-        Self { path: path.into(), text: text.into(), tree: OnceLock::new() }
+        Self { path: path.into(), text: text.into(), index: OnceLock::new() }
     }
 
-    fn tree(&self) -> Option<&Node> {
-        self.tree.get_or_init(|| marked_yaml::parse_yaml(0, self.text.as_str()).ok()).as_ref()
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| Index::of(&self.text))
     }
 
     /// The file's path, as the user named it.
@@ -62,48 +64,17 @@ impl SourceFile {
 
     /// Whether `path` is written in the file (rather than taken from a default).
     pub fn contains(&self, path: &FieldPath) -> bool {
-        let Some(mut node) = self.tree() else { return false };
-        for segment in path.segments() {
-            let next = match (segment, node) {
-                (Segment::Key(key), Node::Mapping(map)) => map.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v),
-                (Segment::Index(index), Node::Sequence(seq)) => seq.get(*index),
-                _ => None,
-            };
-            match next {
-                Some(next) => node = next,
-                None => return false,
-            }
-        }
-        true
+        let index = self.index();
+        index.places.contains_key(&index.resolve(path.segments()))
     }
 
     fn locate(&self, path: &FieldPath, want_key: bool) -> Option<Location> {
-        let mut node = self.tree()?;
-        let mut best = start_of(node);
+        let index = self.index();
         let segments = path.segments();
-        for (i, segment) in segments.iter().enumerate() {
-            let last = i + 1 == segments.len();
-            match (segment, node) {
-                (Segment::Key(key), Node::Mapping(map)) => {
-                    let Some((k, v)) = map.iter().find(|(k, _)| k.as_str() == key) else {
-                        break;
-                    };
-                    best = if last && want_key {
-                        marker(k.span().start())
-                    } else {
-                        start_of(v).or(marker(k.span().start()))
-                    };
-                    node = v;
-                }
-                (Segment::Index(index), Node::Sequence(seq)) => {
-                    let Some(item) = seq.get(*index) else { break };
-                    best = start_of(item).or(best);
-                    node = item;
-                }
-                _ => break,
-            }
-        }
-        best
+        (0..=segments.len()).rev().find_map(|len| {
+            let place = index.places.get(&index.resolve(&segments[..len]))?;
+            Some(if want_key && len == segments.len() { place.key.unwrap_or(place.value) } else { place.value })
+        })
     }
 
     /// The byte range of the line holding `location`, for showing it under an error.
@@ -127,16 +98,140 @@ impl SourceFile {
     }
 }
 
-/// Where a node starts; for a mapping, its first key (the parser marks block mappings oddly).
-fn start_of(node: &Node) -> Option<Location> {
-    match node {
-        Node::Mapping(map) => map.keys().next().and_then(|k| marker(k.span().start())).or(marker(node.span().start())),
-        _ => marker(node.span().start()),
+/// Where a field's key and value are written.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    key: Option<Location>,
+    value: Location,
+}
+
+/// Every field of the file by path, read from the YAML parser's events, anchors and aliases
+/// included: a field reached through an alias is where its anchor wrote it, the alias itself
+/// where it is used. Aliases are followed when a path is looked up, never expanded (a file of
+/// nested aliases stays as small as it is written). A file that does not parse keeps what was
+/// read before the error.
+#[derive(Debug, Default)]
+struct Index {
+    places: HashMap<Vec<Segment>, Place>,
+    /// Where an alias is used, and the path of the node its anchor names.
+    aliases: HashMap<Vec<Segment>, Vec<Segment>>,
+}
+
+impl Index {
+    fn of(text: &str) -> Self {
+        let mut builder = Builder::default();
+        let _ = Parser::new_from_str(text).load(&mut builder, false);
+        Index { places: builder.places, aliases: builder.aliases }
+    }
+
+    /// `path` with every alias on the way replaced by the node its anchor names (an alias at
+    /// the end of `path` is kept: it has its own place).
+    fn resolve(&self, path: &[Segment]) -> Vec<Segment> {
+        let mut current = path.to_vec();
+        // Anchors name nodes written before them, so this ends; the bound is for safety.
+        for _ in 0..64 {
+            let Some(len) = (1..current.len()).rev().find(|len| self.aliases.contains_key(&current[..*len])) else {
+                break;
+            };
+            let mut next = self.aliases[&current[..len]].clone();
+            next.extend_from_slice(&current[len..]);
+            current = next;
+        }
+        current
     }
 }
 
-fn marker(marker: Option<&marked_yaml::Marker>) -> Option<Location> {
-    marker.map(|m| Location { line: m.line(), column: m.column() })
+/// A collection being read: its path, and where its next node goes.
+#[derive(Debug)]
+enum Frame {
+    Mapping { path: Vec<Segment>, key: Option<(String, Location)>, first: bool },
+    Sequence { path: Vec<Segment>, next: usize },
+}
+
+#[derive(Debug, Default)]
+struct Builder {
+    places: HashMap<Vec<Segment>, Place>,
+    aliases: HashMap<Vec<Segment>, Vec<Segment>>,
+    stack: Vec<Frame>,
+    /// Each anchor's node, by path.
+    anchors: HashMap<usize, Vec<Segment>>,
+}
+
+impl Builder {
+    /// Where the next node goes, and its key's location; `None` for a mapping's key.
+    fn next_node(&mut self) -> Option<(Vec<Segment>, Option<Location>)> {
+        match self.stack.last_mut() {
+            None => Some((Vec::new(), None)),
+            Some(Frame::Mapping { path, key, .. }) => {
+                let (name, at) = key.take()?;
+                let mut path = path.clone();
+                path.push(Segment::Key(name));
+                Some((path, Some(at)))
+            }
+            Some(Frame::Sequence { path, next, .. }) => {
+                let mut path = path.clone();
+                path.push(Segment::Index(*next));
+                *next += 1;
+                Some((path, None))
+            }
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        let at = Location { line: mark.line(), column: mark.col() + 1 };
+        match event {
+            Event::Scalar(text, _, anchor, _) => {
+                if let Some(Frame::Mapping { key, first, path, .. }) = self.stack.last_mut()
+                    && key.is_none()
+                {
+                    // A key: a block mapping's first key is where the mapping is shown.
+                    if *first {
+                        *first = false;
+                        if let Some(place) = self.places.get_mut(path.as_slice()) {
+                            place.value = at;
+                        }
+                    }
+                    *key = Some((text, at));
+                    return;
+                }
+                if let Some((path, key)) = self.next_node() {
+                    self.places.insert(path.clone(), Place { key, value: at });
+                    if anchor != 0 {
+                        self.anchors.insert(anchor, path);
+                    }
+                }
+            }
+            Event::Alias(anchor) => {
+                if let Some((path, key)) = self.next_node() {
+                    if let Some(target) = self.anchors.get(&anchor) {
+                        self.aliases.insert(path.clone(), target.clone());
+                    }
+                    self.places.insert(path, Place { key, value: at });
+                }
+            }
+            Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                // A mapping or list as a key is not something a lab file has: read past it.
+                let (path, key) = match self.next_node() {
+                    Some(node) => node,
+                    None => (vec![Segment::Key(String::new())], None),
+                };
+                self.places.insert(path.clone(), Place { key, value: at });
+                if anchor != 0 {
+                    self.anchors.insert(anchor, path.clone());
+                }
+                self.stack.push(match event {
+                    Event::MappingStart(..) => Frame::Mapping { path, key: None, first: true },
+                    _ => Frame::Sequence { path, next: 0 },
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +255,19 @@ mod tests {
         let file = SourceFile::new("f.yaml", TEXT);
         let missing = FieldPath::root().key("tenants").index(0).key("scans");
         assert_eq!(file.value_location(&missing), Some(Location { line: 4, column: 5 }));
+    }
+
+    #[test]
+    fn anchors_and_aliases_keep_every_location() {
+        let text = "base: &base\n  replicas: 1\n  port: 80\ntenants:\n  - name: a\n    defaults: *base\n  - name: b\n";
+        let file = SourceFile::new("f.yaml", text);
+        let port = FieldPath::root().key("tenants").index(0).key("defaults").key("port");
+        assert_eq!(file.value_location(&port), Some(Location { line: 3, column: 9 }), "where the anchor wrote it");
+        let defaults = FieldPath::root().key("tenants").index(0).key("defaults");
+        assert_eq!(file.value_location(&defaults), Some(Location { line: 6, column: 15 }), "where the alias is");
+        let second = FieldPath::root().key("tenants").index(1).key("name");
+        assert_eq!(file.value_location(&second), Some(Location { line: 7, column: 11 }));
+        assert!(file.contains(&port));
     }
 
     #[test]

@@ -33,17 +33,20 @@ const VERBS: [&str; 13] = [
 /// Longest CronJob name Kubernetes accepts (Job names add 11 characters).
 const MAX_CRONJOB_NAME: usize = 52;
 
-/// Runs every check and returns the problems found.
-pub(crate) fn check(file: &LabFile, source: &SourceFile) -> Vec<Diagnostic> {
-    let mut checker = Checker { file, source, found: Vec::new(), volumes: HashMap::new() };
+/// Runs every check and returns the problems found, and where the file names a secret by
+/// `env:` or `file:` (read where seclab runs).
+pub(crate) fn check(file: &LabFile, source: &SourceFile) -> (Vec<Diagnostic>, Vec<(FieldPath, SecretSource)>) {
+    let mut checker = Checker { file, source, found: Vec::new(), volumes: HashMap::new(), references: Vec::new() };
     checker.run();
-    checker.found
+    (checker.found, checker.references)
 }
 
 struct Checker<'a> {
     file: &'a LabFile,
     source: &'a SourceFile,
     found: Vec<Diagnostic>,
+    /// The `env:` and `file:` secrets, by where they are written.
+    references: Vec<(FieldPath, SecretSource)>,
     /// Storage volumes by name: their namespace and index in `storage.volumes`.
     volumes: HashMap<&'a str, (&'a str, usize)>,
 }
@@ -134,7 +137,10 @@ impl<'a> Checker<'a> {
             Some(SecretSource::File(file)) if file.is_empty() => {
                 self.complain(path.clone(), "`file:` names no file", "write `file:PATH`, relative to this file")
             }
-            Some(SecretSource::Env(_) | SecretSource::File(_)) | None => {}
+            Some(reference @ (SecretSource::Env(_) | SecretSource::File(_))) => {
+                self.references.push((path, reference.clone()));
+            }
+            None => {}
         }
     }
 

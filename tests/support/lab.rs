@@ -42,12 +42,25 @@ impl TestLab {
         let mut spec: Value = serde_yaml::from_str(&text).unwrap();
         spec["metadata"]["name"] = json!(name);
         spec["cluster"]["namespace"] = json!(name);
+        let dir = tempfile::tempdir().unwrap();
+        // The example's secrets exist on this machine, as where seclab runs: its files beside
+        // the lab (not under /etc), its variables in the environment seclab gets.
+        if let Some(routes) = spec.pointer_mut("/alerts/routes").and_then(Value::as_array_mut) {
+            for route in routes {
+                let Some(password) = route.pointer_mut("/email/smtp/password") else { continue };
+                if let Some(file) = password.as_str().and_then(|p| p.strip_prefix("file:/")) {
+                    let name = std::path::Path::new(file).file_name().unwrap().to_str().unwrap().to_owned();
+                    std::fs::write(dir.path().join(&name), "test-smtp-password\n").unwrap();
+                    *password = json!(format!("file:{name}"));
+                }
+            }
+        }
         let lab = Self {
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             name: name.to_owned(),
             kubeconfig: Cluster::get().limited_kubeconfig(),
             password: SECRET_ONE.to_owned(),
-            env: Vec::new(),
+            env: vec![("SECLAB_WEBHOOK_SECRET".into(), "test-webhook-secret".into())],
             grants: true,
             granted: Mutex::default(),
         };
