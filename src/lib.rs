@@ -14,3 +14,4 @@ pub mod reconcile;
 pub mod render;
 pub mod scan;
 pub mod watch;
+pub mod words;

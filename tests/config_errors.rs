@@ -122,6 +122,12 @@ fn each_error_message() {
             "tenants:\n  - name: site\n    scans:\n      - name: dmz\n        targets: [127.0.0.1]\n        schedule: * * * * *\n",
         ),
         ("tab_indent", "cluster:\n\tdomain: lab.test\n"),
+        ("item_after_an_empty_list", "tenants: []\n  - name: a\n"),
+        (
+            "misspelt_key_in_secret_ref",
+            "tenants:\n  - name: a\n    database:\n      password:\n        secretRef: { nmae: db, key: password }\n",
+        ),
+        ("duplicate_key", "cluster:\n  domain: a.test\n  nodeAddress: 127.0.0.1\n  domain: b.test\n"),
         (
             "anchor_keeps_locations",
             "x-site: &site\n  replicas: many\ntenants:\n  - name: a\n    <<: *site\n  - name: B\n",

@@ -667,6 +667,7 @@ fn a_secret_that_cannot_be_read_here_warns_in_validate_and_stops_plan_and_ingest
     );
     let (code, out, err) = run(dir.path(), &["validate"]);
     assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(1 tenant, 0 scan groups)"), "one is singular: {out}");
     for expected in [
         "warning: tenants[0].database.password: `env:SECLAB_TEST_NEVER_SET`: the environment variable SECLAB_TEST_NEVER_SET is not set",
         "warning: alerts.routes[0].webhook.secret: `file:hook.secret`: cannot read",

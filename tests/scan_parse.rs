@@ -171,6 +171,15 @@ fn a_gzip_compressed_scan_is_named_as_gzip() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("scan.xml.gz") && stderr.contains("gzip-compressed; decompress it first"), "{stderr}");
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("seclab"))
+        .args(["--output", "json", "scan", "diff"])
+        .arg(&compressed)
+        .arg(&plain)
+        .output()
+        .unwrap();
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let error = document["error"].as_str().unwrap();
+    assert!(error.contains("gzip") && !error.starts_with("error:"), "one `error:`, the key's: {document}");
 }
 
 /// Pieces of markup that break a host element, or leave it well-formed, when put in.

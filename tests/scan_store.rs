@@ -260,14 +260,14 @@ fn scenario(database_url: Option<String>) {
     lab.scan(&["127.0.0.2", "127.0.0.4"], &changed);
     let (code, out) = lab.ingest();
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("05.xml: ingested: 2 hosts up, 1 changes, 2 alerts queued"), "{out}");
+    assert!(out.contains("05.xml: ingested: 2 hosts up, 1 change, 2 alerts queued"), "{out}");
     assert_eq!(lab.host_status("127.0.0.3"), "down");
 
     // 6. Seen again: back up, alerted; compared with its last sighting, not the empty scans.
     lab.scan(&all, &changed);
     let (code, out) = lab.ingest();
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("06.xml: ingested: 3 hosts up, 1 changes, 2 alerts queued"), "{out}");
+    assert!(out.contains("06.xml: ingested: 3 hosts up, 1 change, 2 alerts queued"), "{out}");
     assert_eq!(lab.host_status("127.0.0.3"), "back-up");
     let kinds = webhook_kinds(&lab.hook.wait_for(4));
     assert_eq!(&kinds[2..], ["127.0.0.3 host-down", "127.0.0.3 host-back-up"]);
@@ -355,13 +355,13 @@ fn the_repeat_window_suppresses_flapping_ports() {
     assert_eq!(lab.ingest().0, 0);
     lab.scan(&host, &[(2, p1, FTP), (2, p2, FTP)]);
     let (_, out) = lab.ingest();
-    assert!(out.contains("1 changes, 2 alerts queued"), "{out}");
+    assert!(out.contains("1 change, 2 alerts queued"), "{out}");
     lab.scan(&host, &[(2, p1, FTP)]);
     let (_, out) = lab.ingest();
-    assert!(out.contains("1 changes, 2 alerts queued"), "closing is a different change: {out}");
+    assert!(out.contains("1 change, 2 alerts queued"), "closing is a different change: {out}");
     lab.scan(&host, &[(2, p1, FTP), (2, p2, FTP)]);
     let (_, out) = lab.ingest();
-    assert!(out.contains("1 changes (1 seen within the repeat window, not alerted), 0 alerts queued"), "{out}");
+    assert!(out.contains("1 change (1 seen within the repeat window, not alerted), 0 alerts queued"), "{out}");
     let (_, history, _) = lab.seclab(&["scan", "history", "site/lab", "--host", "127.0.0.2"]);
     assert!(history.contains("(not alerted: repeat)"), "{history}");
 }
@@ -445,7 +445,7 @@ fn a_new_hosts_alert_lists_its_ports_and_a_host_listed_twice_is_one_host() {
     let out = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert_eq!(output.status.code(), Some(0), "{out}");
     assert!(!out.contains('\x1b'), "no colour escape in piped output: {out:?}");
-    assert!(out.contains("ingested: 2 hosts up, 1 changes, 3 alerts queued"), "one new host, not two: {out}");
+    assert!(out.contains("ingested: 2 hosts up, 1 change, 3 alerts queued"), "one new host, not two: {out}");
     let hook = &lab.hook.wait_for(1)[0];
     let request: serde_json::Value = serde_json::from_str(hook).unwrap();
     let body: serde_json::Value = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
@@ -478,7 +478,7 @@ fn coverage_scenario(database_url: Option<String>) {
     let (code, out) = lab.ingest();
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("1 hosts up, 0 changes, 0 alerts queued; 2 hosts up outside the group's targets ignored"),
+        out.contains("1 host up, 0 changes, 0 alerts queued; 2 hosts up outside the group's targets ignored"),
         "{out}"
     );
     for _ in 0..3 {
@@ -500,7 +500,7 @@ fn coverage_scenario(database_url: Option<String>) {
     // From now on they are compared as any host is.
     lab.scan(&["127.0.0.2-6"], &[(2, p1, FTP), (3, p1, FTP)]);
     let (_, out) = lab.ingest();
-    assert!(out.contains("5 hosts up, 1 changes, 2 alerts queued"), "port closed on .5: {out}");
+    assert!(out.contains("5 hosts up, 1 change, 2 alerts queued"), "port closed on .5: {out}");
 
     // An exclusion retires the host it names, without an alert.
     std::fs::write(

@@ -7,6 +7,7 @@ use serde_json::json;
 use seclab::cluster::rbac::{self, Subject};
 use seclab::config;
 use seclab::render::{self, Rendered};
+use seclab::words::count;
 
 use super::{Failure, load, print};
 use crate::{Cli, Output};
@@ -58,12 +59,12 @@ pub fn validate(cli: &Cli) -> Result<(), Failure> {
         ),
         Output::Text => {
             let mut text = format!(
-                "{} is valid: lab `{}` renders {} objects ({} tenants, {} scan groups)",
+                "{} is valid: lab `{}` renders {} ({}, {})",
                 cli.file.display(),
                 lab.name(),
-                rendered.objects.len(),
-                spec.tenants.len(),
-                groups
+                count(rendered.objects.len() as u64, "object", "objects"),
+                count(spec.tenants.len() as u64, "tenant", "tenants"),
+                count(groups as u64, "scan group", "scan groups")
             );
             for note in lab.notes() {
                 text.push_str(&format!("\nnote: {note}"));

@@ -13,6 +13,7 @@ use seclab::scan::files::{self, ScanFile};
 use seclab::scan::model::Host;
 use seclab::scan::store::{IngestOutcome, ScanRecord, Store, StoreError, SyncAction};
 use seclab::scan::{chunks, parse, report, run as nmap};
+use seclab::words::count;
 
 use super::{Failure, Secrets, exit, load, load_with_secrets, print};
 use crate::{Cli, DeliveryArgs, MatchBy, Output, ScanCommand};
@@ -243,8 +244,8 @@ fn ingest_line(file: &ScanFile, outcome: &IngestOutcome) -> String {
     let what = match outcome {
         IngestOutcome::Ingested(i) if i.baseline => {
             format!(
-                "baseline: {} hosts up (the group's first complete scan; later scans are compared with it)",
-                i.hosts_up
+                "baseline: {} (the group's first complete scan; later scans are compared with it)",
+                count(i.hosts_up, "host up", "hosts up")
             )
         }
         IngestOutcome::Ingested(i) => {
@@ -253,7 +254,12 @@ fn ingest_line(file: &ScanFile, outcome: &IngestOutcome) -> String {
             } else {
                 String::new()
             };
-            format!("ingested: {} hosts up, {} changes{suppressed}, {} alerts queued", i.hosts_up, i.events, i.alerts)
+            format!(
+                "ingested: {}, {}{suppressed}, {}",
+                count(i.hosts_up, "host up", "hosts up"),
+                count(i.events, "change", "changes"),
+                count(i.alerts, "alert queued", "alerts queued")
+            )
         }
         IngestOutcome::AlreadyIngested { scan_id, .. } => {
             format!("already ingested as scan {scan_id}; nothing changed")
@@ -264,7 +270,7 @@ fn ingest_line(file: &ScanFile, outcome: &IngestOutcome) -> String {
     };
     let outside = match outcome {
         IngestOutcome::Ingested(i) if i.outside > 0 => {
-            format!("; {} hosts up outside the group's targets ignored", i.outside)
+            format!("; {} outside the group's targets ignored", count(i.outside, "host up", "hosts up"))
         }
         _ => String::new(),
     };
@@ -392,11 +398,15 @@ async fn diff_stored(
     let missing =
         |id: i64| Failure::error(format!("{group} has no scan {id}; `seclab scan history {group}` lists its scans"));
     let rejected = |id: i64, record: &ScanRecord| {
-        let text = format!(
-            "error: scan {id} of {group} was rejected ({}); it was not compared",
+        let message = format!(
+            "scan {id} of {group} was rejected ({}); it was not compared",
             record.error.as_deref().unwrap_or("incomplete")
         );
-        Failure { code: exit::INVALID_INPUT, json: json!({ "error": text, "scan": id }), text }
+        Failure {
+            code: exit::INVALID_INPUT,
+            json: json!({ "error": message, "scan": id }),
+            text: format!("error: {message}"),
+        }
     };
     // One id: that scan and the complete one before it; a scan that was rejected says so.
     if let [id] = ids {
@@ -460,8 +470,12 @@ fn diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: Noise
     let invalid = |path: &Path, error: parse::ScanError| {
         // A file that cannot be read is an error (1); one that is not a whole scan is invalid input (2).
         let code = if matches!(error, parse::ScanError::Io(_)) { exit::ERROR } else { exit::INVALID_INPUT };
-        let text = format!("error: {}: {error}; it was not compared", path.display());
-        Failure { code, json: json!({ "error": text, "file": path.display().to_string() }), text }
+        let message = format!("{}: {error}; it was not compared", path.display());
+        Failure {
+            code,
+            json: json!({ "error": message, "file": path.display().to_string() }),
+            text: format!("error: {message}"),
+        }
     };
     // Both files are read and split into host elements on two threads; only the hosts
     // whose elements differ between the files are parsed and compared.

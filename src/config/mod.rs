@@ -292,10 +292,41 @@ fn syntax_or_type_error(source: &SourceFile, error: &serde_yaml::Error) -> Diagn
     };
     let mut diagnostic =
         Diagnostic { location, path: None, message, hint: Some(hint.into()), at_key: false, secret: false };
-    if syntax && let Some(location) = location {
-        explain_syntax(source, location, &mut diagnostic);
+    if let Some(location) = location {
+        if syntax {
+            explain_syntax(source, location, &mut diagnostic);
+        } else if let Some(key) = text.split("duplicate field `").nth(1).and_then(|rest| rest.split('`').next()) {
+            second_occurrence(source, location, key, &mut diagnostic);
+        }
     }
     diagnostic
+}
+
+/// A key written twice in one mapping: shown at its second occurrence (serde names the
+/// mapping's start), the first named.
+fn second_occurrence(source: &SourceFile, start: Location, key: &str, diagnostic: &mut Diagnostic) {
+    let lines: Vec<&str> = source.text().lines().collect();
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    let Some(first_line) = lines.get(start.line - 1) else { return };
+    let depth = indent(first_line);
+    let mut seen = None;
+    for (i, line) in lines.iter().enumerate().skip(start.line - 1) {
+        let trimmed = line.trim_start();
+        if !trimmed.is_empty() && !trimmed.starts_with('#') && indent(line) < depth {
+            break;
+        }
+        if indent(line) == depth && trimmed.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':')) {
+            match seen {
+                None => seen = Some(i + 1),
+                Some(first) => {
+                    diagnostic.message = format!("`{key}` is written twice here; the first is at line {first}");
+                    diagnostic.hint = Some("keep one of them".into());
+                    diagnostic.location = Some(Location { line: i + 1, column: depth + 1 });
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Two syntax errors that YAML's own words do not explain: a tab (YAML indents with spaces
@@ -310,6 +341,17 @@ fn explain_syntax(source: &SourceFile, at: Location, diagnostic: &mut Diagnostic
             diagnostic.message = "a tab character: YAML indents with spaces only".into();
             diagnostic.hint = Some("replace the tab with spaces".into());
             diagnostic.location = Some(Location { line: line_number, column: tab + 1 });
+            return;
+        }
+        // `tenants: []` and then an item: the `[]` ended the list.
+        if line.trim_start().starts_with("- ")
+            && let Some(before) = lines[..line_number - 1].iter().rev().find(|l| !l.trim().is_empty())
+            && let Some(key) = before.trim().strip_suffix(": []").or_else(|| before.trim().strip_suffix(":[]"))
+        {
+            diagnostic.message = format!("`{key}: []` is an empty list, so this item belongs to none");
+            diagnostic.hint = Some(format!("remove the `[]`: write `{key}:` and its items below it"));
+            diagnostic.location =
+                Some(Location { line: line_number, column: line.len() - line.trim_start().len() + 1 });
             return;
         }
         let trimmed = line.trim_start().trim_start_matches("- ");

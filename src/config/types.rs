@@ -3,6 +3,7 @@
 //! in the user's words; the wrong values are then left out and the rest deserialized, so that
 //! the semantic checks run on what remains.
 
+use jsonschema::ValidationError;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{JsonType, JsonTypeSet};
 use serde_json::Value;
@@ -27,9 +28,20 @@ pub fn check(source: &SourceFile, schema: &Value) -> Option<TypeProblems> {
     let yaml: serde_yaml::Value = serde_yaml::from_str(source.text()).ok()?;
     let mut json = serde_json::to_value(&yaml).ok()?;
     let validator = jsonschema::validator_for(schema).ok()?;
+    let errors: Vec<_> = validator.iter_errors(&json).collect();
+    let mut found = Vec::new();
+    for error in &errors {
+        closest(error, &mut found);
+    }
+    // An object with an unknown key is also missing the key meant: the unknown one says it.
+    let unknown_in: Vec<&str> = found
+        .iter()
+        .filter(|e| matches!(e.kind(), ValidationErrorKind::AdditionalProperties { .. }))
+        .map(|e| e.instance_path().as_str())
+        .collect();
     let mut problems = Vec::new();
     let mut wrong = Vec::new();
-    for error in validator.iter_errors(&json) {
+    for error in &found {
         let path = field_path(&json, error.instance_path().as_str());
         match error.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
@@ -39,7 +51,7 @@ pub fn check(source: &SourceFile, schema: &Value) -> Option<TypeProblems> {
                     problems.push((field, None));
                 }
             }
-            // The branches of a oneOf/anyOf each report their own mismatch: one line says it.
+            ValidationErrorKind::Required { .. } if unknown_in.contains(&error.instance_path().as_str()) => {}
             kind => {
                 if problems.iter().any(|(p, _)| *p == path) {
                     continue;
@@ -63,6 +75,40 @@ pub fn check(source: &SourceFile, schema: &Value) -> Option<TypeProblems> {
     }
     let rest = serde_json::from_value(json).ok();
     Some(TypeProblems { problems, rest })
+}
+
+/// The errors that say what is wrong: for a value that matches none of a field's forms (a
+/// secret as text, or as `secretRef: {name, key}`), the errors of the form it came closest
+/// to (the one whose errors reach deepest into the value), when that is deeper than the
+/// field itself; else the error as it is.
+fn closest<'e, 'v>(error: &'e ValidationError<'v>, out: &mut Vec<&'e ValidationError<'v>>) {
+    if let ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } = error.kind() {
+        let branch_reach = |branch: &Vec<ValidationError<'static>>| branch.iter().map(reach).max().unwrap_or(0);
+        if let Some(branch) = context.iter().max_by_key(|branch| branch_reach(branch))
+            && branch_reach(branch) > depth(error)
+        {
+            for inner in branch {
+                closest(inner, out);
+            }
+            return;
+        }
+    }
+    out.push(error);
+}
+
+/// How deep into the value an error is (its path's length).
+fn depth(error: &ValidationError<'_>) -> usize {
+    error.instance_path().as_str().matches('/').count()
+}
+
+/// How deep an error reaches, through the forms of a field (nested `anyOf`/`oneOf`) too.
+fn reach(error: &ValidationError<'_>) -> usize {
+    match error.kind() {
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            context.iter().flatten().map(reach).max().unwrap_or(0).max(depth(error))
+        }
+        _ => depth(error),
+    }
 }
 
 /// The field path of a JSON pointer into `json` (a number is an index only inside a list).

@@ -27,6 +27,7 @@ use crate::reconcile::sequence::{self, Hooks, SequenceError};
 use crate::render::{self, ObjectKey, ParsedDocuments, SecretToCreate, Templates};
 use crate::scan::files::ScanFile;
 use crate::scan::store::{IngestOutcome, Store, StoreError};
+use crate::words::count;
 
 use super::cache::{Cache, Followers, Notice};
 use super::metrics::{KindLabel, SecretLabel, StateLabel};
@@ -583,10 +584,10 @@ impl Reconciler {
         let name = format!("{}/{} {}", file.tenant, file.group, file.path.display());
         match super::scans::ingest(store, &self.lab, file, &self.shared).await {
             Ok(IngestOutcome::Ingested(ingested)) => tracing::info!(
-                "scan {name}: ingested, {} hosts up, {} changes, {} alerts queued",
-                ingested.hosts_up,
-                ingested.events,
-                ingested.alerts
+                "scan {name}: ingested, {}, {}, {}",
+                count(ingested.hosts_up, "host up", "hosts up"),
+                count(ingested.events, "change", "changes"),
+                count(ingested.alerts, "alert queued", "alerts queued")
             ),
             Ok(IngestOutcome::AlreadyIngested { .. }) => tracing::debug!("scan {name}: already ingested"),
             Ok(IngestOutcome::Rejected { reason, .. }) => {

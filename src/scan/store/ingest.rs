@@ -21,7 +21,7 @@ use crate::scan::state::{self, HostStatus, Sighting, StatusEvent};
 
 /// What became of a file handed to [`Store::ingest`].
 #[derive(Debug, Clone, Serialize)]
-#[serde(tag = "result", rename_all = "kebab-case")]
+#[serde(tag = "result", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum IngestOutcome {
     /// Stored and compared.
     Ingested(Ingested),
