@@ -92,23 +92,23 @@ pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
             let lab_plan = plan_lab(&cluster, &lab, rendered.clone(), &manifests, options, &never).await?;
             Ok::<_, Failure>((cluster, operator_plans, lab_plan))
         };
+        // Only a dry run gets here with something unchecked (otherwise it returned above).
         let planned = if unchecked.is_empty() {
-            planned.await
+            Some(planned.await)
         } else {
             drop(planned);
-            Err(Failure::error("not tried"))
+            None
         };
         let (cluster, operator_plans, lab_plan) = match planned {
-            Ok(planned) => planned,
-            Err(failure) if args.dry_run => {
-                if unchecked.is_empty() {
-                    unchecked.push(format!("the cluster: {}", reason(&failure)));
-                } else {
-                    unchecked.push("the cluster: not compared while an operator's manifest is missing".into());
-                }
+            Some(Ok(planned)) => planned,
+            Some(Err(failure)) if !args.dry_run => return Err(failure),
+            not_planned => {
+                unchecked.push(match not_planned {
+                    Some(Err(failure)) => format!("the cluster: {}", reason(&failure)),
+                    _ => "the cluster: not compared while an operator's manifest is missing".into(),
+                });
                 return Err(offline(&lab, &rendered, &files, &root, dnsmasq.as_deref(), &manifests, &unchecked, text));
             }
-            Err(failure) => return Err(failure),
         };
 
         if text {
@@ -191,14 +191,12 @@ pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
     })
 }
 
-/// What a failure says, on one line without its `error: ` prefix.
+/// What a failure says, with its causes, on one line (as its JSON document holds them).
 fn reason(failure: &Failure) -> String {
-    let lines: Vec<&str> = failure
-        .text
-        .lines()
-        .map(|l| l.trim_start_matches("error: ").trim_start().trim_start_matches("caused by: "))
-        .collect();
-    lines.join(": ")
+    let json = &failure.json;
+    let causes = json["causes"].as_array().into_iter().flatten();
+    let parts: Vec<&str> = std::iter::once(&json["error"]).chain(causes).filter_map(|v| v.as_str()).collect();
+    parts.join(": ")
 }
 
 /// A dry run that could not check everything: the node files and the lab's objects as far as

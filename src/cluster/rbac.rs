@@ -145,19 +145,13 @@ fn rules(lab: &Lab) -> (Vec<Value>, BTreeMap<String, Vec<Value>>) {
     // The inventory (followed by `watch` with the lab's ConfigMaps) and `watch`'s Lease,
     // which its library creates with a POST: a create that names nothing yet.
     let home = roles.entry(lab.home.to_owned()).or_default();
-    let inventory = BTreeSet::from([format!("seclab-{}", lab.name)]);
-    let lease = BTreeSet::from([format!("seclab-{}-watch", lab.name)]);
+    let (inventory, lease) = (format!("seclab-{}", lab.name), format!("seclab-{}-watch", lab.name));
     grant(home, rule("", "configmaps", &LIST, None));
-    grant(home, rule("", "configmaps", &BY_NAME, Some(&inventory.iter().map(String::as_str).collect())));
+    grant(home, rule("", "configmaps", &BY_NAME, Some(&BTreeSet::from([inventory.as_str()]))));
     grant(home, rule("coordination.k8s.io", "leases", &["create"], None));
     grant(
         home,
-        rule(
-            "coordination.k8s.io",
-            "leases",
-            &["get", "patch", "update"],
-            Some(&lease.iter().map(String::as_str).collect()),
-        ),
+        rule("coordination.k8s.io", "leases", &["get", "patch", "update"], Some(&BTreeSet::from([lease.as_str()]))),
     );
 
     // What the lab's own roles grant, where they grant it; and `bind` on the ClusterRoles
