@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use seclab::cluster::rbac::Subject;
 use seclab::config;
@@ -233,6 +233,10 @@ enum ScanCommand {
         /// Leave out service changes where one side is only nmap's port-table guess.
         #[arg(long)]
         ignore_service_timeouts: bool,
+        /// With --group: show the changes the file's `alerts` leaves out as noise (by default
+        /// stored scans compare as `scan ingest` compared them, noise left out).
+        #[arg(long, requires = "group")]
+        show_noise: bool,
     },
 }
 
@@ -311,8 +315,36 @@ fn service_account(value: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The global flags each command does not read. They stay accepted there (a script may put
+/// `--kubeconfig` before any command), but its `--help` does not list them.
+const IGNORED_FLAGS: &[(&str, &[&str])] = &[
+    ("init", &["templates", "kubeconfig", "context"]),
+    ("validate", &["kubeconfig", "context"]),
+    ("render", &["kubeconfig", "context"]),
+    ("scan", &["templates", "kubeconfig", "context"]),
+    ("schema", &["file", "output", "templates", "kubeconfig", "context"]),
+    ("completions", &["file", "output", "templates", "kubeconfig", "context"]),
+];
+
+/// The command line: clap's, with each command's help listing only the global flags it reads.
+fn command() -> clap::Command {
+    let mut command = Cli::command();
+    for (name, flags) in IGNORED_FLAGS {
+        // A subcommand that has an argument of a global's name keeps its own (clap does not
+        // propagate over it): a hidden copy, still global, so its value reaches `Cli`.
+        let hidden: Vec<clap::Arg> = command
+            .get_arguments()
+            .filter(|arg| flags.contains(&arg.get_id().as_str()))
+            .map(|arg| arg.clone().hide(true))
+            .collect();
+        command = command.mut_subcommand(name, |sub| sub.args(hidden));
+    }
+    command
+}
+
 fn main() -> ExitCode {
-    let mut cli = match Cli::try_parse() {
+    let parsed = command().try_get_matches().and_then(|matches| Cli::from_arg_matches(&matches));
+    let mut cli = match parsed {
         Ok(cli) => cli,
         Err(error) => return usage_error(&error),
     };
@@ -362,10 +394,16 @@ fn usage_error(error: &clap::Error) -> ExitCode {
     let json = args.windows(2).any(|w| matches!(w[0].as_str(), "--output" | "-o") && w[1] == "json")
         || args.iter().any(|a| a == "--output=json" || a == "-ojson");
     if json {
-        let message = error.kind().as_str().map_or_else(|| error.to_string(), str::to_owned);
+        let kind = error.kind().as_str().map_or_else(|| error.to_string(), str::to_owned);
         let detail = error.to_string();
-        let detail = detail.lines().next().unwrap_or_default().trim_start_matches("error: ");
-        cli::write_line(format_args!("{}", serde_json::json!({ "error": detail, "kind": message, "usage": true })));
+        let message = detail.lines().next().unwrap_or_default().trim_start_matches("error: ");
+        // clap's own usage line for the command, as its text shows it.
+        let help = match detail.lines().find_map(|l| l.strip_prefix("Usage: ")) {
+            Some(usage) => format!("Usage: {usage}; add --help to see every option."),
+            None => "Add --help to see every option.".to_owned(),
+        };
+        let failure = cli::Failure::usage(message, &help).with(serde_json::json!({ "kind": kind }));
+        cli::write_line(format_args!("{}", failure.json));
     }
     let _ = error.print();
     ExitCode::from(exit::INVALID_INPUT)
@@ -397,7 +435,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Completions { shell } => {
             // Written whole first: clap_complete panics when stdout is closed under it.
             let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "seclab", &mut script);
+            clap_complete::generate(*shell, &mut command(), "seclab", &mut script);
             print(&String::from_utf8_lossy(&script))
         }
     }

@@ -256,7 +256,7 @@ fn a_missing_file_says_how_to_start() {
     assert_eq!(code, 1);
     assert_eq!(
         stderr.trim(),
-        "error: seclab.yaml does not exist (nor does seclab.yml); run `seclab init` to write a starter file, or pass --file"
+        "error: seclab.yaml does not exist (nor does seclab.yml)\nRun `seclab init` to write a starter file, or pass --file."
     );
 }
 
@@ -415,4 +415,73 @@ fn a_byte_order_mark_is_read_past_and_a_file_not_in_utf8_is_named() {
     let (code, _, stderr) = run(dir.path(), &["validate"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("line 6, column 14 holds byte 0xE9"), "{stderr}");
+}
+
+/// Every failure prints one JSON shape with `--output json`: `error` (one line, no `error:`
+/// prefix) and `errors`, each with a `message` and only the documented keys, in camelCase;
+/// usage errors say `"usage": true`. Covers each kind: a file with problems (a type error
+/// among them), the 16 MiB refusal, a file not in UTF-8, a missing file, clap's usage errors
+/// and seclab's own, a truncated scan, a secret that cannot be read.
+#[test]
+fn every_failure_prints_one_json_shape() {
+    let dir = lab_dir(&format!("{HEADER}cortex:\n  replicas: two\nwatch:\n  listen: nowhere\n"));
+    let path = dir.path();
+    std::fs::write(path.join("big.yaml"), vec![b'#'; 17 << 20]).unwrap();
+    std::fs::write(path.join("latin1.yaml"), b"apiVersion: caf\xe9\n").unwrap();
+    std::fs::write(
+        path.join("secret.yaml"),
+        format!("{HEADER}tenants:\n  - name: site\n    database: {{ password: \"env:SECLAB_TEST_NEVER_SET\" }}\n"),
+    )
+    .unwrap();
+    let scan = std::fs::read_to_string(support::root().join("tests/fixtures/loopback.xml")).unwrap();
+    std::fs::write(path.join("cut.xml"), &scan[..scan.len() / 2]).unwrap();
+    let allowed = ["message", "help", "file", "line", "column", "path", "causes", "object"];
+    let cases: &[(&[&str], i32, bool)] = &[
+        (&["validate"], 2, false),
+        (&["-f", "big.yaml", "validate"], 2, false),
+        (&["-f", "latin1.yaml", "validate"], 2, false),
+        (&["-f", "missing.yaml", "validate"], 1, false),
+        (&["validate", "--bogus"], 2, true),
+        (&["render", "--for-user", "x", "--for-serviceaccount", "a:b"], 2, true),
+        (&["scan", "diff", "only-one.xml"], 2, true),
+        (&["-f", "secret.yaml", "scan", "diff", "--group", "no-slash"], 2, true),
+        (&["scan", "diff", "cut.xml", "cut.xml"], 2, false),
+        (&["-f", "secret.yaml", "plan"], 1, false),
+    ];
+    for (args, expected_code, usage) in cases {
+        let args: Vec<&str> = ["--output", "json"].iter().chain(args.iter()).copied().collect();
+        let (code, stdout, stderr) = run(path, &args);
+        assert_eq!(code, *expected_code, "{args:?}: {stderr}");
+        let document: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}): {stdout}"));
+        let error = document["error"].as_str().unwrap_or_else(|| panic!("{args:?}: no `error`: {document}"));
+        assert!(!error.is_empty() && !error.starts_with("error:") && !error.contains('\n'), "{args:?}: {error:?}");
+        let errors = document["errors"].as_array().unwrap_or_else(|| panic!("{args:?}: no `errors`: {document}"));
+        assert!(!errors.is_empty(), "{args:?}: {document}");
+        for entry in errors {
+            let entry = entry.as_object().unwrap();
+            assert!(entry["message"].as_str().is_some_and(|m| !m.starts_with("error:")), "{args:?}: {document}");
+            let unknown: Vec<&String> = entry.keys().filter(|k| !allowed.contains(&k.as_str())).collect();
+            assert!(unknown.is_empty(), "{args:?}: keys {unknown:?} in {document}");
+        }
+        assert_eq!(document["usage"].as_bool().unwrap_or(false), *usage, "{args:?}: {document}");
+        let snake = document.as_object().unwrap().keys().find(|k| k.contains('_'));
+        assert!(snake.is_none(), "{args:?}: {snake:?} is not camelCase");
+    }
+    // A type error and a semantic one, both in `errors` with place and help.
+    let (_, stdout, _) = run(path, &["--output", "json", "validate"]);
+    let document: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let replicas = &document["errors"][0];
+    assert_eq!(
+        (replicas["path"].as_str(), replicas["line"].as_u64()),
+        (Some("cortex.replicas"), Some(6)),
+        "{document}"
+    );
+    assert!(replicas["help"].is_string() && document["errors"][1]["help"].is_string(), "{document}");
+    assert_eq!(document["error"], "seclab.yaml has 2 problems; nothing was changed");
+    // The refusals name where they are, as a problem in the file does.
+    let (_, stdout, _) = run(path, &["--output", "json", "-f", "latin1.yaml", "validate"]);
+    let document: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((document["errors"][0]["line"].as_u64(), document["errors"][0]["column"].as_u64()), (Some(1), Some(16)));
+    assert_eq!(document["errors"][0]["help"], "Save it as UTF-8 and run seclab again.");
 }

@@ -401,7 +401,7 @@ async fn destroy_without_allow_destructive_keeps_namespaces_volumes_and_claims()
     assert!(data.len() >= 3, "the home lab has a namespace, a volume and a claim: {data:?}");
 
     let output = lab.run(&["destroy", "--yes"], 0);
-    assert!(output.contains(&format!("Kept {} object(s) that hold data", data.len())), "{output}");
+    assert!(output.contains(&format!("Kept {} objects that hold data", data.len())), "{output}");
     let client = admin().await;
     assert_eq!(labelled(&client, "t-keep").await, data, "exactly the objects that hold data are left");
     let inventory = api(&client, "", "v1", "ConfigMap", Some("t-keep")).get_opt("seclab-t-keep").await.unwrap();

@@ -434,6 +434,34 @@ fn a_usage_error_with_json_output_prints_one_json_document() {
     assert!(stderr.contains("--yes"), "{stderr}");
 }
 
+/// A command's help lists the global flags it reads and no other; the others are still
+/// accepted there, as scripts may put them before any command.
+#[test]
+fn each_help_lists_only_the_global_flags_its_command_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &[&str], &[&str])] = &[
+        (&["init"], &["--file", "--output", "--verbose"], &["--kubeconfig", "--context", "--templates"]),
+        (&["validate"], &["--file", "--templates"], &["--kubeconfig", "--context"]),
+        (&["plan"], &["--file", "--templates", "--kubeconfig", "--context"], &[]),
+        (&["scan", "diff"], &["--file", "--output"], &["--kubeconfig", "--context", "--templates"]),
+        (&["schema"], &["--verbose"], &["--file", "--output", "--kubeconfig"]),
+        (&["certs", "status"], &["--kubeconfig", "--templates"], &[]),
+    ];
+    for (command, listed, hidden) in cases {
+        let args: Vec<&str> = command.iter().copied().chain(["--help"]).collect();
+        let (code, help, _) = run(dir.path(), &args);
+        assert_eq!(code, 0, "{args:?}");
+        for flag in *listed {
+            assert!(help.contains(flag), "{command:?} reads {flag}: {help}");
+        }
+        for flag in *hidden {
+            assert!(!help.contains(flag), "{command:?} does not read {flag}: {help}");
+        }
+    }
+    let (code, _, stderr) = run(dir.path(), &["init", "--kubeconfig", "unused", "--file", "lab.yaml"]);
+    assert_eq!(code, 0, "a hidden global flag is still accepted: {stderr}");
+}
+
 #[test]
 fn an_error_keeps_its_causes_in_text_and_in_one_json_document() {
     let dir = lab_dir("apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: lab\n");
@@ -463,7 +491,7 @@ fn an_error_keeps_its_causes_in_text_and_in_one_json_document() {
     let (code, stdout, _) = run(dir.path(), &["--kubeconfig", kubeconfig, "--output", "json", "plan"]);
     assert_eq!(code, 1);
     let document: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document on stdout");
-    let causes = document["causes"].as_array().unwrap();
+    let causes = document["errors"][0]["causes"].as_array().unwrap();
     assert!(causes.iter().any(|c| c.as_str().unwrap().contains("Connection refused")), "{document}");
 
     let (_, _, stderr) = run(dir.path(), &["--kubeconfig", "no-such.kubeconfig", "plan"]);
@@ -682,7 +710,7 @@ fn a_secret_that_cannot_be_read_here_warns_in_validate_and_stops_plan_and_ingest
     ] {
         let (code, _, err) = run(dir.path(), args);
         assert_eq!(code, 1, "{args:?}: {err}");
-        assert!(err.starts_with("error: 1 secret(s) of seclab.yaml cannot be read here; nothing was changed"), "{err}");
+        assert!(err.starts_with("error: 1 secret of seclab.yaml cannot be read here; nothing was changed"), "{err}");
         assert!(err.contains(named), "{args:?}: {err}");
     }
     let (code, _, err) = run(dir.path(), &["scan", "status"]);

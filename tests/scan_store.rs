@@ -366,6 +366,50 @@ fn the_repeat_window_suppresses_flapping_ports() {
     assert!(history.contains("(not alerted: repeat)"), "{history}");
 }
 
+/// Stored scans compare as `scan ingest` compared them: `scan diff --group` leaves out the noise
+/// the file's `alerts` leaves out, and says so; `--show-noise` shows it; two files compare as
+/// ndiff does, every change shown unless asked otherwise.
+#[test]
+fn scan_diff_of_stored_scans_agrees_with_ingest_on_noise() {
+    let mut lab = Lab::new(None, 0);
+    let (p1, p2) = lab.ports;
+    let host = ["127.0.0.2"];
+    lab.scan(&host, &[(2, p1, FTP)]);
+    assert_eq!(lab.ingest().0, 0);
+    // A service that closes each connection at once: nmap names it `tcpwrapped`.
+    let second = lab.scan(&host, &[(2, p1, FTP), (2, p2, "")]);
+    let xml = std::fs::read_to_string(&second).unwrap();
+    assert!(xml.contains(r#"name="tcpwrapped""#), "nmap saw a tcpwrapped port: {xml}");
+    let (code, out) = lab.ingest();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ingested: 1 host up, 0 changes, 0 alerts queued"), "ingest leaves it out: {out}");
+
+    let (code, stdout, stderr) = lab.seclab(&["scan", "diff", "--group", "site/lab"]);
+    assert_eq!((code, stdout.trim()), (0, "no differences"), "as ingest found: {stderr}");
+    assert!(
+        stderr.contains("note: left out as noise: tcpwrapped ports and service changes after a detection time-out (as `scan ingest` compared them"),
+        "{stderr}"
+    );
+    let (_, stdout, _) = lab.seclab(&["scan", "diff", "--group", "site/lab", "--output", "json"]);
+    let document: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(document["noise"], serde_json::json!({ "ignoreTcpwrapped": true, "ignoreServiceTimeouts": true }));
+    let (_, stdout, _) = lab.seclab(&["scan", "ingest", "--output", "json"]);
+    let document: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(document["noise"]["ignoreTcpwrapped"], true, "ingest says what it leaves out too: {document}");
+
+    let (code, stdout, stderr) = lab.seclab(&["scan", "diff", "--group", "site/lab", "--show-noise"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stdout.contains(&format!("127.0.0.2: port {p2}/tcp opened")), "{stdout}");
+    assert!(!stderr.contains("left out"), "{stderr}");
+
+    let files = ["scans/site/lab/01.xml", "scans/site/lab/02.xml"];
+    let (code, stdout, _) = lab.seclab(&["scan", "diff", files[0], files[1]]);
+    assert_eq!(code, 3, "two files compare as ndiff does: {stdout}");
+    let (code, _, stderr) = lab.seclab(&["scan", "diff", files[0], files[1], "--ignore-tcpwrapped"]);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("left out as noise: tcpwrapped ports (asked on the command line)"), "{stderr}");
+}
+
 /// `scan sync` on the lab's file as it changes: what it reports, and hosts a narrowed group
 /// no longer covers marked gone.
 fn sync_scenario(database_url: Option<String>) {
@@ -614,7 +658,7 @@ fn scan_deliver_fails_while_alerts_stay_undelivered_and_names_the_route_and_the_
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.starts_with("alerts: 0 delivered"), "the mail went out with the ingest: {out}");
     let expected =
-        format!("1 alert(s) still undelivered (route hook: webhook http://127.0.0.1:{port}: the request failed: ");
+        format!("1 alert still undelivered (route hook: webhook http://127.0.0.1:{port}: the request failed: ");
     assert!(err.contains(&expected) && err.contains("they stay queued"), "{err}");
     assert!(!err.contains("/alerts") && !out.contains("retried by `seclab scan deliver`"), "{out}{err}");
 }

@@ -21,11 +21,12 @@ use seclab::reconcile::scan_database::{base_dir, scan_directory};
 use seclab::reconcile::sequence::{self, Hooks, SequenceError};
 use seclab::reconcile::wait;
 use seclab::render::Rendered;
+use seclab::words::count;
 
 use super::cluster::{
     Progress, apply_failure, ask, connect_with, counts, options, plan_changes, problems_text, runtime, seconds,
 };
-use super::{Failure, Secrets, exit, load_with_secrets, print, render_lab, say};
+use super::{Failure, Secrets, load_with_secrets, print, render_lab, say};
 use crate::{BootstrapArgs, Cli, Output};
 
 /// Where k3s writes its admin kubeconfig, under the node's root.
@@ -116,10 +117,16 @@ pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
         }
         let problems = operator_plans.iter().chain([&lab_plan]).map(|p| p.problems.len()).sum::<usize>();
         if problems > 0 {
-            let text = format!("error: bootstrap stops before any change: {problems} problem(s) above");
-            let json = json!({ "lab": lab.name(), "error": "problems", "operators": operator_plans,
-                "plan": lab_plan, "nodeFiles": files_json(&files) });
-            return Err(Failure { code: exit::ERROR, text, json });
+            let errors = operator_plans
+                .iter()
+                .chain([&lab_plan])
+                .flat_map(|p| &p.problems)
+                .map(|p| json!({ "message": p.to_string(), "object": p.object }))
+                .collect();
+            let message =
+                format!("bootstrap stops before any change: {} above", count(problems as u64, "problem", "problems"));
+            return Err(Failure::error(message).with_errors(errors).with(json!({ "lab": lab.name(),
+                "operators": operator_plans, "plan": lab_plan, "nodeFiles": files_json(&files) })));
         }
         let changes = files.iter().filter(|f| f.changes()).count()
             + operator_plans.iter().chain([&lab_plan]).map(|p| p.changes().count()).sum::<usize>();
@@ -134,7 +141,7 @@ pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
             return Ok(());
         }
         if changes > 0 && !args.apply.yes && std::io::stdin().is_terminal() {
-            ask(&format!("Make these {changes} change(s)? [y/N] "), &["y", "yes"])?;
+            ask(&format!("Make {}? [y/N] ", count(changes as u64, "this change", "these changes")), &["y", "yes"])?;
         }
 
         for file in files.iter().filter(|f| f.changes()) {
@@ -169,8 +176,8 @@ pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
                 format!("Bootstrapped lab {}: all {objects} objects are ready ({}).", lab.name(), seconds(ready_in))
             } else {
                 format!(
-                    "Nothing to change: the node files, {} operator(s) and lab {} are as the file says, and ready.",
-                    manifests.len(),
+                    "Nothing to change: the node files, {} and lab {} are as the file says, and ready.",
+                    count(manifests.len() as u64, "operator", "operators"),
                     lab.name()
                 )
             };
@@ -194,7 +201,7 @@ pub fn bootstrap(cli: &Cli, args: &BootstrapArgs) -> Result<(), Failure> {
 /// What a failure says, with its causes, on one line (as its JSON document holds them).
 fn reason(failure: &Failure) -> String {
     let json = &failure.json;
-    let causes = json["causes"].as_array().into_iter().flatten();
+    let causes = json["errors"][0]["causes"].as_array().into_iter().flatten();
     let parts: Vec<&str> = std::iter::once(&json["error"]).chain(causes).filter_map(|v| v.as_str()).collect();
     parts.join(": ")
 }
@@ -233,13 +240,13 @@ fn offline(
         // Shown before the error, which names the count.
         let _ = print(&out);
     }
-    let error = format!("the dry run could not check {} thing(s); fix them and run it again", unchecked.len());
-    Failure {
-        code: exit::ERROR,
-        text: format!("error: {error}"),
-        json: json!({ "lab": lab.name(), "dryRun": true, "error": error, "nodeFiles": files_json(files),
-            "router": router, "objects": objects, "unchecked": unchecked }),
-    }
+    let error = format!(
+        "the dry run could not check {}; fix them and run it again",
+        count(unchecked.len() as u64, "thing", "things")
+    );
+    let errors = unchecked.iter().map(|u| json!({ "message": format!("could not check {u}") })).collect();
+    Failure::error(error).with_errors(errors).with(json!({ "lab": lab.name(), "dryRun": true,
+        "nodeFiles": files_json(files), "router": router, "objects": objects, "unchecked": unchecked }))
 }
 
 /// The lab's plan before anything is applied: kinds the operators define count as served.

@@ -68,7 +68,8 @@ pub fn rotate(cli: &Cli, names: &[String], authorities: bool, args: &ApplyArgs) 
     let mut rendered = render_lab(cli, &lab)?;
     let marked = certificates::rotate(&mut rendered.secrets, names, authorities).map_err(Failure::error)?;
     if cli.output == Output::Text {
-        eprintln!("Issuing {marked} certificate(s) again; pods that mount them roll.");
+        let certificates = seclab::words::count(marked as u64, "certificate", "certificates");
+        eprintln!("Issuing {certificates} again; pods that mount them roll.");
     }
     apply_rendered(cli, &lab, rendered, args, false, Duration::ZERO)
 }

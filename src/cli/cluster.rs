@@ -17,6 +17,7 @@ use seclab::reconcile::sequence::{self, Hooks, SequenceError};
 use seclab::reconcile::wait::ObjectState;
 use seclab::reconcile::{certificates, destroy, status as lab_status, tenant_databases};
 use seclab::render::Rendered;
+use seclab::words::count;
 
 use super::{Failure, Secrets, exit, load, load_with_secrets, print, render_lab, say};
 use crate::{ApplyArgs, ChangeArgs, Cli, Output};
@@ -121,7 +122,8 @@ pub fn plan(cli: &Cli, args: &ChangeArgs, detailed_exitcode: bool) -> Result<(),
             }
         }
         if !plan.problems.is_empty() {
-            let text = format!("error: apply would refuse this plan ({} problem(s) above)", plan.problems.len());
+            let problems = count(plan.problems.len() as u64, "problem", "problems");
+            let text = format!("error: apply would refuse this plan ({problems} above)");
             // The JSON plan already names the problems; print no second document.
             return Err(Failure { code: exit::ERROR, text, json: json!(null) });
         }
@@ -163,9 +165,9 @@ async fn unpinned_volumes(cluster: &Cluster, lab: &Lab) -> Vec<String> {
 /// operators most likely needs `bootstrap` first.
 fn plan_failure(lab: &Lab, error: PlanError) -> Failure {
     let unserved = matches!(&error, PlanError::Cluster { source: ClusterError::UnknownKind { .. }, .. });
-    let mut failure = Failure::of(error);
+    let failure = Failure::of(error);
     if unserved && !lab.spec().operators.is_empty() {
-        failure.text.push_str("\nThe file names operators: run `seclab bootstrap` to install them first.");
+        return failure.with_help("The file names operators: run `seclab bootstrap` to install them first.");
     }
     failure
 }
@@ -338,7 +340,10 @@ fn apply_read(
             print(&document.to_string())?;
         } else {
             if let Some(changes) = applied.scan_database.filter(|c| !c.is_empty()) {
-                print(&format!("scan database: {} change(s) to tenants and groups", changes.len()))?;
+                print(&format!(
+                    "scan database: {} to tenants and groups",
+                    count(changes.len() as u64, "change", "changes")
+                ))?;
             }
             if let Some(steps) = applied.tenant_databases.filter(|s| !s.is_empty()) {
                 print(&format!("Tenant databases:\n{}", database_lines(&steps).trim_end()))?;
@@ -361,7 +366,8 @@ fn confirm_apply(plan: &Plan, yes: bool) -> Result<(), Failure> {
     for step in plan.steps.iter().filter(|s| matches!(s.action(), Action::Prune | Action::Replace)) {
         eprintln!("  {} {}", if step.action() == Action::Prune { "prune  " } else { "replace" }, step.object);
     }
-    ask(&format!("Prune {prunes} and replace {replaces} object(s) of lab {}? [y/N] ", plan.lab), &["y", "yes"])
+    let (prunes, replaces) = (count(prunes as u64, "object", "objects"), count(replaces as u64, "object", "objects"));
+    ask(&format!("Prune {prunes} and replace {replaces} of lab {}? [y/N] ", plan.lab), &["y", "yes"])
 }
 
 pub(super) fn ask(question: &str, accepted: &[&str]) -> Result<(), Failure> {
@@ -373,24 +379,27 @@ pub(super) fn ask(question: &str, accepted: &[&str]) -> Result<(), Failure> {
 }
 
 pub(super) fn apply_failure(plan: &Plan, error: ApplyError) -> Failure {
-    let hint = match &error {
-        ApplyError::Refused(_) => "\nRun `seclab plan` to see the whole plan.",
+    let help = match &error {
+        ApplyError::Refused(_) => "Run `seclab plan` to see the whole plan.",
         ApplyError::Failed { .. } => {
-            "\nObjects applied so far are recorded in the lab's inventory; fix the file and apply again."
+            "Objects applied so far are recorded in the lab's inventory; fix the file and apply again."
         }
-        ApplyError::Inventory { .. } => "\nNothing after the inventory was applied.",
-        ApplyError::Cancelled(_) => "\nThe inventory lists every object that may exist; apply again to finish.",
+        ApplyError::Inventory { .. } => "Nothing after the inventory was applied.",
+        ApplyError::Cancelled(_) => "The inventory lists every object that may exist; apply again to finish.",
     };
-    let json = match &error {
-        ApplyError::Refused(problems) => json!({ "lab": plan.lab, "error": error.to_string(), "problems": problems }),
-        ApplyError::Failed { outcome, .. } => {
-            json!({ "lab": plan.lab, "error": error.to_string(), "outcome": outcome })
-        }
-        ApplyError::Inventory { .. } | ApplyError::Cancelled(_) => {
-            json!({ "lab": plan.lab, "error": error.to_string() })
-        }
-    };
-    Failure { code: exit::ERROR, text: format!("error: {error}{hint}"), json }
+    let failure = Failure::error(&error).with_help(help).with(json!({ "lab": plan.lab }));
+    match &error {
+        ApplyError::Refused(problems) => failure
+            .with_errors(
+                problems
+                    .iter()
+                    .map(|p| json!({ "message": p.to_string(), "object": p.object, "help": help }))
+                    .collect(),
+            )
+            .with(json!({ "problems": problems })),
+        ApplyError::Failed { outcome, .. } => failure.with(json!({ "outcome": outcome })),
+        ApplyError::Inventory { .. } | ApplyError::Cancelled(_) => failure,
+    }
 }
 
 /// What `--wait` shows: one line rewritten on a terminal, plain lines otherwise.
@@ -521,14 +530,16 @@ pub fn destroy(cli: &Cli, yes: bool, allow_destructive: bool) -> Result<(), Fail
         if !yes && doomed > 0 {
             if !std::io::stdin().is_terminal() {
                 return Err(Failure::error(format!(
-                    "destroy deletes {doomed} object(s) of lab {}; confirm with --yes",
+                    "destroy deletes {} of lab {}; confirm with --yes",
+                    count(doomed as u64, "object", "objects"),
                     plan.lab
                 )));
             }
             for step in plan.steps.iter().filter(|s| s.action() == Action::Prune) {
                 eprintln!("  delete {}", step.object);
             }
-            ask(&format!("Delete these {doomed} object(s)? Type the lab name ({}) to confirm: ", plan.lab), &[&plan.lab])?;
+            let these = count(doomed as u64, "object", "objects");
+            ask(&format!("Delete {these}? Type the lab name ({}) to confirm: ", plan.lab), &[&plan.lab])?;
         }
         let text = cli.output == Output::Text;
         let report = |step: &Step, _: &str| {
@@ -556,11 +567,12 @@ pub fn destroy(cli: &Cli, yes: bool, allow_destructive: bool) -> Result<(), Fail
             ),
             Output::Text => {
                 let mut out = database_lines(databases.as_deref().unwrap_or_default());
-                out.push_str(&format!("Destroyed lab {}: {} object(s) deleted.", plan.lab, outcome.pruned));
+                let deleted = count(outcome.pruned as u64, "object", "objects");
+                out.push_str(&format!("Destroyed lab {}: {deleted} deleted.", plan.lab));
                 if !kept.is_empty() {
                     out.push_str(&format!(
-                        "\nKept {} object(s) that hold data (run again with --allow-destructive to delete them too):\n  {}",
-                        kept.len(),
+                        "\nKept {} (run again with --allow-destructive to delete them too):\n  {}",
+                        count(kept.len() as u64, "object that holds data", "objects that hold data"),
                         kept.join("\n  ")
                     ));
                 }

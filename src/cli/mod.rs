@@ -15,6 +15,7 @@ use serde_json::json;
 
 use seclab::config::{self, InvalidFile, Lab, LoadError};
 use seclab::render::{self, Rendered, Templates};
+use seclab::words::count;
 
 use crate::Cli;
 
@@ -26,20 +27,28 @@ pub mod exit {
 }
 
 /// A failed command: what to print, and the exit code.
+///
+/// Its JSON document has one shape for every failure: `error`, one line saying what failed,
+/// and `errors`, each problem with its `message` and, where known, `file`, `line`, `column`,
+/// `path`, `help` and `causes`; usage errors add `"usage": true`; a command adds its own
+/// fields beside them ([`Failure::with`]).
 pub struct Failure {
     /// The exit code.
     pub code: u8,
     /// What people read (on stderr).
     pub text: String,
-    /// What scripts read (on stdout) with `--output json`.
+    /// What scripts read (on stdout) with `--output json`; null when the command printed its
+    /// document already (a plan with problems, a diff with differences).
     pub json: serde_json::Value,
 }
 
 impl Failure {
     /// A failure with exit code 1, from a message.
     pub fn error(error: impl std::fmt::Display) -> Self {
-        let text = format!("error: {error}");
-        Self { code: exit::ERROR, json: json!({ "error": error.to_string() }), text }
+        let message = error.to_string();
+        let first = message.lines().next().unwrap_or_default().trim_end_matches(':');
+        let json = json!({ "error": first, "errors": [{ "message": message }] });
+        Self { code: exit::ERROR, text: format!("error: {message}"), json }
     }
 
     /// A failure with exit code 1, from an error and what caused it: one `caused by:` line
@@ -47,19 +56,55 @@ impl Failure {
     pub fn of(error: impl std::error::Error + 'static) -> Self {
         let mut lines = seclab::causes::chain(&error);
         let top = lines.remove(0);
-        let mut text = format!("error: {top}");
+        let mut failure = Self::error(&top);
         for cause in &lines {
-            text.push_str(&format!("\n  caused by: {cause}"));
+            failure.text.push_str(&format!("\n  caused by: {cause}"));
         }
-        let json = if lines.is_empty() { json!({ "error": top }) } else { json!({ "error": top, "causes": lines }) };
-        Self { code: exit::ERROR, text, json }
+        if !lines.is_empty() {
+            failure.json["errors"][0]["causes"] = json!(lines);
+        }
+        failure
     }
 
-    /// A desired-state file with problems: exit code 2.
+    /// A command line that asks for something impossible: exit code 2, `"usage": true`.
+    pub fn usage(message: impl std::fmt::Display, help: &str) -> Self {
+        let failure = Self { code: exit::INVALID_INPUT, ..Self::error(message) };
+        failure.with_help(help).with(json!({ "usage": true }))
+    }
+
+    /// Input that cannot be used (a file, a scan): exit code 2.
+    pub fn invalid_input(error: impl std::fmt::Display) -> Self {
+        Self { code: exit::INVALID_INPUT, ..Self::error(error) }
+    }
+
+    /// A desired-state file with problems: exit code 2, every problem in `errors`.
     pub fn invalid(file: &InvalidFile) -> Self {
         let mut json = serde_json::to_value(file).unwrap_or_default();
         json["valid"] = false.into();
+        json["error"] = file.summary().into();
         Self { code: exit::INVALID_INPUT, text: file.report(color(std::io::stderr().is_terminal())), json }
+    }
+
+    /// The failure with what to do next: a line of its own in text, `help` in JSON.
+    pub fn with_help(mut self, help: &str) -> Self {
+        self.text.push_str(&format!("\n{help}"));
+        self.json["errors"][0]["help"] = help.into();
+        self
+    }
+
+    /// The failure's JSON document with the command's own fields (an object) beside `error`
+    /// and `errors`.
+    pub fn with(mut self, fields: serde_json::Value) -> Self {
+        if let (Some(document), serde_json::Value::Object(fields)) = (self.json.as_object_mut(), fields) {
+            document.extend(fields);
+        }
+        self
+    }
+
+    /// The failure's JSON document with `errors` replaced: one entry per problem.
+    pub fn with_errors(mut self, errors: Vec<serde_json::Value>) -> Self {
+        self.json["errors"] = errors.into();
+        self
     }
 }
 
@@ -96,12 +141,24 @@ pub fn load(cli: &Cli) -> Result<Lab, Failure> {
     config::load(&cli.file).map_err(|error| match error {
         LoadError::Invalid(file) => Failure::invalid(&file),
         LoadError::Read { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => Failure::error(format!(
-            "{} does not exist{}; run `seclab init` to write a starter file, or pass --file",
+            "{} does not exist{}",
             cli.file.display(),
             if cli.file == Path::new("seclab.yaml") { " (nor does seclab.yml)" } else { "" }
-        )),
+        ))
+        .with_help("Run `seclab init` to write a starter file, or pass --file."),
         unreadable @ (LoadError::TooLarge { .. } | LoadError::NotUtf8 { .. }) => {
-            Failure { code: exit::INVALID_INPUT, ..Failure::error(unreadable) }
+            // The same document as a file with problems: one entry in `errors`.
+            let mut failure = Failure::invalid_input(&unreadable);
+            failure.json["errors"][0]["file"] = cli.file.display().to_string().into();
+            if let Some(at) = unreadable.location() {
+                failure.json["errors"][0]["line"] = at.line.into();
+                failure.json["errors"][0]["column"] = at.column.into();
+            }
+            failure = failure.with(json!({ "file": cli.file.display().to_string(), "valid": false }));
+            match unreadable.help() {
+                Some(help) => failure.with_help(help),
+                None => failure,
+            }
         }
         other => Failure::of(other),
     })
@@ -130,17 +187,17 @@ pub fn load_with_secrets(cli: &Cli, secrets: Secrets) -> Result<Lab, Failure> {
     if unresolved.is_empty() {
         return Ok(lab);
     }
-    let text = format!(
-        "error: {} secret(s) of {} cannot be read here; nothing was changed:\n{}\nset the variables or create the files, then run again",
-        unresolved.len(),
-        cli.file.display(),
-        unresolved.iter().map(|u| format!("  - {u}")).collect::<Vec<_>>().join("\n")
+    let message = format!(
+        "{} of {} cannot be read here; nothing was changed",
+        count(unresolved.len() as u64, "secret", "secrets"),
+        cli.file.display()
     );
-    Err(Failure {
-        code: exit::ERROR,
-        text,
-        json: json!({ "error": "secrets cannot be read", "unresolved": unresolved }),
-    })
+    let help = "Set the variables or create the files, then run again.";
+    let errors = unresolved.iter().map(|u| json!({ "message": u, "help": help })).collect();
+    let listed: String = unresolved.iter().map(|u| format!("\n  - {u}")).collect();
+    let mut failure = Failure::error(format!("{message}:{listed}")).with_errors(errors);
+    failure.text.push_str(&format!("\n{help}"));
+    Err(failure)
 }
 
 fn templates(cli: &Cli) -> Templates {

@@ -27,7 +27,9 @@ impl From<StoreError> for Failure {
 /// `seclab scan ...`.
 pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
     let mut stored_diff = None;
-    if let ScanCommand::Diff { scans, group, matching, ignore_tcpwrapped, ignore_service_timeouts } = command {
+    if let ScanCommand::Diff { scans, group, matching, ignore_tcpwrapped, ignore_service_timeouts, show_noise } =
+        command
+    {
         let noise =
             NoisePolicy { ignore_tcpwrapped: *ignore_tcpwrapped, ignore_service_timeouts: *ignore_service_timeouts };
         let matching = match matching {
@@ -38,22 +40,24 @@ pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
             // Two files, no database and no desired-state file needed.
             (None, [before, after]) => return diff(cli, Path::new(before), Path::new(after), matching, noise),
             (None, _) => {
-                return Err(Failure {
-                    code: exit::INVALID_INPUT,
-                    text: "error: `scan diff` compares two files (`scan diff A.xml B.xml`), or stored scans with --group T/G".into(),
-                    json: json!({ "error": "scan diff needs two files, or --group" }),
-                });
+                return Err(Failure::usage(
+                    "`scan diff` needs two files, or --group",
+                    "Compare two files with `seclab scan diff A.xml B.xml`, or stored scans with `seclab scan diff --group TENANT/GROUP`.",
+                ));
             }
             (Some(group), ids) => {
                 let ids = ids
                     .iter()
                     .map(|id| {
                         id.parse::<i64>().map_err(|_| {
-                            Failure::error(format!("`{id}` is not a scan id; `seclab scan history {group}` lists them"))
+                            Failure::usage(
+                                format!("`{id}` is not a scan id"),
+                                &format!("`seclab scan history {group}` lists them."),
+                            )
                         })
                     })
                     .collect::<Result<Vec<i64>, Failure>>()?;
-                stored_diff = Some((group.clone(), ids, matching, noise));
+                stored_diff = Some((group.clone(), ids, matching, noise, *show_noise));
             }
         }
     }
@@ -108,8 +112,8 @@ pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
                     return Err(Failure {
                         code: exit::ERROR,
                         text: format!(
-                            "error: {} alert(s) still undelivered ({cause}); they stay queued: fix the route, then run this again",
-                            report.pending
+                            "error: {} still undelivered ({cause}); they stay queued: fix the route, then run this again",
+                            count(report.pending as u64, "alert", "alerts")
                         ),
                         json: serde_json::Value::Null,
                     });
@@ -119,7 +123,18 @@ pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
             ScanCommand::Status => status(cli, &store).await,
             ScanCommand::History { group, host, limit } => history(cli, &store, group, host.as_deref(), *limit).await,
             ScanCommand::Diff { .. } => match &stored_diff {
-                Some((group, ids, matching, noise)) => diff_stored(cli, &store, group, ids, *matching, *noise).await,
+                Some((group, ids, matching, noise, show_noise)) => {
+                    // As `scan ingest` compared them: the file's noise filters, unless shown.
+                    let alerts = &lab.spec().alerts;
+                    let noise = match show_noise {
+                        true => *noise,
+                        false => NoisePolicy {
+                            ignore_tcpwrapped: noise.ignore_tcpwrapped || alerts.ignore_tcpwrapped,
+                            ignore_service_timeouts: noise.ignore_service_timeouts || alerts.ignore_service_timeouts,
+                        },
+                    };
+                    diff_stored(cli, &store, group, ids, *matching, noise).await
+                }
                 None => Ok(()), // two files: compared above, without the lab
             },
         };
@@ -129,10 +144,9 @@ pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
 }
 
 fn split_group(group: &str) -> Result<(&str, &str), Failure> {
-    group
-        .split_once('/')
-        .filter(|(t, g)| !t.is_empty() && !g.is_empty() && !g.contains('/'))
-        .ok_or_else(|| Failure::error(format!("`{group}` is not a group: write `tenant/group`, e.g. `barbican/dmz`")))
+    group.split_once('/').filter(|(t, g)| !t.is_empty() && !g.is_empty() && !g.contains('/')).ok_or_else(|| {
+        Failure::usage(format!("`{group}` is not a group"), "Write `tenant/group`, e.g. `barbican/dmz`.")
+    })
 }
 
 async fn sync(cli: &Cli, lab: &Lab, store: &Store) -> Result<(), Failure> {
@@ -214,7 +228,7 @@ async fn ingest(
         Output::Json => {
             let files: Vec<_> =
                 outcomes.iter().map(|(f, o)| json!({ "file": f.path.display().to_string(), "outcome": o })).collect();
-            print(&json!({ "files": files, "alerts": report }).to_string())?;
+            print(&json!({ "files": files, "alerts": report, "noise": noise }).to_string())?;
         }
         Output::Text => {
             let mut lines: Vec<String> = outcomes.iter().map(|(f, o)| ingest_line(f, o)).collect();
@@ -402,11 +416,7 @@ async fn diff_stored(
             "scan {id} of {group} was rejected ({}); it was not compared",
             record.error.as_deref().unwrap_or("incomplete")
         );
-        Failure {
-            code: exit::INVALID_INPUT,
-            json: json!({ "error": message, "scan": id }),
-            text: format!("error: {message}"),
-        }
+        Failure::invalid_input(message).with(json!({ "scan": id }))
     };
     // One id: that scan and the complete one before it; a scan that was rejected says so.
     if let [id] = ids {
@@ -446,17 +456,31 @@ async fn diff_stored(
     let diffs = diff::compare(&before.1, &after.1, matching, noise);
     let side = |(record, hosts): &(ScanRecord, Vec<Host>)| json!({ "scan": record.id, "source": record.source, "start": record.started_at, "hosts": hosts.len() });
     let document = json!({ "matching": matching, "group": group, "before": side(before), "after": side(after) });
-    print_diff(cli, &diffs, document)
+    let how = "as `scan ingest` compared them, from the file's `alerts`; --show-noise shows them";
+    print_diff(cli, &diffs, document, noise, how)
 }
 
 /// Prints the differences (`document` with them, for JSON); exit code 3 when there are any.
-fn print_diff(cli: &Cli, diffs: &[diff::HostDiff], mut document: serde_json::Value) -> Result<(), Failure> {
+/// What `noise` left out is said too: `noise` in JSON, a note on stderr (`how` says why).
+fn print_diff(
+    cli: &Cli,
+    diffs: &[diff::HostDiff],
+    mut document: serde_json::Value,
+    noise: NoisePolicy,
+    how: &str,
+) -> Result<(), Failure> {
     match cli.output {
         Output::Json => {
             document["hosts"] = serde_json::to_value(diffs).map_err(Failure::of)?;
+            document["noise"] = json!(noise);
             print(&document.to_string())?;
         }
-        Output::Text => print(&report::diff_text(diffs))?,
+        Output::Text => {
+            print(&report::diff_text(diffs))?;
+            if let Some(left_out) = noise.describe() {
+                eprintln!("note: left out as noise: {left_out} ({how})");
+            }
+        }
     }
     if diffs.is_empty() {
         Ok(())
@@ -471,11 +495,9 @@ fn diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: Noise
         // A file that cannot be read is an error (1); one that is not a whole scan is invalid input (2).
         let code = if matches!(error, parse::ScanError::Io(_)) { exit::ERROR } else { exit::INVALID_INPUT };
         let message = format!("{}: {error}; it was not compared", path.display());
-        Failure {
-            code,
-            json: json!({ "error": message, "file": path.display().to_string() }),
-            text: format!("error: {message}"),
-        }
+        let mut failure = Failure { code, ..Failure::error(message) };
+        failure.json["errors"][0]["file"] = path.display().to_string().into();
+        failure
     };
     // Both files are read and split into host elements on two threads; only the hosts
     // whose elements differ between the files are parsed and compared.
@@ -501,5 +523,5 @@ fn diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: Noise
         "before": { "file": before.display().to_string(), "start": a.info.start, "hosts": a.hosts.len() },
         "after": { "file": after.display().to_string(), "start": b.info.start, "hosts": b.hosts.len() },
     });
-    print_diff(cli, &diffs, document)
+    print_diff(cli, &diffs, document, noise, "asked on the command line")
 }

@@ -19,8 +19,8 @@ pub struct Diagnostic {
     pub path: Option<FieldPath>,
     /// What is wrong.
     pub message: String,
-    /// How to fix it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// How to fix it (`help` in JSON, as cargo and the text report call it).
+    #[serde(rename = "help", skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
     /// Whether the location points at the field's key (unknown fields) rather than its value.
     #[serde(skip)]
@@ -57,6 +57,12 @@ impl InvalidFile {
         &self.diagnostics
     }
 
+    /// One line: the file, how many problems it has, and that nothing was changed.
+    pub fn summary(&self) -> String {
+        let problems = crate::words::count(self.diagnostics.len() as u64, "problem", "problems");
+        format!("{} has {problems}; nothing was changed", self.source.path().display())
+    }
+
     /// The problems as cargo-style reports, each showing its source line; `color` for terminals.
     pub fn report(&self, color: bool) -> String {
         let renderer = if color { Renderer::styled() } else { Renderer::plain() };
@@ -72,8 +78,8 @@ impl InvalidFile {
         }
         let count = self.diagnostics.len();
         out.push_str(&format!(
-            "error: {path} has {count} problem{}; nothing was changed. Fix {} and run `seclab validate` again.\n",
-            if count == 1 { "" } else { "s" },
+            "error: {}. Fix {} and run `seclab validate` again.\n",
+            self.summary(),
             if count == 1 { "it" } else { "them" },
         ));
         out

@@ -112,16 +112,18 @@ pub enum LoadError {
         source: std::io::Error,
     },
     /// The file is not UTF-8 text.
-    #[error("{}: the file is not UTF-8: {detail}; save it as UTF-8 and run seclab again", path.display())]
+    #[error("{}: the file is not UTF-8: {detail}", path.display())]
     NotUtf8 {
         /// The file.
         path: PathBuf,
         /// Which encoding it seems to be in, or where its first bad byte is.
         detail: String,
+        /// Where its first byte that is not UTF-8 is, when that is what gave it away.
+        at: Option<Location>,
     },
     /// The file is larger than any desired-state file: it is not read.
     #[error(
-        "{} is larger than {} MiB, far larger than any lab (1,000 tenants take about 0.7 MB); check that --file names the desired-state file",
+        "{} is larger than {} MiB, far larger than any lab (1,000 tenants take about 0.7 MB)",
         path.display(), MAX_FILE_BYTES >> 20
     )]
     TooLarge {
@@ -131,6 +133,25 @@ pub enum LoadError {
     /// The file was read but has problems.
     #[error("{0}")]
     Invalid(#[from] InvalidFile),
+}
+
+impl LoadError {
+    /// What to do about a file that cannot be read as text, for the errors that have a fix.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            Self::NotUtf8 { .. } => Some("Save it as UTF-8 and run seclab again."),
+            Self::TooLarge { .. } => Some("Check that --file names the desired-state file."),
+            Self::Read { .. } | Self::Invalid(_) => None,
+        }
+    }
+
+    /// Where the problem is in the file, when it is at one place.
+    pub fn location(&self) -> Option<Location> {
+        match self {
+            Self::NotUtf8 { at, .. } => *at,
+            _ => None,
+        }
+    }
 }
 
 /// The largest desired-state file seclab reads: memory stays bounded whatever `--file` names.
@@ -146,15 +167,15 @@ pub fn load(path: &Path) -> Result<Lab, LoadError> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(LoadError::TooLarge { path: path.to_owned() });
     }
-    let text = utf8(bytes).map_err(|detail| LoadError::NotUtf8 { path: path.to_owned(), detail })?;
+    let text = utf8(bytes).map_err(|(detail, at)| LoadError::NotUtf8 { path: path.to_owned(), detail, at })?;
     Ok(parse(SourceFile::new(path, text))?)
 }
 
 /// The file's text: UTF-8, without the byte order mark YAML allows there. Otherwise what it
 /// seems to be instead, or the line and column of its first byte that is not UTF-8.
-fn utf8(mut bytes: Vec<u8>) -> Result<String, String> {
+fn utf8(mut bytes: Vec<u8>) -> Result<String, (String, Option<Location>)> {
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
-        return Err("it is UTF-16 (it starts with a UTF-16 byte order mark)".to_owned());
+        return Err(("it is UTF-16 (it starts with a UTF-16 byte order mark)".to_owned(), None));
     }
     if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
         bytes.drain(..3);
@@ -165,10 +186,11 @@ fn utf8(mut bytes: Vec<u8>) -> Result<String, String> {
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
         let start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
-        format!(
+        let detail = format!(
             "line {line}, column {column} holds byte 0x{:02X} (Latin-1 or another encoding?)",
             error.as_bytes()[bad]
-        )
+        );
+        (detail, Some(Location { line, column }))
     })
 }
 

@@ -11,6 +11,7 @@ use crate::cluster::readiness::{Readiness, assess};
 use crate::cluster::{Cluster, ClusterError, Kind};
 use crate::config::model::ReadinessRule;
 use crate::render::ObjectKey;
+use crate::words::count;
 
 use super::fan_out::{Cancelled, fan_out};
 use super::observe::ListTarget;
@@ -43,7 +44,7 @@ pub struct ObjectState {
 #[derive(Debug, thiserror::Error)]
 pub enum WaitError {
     /// Time ran out.
-    #[error("timed out after {} waiting for {} object(s):\n{}", humantime::format_duration(*.after), .pending.len(), list(.pending))]
+    #[error("timed out after {} waiting for {}:\n{}", humantime::format_duration(*.after), count(.pending.len() as u64, "object", "objects"), list(.pending))]
     Timeout {
         /// The timeout.
         after: Duration,
@@ -51,7 +52,7 @@ pub enum WaitError {
         pending: Vec<ObjectState>,
     },
     /// Some object failed for good (a Job out of retries, a rollout past its deadline).
-    #[error("{} object(s) failed and will not become ready without a change:\n{}", .failed.len(), list(.failed))]
+    #[error("{} and will not become ready without a change:\n{}", count(.failed.len() as u64, "object failed", "objects failed"), list(.failed))]
     Failed {
         /// The failed objects.
         failed: Vec<ObjectState>,

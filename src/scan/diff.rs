@@ -23,13 +23,28 @@ pub enum Matching {
 }
 
 /// Which differences count as noise and are left out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NoisePolicy {
     /// Leave out ports whose service is `tcpwrapped` on either side.
     pub ignore_tcpwrapped: bool,
     /// Leave out service changes where one side is only nmap's port-table guess
     /// (service detection timed out).
     pub ignore_service_timeouts: bool,
+}
+
+impl NoisePolicy {
+    /// What this policy leaves out, in words; `None` when it leaves out nothing.
+    pub fn describe(self) -> Option<String> {
+        let left_out: Vec<&str> = [
+            (self.ignore_tcpwrapped, "tcpwrapped ports"),
+            (self.ignore_service_timeouts, "service changes after a detection time-out"),
+        ]
+        .into_iter()
+        .filter_map(|(on, what)| on.then_some(what))
+        .collect();
+        (!left_out.is_empty()).then(|| left_out.join(" and "))
+    }
 }
 
 /// A port's state, service and script output, as compared.
