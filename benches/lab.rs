@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use kube::discovery::ApiResource;
 use serde_json::{Map, Value, json};
 
+use seclab::cluster::Kind;
 use seclab::cluster::inventory::Inventory;
-use seclab::cluster::{FIELD_MANAGER, Kind};
 use seclab::config;
-use seclab::reconcile::decide::{Desired, decide};
-use seclab::reconcile::observe::Observed;
-use seclab::reconcile::plan::{Change, Options};
+use seclab::identity::MANAGER;
+use seclab::reconcile::decide::decide;
+use seclab::reconcile::model::{Change, Desired, Observed, Options};
 use seclab::render::{self, ParsedDocuments, Templates};
 
 /// Rounds of each stage, unless `SECLAB_BENCH_ROUNDS` says; the median is printed.
@@ -131,7 +131,7 @@ fn observed_as_wanted(desired: &Desired, namespace: &str, lab: &str) -> Observed
         let fields = field_set(&manifest);
         manifest["metadata"]["uid"] = json!("00000000-0000-0000-0000-000000000000");
         manifest["metadata"]["managedFields"] =
-            json!([{ "manager": FIELD_MANAGER, "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": fields }]);
+            json!([{ "manager": MANAGER, "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": fields }]);
         live.insert(object.key.clone(), std::sync::Arc::new(manifest));
     }
     let mut inventory = Inventory::new(lab, namespace);

@@ -10,6 +10,7 @@ pub mod causes;
 pub mod certs;
 pub mod cluster;
 pub mod config;
+pub mod identity;
 pub mod reconcile;
 pub mod render;
 pub mod scan;

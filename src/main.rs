@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use seclab::cluster::rbac::Subject;
 use seclab::config;
+use seclab::render::rbac::Subject;
 
 mod cli;
 

@@ -121,7 +121,7 @@ async fn certificates_are_renewed_when_due_reissued_when_asked_and_roll_the_pods
     let ca_key = pem(&client, name, "opensearch-ca-certs", "tls.key").await;
     let authority = certs::Authority::load(&ca_pem, &ca_key).unwrap();
     let rogue = authority
-        .issue(&seclab::render::CertificateRequest {
+        .issue(&seclab::certs::CertificateRequest {
             common_name: "opensearch".into(),
             dns_names: vec!["opensearch.example.org".into()],
             ..Default::default()

@@ -11,13 +11,14 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::causes::one_line;
 use crate::cluster::Cluster;
 use crate::cluster::inventory::Inventory;
 use crate::config::Lab;
 use crate::config::fields::{ManifestSource, manifest_source};
 use crate::config::model::Operator;
-use crate::reconcile::decide::Desired;
-use crate::reconcile::plan::{self, Options, Plan, PlanError};
+use crate::reconcile::model::{Desired, Options, Plan, PlanError};
+use crate::reconcile::plan;
 use crate::reconcile::scan_database::base_dir;
 use crate::render::{self, Object, Rendered};
 
@@ -189,15 +190,6 @@ pub async fn plan(
 }
 
 async fn fetch(url: &url::Url) -> Result<String, String> {
-    let chain = |error: &dyn std::error::Error| {
-        let mut message = error.to_string();
-        let mut cause = error.source();
-        while let Some(inner) = cause {
-            message.push_str(&format!(": {inner}"));
-            cause = inner.source();
-        }
-        message
-    };
     // Validation insists on https because the manifest grants cluster-wide rights: a
     // redirect must not take the fetch anywhere else.
     let redirects = reqwest::redirect::Policy::custom(|attempt| {
@@ -215,15 +207,15 @@ async fn fetch(url: &url::Url) -> Result<String, String> {
         .timeout(FETCH_TIMEOUT)
         .user_agent(concat!("seclab/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| chain(&e))?;
-    let mut response = client.get(url.clone()).send().await.map_err(|e| chain(&e.without_url()))?;
+        .map_err(|e| one_line(&e))?;
+    let mut response = client.get(url.clone()).send().await.map_err(|e| one_line(&e.without_url()))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("the server answered {status}"));
     }
     let too_large = || format!("it is larger than {} MiB", MAX_MANIFEST >> 20);
     let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| chain(&e.without_url()))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| one_line(&e.without_url()))? {
         if bytes.len() + chunk.len() > MAX_MANIFEST {
             return Err(too_large());
         }

@@ -12,7 +12,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_parser::extensions::GeneralName;
 
-use crate::render::{CertificateRequest, KeyFormat};
+mod request;
+
+pub use request::{CertificateRequest, KeyFormat};
 
 /// How long a new CA is valid.
 pub const AUTHORITY_VALIDITY: Duration = Duration::from_secs(10 * 365 * 86_400);

@@ -15,8 +15,8 @@ use seclab::bootstrap::service;
 use seclab::cluster::Cluster;
 use seclab::config::Lab;
 use seclab::reconcile::apply::{self, OnProblems, Outcome};
-use seclab::reconcile::decide::Desired;
-use seclab::reconcile::plan::{self, Plan, Step};
+use seclab::reconcile::model::{Desired, Options, Plan, Step};
+use seclab::reconcile::plan;
 use seclab::reconcile::scan_database::{base_dir, scan_directory};
 use seclab::reconcile::sequence::{self, Hooks, SequenceError};
 use seclab::reconcile::wait;
@@ -255,7 +255,7 @@ async fn plan_lab(
     lab: &Lab,
     rendered: Rendered,
     manifests: &[OperatorManifest],
-    options: plan::Options,
+    options: Options,
     cancel: &CancellationToken,
 ) -> Result<Plan, Failure> {
     let inventory = plan::lab_inventory(lab);

@@ -11,8 +11,9 @@ use seclab::cluster::readiness::Readiness;
 use seclab::cluster::{Cluster, ClusterError};
 use seclab::config::Lab;
 use seclab::reconcile::apply::{ApplyError, OnProblems, Outcome};
+use seclab::reconcile::model::{Action, Change, Options, Plan, PlanError, Step};
 use seclab::reconcile::observe::{self, ReadAhead};
-use seclab::reconcile::plan::{self, Action, Options, Plan, PlanError, Step};
+use seclab::reconcile::plan;
 use seclab::reconcile::sequence::{self, Hooks, SequenceError};
 use seclab::reconcile::wait::ObjectState;
 use seclab::reconcile::{certificates, destroy, status as lab_status, tenant_databases};
@@ -237,7 +238,7 @@ pub(super) fn plan_changes(plan: &Plan) -> String {
             out.push_str(&format!("  ({note})"));
         }
         out.push('\n');
-        if let plan::Change::Update { diff, .. } = &step.change {
+        if let Change::Update { diff, .. } = &step.change {
             for change in diff {
                 out.push_str(&format!("      {change}\n"));
             }

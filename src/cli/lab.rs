@@ -4,8 +4,8 @@ use std::path::Path;
 
 use serde_json::json;
 
-use seclab::cluster::rbac::{self, Subject};
 use seclab::config;
+use seclab::render::rbac::{self, Subject};
 use seclab::render::{self, Rendered};
 use seclab::words::count;
 

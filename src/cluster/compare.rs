@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::FIELD_MANAGER;
+use super::MANAGER;
 
 /// Whether `live` holds every field of `desired` with the same value, and seclab's own
 /// field set on `live` names no field that `desired` has dropped.
@@ -33,7 +33,7 @@ pub fn slim(live: &mut Value) {
 pub fn drop_other_managers(live: &mut Value) {
     let Value::Object(object) = live else { return };
     if let Some(Value::Array(entries)) = object.get_mut("metadata").and_then(|m| m.get_mut("managedFields")) {
-        entries.retain(|entry| entry["manager"] == FIELD_MANAGER && entry["operation"] == "Apply");
+        entries.retain(|entry| entry["manager"] == MANAGER && entry["operation"] == "Apply");
     }
 }
 
@@ -80,7 +80,7 @@ pub fn pack_field_sets(live: &mut Value) {
 /// remove it).
 fn manages_dropped_field(desired: &Value, live: &Value) -> bool {
     let Some(entries) = live["metadata"]["managedFields"].as_array() else { return false };
-    entries.iter().filter(|entry| entry["manager"] == FIELD_MANAGER && entry["operation"] == "Apply").any(|entry| {
+    entries.iter().filter(|entry| entry["manager"] == MANAGER && entry["operation"] == "Apply").any(|entry| {
         match &entry["fieldsV1"] {
             // Packed by `pack_field_sets`; one that does not parse back counts as changed.
             Value::String(text) => serde_json::from_str(text).map_or(true, |set| !covers(&set, desired)),

@@ -10,12 +10,8 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::render::{MANAGED_BY, ObjectKey, PART_OF};
+use crate::identity::{self, APPLYSET_ID, ObjectKey};
 
-/// Label on the parent: the set's id.
-pub const APPLYSET_ID: &str = "applyset.kubernetes.io/id";
-/// Label on every member: the id of its set.
-pub const APPLYSET_PART_OF: &str = "applyset.kubernetes.io/part-of";
 const TOOLING: &str = "applyset.kubernetes.io/tooling";
 const GROUP_KINDS: &str = "applyset.kubernetes.io/contains-group-kinds";
 const NAMESPACES: &str = "applyset.kubernetes.io/additional-namespaces";
@@ -93,13 +89,15 @@ impl Inventory {
             namespaces.extend(key.namespace.iter().filter(|ns| **ns != self.namespace).cloned());
         }
         let join = |set: BTreeSet<String>| set.into_iter().collect::<Vec<_>>().join(",");
+        let mut labels = identity::labels(lab);
+        labels[APPLYSET_ID] = self.id().into();
         json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {
                 "name": self.name,
                 "namespace": self.namespace,
-                "labels": { APPLYSET_ID: self.id(), MANAGED_BY: "seclab", PART_OF: lab },
+                "labels": labels,
                 "annotations": {
                     TOOLING: format!("seclab/{}", env!("CARGO_PKG_VERSION")),
                     GROUP_KINDS: join(group_kinds),

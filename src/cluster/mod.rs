@@ -11,7 +11,6 @@ pub mod inventory;
 mod list;
 pub mod order;
 mod pods;
-pub mod rbac;
 pub mod readiness;
 pub mod requests;
 
@@ -29,10 +28,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::watcher;
 use serde_json::Value;
 
-use crate::render::ObjectKey;
-
-/// The field manager of every server-side apply seclab sends.
-pub const FIELD_MANAGER: &str = "seclab";
+use crate::identity::{MANAGER, ObjectKey};
 
 /// What a refused request needs: the permissions `render --rbac-for-seclab` prints.
 const FORBIDDEN_HINT: &str = "; seclab's permissions for this lab come from `seclab render --rbac-for-seclab`: \
@@ -444,7 +440,7 @@ fn namespace_and_name(manifest: &Value) -> (Option<&str>, &str) {
 /// an apply, duplicate keys, cannot fail for a serialized map, and it costs the server a
 /// second YAML parse of every patch; unknown fields are still rejected by the apply itself.
 fn apply_params(force: bool, dry_run: bool) -> PatchParams {
-    let mut params = PatchParams::apply(FIELD_MANAGER).validation_ignore();
+    let mut params = PatchParams::apply(MANAGER).validation_ignore();
     params.force = force;
     params.dry_run = dry_run;
     params

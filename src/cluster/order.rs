@@ -1,7 +1,7 @@
 //! The order objects are applied in: what others depend on goes first. Pruning and
 //! destroying go in reverse.
 
-use crate::render::ObjectKey;
+use crate::identity::ObjectKey;
 
 /// The stages, in apply order. Bindings follow roles: the API server checks that whoever
 /// binds a role holds its permissions, and cannot while the role is still being created.

@@ -7,7 +7,7 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 
 use super::Cluster;
-use crate::render::ObjectKey;
+use crate::identity::ObjectKey;
 
 /// The pod label naming the tenant a pod serves (set by the tenants' templates).
 const TENANT_LABEL: &str = "seclab.dev/tenant";

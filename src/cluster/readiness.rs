@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::model::ReadinessRule;
-use crate::render::ObjectKey;
+use crate::identity::ObjectKey;
 
 /// An object's readiness.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::inventory::Inventory;
 use crate::cluster::{Cluster, ClusterError, describe_conflicts, order};
-use crate::render::ObjectKey;
+use crate::identity::ObjectKey;
 
 use super::fan_out::{Cancelled, fan_out};
-use super::plan::{Action, Change, Plan, Problem, Step};
+use super::model::{Action, Change, Plan, Problem, Step};
 
 /// How long a replaced object may take to go away before it is created again.
 const GONE_TIMEOUT: Duration = Duration::from_secs(120);

@@ -10,12 +10,12 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::certs::{self, Inspected, State};
+use crate::certs::{self, CertificateRequest, Inspected, State};
 use crate::cluster::Cluster;
-use crate::render::{CertificateRequest, ObjectKey, SecretOrigin, SecretToCreate};
+use crate::identity::ObjectKey;
+use crate::render::{SecretOrigin, SecretToCreate};
 
-use super::plan::{PlanError, failed};
-use super::secrets::secret_key;
+use super::model::{PlanError, failed, secret_key};
 
 /// One certificate Secret and what it holds (never its key).
 #[derive(Debug, Clone, Serialize)]

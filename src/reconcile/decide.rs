@@ -3,100 +3,16 @@
 //! what needs `--allow-destructive`. The server's dry-run answers are folded in by
 //! [`settle`].
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
 use crate::cluster::diff::diff;
-use crate::cluster::inventory::APPLYSET_PART_OF;
 use crate::cluster::{ClusterError, compare, order};
-use crate::render::{COMPONENT, MANAGED_BY, Object, ObjectKey, PART_OF, Rendered, SecretToCreate};
+use crate::identity::{APPLYSET_PART_OF, COMPONENT, MANAGED_BY, MANAGER, ObjectKey, PART_OF, owned};
 
-use super::observe::{Live, Observed};
-use super::plan::{Change, Options, Plan, Problem, ProblemKind, PruneRisk, Step, holds_data, owned};
+use super::model::{Change, Desired, Observed, Options, Plan, Problem, ProblemKind, PruneRisk, Step, holds_data};
 use super::secrets;
-
-/// The lab as the file wants it: its objects, labelled as members of its ApplySet, each
-/// with the `apiVersion` it is applied with, and the Secrets apply fills in.
-#[derive(Debug, Clone)]
-pub struct Desired {
-    /// The lab's name.
-    pub lab: String,
-    /// The objects and their `apiVersion`s.
-    pub objects: Vec<(Object, String)>,
-    /// The Secrets apply creates, not filled in yet.
-    pub secrets: Vec<SecretToCreate>,
-    /// Their keys.
-    pub secret_keys: Vec<ObjectKey>,
-    /// CRDs an earlier step applies (`bootstrap`'s operators): their kinds are planned as
-    /// new before the cluster serves them.
-    pub upcoming_crds: Vec<Arc<Value>>,
-}
-
-impl Desired {
-    /// The desired state of `rendered`, its objects labelled with the ApplySet `applyset_id`.
-    pub fn new(rendered: Rendered, lab: &str, applyset_id: &str) -> Self {
-        let Rendered { objects, secrets, .. } = rendered;
-        let objects = objects.into_iter().map(|object| labelled(object, applyset_id)).collect();
-        let secret_keys = secrets.iter().map(|s| secrets::secret_key(&s.namespace, &s.name)).collect();
-        Self { lab: lab.to_owned(), objects, secrets, secret_keys, upcoming_crds: Vec::new() }
-    }
-
-    /// Every kind the lab applies, as `apiVersion` and kind.
-    pub fn kinds(&self) -> BTreeSet<(&str, &str)> {
-        let mut kinds: BTreeSet<(&str, &str)> =
-            self.objects.iter().map(|(o, api_version)| (api_version.as_str(), o.key.kind.as_str())).collect();
-        if !self.secret_keys.is_empty() {
-            kinds.insert(("v1", "Secret"));
-        }
-        kinds
-    }
-
-    /// The CustomResourceDefinitions the lab ships, and those an earlier step applies.
-    pub fn crds(&self) -> Vec<&Value> {
-        self.objects
-            .iter()
-            .filter(|(o, _)| o.key.kind == "CustomResourceDefinition" && o.key.group == "apiextensions.k8s.io")
-            .map(|(o, _)| o.manifest.as_ref())
-            .chain(self.upcoming_crds.iter().map(Arc::as_ref))
-            .collect()
-    }
-
-    /// Every object's key and `apiVersion`, the Secrets apply fills in included.
-    pub fn keys(&self) -> impl Iterator<Item = (&ObjectKey, &str)> {
-        let objects = self.objects.iter().map(|(o, api_version)| (&o.key, api_version.as_str()));
-        objects.chain(self.secret_keys.iter().map(|key| (key, "v1")))
-    }
-
-    /// Fills in the Secrets apply creates, from the `live` ones and the environment, and marks
-    /// the pods that mount a certificate with its checksum (they roll when it is renewed).
-    pub fn fill_secrets(&mut self, live: &Live, base_dir: &Path, lab: &str) -> Result<(), String> {
-        let id = self.objects.first().and_then(|(o, _)| o.manifest["metadata"]["labels"][APPLYSET_PART_OF].as_str());
-        let id = id.unwrap_or_default().to_owned();
-        let requested = std::mem::take(&mut self.secrets);
-        let created = secrets::materialize(&requested, live, base_dir, lab)?;
-        secrets::roll_on_certificates(&mut self.objects, &requested, &created);
-        let value_of = |secret: &ObjectKey, key: &str| {
-            let found = created.iter().find(|o| o.key == *secret)?;
-            found.manifest["data"][key].as_str().map(str::to_owned)
-        };
-        secrets::name_rerun_jobs(&mut self.objects, &self.secret_keys, &value_of);
-        self.objects.extend(created.into_iter().map(|object| labelled(object, &id)));
-        Ok(())
-    }
-}
-
-fn labelled(mut object: Object, applyset_id: &str) -> (Object, String) {
-    // Objects rendered for `watch` carry the label already, shared with the last render.
-    if object.manifest["metadata"]["labels"][APPLYSET_PART_OF] != applyset_id {
-        let manifest = Arc::make_mut(&mut object.manifest);
-        manifest["metadata"]["labels"][APPLYSET_PART_OF] = Value::String(applyset_id.to_owned());
-    }
-    let api_version = object.api_version().to_owned();
-    (object, api_version)
-}
 
 /// Decides every object's step. Objects that differ are planned as updates with an empty
 /// diff: [`settle`] completes them with the server's dry-run, and [`finish`] then marks what
@@ -163,7 +79,7 @@ fn step(key: ObjectKey, component: &str, api_version: String, change: Change, fo
 fn owner(live: &Value) -> Option<String> {
     let labels = &live["metadata"]["labels"];
     match (labels[MANAGED_BY].as_str(), labels[PART_OF].as_str()) {
-        (Some("seclab"), Some(other)) => Some(format!("seclab lab {other}")),
+        (Some(MANAGER), Some(other)) => Some(format!("seclab lab {other}")),
         (manager, _) => manager.map(str::to_owned),
     }
 }
@@ -251,8 +167,10 @@ pub fn settle(
     Some(Problem::new(&step.key, kind))
 }
 
-/// Sorts the problems, and adds one for each destructive step unless it is allowed.
+/// Sorts the problems, and adds one for each destructive step unless it is allowed. Run again
+/// after more steps are settled, it gives the same problems once.
 pub fn finish(plan: &mut Plan, options: Options) {
+    plan.problems.retain(|problem| !matches!(problem.kind, ProblemKind::Destructive { .. }));
     plan.problems.sort_by_key(|problem| problem.to_string());
     if options.allow_destructive {
         return;
@@ -273,7 +191,9 @@ mod tests {
     use super::*;
     use crate::cluster::Kind;
     use crate::cluster::inventory::Inventory;
-    use crate::reconcile::plan::Action;
+    use crate::reconcile::model::Action;
+    use crate::render::Object;
+    use std::sync::Arc;
 
     const LAB: &str = "lab";
 
@@ -285,7 +205,7 @@ mod tests {
     fn manifest(key: &ObjectKey, value: &str, part_of: Option<&str>) -> Value {
         let mut labels = json!({ COMPONENT: "c" });
         if let Some(lab) = part_of {
-            labels[MANAGED_BY] = json!("seclab");
+            labels[MANAGED_BY] = json!(MANAGER);
             labels[PART_OF] = json!(lab);
         }
         let mut object = json!({ "apiVersion": "v1", "kind": key.kind, "metadata": { "name": key.name, "labels": labels },

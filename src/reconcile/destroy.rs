@@ -9,7 +9,8 @@ use crate::config::Lab;
 use crate::render::Rendered;
 
 use super::apply::{self, ApplyError, OnProblems, Outcome};
-use super::plan::{self, Action, Change, Options, Plan, PlanError, Step};
+use super::model::{Action, Change, Options, Plan, PlanError, Step};
+use super::plan;
 
 /// The plan of a destroy: a prune of everything, with data-holding kinds kept unless
 /// `allow_destructive`.
@@ -60,8 +61,8 @@ mod tests {
 
     use super::*;
     use crate::cluster::inventory::Inventory;
-    use crate::reconcile::plan::PruneRisk;
-    use crate::render::ObjectKey;
+    use crate::identity::ObjectKey;
+    use crate::reconcile::model::PruneRisk;
 
     fn prune(kind: &str, risk: PruneRisk) -> Step {
         let key = ObjectKey { group: String::new(), kind: kind.into(), namespace: None, name: "x".into() };

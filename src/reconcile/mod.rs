@@ -11,6 +11,7 @@ pub mod certificates;
 pub mod decide;
 pub mod destroy;
 pub mod fan_out;
+pub mod model;
 pub mod observe;
 pub mod plan;
 pub mod scan_database;

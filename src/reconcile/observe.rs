@@ -10,40 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::inventory::Inventory;
 use crate::cluster::{Cluster, ClusterError, Kind, compare};
-use crate::render::ObjectKey;
+use crate::identity::{ObjectKey, owned};
 
-use super::decide::Desired;
 use super::fan_out::fan_out;
-use super::plan::{PlanError, failed, owned};
+use super::model::{Desired, KindName, ListTarget, Live, Observed, PlanError, failed};
 use super::secrets;
-
-/// One LIST: `apiVersion`, kind, and namespace (none for cluster-scoped kinds).
-pub type ListTarget = (String, String, Option<String>);
-
-/// A kind by `apiVersion` and kind name.
-pub type KindName = (String, String);
-
-/// Live objects by key, shared (the watch caches hand out the objects they hold).
-pub type Live = HashMap<ObjectKey, Arc<Value>>;
-
-/// What the cluster holds of a lab.
-#[derive(Debug, Clone)]
-pub struct Observed {
-    /// The inventory as the cluster holds it (empty when there is none).
-    pub inventory: Inventory,
-    /// Whether the inventory object exists.
-    pub inventory_exists: bool,
-    /// Every kind the lab and its inventory use, resolved.
-    pub kinds: HashMap<KindName, Kind>,
-    /// Kinds that a CRD of the lab itself defines and the cluster does not serve yet: all
-    /// their objects are new.
-    pub not_served_yet: HashSet<KindName>,
-    /// The live objects that matter to the plan: the lab's, its inventory's members, and
-    /// whatever else has the same names. Trimmed (see [`Trim`]).
-    pub live: Live,
-    /// Desired objects already found to be as wanted (compared while listing).
-    pub unchanged: HashSet<ObjectKey>,
-}
 
 /// What is read of a lab before its desired objects are known: the inventory and, for each
 /// kind and namespace it records, the LIST's body, unread. A re-apply names the same objects,
@@ -372,7 +343,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::render::{MANAGED_BY, PART_OF};
+    use crate::identity::{MANAGED_BY, PART_OF};
 
     fn key(name: &str) -> ObjectKey {
         ObjectKey { group: String::new(), kind: "ConfigMap".into(), namespace: Some("n".into()), name: name.into() }

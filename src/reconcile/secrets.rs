@@ -11,23 +11,17 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::certs::{self, Authority, Issued};
+use crate::certs::{self, Authority, CertificateRequest, Issued};
 use crate::cluster::{Cluster, ClusterError};
 use crate::config::SecretSource;
-use crate::render::{
-    COMPONENT, CertificateRequest, MANAGED_BY, Object, ObjectKey, PART_OF, SecretOrigin, SecretToCreate,
-};
+use crate::identity::{self, APPLYSET_PART_OF, COMPONENT, ObjectKey};
+use crate::render::{Object, SecretOrigin, SecretToCreate};
 use crate::scan::alerts::resolve_secret;
 
-use super::observe::Live;
+use super::model::{Desired, Live, labelled, secret_key};
 
 /// The component label of the Secrets apply creates.
 const COMPONENT_NAME: &str = "secrets";
-
-/// The key of a Secret.
-pub fn secret_key(namespace: &str, name: &str) -> ObjectKey {
-    ObjectKey { group: String::new(), kind: "Secret".into(), namespace: Some(namespace.into()), name: name.into() }
-}
 
 /// The `data` of the Secrets named `names` in `namespace`, by name, read with one LIST (a
 /// Secret that does not exist is left out).
@@ -400,7 +394,8 @@ pub fn rerun_stem(object: &Object) -> Option<&str> {
 }
 
 fn secret_object(key: ObjectKey, data: Map<String, Value>, lab: &str, guards_data: bool) -> Object {
-    let mut labels = json!({ MANAGED_BY: "seclab", PART_OF: lab, COMPONENT: COMPONENT_NAME });
+    let mut labels = identity::labels(lab);
+    labels[COMPONENT] = json!(COMPONENT_NAME);
     if guards_data {
         labels[GUARDS_DATA] = json!("true");
     }
@@ -416,6 +411,25 @@ fn secret_object(key: ObjectKey, data: Map<String, Value>, lab: &str, guards_dat
         "data": data,
     });
     Object { key, template: "(created by apply)".into(), manifest: Arc::new(manifest) }
+}
+
+/// Fills in the Secrets `desired` asks apply to create, from the `live` ones, the environment,
+/// files under `base_dir` and the random source, and marks the pods that mount a certificate
+/// with its checksum (they roll when it is renewed). The I/O of a plan that is not the
+/// cluster's: kept out of the pure decision.
+pub fn fill(desired: &mut Desired, live: &Live, base_dir: &Path, lab: &str) -> Result<(), String> {
+    let id = desired.objects.first().and_then(|(o, _)| o.manifest["metadata"]["labels"][APPLYSET_PART_OF].as_str());
+    let id = id.unwrap_or_default().to_owned();
+    let requested = std::mem::take(&mut desired.secrets);
+    let created = materialize(&requested, live, base_dir, lab)?;
+    roll_on_certificates(&mut desired.objects, &requested, &created);
+    let value_of = |secret: &ObjectKey, key: &str| {
+        let found = created.iter().find(|o| o.key == *secret)?;
+        found.manifest["data"][key].as_str().map(str::to_owned)
+    };
+    name_rerun_jobs(&mut desired.objects, &desired.secret_keys, &value_of);
+    desired.objects.extend(created.into_iter().map(|object| labelled(object, &id)));
+    Ok(())
 }
 
 #[cfg(test)]

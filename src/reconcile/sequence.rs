@@ -9,11 +9,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{Cluster, Kind};
 use crate::config::Lab;
-use crate::render::ObjectKey;
+use crate::identity::ObjectKey;
 use crate::scan::store::{StoreError, SyncChange};
 
 use super::apply::{self, ApplyError, OnProblems, Outcome};
-use super::plan::{Plan, Step};
+use super::model::{Plan, Step};
 use super::scan_database;
 use super::tenant_databases::{self, DatabaseError};
 use super::wait::{self, ObjectState, WaitError};

@@ -10,11 +10,12 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::Cluster;
 use crate::cluster::readiness::Readiness;
 use crate::config::Lab;
-use crate::render::{COMPONENT, ObjectKey, Rendered};
+use crate::identity::{COMPONENT, ObjectKey};
+use crate::render::Rendered;
 
-use super::decide::Desired;
-use super::observe::{KindName, resolve_kinds_or_unserved};
-use super::plan::{self, PlanError, failed};
+use super::model::{Desired, KindName, PlanError, failed, secret_key};
+use super::observe::resolve_kinds_or_unserved;
+use super::plan;
 use super::secrets;
 use super::wait::{self, ObjectState, WaitError};
 
@@ -72,7 +73,7 @@ async fn name_rerun_jobs(cluster: &Cluster, desired: &mut Desired) -> Result<(),
         let found = secrets::secret_data(cluster, namespace, names)
             .await
             .map_err(failed(format!("cannot list the Secrets in {namespace}")))?;
-        live.extend(found.into_iter().map(|(name, data)| (secrets::secret_key(namespace, &name), data)));
+        live.extend(found.into_iter().map(|(name, data)| (secret_key(namespace, &name), data)));
     }
     let value_of = |secret: &ObjectKey, key: &str| live.get(secret)?[key].as_str().map(str::to_owned);
     secrets::name_rerun_jobs(&mut desired.objects, &desired.secret_keys, &value_of);

@@ -10,11 +10,11 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::readiness::{Readiness, assess};
 use crate::cluster::{Cluster, ClusterError, Kind};
 use crate::config::model::ReadinessRule;
-use crate::render::ObjectKey;
+use crate::identity::ObjectKey;
 use crate::words::count;
 
 use super::fan_out::{Cancelled, fan_out};
-use super::observe::ListTarget;
+use super::model::ListTarget;
 
 /// How often readiness is read again while waiting.
 const POLL: Duration = Duration::from_secs(1);

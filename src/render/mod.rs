@@ -4,6 +4,7 @@
 mod context;
 mod objects;
 mod output;
+pub mod rbac;
 mod templates;
 
 use std::collections::HashMap;
@@ -12,10 +13,11 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::config::Lab;
+use crate::identity::ObjectKey;
 
-pub use context::{CertificateRequest, KeyFormat, SecretOrigin, SecretToCreate, tenant_password_secret};
+pub use context::{SecretOrigin, SecretToCreate, tenant_password_secret};
 use objects::OutputKey;
-pub use objects::{COMPONENT, MANAGED_BY, Object, ObjectKey, PART_OF, ParsedDocuments};
+pub use objects::{Object, ParsedDocuments};
 pub use output::WriteError;
 pub use templates::Templates;
 

@@ -7,15 +7,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::cluster::inventory::APPLYSET_PART_OF;
 use crate::config::fields;
-
-/// Label naming the tool that manages an object.
-pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-/// Label naming the lab an object belongs to.
-pub const PART_OF: &str = "app.kubernetes.io/part-of";
-/// Label naming the component (template folder) an object comes from.
-pub const COMPONENT: &str = "app.kubernetes.io/component";
+use crate::identity::{APPLYSET_PART_OF, COMPONENT, MANAGED_BY, MANAGER, ObjectKey, PART_OF};
 
 /// Kinds without a namespace (the built-in ones seclab renders or users may add).
 const CLUSTER_SCOPED: [&str; 12] = [
@@ -34,29 +27,6 @@ const CLUSTER_SCOPED: [&str; 12] = [
 ];
 /// Kinds whose names must be DNS-1123 labels rather than subdomains.
 const LABEL_NAMED: [&str; 2] = ["Namespace", "Service"];
-
-/// What identifies an object in a cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObjectKey {
-    /// API group; empty for the core group.
-    pub group: String,
-    /// Kind.
-    pub kind: String,
-    /// Namespace; `None` for cluster-scoped kinds.
-    pub namespace: Option<String>,
-    /// Name.
-    pub name: String,
-}
-
-impl fmt::Display for ObjectKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = if self.group.is_empty() { self.kind.clone() } else { format!("{}.{}", self.kind, self.group) };
-        match &self.namespace {
-            Some(namespace) => write!(f, "{kind} {namespace}/{}", self.name),
-            None => write!(f, "{kind} {}", self.name),
-        }
-    }
-}
 
 /// One rendered object.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,7 +107,7 @@ impl ParsedDocuments {
     }
 
     /// Keeps each render's documents for the next one, and labels every object a member of
-    /// the ApplySet `applyset_id` (as [`Desired`](crate::reconcile::decide::Desired) does).
+    /// the ApplySet `applyset_id` (as the reconcile's desired state does).
     pub fn for_applyset(applyset_id: &str) -> Self {
         Self {
             outputs: HashMap::new(),
@@ -335,7 +305,7 @@ fn label(manifest: &mut Map<String, Value>, lab: &str, component: &str, applyset
         *labels = Value::Object(Map::new());
     }
     if let Value::Object(labels) = labels {
-        labels.insert(MANAGED_BY.into(), "seclab".into());
+        labels.insert(MANAGED_BY.into(), MANAGER.into());
         labels.insert(PART_OF.into(), lab.into());
         labels.insert(COMPONENT.into(), component.into());
         if let Some(id) = applyset {

@@ -13,8 +13,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::cluster::{Cluster, Kind, compare};
-use crate::reconcile::observe::{ListTarget, Live, key_of};
-use crate::render::{MANAGED_BY, ObjectKey, PART_OF};
+use crate::identity::{MANAGED_BY, ObjectKey, PART_OF};
+use crate::reconcile::model::{ListTarget, Live};
+use crate::reconcile::observe::key_of;
 
 /// What a watcher tells the reconcile loop.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use crate::cluster::{Cluster, ClusterError, FIELD_MANAGER};
-use crate::render::{MANAGED_BY, PART_OF};
+use crate::cluster::{Cluster, ClusterError};
+use crate::identity::{self, MANAGER};
 
 /// How long a holder keeps the Lease without renewing it.
 const DURATION_SECONDS: u64 = 15;
@@ -59,7 +59,7 @@ impl Election {
                 .with_identity(&identity)
                 .with_duration(DURATION_SECONDS)
                 .with_grace(GRACE_SECONDS)
-                .with_field_manager(FIELD_MANAGER)
+                .with_field_manager(MANAGER)
                 .build()
         };
         let manager = match build().await {
@@ -71,7 +71,7 @@ impl Election {
                     return Err(LeaseError::Lease { name, namespace: namespace.to_owned(), source: first });
                 }
                 let manifest = json!({ "apiVersion": "v1", "kind": "Namespace",
-                    "metadata": { "name": namespace, "labels": { MANAGED_BY: "seclab", PART_OF: lab } } });
+                    "metadata": { "name": namespace, "labels": identity::labels(lab) } });
                 cluster.apply(&kind, &manifest, false).await.map_err(missing)?;
                 build().await.map_err(|source| LeaseError::Lease { name, namespace: namespace.to_owned(), source })?
             }

@@ -3,7 +3,7 @@
 //! file adds, to catch a name taken by someone else), else with LISTs; then decides,
 //! confirms and applies like `seclab apply`, leaving out objects with a problem.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,15 +16,20 @@ use crate::cluster::readiness::{Readiness, assess};
 use crate::cluster::{Cluster, ClusterError, Kind, compare};
 use crate::config::model::DriftPolicy;
 use crate::config::{self, Lab, LoadError};
+use crate::identity::ObjectKey;
 use crate::reconcile::apply::{self, ApplyError, OnProblems, Outcome};
 use crate::reconcile::certificates;
-use crate::reconcile::decide::{self, Desired};
+use crate::reconcile::decide;
 use crate::reconcile::fan_out::{Cancelled, fan_out};
-use crate::reconcile::observe::{self, KindName, ListTarget, Observed};
-use crate::reconcile::plan::{self, Change, Options, Plan, PlanError, ProblemKind, Step};
+use crate::reconcile::model::{
+    Change, Desired, KindName, ListTarget, Observed, Options, Plan, PlanError, ProblemKind, Step, failed,
+};
+use crate::reconcile::observe;
+use crate::reconcile::plan;
 use crate::reconcile::scan_database::base_dir;
+use crate::reconcile::secrets;
 use crate::reconcile::sequence::{self, Hooks, SequenceError};
-use crate::render::{self, ObjectKey, ParsedDocuments, SecretToCreate, Templates};
+use crate::render::{self, ParsedDocuments, SecretToCreate, Templates};
 use crate::scan::files::ScanFile;
 use crate::scan::store::{IngestOutcome, Store, StoreError};
 use crate::words::count;
@@ -246,7 +251,7 @@ impl Reconciler {
         laps.lap("observe");
         let desired: Arc<Desired> = match fresh {
             Some(mut desired) => {
-                desired.fill_secrets(&observed.live, &base_dir(&lab), lab.name()).map_err(PlanError::Secret)?;
+                secrets::fill(&mut desired, &observed.live, &base_dir(&lab), lab.name()).map_err(PlanError::Secret)?;
                 Arc::new(desired)
             }
             None => last.expect("drift and resyncs follow a pass"),
@@ -257,41 +262,30 @@ impl Reconciler {
         let options = Options { prune: true, ..Options::default() };
         laps.lap("fill Secrets, find watch targets");
         let mut plan = decide::decide(lab.name(), &desired, &observed, options);
-        self.remember(desired, &observed.kinds);
-        if !filled {
-            // The certificates just filled in: their expiry for the metric.
-            let desired = self.desired.clone().expect("remembered");
-            let (expiries, _) = certificates::expiries(&self.certificates, |key| {
-                self.manifests.get(key).map(|index| desired.objects[*index].0.manifest.clone())
-            });
-            self.export_expiries(&expiries);
-        }
-        self.remember_in_sync(&observed, &plan, !filled);
         laps.lap("decide");
         // The inventory is a ConfigMap, followed even when the lab itself has none.
-        let config_map =
-            self.cluster.kind("v1", "ConfigMap").await.map_err(plan::failed("cannot resolve ConfigMaps"))?;
-        self.kinds.insert(("v1".into(), "ConfigMap".into()), config_map);
+        let config_map = self.cluster.kind("v1", "ConfigMap").await.map_err(failed("cannot resolve ConfigMaps"))?;
         plan::confirm(&self.cluster, &mut plan, &observed, options, stop).await?;
         laps.lap("dry-run");
-        let heal = lab.spec().watch.drift == DriftPolicy::Heal || matches!(trigger, Trigger::Start | Trigger::Save);
-        let taken = take_back_conflicts(&mut plan);
-        if !heal {
-            let mut drift: Vec<String> = taken.clone();
-            let blocked = plan.blocked();
-            drift.extend(plan.changes().filter(|s| !blocked.contains(&s.key)).map(describe));
-            if !drift.is_empty() {
+        let taken = match choose(&mut plan, trigger, lab.spec().watch.drift) {
+            Course::Report { drift } => {
                 for line in &drift {
                     tracing::warn!("drift (reported, not healed: watch.drift is report): {line}");
                 }
                 self.shared.update(|view| view.drift = drift);
+                self.commit(desired, &observed, &plan, config_map, !filled);
                 self.count_objects(&plan);
                 self.followers.follow(&self.cluster, &targets, &self.kinds);
                 return Ok(Done::Reconciled);
             }
-        }
-        for line in &taken {
-            tracing::info!("{line}; taking it back");
+            Course::Heal { taken } => taken,
+        };
+        if !taken.is_empty() {
+            for line in taken.values().flatten() {
+                tracing::info!("{line}; taking it back");
+            }
+            let forced = taken.keys().cloned().collect();
+            plan::confirm_forced(&self.cluster, &mut plan, &observed, &forced, options, stop).await?;
         }
         self.report_problems(&plan);
         self.shared.update(|view| view.drift.clear());
@@ -315,6 +309,8 @@ impl Reconciler {
             apply::apply(&self.cluster, &plan, OnProblems::SkipThem, &report, stop).await?
         };
         laps.lap("apply");
+        // Only an applied state is remembered: a pass that failed leaves the last one.
+        self.commit(desired, &observed, &plan, config_map, !filled);
         self.finished(trigger, &plan, &outcome);
         self.followers.follow(&self.cluster, &targets, &self.kinds);
         laps.lap("report");
@@ -398,7 +394,7 @@ impl Reconciler {
         })
         .await?;
         for (key, result) in found {
-            let object = result.map_err(plan::failed(format!("cannot read {key}")))?;
+            let object = result.map_err(failed(format!("cannot read {key}")))?;
             if let Some(mut object) = object {
                 compare::slim(&mut object);
                 live.insert(key.clone(), Arc::new(object));
@@ -442,11 +438,22 @@ impl Reconciler {
         }
     }
 
-    fn remember(&mut self, desired: Arc<Desired>, kinds: &HashMap<KindName, Kind>) {
+    /// Remembers what a pass applied (or chose to leave, reporting drift): the desired state
+    /// and its kinds, the objects found as wanted, and for a new state its certificates'
+    /// expiry for the metric. Run only once the pass succeeded.
+    fn commit(&mut self, desired: Arc<Desired>, observed: &Observed, plan: &Plan, config_map: Kind, new: bool) {
         self.manifests =
             desired.objects.iter().enumerate().map(|(index, (object, _))| (object.key.clone(), index)).collect();
-        self.kinds = kinds.clone();
+        self.kinds = observed.kinds.clone();
+        self.kinds.insert(("v1".into(), "ConfigMap".into()), config_map);
+        if new {
+            let (expiries, _) = certificates::expiries(&self.certificates, |key| {
+                self.manifests.get(key).map(|index| desired.objects[*index].0.manifest.clone())
+            });
+            self.export_expiries(&expiries);
+        }
         self.desired = Some(desired);
+        self.remember_in_sync(observed, plan, new);
     }
 
     fn report_problems(&mut self, plan: &Plan) {
@@ -643,25 +650,45 @@ impl Laps {
     }
 }
 
-/// Turns conflicts into forced applies (the file is the truth); returns, for each field,
-/// who had taken it.
-fn take_back_conflicts(plan: &mut Plan) -> Vec<String> {
-    let mut taken: BTreeSet<ObjectKey> = BTreeSet::new();
-    let mut lines = Vec::new();
+/// What a pass does about the differences its plan found.
+#[derive(Debug, PartialEq)]
+enum Course {
+    /// Apply the plan. The objects whose fields other managers took are taken back (their
+    /// steps forced, to be dry-run again so): for each, a line per field and who had it.
+    Heal { taken: BTreeMap<ObjectKey, Vec<String>> },
+    /// Leave the differences as they are and say what they are (`watch.drift: report`).
+    Report { drift: Vec<String> },
+}
+
+/// Heal or report: a start or a save always applies the file; drift and resyncs follow
+/// `watch.drift`, and report only when something differs. Healing takes back the fields
+/// other managers took (the file is the truth). Pure: the pass's decision, table-tested.
+fn choose(plan: &mut Plan, trigger: Trigger, policy: DriftPolicy) -> Course {
+    let mut taken: BTreeMap<ObjectKey, Vec<String>> = BTreeMap::new();
     for problem in &plan.problems {
         if let ProblemKind::Conflict { conflicts } = &problem.kind {
-            for conflict in conflicts {
-                let (field, manager) = (&conflict.field, &conflict.manager);
-                lines.push(format!("{}: {field} was changed by field manager \"{manager}\"", problem.object));
-            }
-            taken.insert(problem.key.clone());
+            let lines = conflicts
+                .iter()
+                .map(|c| format!("{}: {} was changed by field manager \"{}\"", problem.object, c.field, c.manager));
+            taken.entry(problem.key.clone()).or_default().extend(lines);
         }
     }
+    // A field another manager took is drift: taken back, or reported; never a problem.
     plan.problems.retain(|p| !matches!(p.kind, ProblemKind::Conflict { .. }));
-    for step in plan.steps.iter_mut().filter(|s| taken.contains(&s.key)) {
+    let heal = policy == DriftPolicy::Heal || matches!(trigger, Trigger::Start | Trigger::Save);
+    if !heal {
+        let blocked = plan.blocked();
+        let mut drift: Vec<String> = taken.values().flatten().cloned().collect();
+        let differing = plan.changes().filter(|s| !blocked.contains(&s.key));
+        drift.extend(differing.map(describe));
+        if !drift.is_empty() {
+            return Course::Report { drift };
+        }
+    }
+    for step in plan.steps.iter_mut().filter(|s| taken.contains_key(&s.key)) {
         step.force = true;
     }
-    lines
+    Course::Heal { taken }
 }
 
 fn describe(step: &Step) -> String {
@@ -678,4 +705,95 @@ fn describe(step: &Step) -> String {
 
 fn describe_verb(step: &Step, verb: &str, drifted: bool) -> String {
     if drifted && verb != "pruned" { format!("{} (drift healed)", step.object) } else { step.object.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::cluster::Conflict;
+    use crate::reconcile::model::Problem;
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey { group: "apps".into(), kind: "Deployment".into(), namespace: Some("n".into()), name: name.into() }
+    }
+
+    fn step(name: &str, change: Change) -> Step {
+        let key = key(name);
+        Step {
+            object: key.to_string(),
+            key,
+            component: "c".into(),
+            change,
+            api_version: "apps/v1".into(),
+            force: false,
+        }
+    }
+
+    /// `same` unchanged, `edited` differing, `taken` differing with `.spec.replicas` taken by
+    /// `kubectl-scale`, `rejected` refused by the server.
+    fn plan() -> Plan {
+        let update = || Change::Update { manifest: Arc::new(json!({})), diff: Vec::new() };
+        let conflict = Conflict { manager: "kubectl-scale".into(), field: ".spec.replicas".into() };
+        Plan {
+            lab: "lab".into(),
+            steps: vec![
+                step("same", Change::Unchanged),
+                step("edited", update()),
+                step("taken", update()),
+                step("rejected", update()),
+            ],
+            problems: vec![
+                Problem::new(&key("taken"), ProblemKind::Conflict { conflicts: vec![conflict] }),
+                Problem::new(&key("rejected"), ProblemKind::Rejected { message: "no".into() }),
+            ],
+            inventory: Inventory::new("lab", "seclab"),
+            inventory_stale: false,
+            kinds: HashMap::new(),
+            allow_destructive: false,
+        }
+    }
+
+    #[test]
+    fn a_pass_heals_or_reports_as_its_trigger_and_the_drift_policy_say() {
+        let taken_line = "Deployment.apps n/taken: .spec.replicas was changed by field manager \"kubectl-scale\"";
+        let cases = [
+            (Trigger::Start, DriftPolicy::Report, true),
+            (Trigger::Save, DriftPolicy::Report, true),
+            (Trigger::Drift, DriftPolicy::Heal, true),
+            (Trigger::Resync, DriftPolicy::Heal, true),
+            (Trigger::Drift, DriftPolicy::Report, false),
+            (Trigger::Resync, DriftPolicy::Report, false),
+        ];
+        for (trigger, policy, heals) in cases {
+            let mut plan = plan();
+            let course = choose(&mut plan, trigger, policy);
+            let what = format!("{trigger:?} with {policy:?}");
+            let forced: Vec<&str> = plan.steps.iter().filter(|s| s.force).map(|s| s.key.name.as_str()).collect();
+            let problems: Vec<String> = plan.problems.iter().map(|p| p.key.name.clone()).collect();
+            assert_eq!(problems, ["rejected"], "{what}: a taken field is drift, a rejection stays a problem");
+            if heals {
+                let taken = BTreeMap::from([(key("taken"), vec![taken_line.to_owned()])]);
+                assert_eq!(course, Course::Heal { taken }, "{what}");
+                assert_eq!(forced, ["taken"], "{what}: only the taken object is forced");
+            } else {
+                let drift = vec![
+                    taken_line.to_owned(),
+                    "Deployment.apps n/edited differs".to_owned(),
+                    "Deployment.apps n/taken differs".to_owned(),
+                ];
+                assert_eq!(course, Course::Report { drift }, "{what}");
+                assert!(forced.is_empty(), "{what}: nothing is forced when nothing is applied");
+            }
+        }
+    }
+
+    #[test]
+    fn reporting_with_nothing_different_applies_what_little_there_is() {
+        let mut plan = plan();
+        plan.steps.retain(|s| s.key.name == "same" || s.key.name == "rejected");
+        plan.problems.retain(|p| p.key.name == "rejected");
+        assert_eq!(choose(&mut plan, Trigger::Resync, DriftPolicy::Report), Course::Heal { taken: BTreeMap::new() });
+    }
 }

@@ -8,8 +8,8 @@ use base64::engine::general_purpose::STANDARD;
 use kube::api::{DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
+use seclab::certs::CertificateRequest;
 use seclab::certs::{Authority, inspect};
-use seclab::render::CertificateRequest;
 
 use super::lab::api;
 

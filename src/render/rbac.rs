@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use crate::render::{MANAGED_BY, Object, PART_OF};
+use crate::identity;
+
+use super::Object;
 
 /// The label that marks the permissions rendered for a lab (its value: the lab).
 const PERMISSIONS_OF: &str = "seclab.dev/permissions-of";
@@ -78,7 +80,7 @@ pub fn permissions(lab: &Lab, subject: &Subject) -> Vec<Value> {
         .filter(|o| o.key.group.is_empty() && o.key.kind == "Namespace")
         .map(|o| {
             json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": {
-                "name": o.key.name, "labels": { MANAGED_BY: "seclab", PART_OF: lab.name } } })
+                "name": o.key.name, "labels": identity::labels(lab.name) } })
         })
         .collect();
     objects.push(json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
@@ -317,7 +319,7 @@ fn granted(rules: &[Value], rule: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::ObjectKey;
+    use crate::identity::ObjectKey;
 
     fn object(group: &str, kind: &str, namespace: Option<&str>, name: &str, manifest: Value) -> Object {
         let key = ObjectKey {
