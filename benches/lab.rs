@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use seclab::cluster::Kind;
 use seclab::cluster::inventory::Inventory;
 use seclab::config;
-use seclab::identity::MANAGER;
+use seclab::identity::{KindName, MANAGER};
 use seclab::reconcile::decide::decide;
 use seclab::reconcile::model::{Change, Desired, Observed, Options};
 use seclab::render::{self, ParsedDocuments, Templates};
@@ -124,7 +124,7 @@ fn observed_as_wanted(desired: &Desired, namespace: &str, lab: &str) -> Observed
             plural: format!("{}s", object.key.kind.to_lowercase()),
         };
         kinds.insert(
-            (api_version.clone(), object.key.kind.clone()),
+            KindName::new(api_version.clone(), object.key.kind.clone()),
             Kind { resource, namespaced: object.key.namespace.is_some() },
         );
         let mut manifest = object.manifest.as_ref().clone();

@@ -44,6 +44,45 @@ impl fmt::Display for ObjectKey {
     }
 }
 
+impl ObjectKey {
+    /// What is wrong with the object's namespace, for a kind whose objects live in namespaces
+    /// (`namespaced`) or not.
+    pub fn scope_problem(&self, namespaced: bool) -> Option<String> {
+        let (kind, name) = (&self.kind, &self.name);
+        match (&self.namespace, namespaced) {
+            (Some(namespace), false) => {
+                Some(format!("{kind} {name} is cluster-scoped but sets namespace `{namespace}`"))
+            }
+            (None, true) => {
+                Some(format!("{kind} {name} has no `metadata.namespace` (seclab sets every namespace explicitly)"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A kind as a manifest names it: its `apiVersion` (group and version) and `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KindName {
+    /// `apiVersion`: `v1`, `apps/v1`.
+    pub api_version: String,
+    /// `kind`.
+    pub kind: String,
+}
+
+impl KindName {
+    /// The kind `kind` of `api_version`.
+    pub fn new(api_version: impl Into<String>, kind: impl Into<String>) -> Self {
+        Self { api_version: api_version.into(), kind: kind.into() }
+    }
+}
+
+impl fmt::Display for KindName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.api_version, self.kind)
+    }
+}
+
 /// The labels that make an object the set `set`'s (a lab's, or an operator's).
 pub fn labels(set: &str) -> Value {
     json!({ MANAGED_BY: MANAGER, PART_OF: set })

@@ -260,24 +260,7 @@ fn wait_times_out_naming_what_is_stuck_and_why() {
 #[tokio::test]
 async fn a_lab_ships_a_crd_with_its_first_custom_resource_which_needs_a_status_or_a_rule_to_be_ready() {
     let lab = TestLab::new("tenants.yaml", "t-custom");
-    lab.template(
-        "extra/zz-widget-crd.yaml",
-        r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.test.seclab.dev
-spec:
-  group: test.seclab.dev
-  scope: Namespaced
-  names: {plural: widgets, singular: widget, kind: Widget}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-"#,
-    );
+    lab.template("extra/zz-widget-crd.yaml", &support::test_crd("Widget", "widgets", "Namespaced"));
     lab.template(
         "extra/zz-widget.yaml",
         "apiVersion: test.seclab.dev/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: t-custom\nspec: {}\n",
@@ -309,6 +292,41 @@ spec:
     let client = admin().await;
     let crds = api(&client, "apiextensions.k8s.io", "v1", "CustomResourceDefinition", None);
     let left = crds.get_opt("widgets.test.seclab.dev").await.unwrap();
+    assert!(left.is_none_or(|crd| crd.metadata.deletion_timestamp.is_some()), "destroy removes the lab's CRD");
+}
+
+/// A custom kind of cluster scope (its CRD shipped by the lab) renders without a namespace,
+/// plans, applies with seclab's least privilege, re-applies with no write, and is destroyed.
+#[tokio::test]
+async fn a_cluster_scoped_custom_kind_plans_and_applies() {
+    let lab = TestLab::new("tenants.yaml", "t-gizmo");
+    lab.template("extra/zz-gizmo-crd.yaml", &support::test_crd("Gizmo", "gizmos", "Cluster"));
+    lab.template(
+        "extra/zz-gizmo.yaml",
+        "apiVersion: test.seclab.dev/v1\nkind: Gizmo\nmetadata:\n  name: t-gizmo-one\nspec: {}\n",
+    );
+    let mut spec = lab.spec();
+    spec["cluster"]["readiness"] = json!([{ "group": "test.seclab.dev", "kind": "Gizmo", "always": true }]);
+    lab.write(&spec);
+    let plan = lab.run(&["plan"], 0);
+    assert!(plan.contains("+ create  Gizmo.test.seclab.dev t-gizmo-one\n"), "cluster-scoped, no namespace: {plan}");
+    lab.run(&["apply", "--wait", "--timeout", "60s"], 0);
+    let client = admin().await;
+    let gizmos = api(&client, "test.seclab.dev", "v1", "Gizmo", None);
+    let live = gizmos.get("t-gizmo-one").await.unwrap();
+    assert_eq!(live.metadata.labels.as_ref().unwrap()["app.kubernetes.io/part-of"], "t-gizmo");
+    let events = audited(|| {
+        lab.run(&["apply"], 0);
+    });
+    let writes: Vec<&AuditEvent> = events
+        .iter()
+        .filter(|e| e.is_write() && e.user_agent.starts_with("seclab/"))
+        .filter(|e| e.namespace == "t-gizmo" || e.name.starts_with("t-gizmo") || e.name == "gizmos.test.seclab.dev")
+        .collect();
+    assert!(writes.is_empty(), "the re-apply wrote: {writes:#?}");
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+    let crds = api(&client, "apiextensions.k8s.io", "v1", "CustomResourceDefinition", None);
+    let left = crds.get_opt("gizmos.test.seclab.dev").await.unwrap();
     assert!(left.is_none_or(|crd| crd.metadata.deletion_timestamp.is_some()), "destroy removes the lab's CRD");
 }
 

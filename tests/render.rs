@@ -434,6 +434,49 @@ fn a_usage_error_with_json_output_prints_one_json_document() {
     assert!(stderr.contains("--yes"), "{stderr}");
 }
 
+/// A kind of the lab's own CRD takes the scope that CRD gives it: a cluster-scoped custom
+/// kind renders without a namespace (seclab's permissions name it cluster-wide, by the CRD's
+/// plural), and one that sets a namespace is refused naming its template and the CRD. A
+/// built-in kind's scope comes from k8s-openapi, its API group included.
+#[test]
+fn a_custom_kind_has_the_scope_its_crd_gives_it() {
+    let dir = lab_dir("apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: lab\n");
+    let extra = dir.path().join("templates/extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    std::fs::write(extra.join("crd.yaml"), support::test_crd("Gizmo", "gizmoes", "Cluster")).unwrap();
+    let gizmo = "apiVersion: test.seclab.dev/v1\nkind: Gizmo\nmetadata:\n  name: g\nspec: {}\n";
+    std::fs::write(extra.join("gizmo.yaml"), gizmo).unwrap();
+    let (code, stdout, stderr) = run(dir.path(), &["--templates", "templates", "render", "--output", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let rendered: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let found = rendered["objects"].as_array().unwrap().iter().find(|o| o["kind"] == "Gizmo").unwrap().clone();
+    assert!(found["metadata"].get("namespace").is_none(), "{found}");
+    let (code, stdout, stderr) = run(dir.path(), &["--templates", "templates", "render", "--rbac-for-seclab"]);
+    assert_eq!(code, 0, "{stderr}");
+    let role = stdout.split("---").find(|d| d.contains("kind: ClusterRole\n")).unwrap();
+    assert!(role.contains("gizmoes") && role.contains("- g\n"), "by name, by the CRD's plural: {role}");
+
+    let namespaced = gizmo.replace("  name: g\n", "  name: g\n  namespace: lab\n");
+    std::fs::write(extra.join("gizmo.yaml"), namespaced).unwrap();
+    let (code, _, stderr) = run(dir.path(), &["--templates", "templates", "validate"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("extra/gizmo.yaml")
+            && stderr.contains("Gizmo g is cluster-scoped but sets namespace `lab` (as its CustomResourceDefinition gizmoes.test.seclab.dev says)"),
+        "{stderr}"
+    );
+    // A kind of another group than the built-in one of the same name is not taken for it.
+    let other = "apiVersion: example.dev/v1\nkind: Namespace\nmetadata:\n  name: n\n  namespace: lab\n";
+    std::fs::write(extra.join("gizmo.yaml"), other).unwrap();
+    let (code, _, stderr) = run(dir.path(), &["--templates", "templates", "render"]);
+    assert_eq!(code, 0, "{stderr}");
+    let core = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: n\n  namespace: lab\n";
+    std::fs::write(extra.join("gizmo.yaml"), core).unwrap();
+    let (code, _, stderr) = run(dir.path(), &["--templates", "templates", "render"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("Namespace n is cluster-scoped but sets namespace `lab`"), "{stderr}");
+}
+
 /// A command's help lists the global flags it reads and no other; the others are still
 /// accepted there, as scripts may put them before any command.
 #[test]

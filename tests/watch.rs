@@ -7,7 +7,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use support::browser;
 use support::cluster::AuditEvent;
@@ -168,6 +168,75 @@ fn an_unchanged_lab_resyncs_from_the_caches_without_a_list_or_a_write() {
         .filter(|e| e.resource != "leases" && (e.is_write() || e.verb == "list" || e.verb == "get"))
         .collect();
     assert!(lists_or_writes.is_empty(), "an unchanged resync sent requests: {lists_or_writes:#?}");
+    assert_eq!(watch.terminate(), Some(0));
+    lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
+}
+
+/// A pass whose apply fails after its dry-run passed leaves nothing half-remembered: the next
+/// pass applies again, and heals. The API server refuses the heal itself (a
+/// ValidatingAdmissionPolicy that lets dry-runs through and refuses seclab's real writes to
+/// one Deployment) until the policy's binding is removed.
+#[test]
+fn a_pass_whose_apply_fails_is_applied_again_by_the_next() {
+    let lab = tenants_lab("t-wfail", "heal");
+    let watch = Watch::start(&lab, &["--listen", "127.0.0.1:0"], &[]);
+    watch.wait_ready();
+    let client = runtime().block_on(admin());
+    let policies = api(&client, "admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", None);
+    let bindings = api(&client, "admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", None);
+    let policy = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": { "name": "t-wfail-refuse-heal" },
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": { "resourceRules": [{ "apiGroups": ["apps"], "apiVersions": ["v1"],
+                "operations": ["UPDATE"], "resources": ["deployments"] }] },
+            "validations": [{
+                "expression": "request.dryRun == true || request.userInfo.username != 'seclab-limited' || object.metadata.name != 'netdelta-barbican'",
+                "message": "refused for the test",
+            }],
+        },
+    });
+    let binding = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": { "name": "t-wfail-refuse-heal" },
+        "spec": { "policyName": "t-wfail-refuse-heal", "validationActions": ["Deny"],
+            "matchResources": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": "t-wfail" } } } },
+    });
+    let create = PostParams::default();
+    runtime().block_on(async {
+        policies.create(&create, &serde_json::from_value(policy).unwrap()).await.unwrap();
+        bindings.create(&create, &serde_json::from_value(binding).unwrap()).await.unwrap();
+    });
+    // The policy is in force once the limited user's own (empty) update is refused.
+    let limited = runtime().block_on(Cluster::get().client(&Cluster::get().limited_kubeconfig()));
+    let as_seclab = api(&limited, "apps", "v1", "Deployment", Some("t-wfail"));
+    let in_force = eventually(Duration::from_secs(30), || {
+        let tried =
+            runtime().block_on(as_seclab.patch("netdelta-barbican", &PatchParams::default(), &Patch::Merge(json!({}))));
+        tried.is_err_and(|e| e.to_string().contains("refused for the test"))
+    });
+    assert!(in_force, "the policy never refused the limited user's update");
+
+    let deployments = api(&client, "apps", "v1", "Deployment", Some("t-wfail"));
+    let edit = PatchParams { field_manager: Some("kubectl-edit".into()), ..Default::default() };
+    runtime()
+        .block_on(deployments.patch("netdelta-barbican", &edit, &Patch::Merge(json!({ "spec": { "replicas": 3 } }))))
+        .unwrap();
+    let failed =
+        eventually(Duration::from_secs(30), || watch.metric("seclab_reconcile_total", &[("result", "error")]) >= 1.0);
+    assert!(failed, "the heal did not fail:\n{}", watch.log());
+    assert!(watch.log().contains("reconcile failed, retrying in"), "{}", watch.log());
+    assert_eq!(deployment("netdelta-barbican", "t-wfail").unwrap()["spec"]["replicas"], 3, "not healed yet");
+
+    runtime().block_on(async {
+        bindings.delete("t-wfail-refuse-heal", &Default::default()).await.unwrap();
+        policies.delete("t-wfail-refuse-heal", &Default::default()).await.unwrap();
+    });
+    let healed = eventually(Duration::from_secs(90), || {
+        deployment("netdelta-barbican", "t-wfail").is_some_and(|d| d["spec"]["replicas"] == 1)
+    });
+    assert!(healed, "the next pass did not apply again:\n{}", watch.log());
     assert_eq!(watch.terminate(), Some(0));
     lab.run(&["destroy", "--yes", "--allow-destructive"], 0);
 }

@@ -33,14 +33,25 @@ pub struct Issued {
     pub key_pem: String,
 }
 
-/// Why a certificate could not be issued or read.
+/// Why a certificate could not be issued or read: what failed, and its cause.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct CertError(String);
+#[error("{what}")]
+pub struct CertError {
+    what: &'static str,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl CertError {
+    /// `what` failed, because of `cause` (a library's error, kept as its message when its type
+    /// is not an error of its own).
+    fn new(what: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self { what, source: cause.to_string().into() }
+    }
+}
 
 impl From<rcgen::Error> for CertError {
     fn from(error: rcgen::Error) -> Self {
-        Self(error.to_string())
+        Self { what: "the certificate cannot be made", source: Box::new(error) }
     }
 }
 
@@ -79,9 +90,9 @@ impl Authority {
 
     /// The CA stored in a Secret earlier.
     pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, CertError> {
-        let key = KeyPair::from_pem(key_pem).map_err(|e| CertError(format!("its CA key cannot be read: {e}")))?;
+        let key = KeyPair::from_pem(key_pem).map_err(|e| CertError::new("its CA key cannot be read", e))?;
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)
-            .map_err(|e| CertError(format!("its CA certificate cannot be read: {e}")))?;
+            .map_err(|e| CertError::new("its CA certificate cannot be read", e))?;
         let issued = Issued { cert_pem: cert_pem.to_owned(), key_pem: key_pem.to_owned() };
         Ok(Self { issuer, issued })
     }
@@ -113,11 +124,11 @@ fn key_pem(key: &KeyPair, format: KeyFormat) -> Result<String, CertError> {
     match format {
         KeyFormat::Pkcs8 => Ok(key.serialize_pem()),
         KeyFormat::Sec1 => {
-            let unreadable = |e: pkcs8::der::Error| CertError(format!("the new key cannot be written as SEC1: {e}"));
+            let unreadable = |e: pkcs8::der::Error| CertError::new("the new key cannot be written as SEC1", e);
             let der = key.serialize_der();
-            let info = pkcs8::PrivateKeyInfo::from_der(&der).map_err(|e| CertError(e.to_string()))?;
-            let curve =
-                info.algorithm.parameters_oid().map_err(|e| CertError(format!("the new key names no curve: {e}")))?;
+            let info = pkcs8::PrivateKeyInfo::from_der(&der)
+                .map_err(|e| CertError::new("the new key cannot be read back", e))?;
+            let curve = info.algorithm.parameters_oid().map_err(|e| CertError::new("the new key names no curve", e))?;
             let mut sec1 = sec1::EcPrivateKey::from_der(info.private_key).map_err(unreadable)?;
             sec1.parameters = Some(sec1::EcParameters::NamedCurve(curve));
             sec1.to_pem(LineEnding::LF).map_err(unreadable)
@@ -163,16 +174,20 @@ fn params(
 /// trusted entry (with the attribute the JDK needs to load it as one).
 pub fn truststore(ca_pem: &str, password: &str) -> Result<Vec<u8>, CertError> {
     let der = der(ca_pem)?;
-    let certificate = p12_keystore::Certificate::from_der(&der).map_err(|e| CertError(e.to_string()))?;
+    let certificate = p12_keystore::Certificate::from_der(&der)
+        .map_err(|e| CertError::new("the CA certificate cannot go into a truststore", e))?;
     let mut store = p12_keystore::KeyStore::new();
     store.add_entry("ca", p12_keystore::KeyStoreEntry::Certificate(certificate));
-    store.writer(password).write().map_err(|e| CertError(e.to_string()))
+    store.writer(password).write().map_err(|e| CertError::new("the truststore cannot be written", e))
 }
 
 /// An empty PKCS#12 keystore protected by `password`: Cortex builds its TLS context only when
 /// it has a keystore, and one without a key never offers a client certificate.
 pub fn empty_keystore(password: &str) -> Result<Vec<u8>, CertError> {
-    p12_keystore::KeyStore::new().writer(password).write().map_err(|e| CertError(e.to_string()))
+    p12_keystore::KeyStore::new()
+        .writer(password)
+        .write()
+        .map_err(|e| CertError::new("the keystore cannot be written", e))
 }
 
 /// The trusted certificates (DER) and the number of entries in the PKCS#12 `store`, when
@@ -196,7 +211,7 @@ pub fn der(cert_pem: &str) -> Result<Vec<u8>, CertError> {
 
 fn pem(cert_pem: &str) -> Result<x509_parser::pem::Pem, CertError> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
-        .map_err(|e| CertError(format!("it is not a PEM certificate: {e}")))?;
+        .map_err(|e| CertError::new("it is not a PEM certificate", e))?;
     Ok(pem)
 }
 
@@ -224,7 +239,7 @@ pub struct Inspected {
 /// Reads the certificate in `cert_pem` (the first, if it holds a chain).
 pub fn inspect(cert_pem: &str) -> Result<Inspected, CertError> {
     let pem = pem(cert_pem)?;
-    let cert = pem.parse_x509().map_err(|e| CertError(format!("it is not an X.509 certificate: {e}")))?;
+    let cert = pem.parse_x509().map_err(|e| CertError::new("it is not an X.509 certificate", e))?;
     let name = |name: &x509_parser::x509::X509Name<'_>| {
         let parts: Vec<String> = name
             .iter_rdn()

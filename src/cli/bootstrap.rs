@@ -15,7 +15,7 @@ use seclab::bootstrap::service;
 use seclab::cluster::Cluster;
 use seclab::config::Lab;
 use seclab::reconcile::apply::{self, OnProblems, Outcome};
-use seclab::reconcile::model::{Desired, Options, Plan, Step};
+use seclab::reconcile::model::{Action, Desired, Options, Plan, Step};
 use seclab::reconcile::plan;
 use seclab::reconcile::scan_database::{base_dir, scan_directory};
 use seclab::reconcile::sequence::{self, Hooks, SequenceError};
@@ -351,9 +351,9 @@ async fn install(
     text: bool,
     cancel: &CancellationToken,
 ) -> Result<Outcome, Failure> {
-    let report = |step: &Step, verb: &str| {
+    let report = |step: &Step, action: Action| {
         if text {
-            say!("{verb} {}", step.object);
+            say!("{} {}", action.done(), step.object);
         }
     };
     let started = Instant::now();
@@ -385,9 +385,9 @@ async fn apply_lab(
     text: bool,
     cancel: &CancellationToken,
 ) -> Result<(Outcome, Duration), Failure> {
-    let report = |step: &Step, verb: &str| {
+    let report = |step: &Step, action: Action| {
         if text {
-            say!("{verb} {}", step.object);
+            say!("{} {}", action.done(), step.object);
         }
     };
     let mut applied = |_: &Outcome, _: Duration| {};

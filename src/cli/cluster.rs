@@ -290,9 +290,9 @@ fn apply_read(
             warnings.iter().for_each(|w| eprintln!("warning: {w}"));
         }
         confirm_apply(&plan, args.yes)?;
-        let report = |step: &Step, verb: &str| {
+        let report = |step: &Step, action: Action| {
             if text {
-                say!("{verb} {}", step.object);
+                say!("{} {}", action.done(), step.object);
             }
         };
         let mut summary = |outcome: &Outcome, took: Duration| {
@@ -543,7 +543,7 @@ pub fn destroy(cli: &Cli, yes: bool, allow_destructive: bool) -> Result<(), Fail
             ask(&format!("Delete {these}? Type the lab name ({}) to confirm: ", plan.lab), &[&plan.lab])?;
         }
         let text = cli.output == Output::Text;
-        let report = |step: &Step, _: &str| {
+        let report = |step: &Step, _: Action| {
             if text {
                 say!("deleted {}", step.object);
             }

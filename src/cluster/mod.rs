@@ -28,7 +28,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::watcher;
 use serde_json::Value;
 
-use crate::identity::{MANAGER, ObjectKey};
+use crate::identity::{KindName, MANAGER, ObjectKey};
 
 /// What a refused request needs: the permissions `render --rbac-for-seclab` prints.
 const FORBIDDEN_HINT: &str = "; seclab's permissions for this lab come from `seclab render --rbac-for-seclab`: \
@@ -180,7 +180,7 @@ impl ClusterError {
 /// A connection to one cluster, with the kinds discovered so far.
 pub struct Cluster {
     client: kube::Client,
-    kinds: Mutex<HashMap<(String, String), Kind>>,
+    kinds: Mutex<HashMap<KindName, Kind>>,
     /// The server's URL, with the context and kubeconfig it came from, for errors.
     server: String,
 }
@@ -233,7 +233,7 @@ impl Cluster {
 
     /// Resolves a kind through discovery (one request per API group version, cached).
     pub async fn kind(&self, api_version: &str, kind: &str) -> Result<Kind, ClusterError> {
-        let cache_key = (api_version.to_owned(), kind.to_owned());
+        let cache_key = KindName::new(api_version, kind);
         if let Some(found) = self.kinds.lock().expect("kinds lock").get(&cache_key) {
             return Ok(found.clone());
         }
@@ -247,7 +247,7 @@ impl Cluster {
         let mut kinds = self.kinds.lock().expect("kinds lock");
         for (resource, capabilities) in group.versioned_resources(&gv.version) {
             let namespaced = capabilities.scope == Scope::Namespaced;
-            kinds.insert((api_version.to_owned(), resource.kind.clone()), Kind { resource, namespaced });
+            kinds.insert(KindName::new(api_version, resource.kind.clone()), Kind { resource, namespaced });
         }
         kinds.get(&cache_key).cloned().ok_or_else(unknown)
     }

@@ -21,7 +21,7 @@ pub use diagnostics::{Diagnostic, InvalidFile};
 pub use model::LabFile;
 pub use path::{FieldPath, Segment};
 pub use schema::json_schema;
-pub use secret::{SecretKeyRef, SecretSource};
+pub use secret::{ResolveError, SecretKeyRef, SecretSource};
 pub use source::{Location, SourceFile};
 
 /// A commented starter file that validates, written by `seclab init`.
@@ -36,12 +36,43 @@ pub struct Lab {
     path: PathBuf,
     /// The `env:` and `file:` secrets, by where the file names them.
     secrets: Vec<(FieldPath, SecretSource)>,
+    /// The values the checks parsed from the file's text.
+    parsed: Parsed,
+}
+
+/// Values the file writes as text (`5m`, `127.0.0.1:9464`), parsed once when it is checked:
+/// nothing after the checks parses them again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// `watch.resyncInterval`.
+    pub resync_interval: std::time::Duration,
+    /// `watch.debounce`.
+    pub debounce: std::time::Duration,
+    /// `watch.listen`.
+    pub listen: std::net::SocketAddr,
+    /// `certificates.renewBefore`.
+    pub renew_before: std::time::Duration,
+}
+
+impl Default for Parsed {
+    /// Placeholders until the checks parse the file's values: a file whose values do not
+    /// parse gives no [`Lab`].
+    fn default() -> Self {
+        let zero = std::time::Duration::ZERO;
+        let listen = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        Self { resync_interval: zero, debounce: zero, listen, renew_before: zero }
+    }
 }
 
 impl Lab {
     /// The validated content, with every default filled in.
     pub fn spec(&self) -> &LabFile {
         &self.spec
+    }
+
+    /// The values the checks parsed from the file's text.
+    pub fn parsed(&self) -> &Parsed {
+        &self.parsed
     }
 
     /// The lab's name.
@@ -236,7 +267,7 @@ pub fn parse(source: SourceFile) -> Result<Lab, InvalidFile> {
                                 .as_ref()
                                 .is_some_and(|p| wrong.iter().any(|w| p.segments().starts_with(w.segments())))
                         };
-                        let (found, _) = validate::check(&rest, &source);
+                        let found = validate::check(&rest, &source).diagnostics;
                         diagnostics.extend(found.into_iter().filter(|d| !under_wrong(d)));
                     }
                 }
@@ -245,10 +276,10 @@ pub fn parse(source: SourceFile) -> Result<Lab, InvalidFile> {
             return Err(InvalidFile::new(source, diagnostics));
         }
     };
-    let (found, secrets) = validate::check(&spec, &source);
-    diagnostics.extend(found);
+    let checked = validate::check(&spec, &source);
+    diagnostics.extend(checked.diagnostics);
     if diagnostics.is_empty() {
-        Ok(Lab { spec, path: source.path().to_owned(), secrets })
+        Ok(Lab { spec, path: source.path().to_owned(), secrets: checked.secrets, parsed: checked.parsed })
     } else {
         Err(InvalidFile::new(source, diagnostics))
     }
@@ -386,5 +417,26 @@ fn explain_syntax(source: &SourceFile, at: Location, diagnostic: &mut Diagnostic
             diagnostic.location = Some(Location { line: line_number, column });
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_files_durations_and_address_are_parsed_once_with_the_checks() {
+        let text = "apiVersion: seclab.dev/v1alpha1\nkind: Lab\nmetadata:\n  name: lab\n\
+                    watch:\n  resyncInterval: 2m\n  debounce: 50ms\n  listen: 127.0.0.1:9999\n\
+                    certificates:\n  renewBefore: 10d\n";
+        let lab = parse(SourceFile::new("lab.yaml", text)).unwrap();
+        let parsed = lab.parsed();
+        assert_eq!(parsed.resync_interval, std::time::Duration::from_secs(120));
+        assert_eq!(parsed.debounce, std::time::Duration::from_millis(50));
+        assert_eq!(parsed.listen.to_string(), "127.0.0.1:9999");
+        assert_eq!(parsed.renew_before, std::time::Duration::from_secs(10 * 86_400));
+        let defaults =
+            parse(SourceFile::new(Path::new("lab.yaml"), text.lines().take(4).collect::<Vec<_>>().join("\n"))).unwrap();
+        assert_eq!(defaults.parsed().resync_interval, std::time::Duration::from_secs(300), "the default, 5m");
     }
 }

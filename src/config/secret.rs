@@ -1,6 +1,7 @@
 //! Where a secret value comes from. The file may only reference secrets, never hold them.
 
 use std::borrow::Cow;
+use std::path::Path;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -39,6 +40,50 @@ enum Written {
         #[serde(rename = "secretRef")]
         secret_ref: SecretKeyRef,
     },
+}
+
+/// Why a secret seclab reads itself cannot be read. It names the reference, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// `env:NAME`, and the variable is not set.
+    #[error("environment variable {0} is not set")]
+    Unset(String),
+    /// `file:PATH`, and the file cannot be read.
+    #[error("cannot read secret file {path}")]
+    Unreadable {
+        /// The file, as the desired-state file names it.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A `secretRef`: the value lives in the cluster, where seclab does not read it.
+    #[error("secret {name}/{key} lives in the cluster; what seclab reads itself takes `env:VAR` or `file:PATH`")]
+    InCluster {
+        /// The Secret.
+        name: String,
+        /// Its key.
+        key: String,
+    },
+    /// A value written in the file (validation refuses it first).
+    #[error("a literal secret is not allowed")]
+    Literal,
+}
+
+impl SecretSource {
+    /// Reads a secret seclab needs itself: `env:` from its environment, `file:` relative to
+    /// `base_dir` (the desired-state file's directory), without a trailing newline.
+    pub fn resolve(&self, base_dir: &Path) -> Result<String, ResolveError> {
+        match self {
+            Self::Env(var) => std::env::var(var).map_err(|_| ResolveError::Unset(var.clone())),
+            Self::File(path) => std::fs::read_to_string(base_dir.join(path))
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+                .map_err(|source| ResolveError::Unreadable { path: path.clone(), source }),
+            Self::SecretRef(reference) => {
+                Err(ResolveError::InCluster { name: reference.name.clone(), key: reference.key.clone() })
+            }
+            Self::Literal => Err(ResolveError::Literal),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for SecretSource {

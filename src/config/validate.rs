@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
+use super::Parsed;
 use super::diagnostics::Diagnostic;
 use super::fields::{self, Problem, Target, suggest};
 use super::model::*;
@@ -35,10 +36,27 @@ const MAX_CRONJOB_NAME: usize = 52;
 
 /// Runs every check and returns the problems found, and where the file names a secret by
 /// `env:` or `file:` (read where seclab runs).
-pub(crate) fn check(file: &LabFile, source: &SourceFile) -> (Vec<Diagnostic>, Vec<(FieldPath, SecretSource)>) {
-    let mut checker = Checker { file, source, found: Vec::new(), volumes: HashMap::new(), references: Vec::new() };
+pub(crate) fn check(file: &LabFile, source: &SourceFile) -> Checked {
+    let mut checker = Checker {
+        file,
+        source,
+        found: Vec::new(),
+        volumes: HashMap::new(),
+        references: Vec::new(),
+        parsed: Parsed::default(),
+    };
     checker.run();
-    (checker.found, checker.references)
+    Checked { diagnostics: checker.found, secrets: checker.references, parsed: checker.parsed }
+}
+
+/// What the checks found and kept.
+pub(crate) struct Checked {
+    /// The problems.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The `env:` and `file:` secrets, by where they are written.
+    pub secrets: Vec<(FieldPath, SecretSource)>,
+    /// The values the checks parsed (meaningful when there is no problem).
+    pub parsed: Parsed,
 }
 
 struct Checker<'a> {
@@ -47,6 +65,8 @@ struct Checker<'a> {
     found: Vec<Diagnostic>,
     /// The `env:` and `file:` secrets, by where they are written.
     references: Vec<(FieldPath, SecretSource)>,
+    /// The values parsed while checking them.
+    parsed: Parsed,
     /// Storage volumes by name: their namespace and index in `storage.volumes`.
     volumes: HashMap<&'a str, (&'a str, usize)>,
 }
@@ -1041,15 +1061,20 @@ impl<'a> Checker<'a> {
     fn watch(&mut self) {
         let watch = &self.file.watch;
         let path = root().key("watch");
-        if watch.listen.parse::<SocketAddr>().is_err() {
-            self.complain(
+        match watch.listen.parse::<SocketAddr>() {
+            Ok(listen) => self.parsed.listen = listen,
+            Err(_) => self.complain(
                 path.key("listen"),
                 format!("`{}` is not an address and port", watch.listen),
                 "write `address:port`, e.g. `127.0.0.1:9464`",
-            );
+            ),
         }
-        self.check(path.key("resyncInterval"), fields::duration(&watch.resync_interval));
-        self.check(path.key("debounce"), fields::duration(&watch.debounce));
+        if let Some(every) = self.check(path.key("resyncInterval"), fields::duration(&watch.resync_interval)) {
+            self.parsed.resync_interval = every;
+        }
+        if let Some(quiet) = self.check(path.key("debounce"), fields::duration(&watch.debounce)) {
+            self.parsed.debounce = quiet;
+        }
         if let Some(SecretSource::SecretRef(_)) = &watch.token {
             self.complain(
                 path.key("token"),
@@ -1098,7 +1123,7 @@ impl Checker<'_> {
                 ),
                 "renew some days before expiry, e.g. `30d`",
             ),
-            Ok(_) => {}
+            Ok(before) => self.parsed.renew_before = before,
         }
     }
 }

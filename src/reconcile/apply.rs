@@ -107,7 +107,7 @@ pub async fn apply(
     cluster: &Cluster,
     plan: &Plan,
     on_problems: OnProblems,
-    report: &(dyn Fn(&Step, &str) + Sync),
+    report: &(dyn Fn(&Step, Action) + Sync),
     cancel: &CancellationToken,
 ) -> Result<Outcome, ApplyError> {
     if on_problems == OnProblems::Refuse && !plan.problems.is_empty() {
@@ -165,7 +165,7 @@ pub async fn apply(
             match result {
                 Ok(()) => {
                     outcome.pruned += 1;
-                    report(step, "pruned");
+                    report(step, Action::Prune);
                 }
                 Err(error) => {
                     kept.insert(step.key.clone(), step.api_version.clone());
@@ -192,7 +192,7 @@ async fn run_stage(
     blocked: &HashSet<&ObjectKey>,
     stage: usize,
     outcome: &mut Outcome,
-    report: &(dyn Fn(&Step, &str) + Sync),
+    report: &(dyn Fn(&Step, Action) + Sync),
     cancel: &CancellationToken,
 ) -> Result<(), ApplyError> {
     let batch = plan
@@ -203,21 +203,13 @@ async fn run_stage(
     for (step, result) in results {
         match result {
             Ok(()) => {
-                let verb = match step.change {
-                    Change::Create(_) => {
-                        outcome.created += 1;
-                        "created"
-                    }
-                    Change::Replace { .. } => {
-                        outcome.replaced += 1;
-                        "replaced"
-                    }
-                    _ => {
-                        outcome.updated += 1;
-                        "updated"
-                    }
-                };
-                report(step, verb);
+                let action = step.action();
+                match action {
+                    Action::Create => outcome.created += 1,
+                    Action::Replace => outcome.replaced += 1,
+                    _ => outcome.updated += 1,
+                }
+                report(step, action);
             }
             Err(error) => outcome.failed.push(Failed { object: step.object.clone(), error: describe(&error) }),
         }

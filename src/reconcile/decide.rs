@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::cluster::diff::diff;
 use crate::cluster::{ClusterError, compare, order};
-use crate::identity::{APPLYSET_PART_OF, COMPONENT, MANAGED_BY, MANAGER, ObjectKey, PART_OF, owned};
+use crate::identity::{APPLYSET_PART_OF, COMPONENT, KindName, MANAGED_BY, MANAGER, ObjectKey, PART_OF, owned};
 
 use super::model::{Change, Desired, Observed, Options, Plan, Problem, ProblemKind, PruneRisk, Step, holds_data};
 use super::secrets;
@@ -29,6 +29,11 @@ pub fn decide(lab: &str, desired: &Desired, observed: &Observed, options: Option
     };
     for (object, api_version) in &desired.objects {
         let (key, manifest) = (&object.key, &object.manifest);
+        // A kind rendering could not place (neither built in nor defined by the lab's CRDs).
+        let kind = observed.kinds.get(&KindName::new(api_version.clone(), key.kind.clone()));
+        if let Some(message) = kind.and_then(|kind| key.scope_problem(kind.namespaced)) {
+            plan.problems.push(Problem::new(key, ProblemKind::Scope { message }));
+        }
         let mut force = options.force_conflicts;
         let change = match observed.live.get(key) {
             None => Change::Create(manifest.clone()),
@@ -104,7 +109,7 @@ fn prunes(lab: &str, plan: &Plan, observed: &Observed, allow_destructive: bool) 
     }
     let mut prunes = Vec::new();
     for (key, api_version) in candidates {
-        let resolved = observed.kinds.contains_key(&(api_version.to_owned(), key.kind.clone()));
+        let resolved = observed.kinds.contains_key(&KindName::new(api_version, key.kind.clone()));
         let Some(live) = observed.live.get(key).filter(|live| resolved && owned(live, lab)) else {
             continue;
         };
@@ -246,7 +251,8 @@ mod tests {
                     kind: kind.into(),
                     plural: format!("{}s", kind.to_lowercase()),
                 };
-                (("v1".to_owned(), kind.to_owned()), Kind { resource, namespaced: kind != "Namespace" })
+                let namespaced = !matches!(kind, "Namespace" | "PersistentVolume");
+                (KindName::new("v1", kind), Kind { resource, namespaced })
             })
             .collect();
         let live = live
@@ -275,9 +281,25 @@ mod tests {
             ProblemKind::Immutable { .. } => "immutable",
             ProblemKind::Destructive { .. } => "destructive",
             ProblemKind::DataFormat { .. } => "data format",
+            ProblemKind::Scope { .. } => "scope",
             ProblemKind::Rejected { .. } => "rejected",
         };
         plan.problems.iter().map(|p| (p.key.name.clone(), word(&p.kind))).collect()
+    }
+
+    /// A kind rendering could not place (a custom one no CRD of the lab defines) is checked
+    /// against the scope the API server serves it with.
+    #[test]
+    fn an_object_whose_namespace_does_not_fit_its_kind_is_a_problem() {
+        let (mut desired, observed) = scene(&["a", "b"], &[], &[]);
+        desired.objects[0].0.key.namespace = None;
+        let plan = decide(LAB, &desired, &observed, Options::default());
+        assert_eq!(problems(&plan), [("a".to_owned(), "scope")]);
+        let message = plan.problems[0].to_string();
+        assert!(
+            message.contains("ConfigMap a has no `metadata.namespace`") && message.contains("template"),
+            "{message}"
+        );
     }
 
     #[test]

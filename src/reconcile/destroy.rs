@@ -42,7 +42,7 @@ fn spare_data(plan: &mut Plan, allow_destructive: bool) {
 pub async fn destroy(
     cluster: &Cluster,
     plan: &Plan,
-    report: &(dyn Fn(&Step, &str) + Sync),
+    report: &(dyn Fn(&Step, Action) + Sync),
     cancel: &CancellationToken,
 ) -> Result<Outcome, ApplyError> {
     let outcome = apply::apply(cluster, plan, OnProblems::Refuse, report, cancel).await?;

@@ -9,10 +9,12 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::certs::CertError;
 use crate::cluster::diff::FieldChange;
 use crate::cluster::inventory::Inventory;
 use crate::cluster::{ClusterError, Conflict, Kind, describe_conflicts};
-use crate::identity::{APPLYSET_PART_OF, ObjectKey};
+use crate::config::ResolveError;
+use crate::identity::{APPLYSET_PART_OF, KindName, ObjectKey};
 use crate::render::{Object, Rendered, SecretToCreate};
 
 use super::fan_out::Cancelled;
@@ -22,11 +24,21 @@ pub fn secret_key(namespace: &str, name: &str) -> ObjectKey {
     ObjectKey { group: String::new(), kind: "Secret".into(), namespace: Some(namespace.into()), name: name.into() }
 }
 
-/// One LIST: `apiVersion`, kind, and namespace (none for cluster-scoped kinds).
-pub type ListTarget = (String, String, Option<String>);
+/// One LIST: a kind, in one namespace (none for cluster-scoped kinds).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListTarget {
+    /// The kind.
+    pub kind: KindName,
+    /// The namespace; `None` for a cluster-scoped kind.
+    pub namespace: Option<String>,
+}
 
-/// A kind by `apiVersion` and kind name.
-pub type KindName = (String, String);
+impl ListTarget {
+    /// `kind` in `namespace`.
+    pub fn new(kind: KindName, namespace: Option<String>) -> Self {
+        Self { kind, namespace }
+    }
+}
 
 /// Live objects by key, shared (the watch caches hand out the objects they hold).
 pub type Live = HashMap<ObjectKey, Arc<Value>>;
@@ -144,6 +156,20 @@ pub enum Action {
     Unchanged,
     /// Left in place by `destroy` (data it holds needs `--allow-destructive`).
     Keep,
+}
+
+impl Action {
+    /// The action done, as a log line or a command's output says it (`created`, `pruned`).
+    pub fn done(self) -> &'static str {
+        match self {
+            Self::Create => "created",
+            Self::Update => "updated",
+            Self::Replace => "replaced",
+            Self::Prune => "pruned",
+            Self::Unchanged => "unchanged",
+            Self::Keep => "kept",
+        }
+    }
 }
 
 /// What happens to one object, with what doing it needs.
@@ -357,6 +383,11 @@ pub enum ProblemKind {
         /// The program the file asks for.
         wanted: String,
     },
+    /// The object's namespace does not fit its kind as the API server serves it.
+    Scope {
+        /// What is wrong.
+        message: String,
+    },
     /// The server rejects the object.
     Rejected {
         /// The server's words.
@@ -392,6 +423,9 @@ impl std::fmt::Display for Problem {
                 f,
                 "{object} would run {wanted} on data written by {was}, which {wanted} cannot read; keep {was}, or move the data: dump it with {was}, delete {object} and its data directory, apply, and restore the dump"
             ),
+            ProblemKind::Scope { message } => {
+                write!(f, "{object}: {message}, as the API server serves its kind; fix its template")
+            }
             ProblemKind::Rejected { message } => write!(f, "{object} is rejected by the API server: {message}"),
         }
     }
@@ -424,7 +458,7 @@ pub struct Plan {
 impl Plan {
     /// The resolved kind of `step`'s object.
     pub fn kind_of(&self, step: &Step) -> &Kind {
-        &self.kinds[&(step.api_version.clone(), step.key.kind.clone())]
+        &self.kinds[&KindName::new(step.api_version.clone(), step.key.kind.clone())]
     }
 
     /// Steps that change something.
@@ -477,11 +511,72 @@ pub enum PlanError {
         source: ClusterError,
     },
     /// A Secret apply creates could not be filled.
-    #[error("{0}")]
-    Secret(String),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     /// The plan was stopped.
     #[error(transparent)]
     Cancelled(#[from] Cancelled),
+}
+
+/// Why a Secret apply creates could not be filled in. It names Secrets and references, never
+/// a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// A value the file points at (`env:`, `file:`) cannot be read here.
+    #[error("cannot fill key `{entry}` of {key}")]
+    Unresolved {
+        /// The Secret.
+        key: String,
+        /// Its key.
+        entry: String,
+        /// Why the value cannot be read.
+        source: ResolveError,
+    },
+    /// A certificate cannot be issued, or the live one used.
+    #[error("cannot issue the certificate in {key}")]
+    Certificate {
+        /// The certificate's Secret.
+        key: String,
+        /// Why.
+        source: CertError,
+    },
+    /// Cortex's trust stores cannot be written.
+    #[error("cannot fill {key}")]
+    Stores {
+        /// Their Secret.
+        key: String,
+        /// Why.
+        source: CertError,
+    },
+    /// OpenSearch's users file cannot be written.
+    #[error("cannot fill {key}")]
+    UsersFile {
+        /// Its Secret.
+        key: String,
+        /// Why the password cannot be hashed.
+        source: bcrypt::BcryptError,
+    },
+    /// What it is made from is not a Secret seclab fills.
+    #[error("cannot fill {key}: {reason}")]
+    NotSeclabs {
+        /// The Secret.
+        key: String,
+        /// What it needs.
+        reason: String,
+    },
+    /// The OpenSearch admin password changed after OpenSearch was set up with it.
+    #[error(
+        "the OpenSearch admin password in {holder} is not the one OpenSearch was set up with (its security index keeps the first): put the old password back, or change it in OpenSearch first (securityadmin.sh with the admin certificate); on a search cluster whose data is new, delete {key} and apply again"
+    )]
+    AdminPassword {
+        /// The Secret holding the password.
+        holder: String,
+        /// The users file's Secret.
+        key: String,
+    },
+    /// No random bytes for a password.
+    #[error("the system has no randomness to generate a password")]
+    Randomness(#[source] getrandom::Error),
 }
 
 /// Adds what seclab was doing to a cluster error.

@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::inventory::Inventory;
 use crate::cluster::{Cluster, ClusterError, Kind, compare};
-use crate::identity::{ObjectKey, owned};
+use crate::identity::{KindName, ObjectKey, owned};
 
 use super::fan_out::fan_out;
-use super::model::{Desired, KindName, ListTarget, Live, Observed, PlanError, failed};
+use super::model::{Desired, ListTarget, Live, Observed, PlanError, failed};
 use super::secrets;
 
 /// What is read of a lab before its desired objects are known: the inventory and, for each
@@ -50,12 +50,12 @@ pub async fn read_ahead(
     resolve_member_kinds(cluster, &ahead.inventory, &mut kinds).await?;
     let lists = list_targets_of(ahead.inventory.places(), &kinds, &HashSet::new());
     let bodies = fan_out(lists, cancel, |target| {
-        let kind = &kinds[&(target.0.clone(), target.1.clone())];
+        let kind = &kinds[&target.kind];
         async move {
-            let body = cluster.list_body(kind, target.2.as_deref()).await;
+            let body = cluster.list_body(kind, target.namespace.as_deref()).await;
             match body {
                 Ok(body) => Ok((target, body)),
-                Err(error) => Err(cannot_list(&target.1, target.2.as_deref())(error)),
+                Err(error) => Err(cannot_list(&target.kind.kind, target.namespace.as_deref())(error)),
             }
         }
     })
@@ -115,7 +115,7 @@ pub async fn resolve_kinds(
 ) -> Result<(HashMap<KindName, Kind>, HashSet<KindName>), PlanError> {
     let (kinds, not_served_yet, unserved) = resolve_kinds_or_unserved(cluster, desired, inventory).await?;
     match unserved.into_iter().next() {
-        Some((kind, error)) => Err(failed(format!("cannot apply {}", kind.1))(error)),
+        Some((kind, error)) => Err(failed(format!("cannot apply {}", kind.kind))(error)),
         None => Ok((kinds, not_served_yet)),
     }
 }
@@ -133,7 +133,7 @@ pub async fn resolve_kinds_or_unserved(
     let mut not_served_yet = HashSet::new();
     let crds = desired.crds();
     for (api_version, kind) in desired.kinds() {
-        let pair = (api_version.to_owned(), kind.to_owned());
+        let pair = KindName::new(api_version, kind);
         let found = match cluster.kind(api_version, kind).await {
             Ok(found) => found,
             Err(unknown @ ClusterError::UnknownKind { .. }) => {
@@ -149,7 +149,7 @@ pub async fn resolve_kinds_or_unserved(
         resolved.insert(pair, found);
     }
     for (kind, key) in resolve_member_kinds(cluster, inventory, &mut resolved).await? {
-        let (api_version, kind) = kind;
+        let KindName { api_version, kind } = kind;
         tracing::warn!(
             "the inventory lists {kind} objects ({key} among them) but the cluster no longer serves \
              {api_version} {kind}; they are left alone"
@@ -172,7 +172,7 @@ async fn resolve_member_kinds<'a>(
     }
     let mut unserved = Vec::new();
     for ((api_version, kind), key) in members {
-        let pair = (api_version.to_owned(), kind.to_owned());
+        let pair = KindName::new(api_version, kind);
         if resolved.contains_key(&pair) {
             continue;
         }
@@ -210,10 +210,10 @@ fn list_targets_of<'a>(
         objects.map(|(key, api_version)| (api_version, key.kind.as_str(), key.namespace.as_deref())).collect();
     let mut lists = BTreeSet::new();
     for (api_version, kind_name, namespace) in places {
-        let name = (api_version.to_owned(), kind_name.to_owned());
+        let name = KindName::new(api_version, kind_name);
         if let Some(kind) = kinds.get(&name).filter(|_| !not_served_yet.contains(&name)) {
             let namespace = namespace.filter(|_| kind.namespaced).map(str::to_owned);
-            lists.insert((name.0, name.1, namespace));
+            lists.insert(ListTarget::new(name, namespace));
         }
     }
     lists
@@ -304,8 +304,9 @@ async fn list_all(
     trim: Arc<Trim>,
     cancel: &CancellationToken,
 ) -> Result<(Live, HashSet<ObjectKey>), PlanError> {
-    let results = fan_out(lists, cancel, |((api_version, kind_name, namespace), read_ahead)| {
-        let kind = kinds[&(api_version, kind_name.clone())].clone();
+    let results = fan_out(lists, cancel, |(ListTarget { kind: name, namespace }, read_ahead)| {
+        let kind_name = name.kind.clone();
+        let kind = kinds[&name].clone();
         let trim = trim.clone();
         async move {
             let body = match read_ahead {

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::causes::one_line;
 use crate::config::Lab;
-use crate::scan::alerts::resolve_secret;
 use crate::scan::store::{Store, StoreError, redact_url, secured_url};
 
 /// The directory a lab's relative paths are relative to: the desired-state file's.
@@ -22,8 +22,9 @@ pub async fn open(lab: &Lab) -> Result<Store, StoreError> {
     let base = base_dir(lab);
     match &spec.url {
         Some(url) => {
-            let url = resolve_secret(url, &base)
-                .map_err(|message| StoreError::Open { target: "scanDatabase.url".into(), message })?;
+            let url = url
+                .resolve(&base)
+                .map_err(|e| StoreError::Open { target: "scanDatabase.url".into(), message: one_line(&e) })?;
             let ca = spec.tls_ca.as_ref().map(|ca| base.join(ca));
             let url = secured_url(&url, spec.tls, ca.as_deref())
                 .map_err(|message| StoreError::Open { target: redact_url(&url), message })?;

@@ -13,12 +13,11 @@ use sha2::{Digest, Sha256};
 
 use crate::certs::{self, Authority, CertificateRequest, Issued};
 use crate::cluster::{Cluster, ClusterError};
-use crate::config::SecretSource;
+use crate::config::{ResolveError, SecretSource};
 use crate::identity::{self, APPLYSET_PART_OF, COMPONENT, ObjectKey};
 use crate::render::{Object, SecretOrigin, SecretToCreate};
-use crate::scan::alerts::resolve_secret;
 
-use super::model::{Desired, Live, labelled, secret_key};
+use super::model::{Desired, Live, SecretError, labelled, secret_key};
 
 /// The component label of the Secrets apply creates.
 const COMPONENT_NAME: &str = "secrets";
@@ -42,7 +41,12 @@ pub async fn secret_data(
 
 /// The Secret objects for `secrets`, reusing values already in the `live` Secrets
 /// (generated values and valid certificates are kept; env and file values are read now).
-pub fn materialize(secrets: &[SecretToCreate], live: &Live, base_dir: &Path, lab: &str) -> Result<Vec<Object>, String> {
+pub fn materialize(
+    secrets: &[SecretToCreate],
+    live: &Live,
+    base_dir: &Path,
+    lab: &str,
+) -> Result<Vec<Object>, SecretError> {
     let mut grouped: BTreeMap<ObjectKey, Vec<&SecretToCreate>> = BTreeMap::new();
     for secret in secrets {
         grouped.entry(secret_key(&secret.namespace, &secret.name)).or_default().push(secret);
@@ -75,38 +79,38 @@ pub fn materialize(secrets: &[SecretToCreate], live: &Live, base_dir: &Path, lab
                     let namespace = key.namespace.as_deref().unwrap_or_default();
                     let ca =
                         authorities.get(&format!("{namespace}/{authority}")).map(|(a, _)| a.issued.cert_pem.clone());
-                    let ca = ca.ok_or_else(|| {
-                        format!("cannot fill {key}: its CA Secret {authority} is not one seclab issues")
+                    let ca = ca.ok_or_else(|| SecretError::NotSeclabs {
+                        key: key.to_string(),
+                        reason: format!("its CA Secret {authority} is not one seclab issues"),
                     })?;
-                    data = trust_stores(&ca, existing).map_err(|e| format!("cannot fill {key}: {e}"))?;
+                    data = trust_stores(key, &ca, existing)?;
                     break;
                 }
                 SecretOrigin::InternalUsers { secret, key: password_key } => {
                     let namespace = key.namespace.as_deref().unwrap_or_default();
                     let holder = secret_key(namespace, secret);
                     let password = data_of.get(&holder).and_then(|d| decoded(Some(d), password_key));
-                    let password = password.ok_or_else(|| {
-                        format!("cannot fill {key}: the password in {holder} is not one seclab fills in")
+                    let password = password.ok_or_else(|| SecretError::NotSeclabs {
+                        key: key.to_string(),
+                        reason: format!("the password in {holder} is not one seclab fills in"),
                     })?;
                     let file = match decoded(existing, &entry.key) {
                         Some(file) if users_file_matches(&file, &password) => file,
                         // OpenSearch reads this file once, when it makes its security index:
                         // a new hash would never reach it, and Cortex would stop logging in.
                         Some(_) => {
-                            return Err(format!(
-                                "the OpenSearch admin password in {holder} is not the one OpenSearch was set up with (its security index keeps the first): put the old password back, or change it in OpenSearch first (securityadmin.sh with the admin certificate); on a search cluster whose data is new, delete {key} and apply again"
-                            ));
+                            return Err(SecretError::AdminPassword {
+                                holder: holder.to_string(),
+                                key: key.to_string(),
+                            });
                         }
-                        None => users_file(&password).map_err(|e| format!("cannot fill {key}: {e}"))?,
+                        None => users_file(&password)
+                            .map_err(|source| SecretError::UsersFile { key: key.to_string(), source })?,
                     };
                     Value::String(STANDARD.encode(file))
                 }
-                SecretOrigin::Env(var) => {
-                    encode(&resolve_secret(&SecretSource::Env(var.clone()), base_dir), key, entry)?
-                }
-                SecretOrigin::File(path) => {
-                    encode(&resolve_secret(&SecretSource::File(path.clone()), base_dir), key, entry)?
-                }
+                SecretOrigin::Env(var) => encode(SecretSource::Env(var.clone()).resolve(base_dir), key, entry)?,
+                SecretOrigin::File(path) => encode(SecretSource::File(path.clone()).resolve(base_dir), key, entry)?,
             };
             data.insert(entry.key.clone(), value);
         }
@@ -124,9 +128,14 @@ pub fn materialize(secrets: &[SecretToCreate], live: &Live, base_dir: &Path, lab
 /// `truststore.p12` (trusting `ca_pem`), an empty `keystore.p12`, and their `password`: the
 /// live ones while the truststore holds exactly that CA (new stores would be new bytes, and a
 /// write, on every apply), else new ones.
-fn trust_stores(ca_pem: &str, existing: Option<&Map<String, Value>>) -> Result<Map<String, Value>, String> {
+fn trust_stores(
+    key: &ObjectKey,
+    ca_pem: &str,
+    existing: Option<&Map<String, Value>>,
+) -> Result<Map<String, Value>, SecretError> {
+    let failed = |source| SecretError::Stores { key: key.to_string(), source };
     let raw = |key: &str| existing?.get(key)?.as_str().and_then(|text| STANDARD.decode(text).ok());
-    let ca = certs::der(ca_pem).map_err(|e| e.to_string())?;
+    let ca = certs::der(ca_pem).map_err(failed)?;
     if let (Some(trust), Some(keys), Some(password)) =
         (raw("truststore.p12"), raw("keystore.p12"), decoded(existing, "password"))
     {
@@ -139,8 +148,8 @@ fn trust_stores(ca_pem: &str, existing: Option<&Map<String, Value>>) -> Result<M
     }
     let password = random_password()?;
     let mut data = Map::new();
-    let trust = certs::truststore(ca_pem, &password).map_err(|e| e.to_string())?;
-    let keys = certs::empty_keystore(&password).map_err(|e| e.to_string())?;
+    let trust = certs::truststore(ca_pem, &password).map_err(failed)?;
+    let keys = certs::empty_keystore(&password).map_err(failed)?;
     data.insert("truststore.p12".into(), Value::String(STANDARD.encode(trust)));
     data.insert("keystore.p12".into(), Value::String(STANDARD.encode(keys)));
     data.insert("password".into(), Value::String(STANDARD.encode(password)));
@@ -175,16 +184,15 @@ fn users_file_matches(file: &str, password: &str) -> bool {
     matches
 }
 
-fn encode(value: &Result<String, String>, key: &ObjectKey, entry: &SecretToCreate) -> Result<Value, String> {
-    match value {
-        Ok(text) => Ok(Value::String(STANDARD.encode(text))),
-        Err(why) => Err(format!("cannot fill key `{}` of {key}: {why}", entry.key)),
-    }
+fn encode(value: Result<String, ResolveError>, key: &ObjectKey, entry: &SecretToCreate) -> Result<Value, SecretError> {
+    let text =
+        value.map_err(|source| SecretError::Unresolved { key: key.to_string(), entry: entry.key.clone(), source })?;
+    Ok(Value::String(STANDARD.encode(text)))
 }
 
-fn random_password() -> Result<String, String> {
+fn random_password() -> Result<String, SecretError> {
     let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| format!("the system has no randomness to generate a password: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(SecretError::Randomness)?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -202,30 +210,32 @@ fn certificate(
     existing: Option<&Map<String, Value>>,
     namespace: &str,
     authorities: &mut HashMap<String, (Authority, bool)>,
-) -> Result<Map<String, Value>, String> {
-    let failed = |why: String| format!("cannot issue the certificate in {key}: {why}");
+) -> Result<Map<String, Value>, SecretError> {
+    let failed = |source| SecretError::Certificate { key: key.to_string(), source };
     let live = (decoded(existing, "tls.crt"), decoded(existing, "tls.key"), decoded(existing, "ca.crt"));
     let issued = match &request.authority {
         None => {
             let kept = match &live {
                 (Some(cert), Some(private), Some(_)) if kept_certificate(key, request, cert) => {
-                    Some(Authority::load(cert, private).map_err(|e| failed(e.to_string()))?)
+                    Some(Authority::load(cert, private).map_err(failed)?)
                 }
                 _ => None,
             };
             let renewed = kept.is_none();
             let authority = match kept {
                 Some(authority) => authority,
-                None => Authority::generate(request).map_err(|e| failed(e.to_string()))?,
+                None => Authority::generate(request).map_err(failed)?,
             };
             let issued = authority.issued.clone();
             authorities.insert(format!("{namespace}/{}", key.name), (authority, renewed));
             (issued.clone(), issued.cert_pem)
         }
         Some(name) => {
-            let (authority, renewed) = authorities
-                .get(&format!("{namespace}/{name}"))
-                .ok_or_else(|| failed(format!("its CA Secret {name} is not one seclab issues")))?;
+            let (authority, renewed) =
+                authorities.get(&format!("{namespace}/{name}")).ok_or_else(|| SecretError::NotSeclabs {
+                    key: key.to_string(),
+                    reason: format!("its CA Secret {name} is not one seclab issues"),
+                })?;
             let ca_pem = authority.issued.cert_pem.clone();
             match live {
                 (Some(cert_pem), Some(key_pem), Some(ca))
@@ -236,7 +246,7 @@ fn certificate(
                 {
                     (Issued { cert_pem, key_pem }, ca)
                 }
-                _ => (authority.issue(request).map_err(|e| failed(e.to_string()))?, ca_pem),
+                _ => (authority.issue(request).map_err(failed)?, ca_pem),
             }
         }
     };
@@ -417,7 +427,7 @@ fn secret_object(key: ObjectKey, data: Map<String, Value>, lab: &str, guards_dat
 /// files under `base_dir` and the random source, and marks the pods that mount a certificate
 /// with its checksum (they roll when it is renewed). The I/O of a plan that is not the
 /// cluster's: kept out of the pure decision.
-pub fn fill(desired: &mut Desired, live: &Live, base_dir: &Path, lab: &str) -> Result<(), String> {
+pub fn fill(desired: &mut Desired, live: &Live, base_dir: &Path, lab: &str) -> Result<(), SecretError> {
     let id = desired.objects.first().and_then(|(o, _)| o.manifest["metadata"]["labels"][APPLYSET_PART_OF].as_str());
     let id = id.unwrap_or_default().to_owned();
     let requested = std::mem::take(&mut desired.secrets);
@@ -492,7 +502,11 @@ mod tests {
 
         let missing = [entry("db", "password", SecretOrigin::Env("SECLAB_TEST_SURELY_UNSET".into()))];
         let error = materialize(&missing, &HashMap::new(), Path::new("."), "lab").unwrap_err();
-        assert!(error.contains("SECLAB_TEST_SURELY_UNSET") && error.contains("Secret n/db"), "{error}");
+        // What failed, then why, as `caused by:` shows them.
+        assert_eq!(
+            crate::causes::chain(&error),
+            ["cannot fill key `password` of Secret n/db", "environment variable SECLAB_TEST_SURELY_UNSET is not set"]
+        );
     }
 
     #[test]
@@ -654,7 +668,7 @@ mod tests {
         admin["data"]["password"] = Value::String(STANDARD.encode("another"));
         let mut changed = live.clone();
         changed.insert(secret_key("n", "admin"), Arc::new(admin));
-        let refused = materialize(&secrets, &changed, Path::new("."), "lab").unwrap_err();
+        let refused = materialize(&secrets, &changed, Path::new("."), "lab").unwrap_err().to_string();
         assert!(refused.contains("is not the one OpenSearch was set up with"), "{refused}");
         assert!(refused.contains("delete Secret n/security and apply again"), "{refused}");
         assert!(!refused.contains("another"), "{refused}");
@@ -666,7 +680,7 @@ mod tests {
         let hash = hash.lines().find_map(|l| l.trim().strip_prefix("hash: ")).unwrap().trim_matches('"').to_owned();
         assert!(bcrypt::verify("another", &hash).unwrap());
         // A password seclab does not hold cannot be hashed.
-        let error = materialize(&secrets[..1], &HashMap::new(), Path::new("."), "lab").unwrap_err();
+        let error = materialize(&secrets[..1], &HashMap::new(), Path::new("."), "lab").unwrap_err().to_string();
         assert!(error.contains("Secret n/admin"), "{error}");
     }
 

@@ -13,7 +13,7 @@ use crate::identity::ObjectKey;
 use crate::scan::store::{StoreError, SyncChange};
 
 use super::apply::{self, ApplyError, OnProblems, Outcome};
-use super::model::{Plan, Step};
+use super::model::{Action, Plan, Step};
 use super::scan_database;
 use super::tenant_databases::{self, DatabaseError};
 use super::wait::{self, ObjectState, WaitError};
@@ -21,7 +21,7 @@ use super::wait::{self, ObjectState, WaitError};
 /// What the sequence tells its caller as it goes.
 pub struct Hooks<'a> {
     /// After each object is applied or pruned, with the verb (`created`, `pruned`...).
-    pub step: &'a (dyn Fn(&Step, &str) + Sync),
+    pub step: &'a (dyn Fn(&Step, Action) + Sync),
     /// After the objects are applied, before the wait.
     pub applied: &'a mut (dyn FnMut(&Outcome, Duration) + Send),
     /// After each look while waiting: what is still not ready.

@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::Cluster;
 use crate::cluster::readiness::Readiness;
 use crate::config::Lab;
-use crate::identity::{COMPONENT, ObjectKey};
+use crate::identity::{COMPONENT, KindName, ObjectKey};
 use crate::render::Rendered;
 
-use super::model::{Desired, KindName, PlanError, failed, secret_key};
+use super::model::{Desired, PlanError, failed, secret_key};
 use super::observe::resolve_kinds_or_unserved;
 use super::plan;
 use super::secrets;
@@ -103,13 +103,13 @@ pub async fn status(
     let mut seen = HashSet::new();
     let mut missing = Vec::new();
     for (key, api_version) in desired.keys() {
-        let pair = (api_version.to_owned(), key.kind.clone());
+        let pair = KindName::new(api_version, key.kind.clone());
         let why = if not_served_yet.contains(&pair) {
             Some("not applied yet (its kind's CRD is not applied either)".to_owned())
         } else if unserved.contains(&pair) {
             Some(format!(
                 "not applied yet: the cluster does not serve {} in {}; install its CRD or operator (`seclab bootstrap` installs the file's operators)",
-                pair.1, pair.0
+                pair.kind, pair.api_version
             ))
         } else {
             None

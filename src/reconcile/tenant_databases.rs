@@ -17,12 +17,12 @@ use serde::Serialize;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Connection, Row};
 
+use crate::causes::one_line;
 use crate::cluster::readiness::Readiness;
 use crate::cluster::{Cluster, ClusterError};
 use crate::config::model::DatabaseMode;
 use crate::config::{Lab, SecretSource};
 use crate::render::tenant_password_secret;
-use crate::scan::alerts::resolve_secret;
 use crate::scan::store::{redact_url, secured_url};
 
 use super::scan_database::base_dir;
@@ -192,8 +192,9 @@ impl Server {
         let unset = || DatabaseError::Secret("`tenantDatabase.url` is not set; run `seclab validate`".to_owned());
         let server = lab.spec().tenant_database.as_ref().ok_or_else(unset)?;
         let url = server.url.as_ref().ok_or_else(unset)?;
-        let url = resolve_secret(url, &base_dir(lab))
-            .map_err(|e| DatabaseError::Secret(format!("cannot read `tenantDatabase.url`: {e}")))?;
+        let url = url
+            .resolve(&base_dir(lab))
+            .map_err(|e| DatabaseError::Secret(format!("cannot read `tenantDatabase.url`: {}", one_line(&e))))?;
         let shown = redact_url(&url);
         let ca = server.tls_ca.as_ref().map(|ca| base_dir(lab).join(ca));
         let url = secured_url(&url, server.tls, ca.as_deref())
@@ -410,8 +411,9 @@ pub async fn passwords(cluster: &Cluster, lab: &Lab) -> Result<HashMap<String, S
     for tenant in &spec.tenants {
         match &tenant.database.password {
             Some(source @ (SecretSource::Env(_) | SecretSource::File(_))) => {
-                let password = resolve_secret(source, &base)
-                    .map_err(|e| DatabaseError::Secret(format!("tenant {}'s database password: {e}", tenant.name)))?;
+                let password = source.resolve(&base).map_err(|e| {
+                    DatabaseError::Secret(format!("tenant {}'s database password: {}", tenant.name, one_line(&e)))
+                })?;
                 found.insert(tenant.name.clone(), password);
             }
             _ => {

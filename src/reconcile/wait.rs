@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::readiness::{Readiness, assess};
 use crate::cluster::{Cluster, ClusterError, Kind};
 use crate::config::model::ReadinessRule;
-use crate::identity::ObjectKey;
+use crate::identity::{KindName, ObjectKey};
 use crate::words::count;
 
 use super::fan_out::{Cancelled, fan_out};
@@ -91,10 +91,10 @@ pub async fn states(
     let mut groups: BTreeMap<ListTarget, (Kind, Vec<ObjectKey>)> = BTreeMap::new();
     for (key, kind) in objects {
         let namespace = if kind.namespaced { key.namespace.clone() } else { None };
-        let entry = (kind.resource.api_version.clone(), key.kind.clone(), namespace);
+        let entry = ListTarget::new(KindName::new(kind.resource.api_version.clone(), key.kind.clone()), namespace);
         groups.entry(entry).or_insert_with(|| (kind.clone(), Vec::new())).1.push(key.clone());
     }
-    let lists = fan_out(groups, cancel, |((_, _, namespace), (kind, keys))| async move {
+    let lists = fan_out(groups, cancel, |(ListTarget { namespace, .. }, (kind, keys))| async move {
         let wanted: HashMap<&str, &ObjectKey> = keys.iter().map(|key| (key.name.as_str(), key)).collect();
         let mut found: HashMap<String, Readiness> = cluster
             .list(&kind, namespace.as_deref(), |item| {

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::certs::{CertificateRequest, KeyFormat};
-use crate::config::Lab;
 use crate::config::SecretSource;
 use crate::config::model::{DatabaseEngine, DatabaseMode, LabFile, ResolvedDatabase, SearchEngine, Tenant};
 use crate::config::placement::Placement;
+use crate::config::{Lab, Parsed};
 
 /// A Kubernetes Secret that apply must create, because its value is not in any existing Secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -109,7 +109,7 @@ struct TenantDefaults {
 /// unchanged, and what to keep for the next build (when `keep`).
 pub(crate) fn build(lab: &Lab, kept: &KeptTenants, keep: bool) -> (Context, KeptTenants) {
     let spec = lab.spec();
-    let mut builder = Builder { spec, secrets: Vec::new() };
+    let mut builder = Builder { spec, parsed: lab.parsed(), secrets: Vec::new() };
     let value = builder.context();
     let defaults = TenantDefaults {
         lab: spec.metadata.name.clone(),
@@ -185,6 +185,8 @@ fn handle(
 
 struct Builder<'a> {
     spec: &'a LabFile,
+    /// The values the checks parsed from the file.
+    parsed: &'a Parsed,
     secrets: Vec<SecretToCreate>,
 }
 
@@ -438,8 +440,7 @@ impl<'a> Builder<'a> {
             let fqdn = format!("{service}.{namespace}.svc.{cluster_domain}");
             vec![service.to_owned(), format!("{service}.{namespace}.svc"), format!("*.{fqdn}"), fqdn]
         };
-        let renew_before = crate::config::fields::duration(&self.spec.certificates.renew_before)
-            .unwrap_or(std::time::Duration::from_secs(30 * 86_400));
+        let renew_before = self.parsed.renew_before;
         let authority = format!("{}-ca-certs", es.name);
         // The CA signs for the Services' names only (its name constraints): each name without
         // a wildcard covers itself and every name below it.

@@ -2,6 +2,7 @@
 //! objects and node-side files. Deterministic: the same file gives the same bytes.
 
 mod context;
+mod kinds;
 mod objects;
 mod output;
 pub mod rbac;
@@ -191,10 +192,11 @@ pub fn render_with(lab: &Lab, templates: &Templates, parsed: &mut ParsedDocument
             }
         }
     }
-    let by = |job: usize| {
+    let key_of = |job: usize| {
         let (name, tenant) = jobs[job];
-        OutputKey { template: name.to_owned(), tenant: tenant.map(|i| tenants[i].name.clone()) }.to_string()
+        OutputKey { template: name.to_owned(), tenant: tenant.map(|i| tenants[i].name.clone()) }
     };
+    let by = |job: usize| key_of(job).to_string();
     let mut seen: HashMap<&ObjectKey, usize> = HashMap::with_capacity(rendered.objects.len());
     for (object, job) in rendered.objects.iter().zip(&made_by) {
         if let Some(first) = seen.insert(&object.key, *job) {
@@ -203,6 +205,10 @@ pub fn render_with(lab: &Lab, templates: &Templates, parsed: &mut ParsedDocument
         }
     }
     drop(seen);
+    if let Some((object, message)) = kinds::crd_scope_problem(&rendered.objects) {
+        let job = made_by[rendered.objects.iter().position(|o| o.key == object.key).expect("rendered")];
+        return Err(RenderError::Object { origin: origin(templates, &key_of(job)), message });
+    }
     rendered.secrets = context.secrets;
     if kept.keeps() {
         kept.inputs = Inputs { templates: templates_seen, lab_wide: Some(context.value), tenants: kept_tenants };

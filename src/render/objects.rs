@@ -10,21 +10,8 @@ use serde_json::{Map, Value};
 use crate::config::fields;
 use crate::identity::{APPLYSET_PART_OF, COMPONENT, MANAGED_BY, MANAGER, ObjectKey, PART_OF};
 
-/// Kinds without a namespace (the built-in ones seclab renders or users may add).
-const CLUSTER_SCOPED: [&str; 12] = [
-    "Namespace",
-    "PersistentVolume",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "CustomResourceDefinition",
-    "StorageClass",
-    "IngressClass",
-    "PriorityClass",
-    "Node",
-    "APIService",
-    "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration",
-];
+use super::kinds;
+
 /// Kinds whose names must be DNS-1123 labels rather than subdomains.
 const LABEL_NAMED: [&str; 2] = ["Namespace", "Service"];
 
@@ -285,17 +272,17 @@ fn check(manifest: &Map<String, Value>) -> Result<ObjectKey, String> {
         if LABEL_NAMED.contains(&kind.as_str()) { fields::dns_label(&name) } else { fields::dns_subdomain(&name) };
     named.map_err(|p| format!("{kind} name {}", p.message))?;
     let namespace = text(metadata.get("namespace"));
-    let cluster_scoped = CLUSTER_SCOPED.contains(&kind.as_str());
-    match (&namespace, cluster_scoped) {
-        (Some(ns), true) => return Err(format!("{kind} {name} is cluster-scoped but sets namespace `{ns}`")),
-        (None, false) => {
-            return Err(format!("{kind} {name} has no `metadata.namespace` (seclab sets every namespace explicitly)"));
-        }
-        (Some(ns), false) => fields::dns_label(ns).map_err(|p| format!("{kind} {name}: namespace {}", p.message))?,
-        (None, true) => {}
+    if let Some(ns) = &namespace {
+        fields::dns_label(ns).map_err(|p| format!("{kind} {name}: namespace {}", p.message))?;
     }
     let group = api_version.rsplit_once('/').map(|(group, _)| group.to_owned()).unwrap_or_default();
-    Ok(ObjectKey { group, kind, namespace, name })
+    let key = ObjectKey { group, kind, namespace, name };
+    // Other kinds: checked against the lab's CRDs once every template has rendered, and
+    // against the API server's discovery when a plan is made.
+    match kinds::built_in_namespaced(&key.group, &key.kind).and_then(|namespaced| key.scope_problem(namespaced)) {
+        Some(problem) => Err(problem),
+        None => Ok(key),
+    }
 }
 
 fn label(manifest: &mut Map<String, Value>, lab: &str, component: &str, applyset: Option<&str>) {

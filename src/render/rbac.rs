@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::identity;
 
 use super::Object;
+use super::kinds::resource_name;
 
 /// The label that marks the permissions rendered for a lab (its value: the lab).
 const PERMISSIONS_OF: &str = "seclab.dev/permissions-of";
@@ -116,7 +117,10 @@ fn rules(lab: &Lab) -> (Vec<Value>, BTreeMap<String, Vec<Value>>) {
     let mut named: BTreeMap<(String, String), BTreeSet<&str>> = BTreeMap::new();
     named.entry((String::new(), "namespaces".into())).or_default().extend(namespaces.iter().copied());
     for object in lab.objects.iter().filter(|o| o.key.namespace.is_none()) {
-        named.entry((object.key.group.clone(), resource(lab.objects, object))).or_default().insert(&object.key.name);
+        named
+            .entry((object.key.group.clone(), resource_name(lab.objects, &object.key)))
+            .or_default()
+            .insert(&object.key.name);
     }
     for ((group, resource), names) in &named {
         cluster.push(rule(group, resource, &LIST, None));
@@ -137,7 +141,7 @@ fn rules(lab: &Lab) -> (Vec<Value>, BTreeMap<String, Vec<Value>>) {
         if let Some(namespace) = &object.key.namespace {
             grant(
                 roles.entry(namespace.clone()).or_default(),
-                rule(&object.key.group, &resource(lab.objects, object), &EVERY_VERB, None),
+                rule(&object.key.group, &resource_name(lab.objects, &object.key), &EVERY_VERB, None),
             );
         }
     }
@@ -227,71 +231,6 @@ fn compact(rules: Vec<Value>) -> Vec<Value> {
         }
     }
     merged
-}
-
-/// The resource name of `object`'s kind: a built-in kind's (k8s-openapi's metadata), the
-/// plural a CRD of the lab declares, else the kind in lower case, plural.
-fn resource(objects: &[Object], object: &Object) -> String {
-    let (group, kind) = (object.key.group.as_str(), object.key.kind.as_str());
-    if let Some((_, _, plural)) = BUILT_IN.iter().find(|(g, k, _)| *g == group && *k == kind) {
-        return (*plural).to_owned();
-    }
-    let defined = objects.iter().find_map(|crd| {
-        let spec = &crd.manifest["spec"];
-        (crd.key.kind == "CustomResourceDefinition" && spec["group"] == group && spec["names"]["kind"] == kind)
-            .then(|| spec["names"]["plural"].as_str())
-            .flatten()
-    });
-    defined.map_or_else(|| plural(kind), str::to_owned)
-}
-
-/// Group, kind and resource name of the built-in kinds a lab may render.
-const BUILT_IN: &[(&str, &str, &str)] = {
-    use k8s_openapi::Resource;
-    use k8s_openapi::api::{apps, autoscaling, batch, core, networking, policy, rbac, storage};
-    macro_rules! kinds {
-        ($($kind:ty),* $(,)?) => { &[$((<$kind>::GROUP, <$kind>::KIND, <$kind>::URL_PATH_SEGMENT)),*] };
-    }
-    kinds![
-        core::v1::ConfigMap,
-        core::v1::Endpoints,
-        core::v1::LimitRange,
-        core::v1::Namespace,
-        core::v1::PersistentVolume,
-        core::v1::PersistentVolumeClaim,
-        core::v1::Pod,
-        core::v1::ResourceQuota,
-        core::v1::Secret,
-        core::v1::Service,
-        core::v1::ServiceAccount,
-        apps::v1::DaemonSet,
-        apps::v1::Deployment,
-        apps::v1::StatefulSet,
-        autoscaling::v2::HorizontalPodAutoscaler,
-        batch::v1::CronJob,
-        batch::v1::Job,
-        networking::v1::Ingress,
-        networking::v1::IngressClass,
-        networking::v1::NetworkPolicy,
-        policy::v1::PodDisruptionBudget,
-        rbac::v1::ClusterRole,
-        rbac::v1::ClusterRoleBinding,
-        rbac::v1::Role,
-        rbac::v1::RoleBinding,
-        storage::v1::StorageClass,
-    ]
-};
-
-/// The resource name of a kind: lower case, plural.
-fn plural(kind: &str) -> String {
-    let lower = kind.to_ascii_lowercase();
-    if lower.ends_with('s') || lower.ends_with('x') || lower.ends_with("ch") || lower.ends_with("sh") {
-        format!("{lower}es")
-    } else if let Some(stem) = lower.strip_suffix('y').filter(|s| !s.ends_with(['a', 'e', 'i', 'o', 'u'])) {
-        format!("{stem}ies")
-    } else {
-        format!("{lower}s")
-    }
 }
 
 fn strings(value: &Value) -> impl Iterator<Item = &str> {
@@ -414,14 +353,7 @@ mod tests {
             object("networking.k8s.io", "NetworkPolicy", Some("n"), "p", json!({})),
             object("networking.k8s.io", "Ingress", Some("n"), "i", json!({})),
         ];
-        let names: Vec<String> = objects.iter().map(|o| resource(&objects, o)).collect();
+        let names: Vec<String> = objects.iter().map(|o| resource_name(&objects, &o.key)).collect();
         assert_eq!(names, ["endpoints", "networkpolicies", "ingresses"]);
-    }
-
-    #[test]
-    fn plural_of_a_kind() {
-        assert_eq!(plural("Elasticsearch"), "elasticsearches");
-        assert_eq!(plural("NetworkPolicy"), "networkpolicies");
-        assert_eq!(plural("Gateway"), "gateways");
     }
 }

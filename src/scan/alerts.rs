@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use super::store::{Delivery, Store, StoreError};
-use crate::config::SecretSource;
+use crate::causes::one_line;
 use crate::config::model::{Email, LabFile, Route, SmtpTls, Webhook};
 
 /// What a delivery run did.
@@ -29,9 +29,28 @@ pub struct DeliveryReport {
     /// The newest failure, as `route <name>: <cause>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<String>,
-    /// Attempts by route and result (`delivered`, `failed`).
+    /// Attempts by route and result.
     #[serde(skip)]
-    pub attempts: std::collections::BTreeMap<(String, &'static str), u64>,
+    pub attempts: std::collections::BTreeMap<(String, Attempt), u64>,
+}
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Attempt {
+    /// The route accepted it.
+    Delivered,
+    /// It failed, and is retried later.
+    Failed,
+}
+
+impl Attempt {
+    /// The word a metric's label says.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// Delivers every due alert, retrying failures with backoff until none is left or
@@ -65,14 +84,14 @@ pub async fn deliver(
                 Ok(()) => {
                     store.mark_delivered(delivery.id).await?;
                     report.delivered += 1;
-                    *report.attempts.entry((delivery.route.clone(), "delivered")).or_default() += 1;
+                    *report.attempts.entry((delivery.route.clone(), Attempt::Delivered)).or_default() += 1;
                 }
                 Err(error) => {
                     tracing::warn!(route = %delivery.route, delivery = delivery.id, "alert not delivered, will retry: {error}");
                     store.mark_failed(delivery.id, delivery.attempts, &error).await?;
                     report.last_failure = Some(format!("route {}: {error}", delivery.route));
                     report.failed_attempts += 1;
-                    *report.attempts.entry((delivery.route.clone(), "failed")).or_default() += 1;
+                    *report.attempts.entry((delivery.route.clone(), Attempt::Failed)).or_default() += 1;
                 }
             }
         }
@@ -144,7 +163,7 @@ async fn send_webhook(
         .header("x-seclab-delivery", delivery.id.to_string())
         .header("x-seclab-event", delivery.event_id.to_string());
     if let Some(secret) = &webhook.secret {
-        let key = resolve_secret(secret, base_dir)?;
+        let key = secret.resolve(base_dir).map_err(|e| one_line(&e))?;
         let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).map_err(|e| e.to_string())?;
         mac.update(&body);
         request = request.header("x-seclab-signature", format!("sha256={}", hex::encode(mac.finalize().into_bytes())));
@@ -187,22 +206,8 @@ async fn send_email(email: &Email, base_dir: &Path, delivery: &Delivery) -> Resu
     .port(smtp.port)
     .timeout(Some(Duration::from_secs(10)));
     if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
-        transport = transport.credentials(Credentials::new(user.clone(), resolve_secret(password, base_dir)?));
+        transport = transport
+            .credentials(Credentials::new(user.clone(), password.resolve(base_dir).map_err(|e| one_line(&e))?));
     }
     transport.build().send(message).await.map(drop).map_err(|e| format!("SMTP delivery to {} failed: {e}", smtp.host))
-}
-
-/// Reads a secret seclab needs itself. Errors name the reference, never the value.
-pub fn resolve_secret(secret: &SecretSource, base_dir: &Path) -> Result<String, String> {
-    match secret {
-        SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("environment variable {var} is not set")),
-        SecretSource::File(path) => std::fs::read_to_string(base_dir.join(path))
-            .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
-            .map_err(|e| format!("cannot read secret file {path}: {e}")),
-        SecretSource::SecretRef(reference) => Err(format!(
-            "secret {}/{} lives in the cluster; alerts sent from this machine need `env:VAR` or `file:PATH`",
-            reference.name, reference.key
-        )),
-        SecretSource::Literal => Err("a literal secret is not allowed".to_owned()),
-    }
 }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::cluster::{Cluster, Kind, compare};
-use crate::identity::{MANAGED_BY, ObjectKey, PART_OF};
+use crate::identity::{KindName, MANAGED_BY, ObjectKey, PART_OF};
 use crate::reconcile::model::{ListTarget, Live};
 use crate::reconcile::observe::key_of;
 
@@ -83,12 +83,7 @@ impl Followers {
     }
 
     /// Follows exactly `targets`: starts the watchers missing, stops those no longer needed.
-    pub fn follow(
-        &mut self,
-        cluster: &Arc<Cluster>,
-        targets: &BTreeSet<ListTarget>,
-        kinds: &HashMap<(String, String), Kind>,
-    ) {
+    pub fn follow(&mut self, cluster: &Arc<Cluster>, targets: &BTreeSet<ListTarget>, kinds: &HashMap<KindName, Kind>) {
         let stale: Vec<ListTarget> = self.tasks.keys().filter(|t| !targets.contains(*t)).cloned().collect();
         for target in stale {
             if let Some(task) = self.tasks.remove(&target) {
@@ -100,7 +95,7 @@ impl Followers {
             if self.tasks.contains_key(target) {
                 continue;
             }
-            let Some(kind) = kinds.get(&(target.0.clone(), target.1.clone())).cloned() else { continue };
+            let Some(kind) = kinds.get(&target.kind).cloned() else { continue };
             let task = tokio::spawn(follow(
                 cluster.clone(),
                 target.clone(),
@@ -137,7 +132,7 @@ async fn follow(
     cache: Arc<Cache>,
     notices: mpsc::UnboundedSender<Notice>,
 ) {
-    let stream = cluster.follow(&kind, target.2.as_deref(), &selector).default_backoff();
+    let stream = cluster.follow(&kind, target.namespace.as_deref(), &selector).default_backoff();
     let mut stream = std::pin::pin!(stream);
     let mut listing: HashMap<ObjectKey, Arc<Value>> = HashMap::new();
     let trimmed = |mut object: Value| {

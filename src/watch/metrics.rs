@@ -1,20 +1,83 @@
 //! The Prometheus metrics `watch` serves at `/metrics`, named after controller-runtime's and
 //! Flux's conventions.
 
+use std::fmt::Write;
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// A `result` label: `success`, `error`, `rejected`...
+use crate::scan::alerts::Attempt;
+
+/// Label values that are one of a few words, each written as its metric says it.
+macro_rules! label_value {
+    ($(#[$doc:meta])* $name:ident { $($(#[$variant_doc:meta])* $variant:ident => $text:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$variant_doc])* $variant),*
+        }
+
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+                encoder.write_str(match self { $(Self::$variant => $text),* })
+            }
+        }
+    };
+}
+
+label_value! {
+    /// How a reconcile pass ended.
+    Pass {
+        /// The lab was reconciled.
+        Success => "success",
+        /// The pass failed; it is retried.
+        Error => "error",
+        /// The saved file was not valid; nothing was changed.
+        Rejected => "rejected",
+    }
+}
+
+label_value! {
+    /// What became of a scan file.
+    Ingest {
+        /// Stored, and compared with the scan before.
+        Ingested => "ingested",
+        /// Stored before.
+        AlreadyIngested => "already_ingested",
+        /// Incomplete or malformed: recorded as a failed scan.
+        Rejected => "rejected",
+    }
+}
+
+label_value! {
+    /// The state of one of the lab's objects.
+    ObjectState {
+        /// As the file wants it.
+        InSync => "in_sync",
+        /// Different, and being healed or reported.
+        Drifted => "drifted",
+        /// Left alone for a problem.
+        Problem => "problem",
+    }
+}
+
+/// The `result` label of a reconcile pass.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabel {
-    /// The result.
-    pub result: String,
+pub struct PassLabel {
+    /// How it ended.
+    pub result: Pass,
+}
+
+/// The `result` label of a scan file's ingest.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IngestLabel {
+    /// What became of it.
+    pub result: Ingest,
 }
 
 /// A `kind` label.
@@ -28,7 +91,7 @@ pub struct KindLabel {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
     /// The state.
-    pub state: String,
+    pub state: ObjectState,
 }
 
 /// `verb` and `code` labels of a request to the API server.
@@ -45,8 +108,8 @@ pub struct RequestLabels {
 pub struct AlertLabels {
     /// The route.
     pub route: String,
-    /// `delivered` or `failed`.
-    pub result: String,
+    /// How the attempt ended.
+    pub result: Attempt,
 }
 
 /// A `secret` label: a Secret as `namespace/name`.
@@ -61,7 +124,7 @@ pub struct Metrics {
     /// The registry `/metrics` encodes.
     pub registry: Registry,
     /// Reconcile passes by result.
-    pub reconciles: Family<ResultLabel, Counter>,
+    pub reconciles: Family<PassLabel, Counter>,
     /// How long each reconcile pass took.
     pub reconcile_duration: Histogram,
     /// Objects re-applied because someone else changed or deleted them.
@@ -71,7 +134,7 @@ pub struct Metrics {
     /// Requests to the API server by verb and code.
     pub api_requests: Family<RequestLabels, Counter>,
     /// Scan files ingested by result.
-    pub scans_ingested: Family<ResultLabel, Counter>,
+    pub scans_ingested: Family<IngestLabel, Counter>,
     /// Changes found between scans, by kind.
     pub scan_changes: Family<KindLabel, Counter>,
     /// Alert deliveries by route and result.
@@ -85,7 +148,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
-        let reconciles = Family::<ResultLabel, Counter>::default();
+        let reconciles = Family::<PassLabel, Counter>::default();
         registry.register("seclab_reconcile", "Reconcile passes, by result", reconciles.clone());
         let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         registry.register(
@@ -103,7 +166,7 @@ impl Default for Metrics {
         registry.register("seclab_objects", "The lab's objects, by state", objects.clone());
         let api_requests = Family::<RequestLabels, Counter>::default();
         registry.register("seclab_api_requests", "Requests to the API server, by verb and code", api_requests.clone());
-        let scans_ingested = Family::<ResultLabel, Counter>::default();
+        let scans_ingested = Family::<IngestLabel, Counter>::default();
         registry.register("seclab_scans_ingested", "Scan files ingested, by result", scans_ingested.clone());
         let scan_changes = Family::<KindLabel, Counter>::default();
         registry.register("seclab_scan_changes", "Changes found between scans, by kind", scan_changes.clone());
@@ -146,8 +209,37 @@ impl Metrics {
     }
 
     /// Counts a reconcile pass.
-    pub fn reconciled(&self, result: &str, seconds: f64) {
-        self.reconciles.get_or_create(&ResultLabel { result: result.to_owned() }).inc();
+    pub fn reconciled(&self, result: Pass, seconds: f64) {
+        self.reconciles.get_or_create(&PassLabel { result }).inc();
         self.reconcile_duration.observe(seconds);
+    }
+}
+
+impl EncodeLabelValue for Attempt {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        encoder.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_written_as_their_metrics_say_them() {
+        let metrics = Metrics::default();
+        metrics.reconciled(Pass::Rejected, 0.1);
+        metrics.scans_ingested.get_or_create(&IngestLabel { result: Ingest::AlreadyIngested }).inc();
+        metrics.objects.get_or_create(&StateLabel { state: ObjectState::InSync }).set(3);
+        metrics.alerts.get_or_create(&AlertLabels { route: "hook".into(), result: Attempt::Delivered }).inc();
+        let text = metrics.encode();
+        for line in [
+            r#"seclab_reconcile_total{result="rejected"} 1"#,
+            r#"seclab_scans_ingested_total{result="already_ingested"} 1"#,
+            r#"seclab_objects{state="in_sync"} 3"#,
+            r#"seclab_alerts_total{route="hook",result="delivered"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
     }
 }

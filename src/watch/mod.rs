@@ -18,7 +18,6 @@ mod pass;
 mod scans;
 pub mod state;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,14 +28,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::requests::RequestObserver;
 use crate::cluster::{Cluster, ClusterError};
-use crate::config::{self, Lab, LoadError};
-use crate::reconcile::plan;
+use crate::config::{self, Lab, LoadError, ResolveError};
 use crate::reconcile::scan_database::{self, base_dir};
-use crate::render::{ParsedDocuments, Templates};
-use crate::scan::alerts::resolve_secret;
+use crate::render::Templates;
 use crate::scan::store::StoreError;
 
-use self::cache::{Cache, Followers};
 use self::files::FileEvent;
 use self::lease::{Election, LeaseError};
 use self::metrics::RequestLabels;
@@ -68,8 +64,8 @@ pub enum WatchError {
     #[error(transparent)]
     Serve(#[from] http::ServeError),
     /// The token cannot be read.
-    #[error("cannot read watch.token: {0}")]
-    Token(String),
+    #[error("cannot read watch.token")]
+    Token(#[source] ResolveError),
     /// The token is too short to keep anyone out.
     #[error(
         "watch.token: it is {0} characters long; use at least {min} (e.g. `openssl rand -hex 16`)",
@@ -100,9 +96,8 @@ pub async fn run(
     memory::hold_little();
     let lab = config::load(&settings.file)?;
     let spec = lab.spec().watch.clone();
-    let listen = settings.listen.unwrap_or_else(|| spec.listen.parse().expect("validated"));
-    let token =
-        spec.token.as_ref().map(|t| resolve_secret(t, &base_dir(&lab))).transpose().map_err(WatchError::Token)?;
+    let listen = settings.listen.unwrap_or(lab.parsed().listen);
+    let token = spec.token.as_ref().map(|t| t.resolve(&base_dir(&lab))).transpose().map_err(WatchError::Token)?;
     if let Some(short) = token.as_ref().filter(|t| t.chars().count() < http::MIN_TOKEN) {
         return Err(WatchError::ShortToken(short.chars().count()));
     }
@@ -135,7 +130,7 @@ pub async fn run(
 
     let (file_tx, mut file_events) = mpsc::unbounded_channel();
     let scan_dir = scan_database::scan_directory(&lab);
-    let debounce = humantime::parse_duration(&spec.debounce).expect("validated");
+    let debounce = lab.parsed().debounce;
     let _watches = files::watch(&settings.file, settings.templates.as_deref(), &scan_dir, debounce, file_tx)?;
     if store.is_some()
         && !scan_dir.is_dir()
@@ -147,31 +142,19 @@ pub async fn run(
         );
     }
     let (notice_tx, mut notices) = mpsc::unbounded_channel();
-    let cache = Arc::new(Cache::default());
-    let followers = Followers::new(lab.name(), cache.clone(), notice_tx);
     let templates = settings.templates.as_ref().map_or_else(Templates::embedded, Templates::with_overrides);
-    let mut reconciler = Reconciler {
+    let mut reconciler = Reconciler::new(
         cluster,
-        file: settings.file.clone(),
+        settings.file.clone(),
         templates,
-        lab: lab.clone(),
+        lab.clone(),
         lab_tx,
-        cache,
-        followers,
-        shared: shared.clone(),
-        store: store.clone(),
-        desired: None,
-        manifests: Default::default(),
-        kinds: Default::default(),
-        problems: Vec::new(),
-        parsed: ParsedDocuments::for_applyset(&plan::lab_inventory(&lab).id()),
-        in_sync: HashMap::new(),
-        not_ready: Default::default(),
-        inventory_read: None,
-        certificates: Vec::new(),
-    };
+        notice_tx,
+        shared.clone(),
+        store.clone(),
+    );
 
-    let Some(mut election) = join_when_reachable(&reconciler.cluster, &lab, &shared, &stop).await? else {
+    let Some(mut election) = join_when_reachable(reconciler.cluster(), &lab, &shared, &stop).await? else {
         // Stopped before the API server ever answered.
         finish(deliverer, store, server).await;
         return Ok(());
@@ -182,7 +165,7 @@ pub async fn run(
     resync.tick().await;
     let mut active = false;
     let mut pending = None;
-    let mut backoff = Backoff::default();
+    let mut backoff = backoff();
     let mut retry_at = tokio::time::Instant::now();
     loop {
         let still_written = pending.filter(|t| *t >= Trigger::Save).and_then(|_| settling(&settings.file, debounce));
@@ -197,14 +180,14 @@ pub async fn run(
             match outcome {
                 Ok(()) => {
                     pending = None;
-                    backoff = Backoff::default();
+                    backoff = self::backoff();
                 }
                 Err(error) if stop.is_cancelled() => {
                     tracing::info!("stopped during a reconcile: {error}");
                     break;
                 }
                 Err(error) => {
-                    let delay = backoff.next();
+                    let delay = backoff.next().unwrap_or(MAX_BACKOFF);
                     tracing::warn!(
                         "reconcile failed, retrying in {:.1}s: {}",
                         delay.as_secs_f64(),
@@ -291,7 +274,7 @@ async fn join_when_reachable(
     shared: &Shared,
     stop: &CancellationToken,
 ) -> Result<Option<Election>, WatchError> {
-    let mut backoff = Backoff::default();
+    let mut backoff = backoff();
     loop {
         match Election::join(cluster, lab.name(), &lab.spec().cluster.namespace).await {
             Ok(election) => {
@@ -300,7 +283,7 @@ async fn join_when_reachable(
             }
             Err(LeaseError::Namespace { source: source @ ClusterError::Transport { .. }, .. }) => {
                 let reason = crate::causes::one_line(&source);
-                let delay = backoff.next();
+                let delay = backoff.next().unwrap_or(MAX_BACKOFF);
                 tracing::warn!(
                     "the API server cannot be reached, trying again in {:.1}s: {reason}",
                     delay.as_secs_f64()
@@ -323,20 +306,16 @@ fn settling(file: &std::path::Path, quiet: Duration) -> Option<Duration> {
     (age < quiet).then(|| quiet - age)
 }
 
-/// Exponential backoff with jitter, from half a second to half a minute.
-#[derive(Default)]
-struct Backoff {
-    failures: u32,
+/// Exponential backoff with jitter, from half a second to half a minute, without end.
+fn backoff() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(MAX_BACKOFF)
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
-impl Backoff {
-    fn next(&mut self) -> Duration {
-        let base = Duration::from_millis(500) * 2u32.saturating_pow(self.failures.min(6));
-        self.failures += 1;
-        let base = base.min(Duration::from_secs(30));
-        let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).ok();
-        let jitter = u64::from_le_bytes(bytes) % (base.as_millis() as u64 / 2 + 1);
-        base / 2 + Duration::from_millis(jitter)
-    }
-}
+/// The longest wait between two tries.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);

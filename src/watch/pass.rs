@@ -16,13 +16,13 @@ use crate::cluster::readiness::{Readiness, assess};
 use crate::cluster::{Cluster, ClusterError, Kind, compare};
 use crate::config::model::DriftPolicy;
 use crate::config::{self, Lab, LoadError};
-use crate::identity::ObjectKey;
+use crate::identity::{KindName, ObjectKey};
 use crate::reconcile::apply::{self, ApplyError, OnProblems, Outcome};
 use crate::reconcile::certificates;
 use crate::reconcile::decide;
 use crate::reconcile::fan_out::{Cancelled, fan_out};
 use crate::reconcile::model::{
-    Change, Desired, KindName, ListTarget, Observed, Options, Plan, PlanError, ProblemKind, Step, failed,
+    Action, Change, Desired, ListTarget, Observed, Options, Plan, PlanError, ProblemKind, Step, failed,
 };
 use crate::reconcile::observe;
 use crate::reconcile::plan;
@@ -35,7 +35,7 @@ use crate::scan::store::{IngestOutcome, Store, StoreError};
 use crate::words::count;
 
 use super::cache::{Cache, Followers, Notice};
-use super::metrics::{KindLabel, SecretLabel, StateLabel};
+use super::metrics::{KindLabel, ObjectState, Pass, SecretLabel, StateLabel};
 use super::state::Shared;
 
 /// Why a pass runs; a stronger trigger covers a weaker one pending.
@@ -102,48 +102,91 @@ impl PassError {
 /// The reconcile loop's state between passes.
 pub struct Reconciler {
     /// The cluster.
-    pub(super) cluster: Arc<Cluster>,
+    cluster: Arc<Cluster>,
     /// The desired-state file.
-    pub(super) file: PathBuf,
+    file: PathBuf,
     /// The templates it renders with.
-    pub(super) templates: Templates,
+    templates: Templates,
     /// The last good desired-state file.
-    pub(super) lab: Arc<Lab>,
+    lab: Arc<Lab>,
     /// Where a new good file is announced (the deliverer reads its routes there).
-    pub(super) lab_tx: tokio::sync::watch::Sender<Arc<Lab>>,
+    lab_tx: tokio::sync::watch::Sender<Arc<Lab>>,
     /// The live objects the watchers hold.
-    pub(super) cache: Arc<Cache>,
+    cache: Arc<Cache>,
     /// The watchers.
-    pub(super) followers: Followers,
+    followers: Followers,
     /// What the endpoints show.
-    pub(super) shared: Arc<Shared>,
+    shared: Arc<Shared>,
     /// The scan database, when the lab scans.
-    pub(super) store: Option<Store>,
+    store: Option<Store>,
     /// The last desired state applied, its Secrets filled in.
-    pub(super) desired: Option<Arc<Desired>>,
+    desired: Option<Arc<Desired>>,
     /// Its objects, by key: what a watcher's news is compared with.
-    pub(super) manifests: HashMap<ObjectKey, usize>,
+    manifests: HashMap<ObjectKey, usize>,
     /// The kinds the lab uses, resolved.
-    pub(super) kinds: HashMap<KindName, Kind>,
+    kinds: HashMap<KindName, Kind>,
     /// The problems last logged, so that each is logged once.
-    pub(super) problems: Vec<String>,
+    problems: Vec<String>,
     /// The documents of the last render: a save re-parses only the documents it changed.
-    pub(super) parsed: ParsedDocuments,
+    parsed: ParsedDocuments,
     /// The inventory's members as last read, and the live parent they were read from.
-    pub(super) inventory_read: Option<(Arc<Value>, Arc<Members>)>,
+    inventory_read: Option<(Arc<Value>, Arc<Members>)>,
     /// The lab's objects not ready, and why.
-    pub(super) not_ready: BTreeMap<ObjectKey, String>,
+    not_ready: BTreeMap<ObjectKey, String>,
     /// The objects the last pass found as wanted, with the two manifests compared: while
     /// neither is replaced (by a save or by the watchers), they are not compared again.
-    pub(super) in_sync: HashMap<ObjectKey, (Arc<Value>, Arc<Value>)>,
+    in_sync: HashMap<ObjectKey, (Arc<Value>, Arc<Value>)>,
     /// The certificate Secrets the file asks for: a resync checks whether one is due.
-    pub(super) certificates: Vec<SecretToCreate>,
+    certificates: Vec<SecretToCreate>,
 }
 
 impl Reconciler {
+    /// A reconciler for the lab in `file`, last read as `lab`, that has applied nothing yet;
+    /// its watchers send their notices to `notices`, a new good file goes to `lab_tx`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cluster: Arc<Cluster>,
+        file: PathBuf,
+        templates: Templates,
+        lab: Arc<Lab>,
+        lab_tx: tokio::sync::watch::Sender<Arc<Lab>>,
+        notices: tokio::sync::mpsc::UnboundedSender<Notice>,
+        shared: Arc<Shared>,
+        store: Option<Store>,
+    ) -> Self {
+        let cache = Arc::new(Cache::default());
+        let followers = Followers::new(lab.name(), cache.clone(), notices);
+        let parsed = ParsedDocuments::for_applyset(&plan::lab_inventory(&lab).id());
+        Self {
+            cluster,
+            file,
+            templates,
+            lab,
+            lab_tx,
+            cache,
+            followers,
+            shared,
+            store,
+            desired: None,
+            manifests: HashMap::new(),
+            kinds: HashMap::new(),
+            problems: Vec::new(),
+            parsed,
+            inventory_read: None,
+            not_ready: BTreeMap::new(),
+            in_sync: HashMap::new(),
+            certificates: Vec::new(),
+        }
+    }
+
+    /// The cluster it reconciles.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
     /// How often everything is compared again.
     pub fn resync_interval(&self) -> std::time::Duration {
-        humantime::parse_duration(&self.lab.spec().watch.resync_interval).expect("validated")
+        self.lab.parsed().resync_interval
     }
 
     /// Stops the watchers.
@@ -165,7 +208,7 @@ impl Reconciler {
         match &result {
             Ok(Done::Rejected | Done::Deferred) => {}
             Ok(Done::Reconciled) => {
-                self.shared.metrics.reconciled("success", seconds);
+                self.shared.metrics.reconciled(Pass::Success, seconds);
                 self.shared.update(|view| {
                     view.reconciled = true;
                     if heard_from_server {
@@ -174,7 +217,7 @@ impl Reconciler {
                 });
             }
             Err(error) => {
-                self.shared.metrics.reconciled("error", seconds);
+                self.shared.metrics.reconciled(Pass::Error, seconds);
                 if let Some(reason) = error.unreachable() {
                     self.shared.update(|view| view.unreachable = Some(reason));
                 }
@@ -210,7 +253,7 @@ impl Reconciler {
         };
         let lab = self.lab.clone();
         let mut inventory = plan::lab_inventory(&lab);
-        let inventory_target: ListTarget = ("v1".into(), "ConfigMap".into(), Some(inventory.namespace.clone()));
+        let inventory_target = ListTarget::new(KindName::new("v1", "ConfigMap"), Some(inventory.namespace.clone()));
         let cached = match trigger {
             Trigger::Start => None,
             _ => {
@@ -291,9 +334,10 @@ impl Reconciler {
         self.shared.update(|view| view.drift.clear());
         let drifted = matches!(trigger, Trigger::Drift | Trigger::Resync);
         let metrics = &self.shared.metrics;
-        let report = |step: &Step, verb: &str| {
-            tracing::info!("{verb} {}", describe_verb(step, verb, drifted));
-            if drifted && verb != "pruned" {
+        let report = |step: &Step, action: Action| {
+            let healed = drifted && action != Action::Prune;
+            tracing::info!("{} {}{}", action.done(), step.object, if healed { " (drift healed)" } else { "" });
+            if healed {
                 metrics.drift_corrections.get_or_create(&KindLabel { kind: step.key.kind.clone() }).inc();
             }
         };
@@ -326,7 +370,7 @@ impl Reconciler {
     fn read_file(&mut self) -> Option<Desired> {
         let rejected = |shared: &Shared, text: String| {
             tracing::warn!("the saved file is not applied; the last good state stays:\n{text}");
-            shared.metrics.reconciled("rejected", 0.0);
+            shared.metrics.reconciled(Pass::Rejected, 0.0);
             shared.update(|view| view.rejected_edit = Some(text));
         };
         let lab = match config::load(&self.file) {
@@ -387,7 +431,7 @@ impl Reconciler {
         let missing: HashMap<&ObjectKey, &Kind> = desired
             .keys()
             .filter(|(key, _)| !live.contains_key(*key))
-            .filter_map(|(key, api_version)| Some((key, kinds.get(&(api_version.to_owned(), key.kind.clone()))?)))
+            .filter_map(|(key, api_version)| Some((key, kinds.get(&KindName::new(api_version, key.kind.clone()))?)))
             .collect();
         let found = fan_out(missing, stop, |(key, kind)| async move {
             (key, self.cluster.get(kind, key.namespace.as_deref(), &key.name).await)
@@ -445,7 +489,7 @@ impl Reconciler {
         self.manifests =
             desired.objects.iter().enumerate().map(|(index, (object, _))| (object.key.clone(), index)).collect();
         self.kinds = observed.kinds.clone();
-        self.kinds.insert(("v1".into(), "ConfigMap".into()), config_map);
+        self.kinds.insert(KindName::new("v1", "ConfigMap"), config_map);
         if new {
             let (expiries, _) = certificates::expiries(&self.certificates, |key| {
                 self.manifests.get(key).map(|index| desired.objects[*index].0.manifest.clone())
@@ -488,20 +532,21 @@ impl Reconciler {
     }
 
     fn count_objects(&mut self, plan: &Plan) {
-        let mut counts: HashMap<&str, i64> = HashMap::from([("in_sync", 0), ("drifted", 0), ("problem", 0)]);
+        let mut counts: HashMap<ObjectState, i64> =
+            HashMap::from([(ObjectState::InSync, 0), (ObjectState::Drifted, 0), (ObjectState::Problem, 0)]);
         let blocked = plan.blocked();
         for step in plan.steps.iter().filter(|s| s.is_recorded()) {
             let state = if blocked.contains(&step.key) {
-                "problem"
+                ObjectState::Problem
             } else if matches!(step.change, Change::Unchanged) {
-                "in_sync"
+                ObjectState::InSync
             } else {
-                "drifted"
+                ObjectState::Drifted
             };
             *counts.entry(state).or_default() += 1;
         }
         for (state, count) in counts {
-            self.shared.metrics.objects.get_or_create(&StateLabel { state: state.to_owned() }).set(count);
+            self.shared.metrics.objects.get_or_create(&StateLabel { state }).set(count);
         }
         self.refresh_readiness(None);
     }
@@ -701,10 +746,6 @@ fn describe(step: &Step) -> String {
         Change::Prune(_) => format!("{} is no longer in the file", step.object),
         _ => format!("{} differs", step.object),
     }
-}
-
-fn describe_verb(step: &Step, verb: &str, drifted: bool) -> String {
-    if drifted && verb != "pruned" { format!("{} (drift healed)", step.object) } else { step.object.clone() }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::scan::diff::NoisePolicy;
 use crate::scan::files::{self, ScanFile};
 use crate::scan::store::{IngestOutcome, Store, StoreError};
 
-use super::metrics::{AlertLabels, KindLabel, ResultLabel};
+use super::metrics::{AlertLabels, Ingest, IngestLabel, KindLabel};
 use super::state::Shared;
 
 /// How often the deliverer retries alerts still waiting when nothing new arrives.
@@ -71,11 +71,11 @@ pub async fn ingest(store: &Store, lab: &Lab, file: ScanFile, shared: &Shared) -
         }
     }
     let result = match &outcome {
-        IngestOutcome::Ingested(_) => "ingested",
-        IngestOutcome::AlreadyIngested { .. } => "already_ingested",
-        IngestOutcome::Rejected { .. } => "rejected",
+        IngestOutcome::Ingested(_) => Ingest::Ingested,
+        IngestOutcome::AlreadyIngested { .. } => Ingest::AlreadyIngested,
+        IngestOutcome::Rejected { .. } => Ingest::Rejected,
     };
-    shared.metrics.scans_ingested.get_or_create(&ResultLabel { result: result.into() }).inc();
+    shared.metrics.scans_ingested.get_or_create(&IngestLabel { result }).inc();
     Ok(outcome)
 }
 
@@ -93,7 +93,7 @@ pub async fn deliverer(
         match alerts::deliver(&store, current.spec(), &base_dir(&current), Duration::from_secs(5)).await {
             Ok(report) => {
                 for ((route, result), count) in &report.attempts {
-                    let labels = AlertLabels { route: route.clone(), result: (*result).to_owned() };
+                    let labels = AlertLabels { route: route.clone(), result: *result };
                     shared.metrics.alerts.get_or_create(&labels).inc_by(*count);
                 }
             }

@@ -86,3 +86,15 @@ pub fn run_measured(dir: &Path, args: &[&str]) -> (i32, String, String, u64) {
     let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
     (code, stdout, stderr, u64::try_from(usage.ru_maxrss).unwrap_or(0))
 }
+
+/// A CustomResourceDefinition of the group `test.seclab.dev`, version `v1`, of any content:
+/// `kind` with the resource name `plural`, of `scope` (`Namespaced` or `Cluster`).
+pub fn test_crd(kind: &str, plural: &str, scope: &str) -> String {
+    format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {plural}.test.seclab.dev\n\
+         spec:\n  group: test.seclab.dev\n  scope: {scope}\n  names: {{plural: {plural}, singular: {singular}, kind: {kind}}}\n\
+         \x20 versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n\
+         \x20     openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n",
+        singular = kind.to_lowercase()
+    )
+}
