@@ -4,6 +4,8 @@
 //! to neither is taken as written here, and checked against the API server's discovery when
 //! a plan is made.
 
+use std::collections::HashMap;
+
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope, Resource};
 use serde_json::Value;
 
@@ -93,25 +95,33 @@ pub fn built_in_namespaced(group: &str, kind: &str) -> Option<bool> {
     built_in(group, kind).map(|k| k.namespaced)
 }
 
-/// The spec of the CustomResourceDefinition among `objects` that defines `group`'s `kind`.
+/// The CustomResourceDefinitions among `objects`, each with its spec.
+fn crds(objects: &[Object]) -> impl Iterator<Item = (&Object, &Value)> {
+    let is_crd = |o: &&Object| o.key.kind == "CustomResourceDefinition" && o.key.group == "apiextensions.k8s.io";
+    objects.iter().filter(is_crd).map(|crd| (crd, &crd.manifest["spec"]))
+}
+
+/// The CustomResourceDefinition among `objects` that defines `group`'s `kind`, with its spec.
 fn defining_crd<'a>(objects: &'a [Object], group: &str, kind: &str) -> Option<(&'a Object, &'a Value)> {
-    objects.iter().find_map(|crd| {
-        let spec = &crd.manifest["spec"];
-        let defines = crd.key.kind == "CustomResourceDefinition"
-            && crd.key.group == "apiextensions.k8s.io"
-            && spec["group"] == group
-            && spec["names"]["kind"] == kind;
-        defines.then_some((crd, spec))
-    })
+    crds(objects).find(|(_, spec)| spec["group"] == group && spec["names"]["kind"] == kind)
 }
 
 /// An object among `objects` whose namespace does not fit its kind, as a CRD among them
-/// defines it: the object, the CRD, and what is wrong.
+/// defines it: the object, the CRD, and what is wrong. One pass over the objects: a lab has
+/// thousands, and few CRDs.
 pub fn crd_scope_problem(objects: &[Object]) -> Option<(&Object, String)> {
+    let defined: HashMap<(&str, &str), (&Object, bool)> = crds(objects)
+        .filter_map(|(crd, spec)| {
+            let defines = (spec["group"].as_str()?, spec["names"]["kind"].as_str()?);
+            Some((defines, (crd, spec["scope"] == "Namespaced")))
+        })
+        .collect();
+    if defined.is_empty() {
+        return None;
+    }
     objects.iter().find_map(|object| {
-        let (crd, spec) = defining_crd(objects, &object.key.group, &object.key.kind)?;
-        let namespaced = spec["scope"] == "Namespaced";
-        let problem = object.key.scope_problem(namespaced)?;
+        let (crd, namespaced) = defined.get(&(object.key.group.as_str(), object.key.kind.as_str()))?;
+        let problem = object.key.scope_problem(*namespaced)?;
         Some((object, format!("{problem} (as its CustomResourceDefinition {} says)", crd.key.name)))
     })
 }
