@@ -77,12 +77,6 @@ impl KindName {
     }
 }
 
-impl fmt::Display for KindName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.api_version, self.kind)
-    }
-}
-
 /// The labels that make an object the set `set`'s (a lab's, or an operator's).
 pub fn labels(set: &str) -> Value {
     json!({ MANAGED_BY: MANAGER, PART_OF: set })
