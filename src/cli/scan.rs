@@ -125,14 +125,7 @@ pub fn run(cli: &Cli, command: &ScanCommand) -> Result<(), Failure> {
             ScanCommand::Diff { .. } => match &stored_diff {
                 Some((group, ids, matching, noise, show_noise)) => {
                     // As `scan ingest` compared them: the file's noise filters, unless shown.
-                    let alerts = &lab.spec().alerts;
-                    let noise = match show_noise {
-                        true => *noise,
-                        false => NoisePolicy {
-                            ignore_tcpwrapped: noise.ignore_tcpwrapped || alerts.ignore_tcpwrapped,
-                            ignore_service_timeouts: noise.ignore_service_timeouts || alerts.ignore_service_timeouts,
-                        },
-                    };
+                    let noise = if *show_noise { *noise } else { noise.or(NoisePolicy::of(&lab.spec().alerts)) };
                     diff_stored(cli, &store, group, ids, *matching, noise).await
                 }
                 None => Ok(()), // two files: compared above, without the lab
@@ -209,10 +202,7 @@ async fn ingest(
 ) -> Result<(), Failure> {
     store.sync(lab.spec()).await?;
     let alerts = &lab.spec().alerts;
-    let noise = NoisePolicy {
-        ignore_tcpwrapped: alerts.ignore_tcpwrapped,
-        ignore_service_timeouts: alerts.ignore_service_timeouts,
-    };
+    let noise = NoisePolicy::of(alerts);
     let mut outcomes = Vec::new();
     for file in &files {
         let outcome = store.ingest(&file.tenant, &file.group, &file.path, noise, alerts.repeat_window).await?;

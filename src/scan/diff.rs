@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use serde::Serialize;
 
 use super::model::{Host, Port, Script, Service};
+use crate::config::model::Alerts;
 
 /// How hosts of the two scans are paired.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -34,6 +35,20 @@ pub struct NoisePolicy {
 }
 
 impl NoisePolicy {
+    /// What the file's `alerts` leave out as noise: what `scan ingest` compares with, and so
+    /// `scan diff --group` of the scans it stored.
+    pub fn of(alerts: &Alerts) -> Self {
+        Self { ignore_tcpwrapped: alerts.ignore_tcpwrapped, ignore_service_timeouts: alerts.ignore_service_timeouts }
+    }
+
+    /// What either policy leaves out.
+    pub fn or(self, other: Self) -> Self {
+        Self {
+            ignore_tcpwrapped: self.ignore_tcpwrapped || other.ignore_tcpwrapped,
+            ignore_service_timeouts: self.ignore_service_timeouts || other.ignore_service_timeouts,
+        }
+    }
+
     /// What this policy leaves out, in words; `None` when it leaves out nothing.
     pub fn describe(self) -> Option<String> {
         let left_out: Vec<&str> = [

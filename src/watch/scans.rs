@@ -49,10 +49,7 @@ pub fn scan_file(path: &Path) -> Option<ScanFile> {
 /// Ingests `file` into `store` on a blocking thread; counts the result and its changes.
 pub async fn ingest(store: &Store, lab: &Lab, file: ScanFile, shared: &Shared) -> Result<IngestOutcome, StoreError> {
     let alerts = &lab.spec().alerts;
-    let noise = NoisePolicy {
-        ignore_tcpwrapped: alerts.ignore_tcpwrapped,
-        ignore_service_timeouts: alerts.ignore_service_timeouts,
-    };
+    let noise = NoisePolicy::of(alerts);
     let repeat_window = alerts.repeat_window;
     let (handle, owned_store) = (tokio::runtime::Handle::current(), store.clone());
     let (tenant, group, path) = (file.tenant.clone(), file.group.clone(), file.path.clone());
