@@ -73,7 +73,7 @@ pub enum NodeFileError {
     },
     /// The file exists but does not parse: seclab does not overwrite what it cannot read.
     #[error(
-        "{path} is not valid {format}: {message}\nseclab never overwrites a file it cannot read: fix it, or move it away, and run bootstrap again"
+        "{path} is not valid {format}: {source}\nseclab never overwrites a file it cannot read: fix it, or move it away, and run bootstrap again"
     )]
     Unparsable {
         /// The file.
@@ -81,7 +81,7 @@ pub enum NodeFileError {
         /// YAML or JSON.
         format: &'static str,
         /// What is wrong.
-        message: String,
+        source: MergeError,
     },
     /// The file or its directory cannot be written.
     #[error(
@@ -150,13 +150,13 @@ pub fn plan(files: &[NodeFile], root: &Path) -> Result<Vec<NodeFileChange>, Node
             Format::Yaml => merge_registries(existing, &file.content),
             Format::Json => merge_daemon(existing, &file.content),
         };
-        let after = merged.map_err(|message| NodeFileError::Unparsable {
+        let after = merged.map_err(|source| NodeFileError::Unparsable {
             path: path.clone(),
             format: match format {
                 Format::Yaml => "YAML",
                 Format::Json => "JSON",
             },
-            message,
+            source,
         })?;
         let action = action(before.as_deref(), &after);
         let purpose = file.purpose.clone();
@@ -289,25 +289,47 @@ pub fn write(change: &NodeFileChange) -> Result<(), NodeFileError> {
     Ok(())
 }
 
+/// Why a node file cannot take the lab's entry.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// The YAML file does not parse.
+    #[error(transparent)]
+    Yaml(#[from] serde_yaml::Error),
+    /// The JSON file does not parse.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// It parses, but not into the shape the lab's entry goes into.
+    #[error("{0}")]
+    Shape(&'static str),
+    /// The file the lab renders does not parse: a template's fault.
+    #[error("the rendered file: {0}")]
+    Rendered(#[source] Box<MergeError>),
+}
+
+/// A rendered file that does not parse.
+fn rendered(error: impl Into<MergeError>) -> MergeError {
+    MergeError::Rendered(Box::new(error.into()))
+}
+
 /// k3s's `registries.yaml` with the lab's mirror added or replaced; every other mirror,
 /// `configs` entry and comment is kept. The text is edited in place when its layout allows
 /// (checked by parsing the result), else written out again from the merged document.
-fn merge_registries(existing: &str, wanted: &str) -> Result<String, String> {
-    let wanted_doc: Yaml = serde_yaml::from_str(wanted).map_err(|e| format!("the rendered file: {e}"))?;
+fn merge_registries(existing: &str, wanted: &str) -> Result<String, MergeError> {
+    let wanted_doc: Yaml = serde_yaml::from_str(wanted).map_err(rendered)?;
     let Some((host, entry)) = wanted_doc.get("mirrors").and_then(Yaml::as_mapping).and_then(|m| m.iter().next()) else {
         return Ok(existing.to_owned());
     };
     if existing.trim().is_empty() {
         return Ok(wanted.trim_start().to_owned());
     }
-    let current: Yaml = serde_yaml::from_str(existing).map_err(|e| e.to_string())?;
+    let current: Yaml = serde_yaml::from_str(existing)?;
     let mut merged = match current.clone() {
         Yaml::Mapping(mapping) => mapping,
         Yaml::Null => Mapping::new(),
-        _ => return Err("its top level is not a mapping".to_owned()),
+        _ => return Err(MergeError::Shape("its top level is not a mapping")),
     };
     let mirrors = merged.entry("mirrors".into()).or_insert_with(|| Yaml::Mapping(Mapping::new()));
-    let Yaml::Mapping(mirrors) = mirrors else { return Err("`mirrors` is not a mapping".to_owned()) };
+    let Yaml::Mapping(mirrors) = mirrors else { return Err(MergeError::Shape("`mirrors` is not a mapping")) };
     if mirrors.get(host) == Some(entry) {
         return Ok(existing.to_owned());
     }
@@ -318,7 +340,7 @@ fn merge_registries(existing: &str, wanted: &str) -> Result<String, String> {
     if serde_yaml::from_str::<Yaml>(&edited).is_ok_and(|parsed| parsed == merged) {
         return Ok(edited);
     }
-    serde_yaml::to_string(&merged).map_err(|e| e.to_string())
+    Ok(serde_yaml::to_string(&merged)?)
 }
 
 /// `existing` with the mirror `host` replaced by `entry`, or added under `mirrors:`, or (no
@@ -368,24 +390,20 @@ fn edit_mirror(existing: &str, host: &str, entry: &Yaml, wanted: &str) -> String
 
 /// docker's `daemon.json` with the lab's registry added to `insecure-registries`; every
 /// other key is kept, in its order. Unchanged (byte for byte) when it is listed already.
-fn merge_daemon(existing: &str, wanted: &str) -> Result<String, String> {
-    let wanted: serde_json::Value = serde_json::from_str(wanted).map_err(|e| format!("the rendered file: {e}"))?;
+fn merge_daemon(existing: &str, wanted: &str) -> Result<String, MergeError> {
+    let wanted: serde_json::Value = serde_json::from_str(wanted).map_err(rendered)?;
     let registries: Vec<serde_json::Value> =
         wanted.get("insecure-registries").and_then(|r| r.as_array()).cloned().unwrap_or_default();
-    let mut current = if existing.trim().is_empty() {
-        serde_json::json!({})
-    } else {
-        serde_json::from_str(existing).map_err(|e| e.to_string())?
-    };
-    let object = current.as_object_mut().ok_or("its top level is not an object")?;
+    let mut current = if existing.trim().is_empty() { serde_json::json!({}) } else { serde_json::from_str(existing)? };
+    let object = current.as_object_mut().ok_or(MergeError::Shape("its top level is not an object"))?;
     let listed = object.entry("insecure-registries").or_insert_with(|| serde_json::json!([]));
-    let listed = listed.as_array_mut().ok_or("`insecure-registries` is not a list")?;
+    let listed = listed.as_array_mut().ok_or(MergeError::Shape("`insecure-registries` is not a list"))?;
     let missing: Vec<serde_json::Value> = registries.into_iter().filter(|r| !listed.contains(r)).collect();
     if missing.is_empty() && !existing.trim().is_empty() {
         return Ok(existing.to_owned());
     }
     listed.extend(missing);
-    serde_json::to_string_pretty(&current).map(|text| text + "\n").map_err(|e| e.to_string())
+    Ok(serde_json::to_string_pretty(&current)? + "\n")
 }
 
 #[cfg(test)]
@@ -480,11 +498,18 @@ mod tests {
 
     #[test]
     fn unreadable_files_are_refused() {
-        assert!(merge_registries("mirrors: [a, b]\n", WANTED).unwrap_err().contains("`mirrors` is not a mapping"));
-        assert!(merge_registries("- a\n", WANTED).unwrap_err().contains("top level"));
+        assert!(
+            merge_registries("mirrors: [a, b]\n", WANTED)
+                .unwrap_err()
+                .to_string()
+                .contains("`mirrors` is not a mapping")
+        );
+        assert!(merge_registries("- a\n", WANTED).unwrap_err().to_string().contains("top level"));
         assert!(merge_registries("mirrors:\n  a: [\n", WANTED).is_err());
         assert!(merge_daemon("{\"a\": 1,", "{\"insecure-registries\": [\"r\"]}").is_err());
-        assert!(merge_daemon("[]", "{\"insecure-registries\": [\"r\"]}").unwrap_err().contains("top level"));
+        assert!(
+            merge_daemon("[]", "{\"insecure-registries\": [\"r\"]}").unwrap_err().to_string().contains("top level")
+        );
     }
 
     #[test]

@@ -59,15 +59,15 @@ pub enum OperatorError {
     },
     /// The manifest URL cannot be fetched.
     #[error(
-        "operator {name}: cannot fetch {url}: {message}\ncheck the URL and the network, or download the manifest and name it with `file:`"
+        "operator {name}: cannot fetch {url}: {source}\ncheck the URL and the network, or download the manifest and name it with `file:`"
     )]
     Fetch {
         /// The operator.
         name: String,
         /// The URL.
         url: String,
-        /// Why, with every cause.
-        message: String,
+        /// Why.
+        source: FetchError,
     },
     /// The manifest is not the one the file pins with `sha256`.
     #[error(
@@ -138,10 +138,10 @@ pub async fn load(lab: &Lab, operator: &Operator) -> Result<OperatorManifest, Op
                 source,
             })?
         }
-        ManifestSource::Https(url) => fetch(&url).await.map_err(|message| OperatorError::Fetch {
+        ManifestSource::Https(url) => fetch(&url).await.map_err(|source| OperatorError::Fetch {
             name: name.clone(),
             url: shown(&operator.manifest),
-            message,
+            source,
         })?,
     };
     let source = shown(&operator.manifest);
@@ -189,7 +189,31 @@ pub async fn plan(
     plan::plan_desired(cluster, manifest.desired(), manifest.inventory(), &base_dir(lab), options, cancel).await
 }
 
-async fn fetch(url: &url::Url) -> Result<String, String> {
+/// Why a manifest cannot be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The request failed (connection, TLS, a refused redirect, the timeout); never with the
+    /// URL, whose query may hold a token. Every cause is on the line.
+    #[error("{}", one_line(.0))]
+    Request(#[source] reqwest::Error),
+    /// The server answered, but not with the manifest.
+    #[error("the server answered {0}")]
+    Status(reqwest::StatusCode),
+    /// The manifest is larger than seclab reads.
+    #[error("it is larger than {} MiB", MAX_MANIFEST >> 20)]
+    TooLarge,
+    /// The manifest is not text.
+    #[error("it is not UTF-8 text")]
+    NotText(#[source] std::string::FromUtf8Error),
+}
+
+impl From<reqwest::Error> for FetchError {
+    fn from(error: reqwest::Error) -> Self {
+        Self::Request(error.without_url())
+    }
+}
+
+async fn fetch(url: &url::Url) -> Result<String, FetchError> {
     // Validation insists on https because the manifest grants cluster-wide rights: a
     // redirect must not take the fetch anywhere else.
     let redirects = reqwest::redirect::Policy::custom(|attempt| {
@@ -206,22 +230,20 @@ async fn fetch(url: &url::Url) -> Result<String, String> {
         .redirect(redirects)
         .timeout(FETCH_TIMEOUT)
         .user_agent(concat!("seclab/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| one_line(&e))?;
-    let mut response = client.get(url.clone()).send().await.map_err(|e| one_line(&e.without_url()))?;
+        .build()?;
+    let mut response = client.get(url.clone()).send().await?;
     let status = response.status();
     if !status.is_success() {
-        return Err(format!("the server answered {status}"));
+        return Err(FetchError::Status(status));
     }
-    let too_large = || format!("it is larger than {} MiB", MAX_MANIFEST >> 20);
     let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| one_line(&e.without_url()))? {
+    while let Some(chunk) = response.chunk().await? {
         if bytes.len() + chunk.len() > MAX_MANIFEST {
-            return Err(too_large());
+            return Err(FetchError::TooLarge);
         }
         bytes.extend_from_slice(&chunk);
     }
-    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())
+    String::from_utf8(bytes).map_err(FetchError::NotText)
 }
 
 #[cfg(test)]

@@ -350,25 +350,27 @@ impl Cluster {
     }
 
     /// Follows every object of `kind` in `namespace` (or cluster-wide) that carries the
-    /// labels `selector`: a LIST, then a WATCH, relisting after the watch breaks. Errors are
-    /// items of the stream; the caller retries with backoff.
-    pub fn follow(
+    /// labels `selector`: a LIST, then a WATCH, relisting after the watch breaks. Each object
+    /// arrives as its JSON, made into what the caller keeps by `keep`. Errors are items of
+    /// the stream; the caller retries with backoff.
+    pub fn follow<T, F: FnMut(Value) -> T + Send + 'static>(
         &self,
         kind: &Kind,
         namespace: Option<&str>,
         selector: &str,
-    ) -> impl futures::Stream<Item = Result<watcher::Event<Value>, watcher::Error>> + Send + use<> {
+        mut keep: F,
+    ) -> impl futures::Stream<Item = Result<watcher::Event<T>, watcher::Error>> + Send + use<T, F> {
         use futures::StreamExt;
         let config = watcher::Config::default().labels(selector);
         let (api_version, kind_name) = (kind.resource.api_version.clone(), kind.resource.kind.clone());
         watcher::watcher(self.api(kind, namespace), config).map(move |event| {
-            let value = |object: DynamicObject| {
+            let mut value = |object: DynamicObject| {
                 let mut value = serde_json::to_value(object).unwrap_or_default();
                 if let Value::Object(fields) = &mut value {
                     fields.insert("apiVersion".into(), Value::String(api_version.clone()));
                     fields.insert("kind".into(), Value::String(kind_name.clone()));
                 }
-                value
+                keep(value)
             };
             Ok(match event? {
                 watcher::Event::Apply(o) => watcher::Event::Apply(value(o)),

@@ -56,19 +56,34 @@ pub fn requests(secrets: &[SecretToCreate]) -> BTreeMap<String, (&SecretToCreate
     found
 }
 
+/// Why `seclab certs rotate` cannot mark what it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    /// The lab issues no certificate at all.
+    #[error(
+        "this lab has no certificates that seclab issues: they come with the search engine (`elasticsearch.enabled`)"
+    )]
+    NoCertificates,
+    /// A name given is not one of the lab's certificates.
+    #[error("`{name}` is not one of the lab's certificates: {}", known.join(", "))]
+    Unknown {
+        /// The name given.
+        name: String,
+        /// The lab's certificates (Secret names).
+        known: Vec<String>,
+    },
+}
+
 /// Marks the certificates named in `names` (Secret names; every leaf when empty, and the
 /// authorities with `authorities`) to be issued again by the next plan. Fails on a name
 /// that is not one of the lab's certificates, listing those that are.
-pub fn rotate(secrets: &mut [SecretToCreate], names: &[String], authorities: bool) -> Result<usize, String> {
+pub fn rotate(secrets: &mut [SecretToCreate], names: &[String], authorities: bool) -> Result<usize, RotateError> {
     let known: Vec<String> = requests(secrets).values().map(|(s, _)| s.name.clone()).collect();
     if known.is_empty() {
-        return Err(
-            "this lab has no certificates that seclab issues: they come with the search engine (`elasticsearch.enabled`)"
-                .into()
-        );
+        return Err(RotateError::NoCertificates);
     }
     if let Some(unknown) = names.iter().find(|n| !known.contains(n)) {
-        return Err(format!("`{unknown}` is not one of the lab's certificates: {}", known.join(", ")));
+        return Err(RotateError::Unknown { name: unknown.clone(), known });
     }
     let mut marked = std::collections::BTreeSet::new();
     for secret in secrets.iter_mut() {

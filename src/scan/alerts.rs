@@ -14,6 +14,7 @@ use sha2::Sha256;
 
 use super::store::{Delivery, Store, StoreError};
 use crate::causes::one_line;
+use crate::config::ResolveError;
 use crate::config::model::{Email, LabFile, Route, SmtpTls, Webhook};
 
 /// What a delivery run did.
@@ -88,7 +89,7 @@ pub async fn deliver(
                 }
                 Err(error) => {
                     tracing::warn!(route = %delivery.route, delivery = delivery.id, "alert not delivered, will retry: {error}");
-                    store.mark_failed(delivery.id, delivery.attempts, &error).await?;
+                    store.mark_failed(delivery.id, delivery.attempts, &error.to_string()).await?;
                     report.last_failure = Some(format!("route {}: {error}", delivery.route));
                     report.failed_attempts += 1;
                     *report.attempts.entry((delivery.route.clone(), Attempt::Failed)).or_default() += 1;
@@ -118,7 +119,39 @@ struct WebhookBody<'a> {
     created_at: i64,
 }
 
-async fn send(client: &reqwest::Client, lab: &LabFile, base_dir: &Path, delivery: &Delivery) -> Result<(), String> {
+/// Why an alert was not delivered this time (it is tried again later). Shown on one line,
+/// with every cause, in the log and in the store's `last_error`; never with a webhook's URL
+/// past its origin, whose path or query may hold a token.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    #[error("route `{0}` is no longer in the desired-state file")]
+    RouteGone(String),
+    #[error("route `{0}` has no destination")]
+    NoDestination(String),
+    #[error("{}", one_line(.0))]
+    Secret(#[source] ResolveError),
+    #[error("webhook {origin}: the request failed: {}", one_line(.source))]
+    Request { origin: String, source: reqwest::Error },
+    #[error(
+        "webhook {origin} answered {status}; seclab follows no redirect (it would post the alert elsewhere): set the route's `url` to where the webhook lives"
+    )]
+    Redirected { origin: String, status: reqwest::StatusCode },
+    #[error("webhook {origin} answered {status}")]
+    Refused { origin: String, status: reqwest::StatusCode },
+    #[error("{which} `{address}`: {source}")]
+    Address { which: &'static str, address: String, source: lettre::address::AddressError },
+    #[error("the message cannot be built: {0}")]
+    Message(#[source] lettre::error::Error),
+    #[error("SMTP delivery to {host} failed: {}", one_line(.source))]
+    Smtp { host: String, source: lettre::transport::smtp::Error },
+}
+
+async fn send(
+    client: &reqwest::Client,
+    lab: &LabFile,
+    base_dir: &Path,
+    delivery: &Delivery,
+) -> Result<(), DeliveryError> {
     if delivery.route == "log" {
         tracing::info!(target: "seclab::alert", group = %delivery.group, kind = %delivery.kind, "{}", delivery.summary);
         return Ok(());
@@ -128,7 +161,7 @@ async fn send(client: &reqwest::Client, lab: &LabFile, base_dir: &Path, delivery
         .routes
         .iter()
         .find(|r| r.name == delivery.route)
-        .ok_or_else(|| format!("route `{}` is no longer in the desired-state file", delivery.route))?;
+        .ok_or_else(|| DeliveryError::RouteGone(delivery.route.clone()))?;
     match route {
         Route { webhook: Some(webhook), .. } => send_webhook(client, webhook, base_dir, delivery).await,
         Route { email: Some(email), .. } => send_email(email, base_dir, delivery).await,
@@ -136,7 +169,7 @@ async fn send(client: &reqwest::Client, lab: &LabFile, base_dir: &Path, delivery
             tracing::info!(target: "seclab::alert", route = %route.name, group = %delivery.group, kind = %delivery.kind, "{}", delivery.summary);
             Ok(())
         }
-        _ => Err(format!("route `{}` has no destination", route.name)),
+        _ => Err(DeliveryError::NoDestination(route.name.clone())),
     }
 }
 
@@ -145,7 +178,7 @@ async fn send_webhook(
     webhook: &Webhook,
     base_dir: &Path,
     delivery: &Delivery,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
     let body = WebhookBody {
         delivery: delivery.id,
         event: delivery.event_id,
@@ -156,58 +189,59 @@ async fn send_webhook(
         detail: &delivery.detail,
         created_at: delivery.created_at,
     };
-    let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&body).expect("the webhook body is plain JSON");
     let mut request = client
         .post(&webhook.url)
         .header("content-type", "application/json")
         .header("x-seclab-delivery", delivery.id.to_string())
         .header("x-seclab-event", delivery.event_id.to_string());
     if let Some(secret) = &webhook.secret {
-        let key = secret.resolve(base_dir).map_err(|e| one_line(&e))?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).map_err(|e| e.to_string())?;
+        let key = secret.resolve(base_dir).map_err(DeliveryError::Secret)?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes a key of any length");
         mac.update(&body);
         request = request.header("x-seclab-signature", format!("sha256={}", hex::encode(mac.finalize().into_bytes())));
     }
-    // Errors name the webhook by its origin only: the URL's path or query may hold a token.
     let origin = url::Url::parse(&webhook.url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
-    let response =
-        request.body(body).send().await.map_err(|e| {
-            format!("webhook {origin}: the request failed: {}", crate::causes::one_line(&e.without_url()))
-        })?;
+    let response = request
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| DeliveryError::Request { origin: origin.clone(), source: e.without_url() })?;
     let status = response.status();
     if status.is_redirection() {
-        return Err(format!(
-            "webhook {origin} answered {status}; seclab follows no redirect (it would post the alert elsewhere): set the route's `url` to where the webhook lives"
-        ));
+        return Err(DeliveryError::Redirected { origin, status });
     }
-    if status.is_success() { Ok(()) } else { Err(format!("webhook {origin} answered {status}")) }
+    if status.is_success() { Ok(()) } else { Err(DeliveryError::Refused { origin, status }) }
 }
 
-async fn send_email(email: &Email, base_dir: &Path, delivery: &Delivery) -> Result<(), String> {
-    let from: Mailbox = email.from.parse().map_err(|e| format!("sender `{}`: {e}", email.from))?;
+async fn send_email(email: &Email, base_dir: &Path, delivery: &Delivery) -> Result<(), DeliveryError> {
+    let address = |which: &'static str, address: &str| {
+        let address = address.to_owned();
+        move |source| DeliveryError::Address { which, address, source }
+    };
+    let from: Mailbox = email.from.parse().map_err(address("sender", &email.from))?;
     let mut message =
         Message::builder().from(from).subject(format!("[seclab] {} {}", delivery.group, delivery.summary));
     for to in &email.to {
-        message = message.to(to.parse().map_err(|e| format!("recipient `{to}`: {e}"))?);
+        message = message.to(to.parse().map_err(address("recipient", to))?);
     }
     let text = format!(
         "{}\n\ngroup: {}\nhost: {}\nchange: {}\ndetail: {}\ndelivery: {}\n",
         delivery.summary, delivery.group, delivery.address, delivery.kind, delivery.detail, delivery.id
     );
-    let message = message.body(text).map_err(|e| e.to_string())?;
+    let message = message.body(text).map_err(DeliveryError::Message)?;
     let smtp = &email.smtp;
+    let failed = |source| DeliveryError::Smtp { host: smtp.host.clone(), source };
     let mut transport = match smtp.tls {
         SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
-        SmtpTls::Starttls => {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host).map_err(|e| e.to_string())?
-        }
-        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host).map_err(|e| e.to_string())?,
+        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host).map_err(failed)?,
+        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host).map_err(failed)?,
     }
     .port(smtp.port)
     .timeout(Some(Duration::from_secs(10)));
     if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
-        transport = transport
-            .credentials(Credentials::new(user.clone(), password.resolve(base_dir).map_err(|e| one_line(&e))?));
+        let password = password.resolve(base_dir).map_err(DeliveryError::Secret)?;
+        transport = transport.credentials(Credentials::new(user.clone(), password));
     }
-    transport.build().send(message).await.map(drop).map_err(|e| format!("SMTP delivery to {} failed: {e}", smtp.host))
+    transport.build().send(message).await.map(drop).map_err(failed)
 }

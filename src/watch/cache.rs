@@ -1,12 +1,16 @@
-//! The lab's live objects, kept by one kube-runtime watcher per kind and namespace (a LIST,
-//! then a WATCH), selected by the lab's labels and trimmed as they arrive. The reconcile
+//! The lab's live objects, kept by one kube-runtime watcher and reflector store per kind and
+//! namespace (a LIST, then a WATCH), selected by the lab's labels and trimmed as they arrive. The reconcile
 //! loop reads them instead of listing; each change is also sent to it as a [`Notice`].
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
+use kube::discovery::ApiResource;
 use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{Lookup, ObjectRef, Store, reflector};
 use kube::runtime::watcher::Event;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -36,23 +40,78 @@ pub struct Cache {
     targets: Mutex<HashMap<ListTarget, Target>>,
 }
 
-#[derive(Default)]
+/// One target's objects: kube-runtime's reflector store, written by the target's watcher.
 struct Target {
+    resource: ApiResource,
+    store: Store<Followed>,
     synced: bool,
-    objects: HashMap<ObjectKey, Arc<Value>>,
+}
+
+/// One followed object: its key and its JSON (trimmed), shared with every snapshot.
+#[derive(Clone)]
+struct Followed {
+    key: ObjectKey,
+    object: Arc<Value>,
+}
+
+impl Lookup for Followed {
+    type DynamicType = ApiResource;
+
+    fn kind(resource: &ApiResource) -> Cow<'_, str> {
+        resource.kind.as_str().into()
+    }
+
+    fn group(resource: &ApiResource) -> Cow<'_, str> {
+        resource.group.as_str().into()
+    }
+
+    fn version(resource: &ApiResource) -> Cow<'_, str> {
+        resource.version.as_str().into()
+    }
+
+    fn plural(resource: &ApiResource) -> Cow<'_, str> {
+        resource.plural.as_str().into()
+    }
+
+    fn name(&self) -> Option<Cow<'_, str>> {
+        Some(self.key.name.as_str().into())
+    }
+
+    fn namespace(&self) -> Option<Cow<'_, str>> {
+        self.key.namespace.as_deref().map(Cow::from)
+    }
+
+    fn resource_version(&self) -> Option<Cow<'_, str>> {
+        self.object["metadata"]["resourceVersion"].as_str().map(Cow::from)
+    }
+
+    fn uid(&self) -> Option<Cow<'_, str>> {
+        self.object["metadata"]["uid"].as_str().map(Cow::from)
+    }
 }
 
 impl Cache {
     /// Every object held (shared, not copied).
     pub fn snapshot(&self) -> Live {
         let targets = self.targets.lock().expect("cache lock");
-        targets.values().flat_map(|t| t.objects.iter().map(|(k, v)| (k.clone(), v.clone()))).collect()
+        targets
+            .values()
+            .flat_map(|t| t.store.state())
+            .map(|followed| (followed.key.clone(), followed.object.clone()))
+            .collect()
     }
 
     /// One object, if held.
     pub fn get(&self, key: &ObjectKey) -> Option<Arc<Value>> {
         let targets = self.targets.lock().expect("cache lock");
-        targets.values().find_map(|t| t.objects.get(key).cloned())
+        targets.values().filter(|t| t.resource.group == key.group && t.resource.kind == key.kind).find_map(|t| {
+            let reference = ObjectRef::new_with(&key.name, t.resource.clone());
+            let reference = match &key.namespace {
+                Some(namespace) => reference.within(namespace),
+                None => reference,
+            };
+            t.store.get(&reference).map(|followed| followed.object.clone())
+        })
     }
 
     /// Whether every target in `targets` is followed and listed.
@@ -61,9 +120,18 @@ impl Cache {
         targets.iter().all(|t| held.get(t).is_some_and(|t| t.synced))
     }
 
-    fn update(&self, target: &ListTarget, change: impl FnOnce(&mut Target)) {
-        let mut targets = self.targets.lock().expect("cache lock");
-        change(targets.entry(target.clone()).or_default());
+    /// Starts holding `target`'s objects, as written by the watcher that owns the writer returned.
+    fn hold(&self, target: &ListTarget, resource: &ApiResource) -> Writer<Followed> {
+        let writer = Writer::new(resource.clone());
+        let held = Target { resource: resource.clone(), store: writer.as_reader(), synced: false };
+        self.targets.lock().expect("cache lock").insert(target.clone(), held);
+        writer
+    }
+
+    fn listed(&self, target: &ListTarget) {
+        if let Some(held) = self.targets.lock().expect("cache lock").get_mut(target) {
+            held.synced = true;
+        }
     }
 }
 
@@ -96,12 +164,14 @@ impl Followers {
                 continue;
             }
             let Some(kind) = kinds.get(&target.kind).cloned() else { continue };
+            let writer = self.cache.hold(target, &kind.resource);
             let task = tokio::spawn(follow(
                 cluster.clone(),
                 target.clone(),
                 kind,
                 self.selector.clone(),
                 self.cache.clone(),
+                writer,
                 self.notices.clone(),
             ));
             self.tasks.insert(target.clone(), task);
@@ -130,49 +200,29 @@ async fn follow(
     kind: Kind,
     selector: String,
     cache: Arc<Cache>,
+    writer: Writer<Followed>,
     notices: mpsc::UnboundedSender<Notice>,
 ) {
-    let stream = cluster.follow(&kind, target.namespace.as_deref(), &selector).default_backoff();
-    let mut stream = std::pin::pin!(stream);
-    let mut listing: HashMap<ObjectKey, Arc<Value>> = HashMap::new();
-    let trimmed = |mut object: Value| {
-        compare::pack_field_sets(&mut object);
-        (key_of(&kind, &object), Arc::new(object))
+    let plural = kind.resource.plural.clone();
+    let keep = {
+        let kind = kind.clone();
+        move |mut object: Value| {
+            compare::pack_field_sets(&mut object);
+            Followed { key: key_of(&kind, &object), object: Arc::new(object) }
+        }
     };
+    let stream = cluster.follow(&kind, target.namespace.as_deref(), &selector, keep).default_backoff();
+    let mut stream = std::pin::pin!(reflector(writer, stream));
     while let Some(event) = stream.next().await {
         let notice = match event {
-            Ok(Event::Init) => {
-                listing.clear();
-                continue;
-            }
-            Ok(Event::InitApply(object)) => {
-                let (key, object) = trimmed(object);
-                listing.insert(key, object);
-                continue;
-            }
+            Ok(Event::Init | Event::InitApply(_)) => continue,
             Ok(Event::InitDone) => {
-                let objects = std::mem::take(&mut listing);
-                cache.update(&target, |t| {
-                    t.objects = objects;
-                    t.synced = true;
-                });
+                cache.listed(&target);
                 Notice::Synced(target.clone())
             }
-            Ok(Event::Apply(object)) => {
-                let (key, object) = trimmed(object);
-                cache.update(&target, |t| {
-                    t.objects.insert(key.clone(), object);
-                });
-                Notice::Changed(key)
-            }
-            Ok(Event::Delete(object)) => {
-                let (key, _) = trimmed(object);
-                cache.update(&target, |t| {
-                    t.objects.remove(&key);
-                });
-                Notice::Deleted(key)
-            }
-            Err(error) => Notice::Unreachable(format!("watching {}: {error}", kind.resource.plural)),
+            Ok(Event::Apply(followed)) => Notice::Changed(followed.key),
+            Ok(Event::Delete(followed)) => Notice::Deleted(followed.key),
+            Err(error) => Notice::Unreachable(format!("watching {plural}: {error}")),
         };
         if notices.send(notice).is_err() {
             return;
