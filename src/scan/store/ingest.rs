@@ -2,7 +2,7 @@
 //! host status changes, the events and their alert deliveries. A file already ingested
 //! changes nothing; an incomplete one is recorded as failed and nothing else.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -14,10 +14,12 @@ use sqlx::{Any, Row, Transaction};
 use super::{Store, StoreError, now};
 use crate::scan::coverage::{Coverage, CoverageSpec};
 use crate::scan::diff::{Change, NoisePolicy, PortChangeKind, compare_host, listed_ports};
-use crate::scan::model::Host;
+
+use crate::scan::model::{Host, RunStats};
 use crate::scan::parse::{ScanError, ScanReader};
 use crate::scan::report::{change_text, ports_text};
 use crate::scan::state::{self, HostStatus, Sighting, StatusEvent};
+use quick_xml::events::Event;
 
 /// What became of a file handed to [`Store::ingest`].
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +84,26 @@ struct Sink<'a> {
     baseline: bool,
     repeat_window: u32,
     ingested: &'a mut Ingested,
+}
+
+/// Hosts sighted per batch of statements: 4,000 parameters at most, under every server's
+/// limit (SQLite's 32,766, PostgreSQL's 65,535).
+const BATCH: usize = 500;
+
+/// What the group knew of a host before this scan.
+struct Known {
+    status: HostStatus,
+    misses: u32,
+    seen_scan_id: Option<i64>,
+    observation: Option<String>,
+}
+
+/// A host sighted in this scan, about to be written.
+struct Sighted<'a> {
+    address: &'a str,
+    status: HostStatus,
+    observation: String,
+    changed: bool,
 }
 
 /// An event about to be recorded.
@@ -173,7 +195,7 @@ impl Store {
             Ok(file) => file,
             Err(e) => return Ok(Err(ScanError::Io(e.to_string()))),
         };
-        let mut reader = match ScanReader::new(BufReader::with_capacity(64 * 1024, file)) {
+        let reader = match ScanReader::new(BufReader::with_capacity(64 * 1024, file)) {
             Ok(reader) => reader,
             Err(error) => return Ok(Err(error)),
         };
@@ -226,33 +248,18 @@ impl Store {
             outside: 0,
         };
         let mut sink = Sink { scan_id, baseline, repeat_window, ingested: &mut ingested };
-        // Entries of a host listed more than once, merged; stored once the scan is read.
-        let mut merged: Vec<(String, Host)> = Vec::new();
-        loop {
-            let host = match reader.next_host() {
-                Ok(Some(host)) => host,
-                Ok(None) => break,
-                Err(error) => return Ok(Err(error)),
-            };
-            if !host.is_up() {
-                continue;
-            }
-            let Some(address) = host.primary_address().map(str::to_owned) else { continue };
-            if repeated.contains(&address) {
-                match merged.iter_mut().find(|(a, _)| *a == address) {
-                    Some((_, first)) => first.merge(host),
-                    None => merged.push((address, host)),
-                }
-                continue;
-            }
-            self.seen(&mut tx, group, previous.as_ref(), &address, &host, noise, &mut sink).await?;
+        // The file is read on a thread of its own, a batch of hosts ahead of the writes.
+        let (batches, mut received) = tokio::sync::mpsc::channel(2);
+        let reading = tokio::task::spawn_blocking(move || read_hosts(reader, &repeated, &batches));
+        while let Some(batch) = received.recv().await {
+            self.seen(&mut tx, group, previous.as_ref(), batch, noise, &mut sink).await?;
         }
-        let stats = match reader.finish() {
-            Ok(stats) => stats,
+        let (merged, stats) = match reading.await.expect("the scan reader does not panic") {
+            Ok(read) => read,
             Err(error) => return Ok(Err(error)),
         };
-        for (address, host) in &merged {
-            self.seen(&mut tx, group, previous.as_ref(), address, host, noise, &mut sink).await?;
+        for batch in merged.chunks(BATCH) {
+            self.seen(&mut tx, group, previous.as_ref(), batch.to_vec(), noise, &mut sink).await?;
         }
         self.missed(&mut tx, group, &mut sink).await?;
         sqlx::query("UPDATE scans SET finished_at = $1, hosts_up = $2 WHERE id = $3")
@@ -265,118 +272,150 @@ impl Store {
         Ok(Ok(ingested))
     }
 
-    /// A host seen up: ignored when the group does not cover it; baselined (no alert) when
-    /// the previous scan did not cover it; else compared with its last sighting.
-    #[allow(clippy::too_many_arguments)]
+    /// Hosts seen up, a batch at a time (one query reads what the group knows of them, one
+    /// writes them, one stores their observations). A host the group does not cover is
+    /// ignored; one the previous scan did not cover is baselined (no alert); any other is
+    /// compared with its last sighting. A host already sighted in this scan is not counted
+    /// again.
     async fn seen(
         &self,
         tx: &mut Transaction<'_, Any>,
         group: &Group,
         previous: Option<&Coverage>,
-        address: &str,
-        host: &Host,
+        hosts: Vec<(String, Host)>,
         noise: NoisePolicy,
         sink: &mut Sink<'_>,
     ) -> Result<(), StoreError> {
-        if !group.coverage.covers(host) {
-            sink.ingested.outside += 1;
+        let scan_id = sink.scan_id;
+        let mut covered = Vec::with_capacity(hosts.len());
+        let mut addresses = HashSet::with_capacity(hosts.len());
+        for (address, host) in hosts {
+            if !group.coverage.covers(&host) {
+                sink.ingested.outside += 1;
+            } else if addresses.insert(address.clone()) {
+                covered.push((address, host));
+            }
+        }
+        if covered.is_empty() {
             return Ok(());
         }
-        let newly_covered = previous.is_some_and(|p| !p.covers(host));
-        if self.sighted(tx, group, address, host, newly_covered, noise, sink).await? {
-            sink.ingested.hosts_up += 1;
+        let known = self.known(tx, group, &covered).await?;
+        let mut sighted = Vec::with_capacity(covered.len());
+        let mut events = Vec::new();
+        for (address, host) in &covered {
+            let newly_covered = previous.is_some_and(|p| !p.covers(host));
+            let observation = serde_json::to_string(host).map_err(|e| StoreError::Query(e.to_string()))?;
+            let Some(known) = known.get(address.as_str()) else {
+                let transition = state::next(None, Sighting::Seen { changed: false }, group.down_after);
+                if let Some(event) = transition.event.filter(|_| !newly_covered) {
+                    events.push(status_event(address, event, Some(host)));
+                }
+                sighted.push(Sighted { address, status: transition.status, observation, changed: false });
+                continue;
+            };
+            if known.seen_scan_id == Some(scan_id) {
+                continue;
+            }
+            // A host the previous scan did not cover starts afresh, as in a baseline. One whose
+            // observation is the same but for its times has not changed: not parsed again.
+            let last = known.observation.as_deref().filter(|_| !newly_covered);
+            let changes: Vec<Change> = match last {
+                Some(last) if without_times(last) == without_times(&observation) => Vec::new(),
+                Some(last) => match serde_json::from_str::<Host>(last) {
+                    Ok(last) => {
+                        compare_host(Some(&last), Some(host), noise).changes.into_iter().filter(alertable).collect()
+                    }
+                    Err(_) => Vec::new(),
+                },
+                None => Vec::new(),
+            };
+            let before = (!newly_covered).then_some((known.status, known.misses));
+            let transition = state::next(before, Sighting::Seen { changed: !changes.is_empty() }, group.down_after);
+            if let Some(event) = transition.event.filter(|_| !newly_covered) {
+                events.push(status_event(address, event, Some(host)));
+            }
+            events.extend(changes.iter().map(|change| change_event(address, change)));
+            sighted.push(Sighted { address, status: transition.status, observation, changed: !changes.is_empty() });
+        }
+        self.store_sighted(tx, group, scan_id, &sighted).await?;
+        sink.ingested.hosts_up += sighted.len() as u64;
+        for event in events {
+            self.record(tx, group, event, sink).await?;
         }
         Ok(())
     }
 
-    /// Records a host seen up; returns false when it was already sighted in this scan.
-    #[allow(clippy::too_many_arguments)]
-    async fn sighted(
+    /// What the group knows of `hosts`, by address: one query.
+    async fn known(
         &self,
         tx: &mut Transaction<'_, Any>,
         group: &Group,
-        address: &str,
-        host: &Host,
-        newly_covered: bool,
-        noise: NoisePolicy,
-        sink: &mut Sink<'_>,
-    ) -> Result<bool, StoreError> {
-        let scan_id = sink.scan_id;
-        let row = sqlx::query(
-            "SELECT id, status, misses, seen_scan_id, observation FROM hosts WHERE group_id = $1 AND address = $2",
-        )
-        .bind(group.id)
-        .bind(address)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let observation = serde_json::to_string(host).map_err(|e| StoreError::Query(e.to_string()))?;
-        let now = now();
-        match row {
-            Some(row) => {
-                if row.try_get::<Option<i64>, _>(3)? == Some(scan_id) {
-                    return Ok(false);
-                }
-                let status: HostStatus = row.try_get::<String, _>(1)?.parse().map_err(StoreError::Query)?;
-                let misses = u32::try_from(row.try_get::<i64, _>(2)?).unwrap_or(u32::MAX);
-                // A host the previous scan did not cover starts afresh, as in a baseline.
-                let last: Option<Host> = row
-                    .try_get::<Option<String>, _>(4)?
-                    .filter(|_| !newly_covered)
-                    .and_then(|json| serde_json::from_str(&json).ok());
-                let changes: Vec<Change> = match &last {
-                    Some(last) => {
-                        compare_host(Some(last), Some(host), noise).changes.into_iter().filter(alertable).collect()
-                    }
-                    None => Vec::new(),
-                };
-                let before = (!newly_covered).then_some((status, misses));
-                let transition = state::next(before, Sighting::Seen { changed: !changes.is_empty() }, group.down_after);
-                let changed_scan = if changes.is_empty() { None } else { Some(scan_id) };
-                sqlx::query(
-                    "UPDATE hosts SET status = $1, misses = 0, seen_scan_id = $2, last_seen_at = $3, observation = $4, \
-                     changed_scan_id = COALESCE($5, changed_scan_id) WHERE id = $6",
-                )
-                .bind(transition.status.code())
-                .bind(scan_id)
-                .bind(now)
-                .bind(&observation)
-                .bind(changed_scan)
-                .bind(row.try_get::<i64, _>(0)?)
-                .execute(&mut **tx)
-                .await?;
-                if let Some(event) = transition.event.filter(|_| !newly_covered) {
-                    self.record(tx, group, status_event(address, event, Some(host)), sink).await?;
-                }
-                for change in &changes {
-                    self.record(tx, group, change_event(address, change), sink).await?;
-                }
-            }
-            None => {
-                let transition = state::next(None, Sighting::Seen { changed: false }, group.down_after);
-                sqlx::query(
-                    "INSERT INTO hosts (group_id, address, status, misses, first_scan_id, seen_scan_id, last_seen_at, observation) \
-                     VALUES ($1, $2, $3, 0, $4, $4, $5, $6)",
-                )
-                .bind(group.id)
-                .bind(address)
-                .bind(transition.status.code())
-                .bind(scan_id)
-                .bind(now)
-                .bind(&observation)
-                .execute(&mut **tx)
-                .await?;
-                if let Some(event) = transition.event.filter(|_| !newly_covered) {
-                    self.record(tx, group, status_event(address, event, Some(host)), sink).await?;
-                }
-            }
+        hosts: &[(String, Host)],
+    ) -> Result<HashMap<String, Known>, StoreError> {
+        let mut placeholders = self.params.placeholders(1, hosts.len() + 1);
+        let group_id = placeholders.next().unwrap_or_default();
+        let list = placeholders.collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT h.address, h.status, h.misses, h.seen_scan_id, o.host FROM hosts h \
+             LEFT JOIN observations o ON o.scan_id = h.seen_scan_id AND o.address = h.address \
+             WHERE h.group_id = {group_id} AND h.address IN ({list})"
+        );
+        // Not prepared once for the transaction: its best plan changes as the table fills.
+        let mut query = sqlx::query(&sql).persistent(false).bind(group.id);
+        for (address, _) in hosts {
+            query = query.bind(address);
         }
-        sqlx::query("INSERT INTO observations (scan_id, address, host) VALUES ($1, $2, $3)")
-            .bind(scan_id)
-            .bind(address)
-            .bind(&observation)
-            .execute(&mut **tx)
-            .await?;
-        Ok(true)
+        let mut known = HashMap::with_capacity(hosts.len());
+        for row in query.fetch_all(&mut **tx).await? {
+            let status: HostStatus = row.try_get::<String, _>(1)?.parse().map_err(StoreError::Query)?;
+            let misses = u32::try_from(row.try_get::<i64, _>(2)?).unwrap_or(u32::MAX);
+            let seen_scan_id = row.try_get::<Option<i64>, _>(3)?;
+            let observation = row.try_get::<Option<String>, _>(4)?;
+            known.insert(row.try_get::<String, _>(0)?, Known { status, misses, seen_scan_id, observation });
+        }
+        Ok(known)
+    }
+
+    /// Writes hosts seen in scan `scan_id` (added, or updated: seen now, not missed) and their
+    /// observations: two multi-row statements.
+    async fn store_sighted(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        group: &Group,
+        scan_id: i64,
+        sighted: &[Sighted<'_>],
+    ) -> Result<(), StoreError> {
+        if sighted.is_empty() {
+            return Ok(());
+        }
+        let now = now();
+        let sql = format!(
+            "INSERT INTO hosts (group_id, address, status, first_scan_id, seen_scan_id, last_seen_at, changed_scan_id) \
+             VALUES {} ON CONFLICT (group_id, address) DO UPDATE SET status = excluded.status, misses = 0, \
+             seen_scan_id = excluded.seen_scan_id, last_seen_at = excluded.last_seen_at, \
+             changed_scan_id = COALESCE(excluded.changed_scan_id, hosts.changed_scan_id)",
+            self.params.rows(sighted.len(), 7)
+        );
+        let mut query = sqlx::query(&sql).persistent(false);
+        for host in sighted {
+            query = query
+                .bind(group.id)
+                .bind(host.address)
+                .bind(host.status.code())
+                .bind(scan_id)
+                .bind(scan_id)
+                .bind(now)
+                .bind(host.changed.then_some(scan_id));
+        }
+        query.execute(&mut **tx).await?;
+        let sql =
+            format!("INSERT INTO observations (scan_id, address, host) VALUES {}", self.params.rows(sighted.len(), 3));
+        let mut query = sqlx::query(&sql).persistent(false);
+        for host in sighted {
+            query = query.bind(scan_id).bind(host.address).bind(&host.observation);
+        }
+        query.execute(&mut **tx).await?;
+        Ok(())
     }
 
     /// Advances every host of the group that this scan did not see.
@@ -388,8 +427,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         let scan_id = sink.scan_id;
         // The last observation only when a target is a host name: an address decides the rest.
-        let observation = if group.coverage.names_hosts() { "observation" } else { "NULL" };
-        let rows = sqlx::query(&format!("SELECT id, address, status, misses, {observation} FROM hosts WHERE group_id = $1 AND (seen_scan_id IS NULL OR seen_scan_id <> $2)"))
+        let observation = if group.coverage.names_hosts() {
+            "(SELECT o.host FROM observations o WHERE o.scan_id = h.seen_scan_id AND o.address = h.address)"
+        } else {
+            "NULL"
+        };
+        let rows = sqlx::query(&format!("SELECT h.id, h.address, h.status, h.misses, {observation} FROM hosts h WHERE h.group_id = $1 AND (h.seen_scan_id IS NULL OR h.seen_scan_id <> $2)"))
             .bind(group.id)
             .bind(scan_id)
             .fetch_all(&mut **tx)
@@ -481,6 +524,13 @@ impl Store {
     }
 }
 
+/// A stored observation without its times (the last field, never compared): two hosts whose
+/// observations are the same without them have not changed. (`,"times":` cannot occur inside
+/// a JSON string, whose quotes are escaped.)
+fn without_times(observation: &str) -> &str {
+    observation.rfind(",\"times\":").map_or(observation, |at| &observation[..at])
+}
+
 /// Changes worth an alert: ports, services, names, addresses and OS; not script output
 /// or the count of ports nmap did not list.
 fn alertable(change: &Change) -> bool {
@@ -548,30 +598,97 @@ fn change_event(address: &str, change: &Change) -> NewEvent {
     }
 }
 
-/// Addresses of hosts listed up more than once in the scan at `path` (nmap lists a host
-/// twice when a target is given twice). A fixed-size filter (2 MiB) keeps memory flat
-/// whatever the scan's size; the few addresses it wrongly suspects are merged with nothing.
+/// Reads the hosts up of a scan, in batches sent to `batches`, but for those listed more than
+/// once (`repeated`), whose entries are merged and returned with the scan's end. Stops early
+/// when nobody receives any more.
+fn read_hosts<R: std::io::BufRead>(
+    mut reader: ScanReader<R>,
+    repeated: &HashSet<String>,
+    batches: &tokio::sync::mpsc::Sender<Vec<(String, Host)>>,
+) -> Result<(Vec<(String, Host)>, RunStats), ScanError> {
+    let mut merged: Vec<(String, Host)> = Vec::new();
+    let mut merged_at: HashMap<String, usize> = HashMap::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(host) = reader.next_host()? {
+        if !host.is_up() {
+            continue;
+        }
+        let Some(address) = host.primary_address().map(str::to_owned) else { continue };
+        if repeated.contains(&address) {
+            match merged_at.get(&address) {
+                Some(&at) => merged[at].1.merge(host),
+                None => {
+                    merged_at.insert(address.clone(), merged.len());
+                    merged.push((address, host));
+                }
+            }
+            continue;
+        }
+        batch.push((address, host));
+        if batch.len() == BATCH && batches.blocking_send(std::mem::take(&mut batch)).is_err() {
+            return Ok((Vec::new(), RunStats::default()));
+        }
+    }
+    let stats = reader.finish()?;
+    if !batch.is_empty() {
+        let _ = batches.blocking_send(batch);
+    }
+    Ok((merged, stats))
+}
+
+/// Addresses that appear more than once among the hosts of the scan at `path` (nmap lists a
+/// host twice when a target is given twice): a superset of the repeated hosts' first
+/// addresses, which is all ingest needs. A quick pass over the elements, no more: the full
+/// reader checks the file. A fixed-size filter (2 MiB) keeps memory flat whatever the scan's
+/// size; the few addresses it wrongly suspects are merged with nothing.
 fn repeated_addresses(path: &Path) -> Result<HashSet<String>, ScanError> {
     const BITS: u64 = 1 << 24;
     let mut filter = vec![0u64; (BITS / 64) as usize];
     let mut repeated = HashSet::new();
     let file = std::fs::File::open(path).map_err(|e| ScanError::Io(e.to_string()))?;
-    let mut reader = ScanReader::new(BufReader::with_capacity(64 * 1024, file))?;
+    let mut reader = quick_xml::Reader::from_reader(BufReader::with_capacity(64 * 1024, file));
     let hasher = foldhash::fast::FixedState::with_seed(0x5ec1ab);
-    while let Some(host) = reader.next_host()? {
-        let Some(address) = host.primary_address().filter(|_| host.is_up()) else { continue };
-        let hash = hasher.hash_one(address);
-        let step = hash.rotate_left(32) | 1;
-        let mut seen = true;
-        for probe in 0..3u64 {
-            let bit = hash.wrapping_add(probe.wrapping_mul(step)) % BITS;
-            let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
-            seen &= filter[word] & mask != 0;
-            filter[word] |= mask;
+    let mut buf = Vec::new();
+    let mut in_host = false;
+    loop {
+        let (element, end) = match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(element)) => (element, false),
+            Ok(Event::Empty(element)) => (element, true),
+            Ok(Event::End(element)) => {
+                in_host &= element.local_name().into_inner() != "host";
+                buf.clear();
+                continue;
+            }
+            // The full reader says what is wrong with the file.
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {
+                buf.clear();
+                continue;
+            }
+        };
+        match element.local_name().into_inner() {
+            "host" => in_host = !end,
+            "address" if in_host => {
+                let addr = element.attributes().flatten().find(|a| a.key.into_inner() == "addr");
+                if let Some(addr) = addr {
+                    let address = addr.value.into_owned();
+                    let hash = hasher.hash_one(&address);
+                    let step = hash.rotate_left(32) | 1;
+                    let mut seen = true;
+                    for probe in 0..3u64 {
+                        let bit = hash.wrapping_add(probe.wrapping_mul(step)) % BITS;
+                        let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+                        seen &= filter[word] & mask != 0;
+                        filter[word] |= mask;
+                    }
+                    if seen {
+                        repeated.insert(address);
+                    }
+                }
+            }
+            _ => {}
         }
-        if seen {
-            repeated.insert(address.to_owned());
-        }
+        buf.clear();
     }
     Ok(repeated)
 }

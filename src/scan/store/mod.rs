@@ -49,6 +49,34 @@ impl From<sqlx::Error> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// How the server's statements name their parameters.
+    params: ParamStyle,
+}
+
+/// How a statement built at run time names its parameters: `$1, $2...` (PostgreSQL), or `?`
+/// in the order they are bound (SQLite, where binding named parameters takes time quadratic
+/// in their number: a statement of thousands of them spent most of an ingest there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ParamStyle {
+    Numbered,
+    Positional,
+}
+
+impl ParamStyle {
+    /// The placeholders of `count` parameters, numbered from `from` (1 is the first).
+    fn placeholders(self, from: usize, count: usize) -> impl Iterator<Item = String> {
+        (from..from + count).map(move |n| match self {
+            Self::Numbered => format!("${n}"),
+            Self::Positional => "?".to_owned(),
+        })
+    }
+
+    /// `rows` rows of `width` parameters each, bound row by row: `($1, $2), ($3, $4)`.
+    fn rows(self, rows: usize, width: usize) -> String {
+        let mut placeholders = self.placeholders(1, rows * width);
+        let row = |_| format!("({})", placeholders.by_ref().take(width).collect::<Vec<_>>().join(", "));
+        (0..rows).map(row).collect::<Vec<_>>().join(", ")
+    }
 }
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("src/scan/store/migrations/sqlite");
@@ -92,7 +120,7 @@ impl Store {
             .map_err(open_error)?;
         pool.execute("PRAGMA journal_mode = WAL").await.map_err(open_error)?;
         SQLITE.run(&pool).await.map_err(|e| StoreError::Open { target: target.clone(), message: e.to_string() })?;
-        Ok(Self { pool })
+        Ok(Self { pool, params: ParamStyle::Positional })
     }
 
     /// Connects to the PostgreSQL server at `url` (`postgres://user:password@host/db`).
@@ -106,7 +134,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::Open { target: target.clone(), message: redact_message(&e.to_string(), url) })?;
         POSTGRES.run(&pool).await.map_err(|e| StoreError::Open { target: target.clone(), message: e.to_string() })?;
-        Ok(Self { pool })
+        Ok(Self { pool, params: ParamStyle::Numbered })
     }
 
     /// Closes the pool, waiting for connections to finish.
@@ -180,6 +208,13 @@ pub(crate) fn now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgresql_and_positional_for_sqlite() {
+        assert_eq!(ParamStyle::Numbered.rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(ParamStyle::Positional.rows(2, 2), "(?, ?), (?, ?)");
+        assert_eq!(ParamStyle::Numbered.placeholders(2, 2).collect::<Vec<_>>(), ["$2", "$3"]);
+    }
 
     #[test]
     fn a_server_off_this_machine_is_reached_over_verified_tls_unless_the_file_says_otherwise() {
