@@ -13,6 +13,7 @@
 #       renewals excluded);
 #     - watch's RSS at resync 10 and at resync RESYNCS.
 #   TENANTS=50 SAVES=5 REPAIRS=5 RESYNCS=20 bench/watch.sh    a quick check
+#   RESULTS=figures.json bench/watch.sh                           also the figures as JSON
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tenants="${TENANTS:-1000}"
@@ -36,9 +37,27 @@ printf 'watch:\n  debounce: 50ms\n  resyncInterval: 1s\n' >>"$work/lab.yaml"
 echo "== one-shot apply of a $tenants-tenant lab, then its unchanged re-apply" >&2
 /usr/bin/time -f '%e' -o "$work/apply.time" "$seclab" --kubeconfig "$admin" -f "$work/lab.yaml" apply --yes >/dev/null
 wait_idle # the controllers are done with what the apply created
+audit_from=$(stat -c %s "$SECLAB_TESTCLUSTER_AUDIT_LOG")
 for i in 1 2 3 4 5; do
   /usr/bin/time -f '%e' -o "$work/reapply-$i.time" "$seclab" --kubeconfig "$admin" -f "$work/lab.yaml" apply --yes >/dev/null
 done
+sleep 1 # an audit event is written once its response is complete
+# Write requests the re-applies sent (dry runs excluded), from the audit log.
+reapply_writes=$(python3 - "$SECLAB_TESTCLUSTER_AUDIT_LOG" "$audit_from" <<'PY'
+import json, sys
+n = 0
+with open(sys.argv[1], "rb") as f:
+    f.seek(int(sys.argv[2]))
+    for line in f:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        write = e["verb"] in ("create", "update", "patch", "delete", "deletecollection")
+        n += write and "dryRun" not in e["requestURI"] and e["user"]["username"] == "admin"
+print(n)
+PY
+)
 
 echo "== seclab watch" >&2
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -47,6 +66,8 @@ watch_pid=$!
 python3 bench/watch_driver.py --lab "$work/lab.yaml" --log "$work/watch.log" --pid "$watch_pid" \
   --endpoints "http://127.0.0.1:$port" --kubeconfig "$admin" --audit "$SECLAB_TESTCLUSTER_AUDIT_LOG" \
   --namespace bench-watch --saves "${SAVES:-20}" --repairs "${REPAIRS:-20}" --resyncs "${RESYNCS:-100}" \
-  --apply "$(cat "$work/apply.time")" --reapply "$(sort -n "$work"/reapply-*.time | sed -n 3p)"
+  --apply "$(cat "$work/apply.time")" --reapply "$(sort -n "$work"/reapply-*.time | sed -n 3p)" \
+  --reapply-writes "$reapply_writes" --objects "$("$seclab" -f "$work/lab.yaml" render | grep -c '^kind:')" \
+  ${RESULTS:+--json "$RESULTS"}
 kill -TERM "$watch_pid"
 wait "$watch_pid" && echo "watch stopped on SIGTERM with exit code 0" >&2

@@ -30,6 +30,9 @@ def parse_args():
         p.add_argument(f"--{name}", type=int, required=True)
     p.add_argument("--apply", type=float, required=True)
     p.add_argument("--reapply", type=float, required=True)
+    p.add_argument("--reapply-writes", type=int, required=True)
+    p.add_argument("--objects", type=int, required=True)
+    p.add_argument("--json", help="also write the figures to this file (bench/curve.sh reads them)")
     return p.parse_args()
 
 
@@ -196,6 +199,17 @@ def main():
     growth = 100 * (rss[a.resyncs] - rss[10]) / rss[10]
     print(f"{'RSS at resync 10 / ' + str(a.resyncs):<44} {f'{rss[10]:.0f} / {rss[a.resyncs]:.0f} MiB':>14}  < 200 MiB, growth < 5% ({growth:+.1f}%)")
     print(f"{'re-apply: one-shot / watch resync':<44} {a.reapply / resync:>13.1f}x")
+    print(f"{'writes of the 5 unchanged re-applies':<44} {a.reapply_writes:>14}  0")
+    if a.json:
+        figures = {
+            "objects": a.objects, "apply_s": a.apply, "reapply_s": a.reapply, "reapply_writes": a.reapply_writes,
+            "save_median_s": statistics.median(saves), "save_worst_s": max(saves),
+            "repair_median_s": statistics.median(repairs), "resync_mean_s": resync,
+            "resync_lists": lists, "resync_writes": writes,
+            "rss_first_mib": rss[10], "rss_last_mib": rss[a.resyncs], "resyncs": a.resyncs,
+        }
+        with open(a.json, "w") as f:
+            json.dump(figures, f)
 
 
 if __name__ == "__main__":
