@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use seclab::cluster::inventory::Inventory;
 use serde_json::{Value, json};
 use support::lab::{TestLab, admin, api, audited, key, labelled};
 
@@ -66,13 +67,9 @@ fn apply_killed_after(lab: &TestLab, after: usize) -> usize {
 async fn inventory(client: &kube::Client) -> BTreeSet<String> {
     let maps = api(client, "", "v1", "ConfigMap", Some(LAB));
     let Some(parent) = maps.get_opt(&format!("seclab-{LAB}")).await.unwrap() else { return BTreeSet::new() };
-    let text = parent.data["data"]["objects"].as_str().unwrap_or_default().to_owned();
-    text.lines()
-        .filter_map(|line| {
-            let [_, kind, namespace, name] = line.split(' ').collect::<Vec<_>>()[..] else { return None };
-            Some(key(kind, (namespace != "-").then_some(namespace), name))
-        })
-        .collect()
+    let mut listed = Inventory::new(LAB, LAB);
+    listed.read(&serde_json::to_value(&parent).unwrap());
+    listed.places().map(|(member, _)| key(&member.kind, member.namespace.as_deref(), &member.name)).collect()
 }
 
 #[test]
