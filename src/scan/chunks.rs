@@ -1,7 +1,7 @@
 //! A scan file cut into the raw bytes of each `<host>` element, for comparing two scans
 //! without parsing the hosts that did not change. Pure: works on bytes in memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 
 use memchr::memmem;
@@ -107,6 +107,8 @@ pub fn fingerprint(host: &[u8]) -> u64 {
 
 /// The hosts of `before` and `after` whose elements differ (pairs identical apart from their
 /// times are left out), parsed, after checking every byte of both files for well-formedness.
+/// A host listed more than once in either file is always parsed, every entry of it in both
+/// files: its entries pair in file order, as ndiff pairs them, not by content.
 /// A host identical in both files is checked once: in full in the earlier file, and in the
 /// later one only its start tag and `<times>` (the rest is the same bytes, in the same
 /// place). The checks run on two threads. An error says which scan it is in (`true`: the
@@ -120,12 +122,17 @@ pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec
         let later = scope.spawn(|| fingerprinted(after));
         (fingerprinted(before), later.join().expect("the fingerprinting thread does not panic"))
     });
+    let repeated = listed_twice(&earlier, &later);
     let mut unpaired: HashMap<u64, Vec<usize>> = HashMap::with_capacity(earlier.len());
     for (index, (fingerprint, _)) in earlier.iter().enumerate() {
         unpaired.entry(*fingerprint).or_default().push(index);
     }
     let (mut same, mut changed_after) = (Vec::new(), Vec::new());
     for (index, (fingerprint, host)) in later.iter().enumerate() {
+        if repeated.contains(addresses(host)) {
+            changed_after.push(index);
+            continue;
+        }
         let twin = unpaired.get_mut(fingerprint).and_then(|candidates| {
             let found = candidates.iter().position(|&i| earlier[i].1.same_as(host))?;
             Some(candidates.swap_remove(found))
@@ -177,6 +184,31 @@ pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec
         (earlier, later.join().unwrap_or_else(|_| Err((true, ScanError::Io("a parsing thread failed".into())))))
     });
     Ok((earlier?, later?))
+}
+
+/// The addresses of the hosts listed more than once in either file (see [`addresses`]).
+fn listed_twice<'a>(earlier: &[(u64, Parts<'a>)], later: &[(u64, Parts<'a>)]) -> HashSet<&'a [u8]> {
+    let mut repeated = HashSet::new();
+    for file in [earlier, later] {
+        let mut seen = HashSet::with_capacity(file.len());
+        for (_, host) in file {
+            let key = addresses(host);
+            if !seen.insert(key) {
+                repeated.insert(key);
+            }
+        }
+    }
+    repeated
+}
+
+/// A host's identity as its bytes say it: from its first `<address` to the end of its last
+/// one (nmap writes them together, after `<status>`); empty when it has none.
+fn addresses<'a>(host: &Parts<'a>) -> &'a [u8] {
+    let body = host.before_times;
+    let Some(first) = memmem::find(body, b"<address") else { return &[] };
+    let last = memmem::rfind(body, b"<address").unwrap_or(first);
+    let end = memchr::memchr(b'>', &body[last..]).map_or(body.len(), |e| last + e + 1);
+    &body[first..end]
 }
 
 /// Checks the parts of a host element that differ from its twin in the other file: the start
@@ -231,6 +263,21 @@ mod tests {
             br#"<host starttime="7" endtime="9"><status state="down"/><times srtt="8" rttvar="3" to="200"/></host>"#;
         assert_eq!(fingerprint(a), fingerprint(b));
         assert_ne!(fingerprint(a), fingerprint(c));
+    }
+
+    #[test]
+    fn a_host_listed_twice_is_parsed_in_both_files_whatever_its_entries_hold() {
+        let chunks = split(SCAN.as_bytes()).unwrap();
+        let host =
+            chunks.hosts.iter().map(|h| std::str::from_utf8(h).unwrap()).find(|h| h.contains("OpenSSH")).unwrap();
+        let other = host.replace("OpenSSH", "Dropbear");
+        // The same two entries, swapped: ndiff pairs them in file order and finds two changes.
+        let before = SCAN.replacen(host, &format!("{host}\n{other}"), 1);
+        let after = SCAN.replacen(host, &format!("{other}\n{host}"), 1);
+        let (a, b) = (split(before.as_bytes()).unwrap(), split(after.as_bytes()).unwrap());
+        let (earlier, later) = changed_hosts(&a, &b).unwrap();
+        assert_eq!((earlier.len(), later.len()), (2, 2));
+        assert!(earlier.iter().chain(&later).all(|h| h.primary_address() == earlier[0].primary_address()));
     }
 
     #[test]
