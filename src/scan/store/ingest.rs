@@ -95,7 +95,7 @@ struct Known {
     status: HostStatus,
     misses: u32,
     seen_scan_id: Option<i64>,
-    observation: Option<String>,
+    digest: Option<String>,
 }
 
 /// A host sighted in this scan, about to be written.
@@ -103,6 +103,7 @@ struct Sighted<'a> {
     address: &'a str,
     status: HostStatus,
     observation: String,
+    digest: String,
     changed: bool,
 }
 
@@ -300,34 +301,46 @@ impl Store {
             return Ok(());
         }
         let known = self.known(tx, group, &covered).await?;
+        let newly_covered = |host: &Host| previous.is_some_and(|p| !p.covers(host));
+        let mut observed = Vec::with_capacity(covered.len());
+        for (_, host) in &covered {
+            let observation = serde_json::to_string(host).map_err(|e| StoreError::Query(e.to_string()))?;
+            let digest = digest(&observation);
+            observed.push((observation, digest));
+        }
+        // The last observation, read back only where the digest says the host changed. A host
+        // the previous scan did not cover starts afresh, as in a baseline.
+        let changed: Vec<&str> = covered
+            .iter()
+            .zip(&observed)
+            .filter(|((address, host), (_, digest))| {
+                known.get(address.as_str()).is_some_and(|known| {
+                    known.seen_scan_id != Some(scan_id) && known.digest.as_ref() != Some(digest) && !newly_covered(host)
+                })
+            })
+            .map(|((address, _), _)| address.as_str())
+            .collect();
+        let last = self.last_observations(tx, group, &changed).await?;
         let mut sighted = Vec::with_capacity(covered.len());
         let mut events = Vec::new();
-        for (address, host) in &covered {
-            let newly_covered = previous.is_some_and(|p| !p.covers(host));
-            let observation = serde_json::to_string(host).map_err(|e| StoreError::Query(e.to_string()))?;
+        for ((address, host), (observation, digest)) in covered.iter().zip(observed) {
+            let newly_covered = newly_covered(host);
             let Some(known) = known.get(address.as_str()) else {
                 let transition = state::next(None, Sighting::Seen { changed: false }, group.down_after);
                 if let Some(event) = transition.event.filter(|_| !newly_covered) {
                     events.push(status_event(address, event, Some(host)));
                 }
-                sighted.push(Sighted { address, status: transition.status, observation, changed: false });
+                sighted.push(Sighted { address, status: transition.status, observation, digest, changed: false });
                 continue;
             };
             if known.seen_scan_id == Some(scan_id) {
                 continue;
             }
-            // A host the previous scan did not cover starts afresh, as in a baseline. One whose
-            // observation is the same but for its times has not changed: not parsed again.
-            let last = known.observation.as_deref().filter(|_| !newly_covered);
-            let changes: Vec<Change> = match last {
-                Some(last) if without_times(last) == without_times(&observation) => Vec::new(),
-                Some(last) => match serde_json::from_str::<Host>(last) {
-                    Ok(last) => {
-                        compare_host(Some(&last), Some(host), noise).changes.into_iter().filter(alertable).collect()
-                    }
-                    Err(_) => Vec::new(),
-                },
-                None => Vec::new(),
+            let changes: Vec<Change> = match last.get(address.as_str()).map(|last| serde_json::from_str::<Host>(last)) {
+                Some(Ok(last)) => {
+                    compare_host(Some(&last), Some(host), noise).changes.into_iter().filter(alertable).collect()
+                }
+                _ => Vec::new(),
             };
             let before = (!newly_covered).then_some((known.status, known.misses));
             let transition = state::next(before, Sighting::Seen { changed: !changes.is_empty() }, group.down_after);
@@ -335,7 +348,8 @@ impl Store {
                 events.push(status_event(address, event, Some(host)));
             }
             events.extend(changes.iter().map(|change| change_event(address, change)));
-            sighted.push(Sighted { address, status: transition.status, observation, changed: !changes.is_empty() });
+            let changed = !changes.is_empty();
+            sighted.push(Sighted { address, status: transition.status, observation, digest, changed });
         }
         self.store_sighted(tx, group, scan_id, &sighted).await?;
         sink.ingested.hosts_up += sighted.len() as u64;
@@ -356,9 +370,7 @@ impl Store {
         let group_id = placeholders.next().unwrap_or_default();
         let list = placeholders.collect::<Vec<_>>().join(", ");
         let sql = format!(
-            "SELECT h.address, h.status, h.misses, h.seen_scan_id, o.host FROM hosts h \
-             LEFT JOIN observations o ON o.scan_id = h.seen_scan_id AND o.address = h.address \
-             WHERE h.group_id = {group_id} AND h.address IN ({list})"
+            "SELECT address, status, misses, seen_scan_id, digest FROM hosts WHERE group_id = {group_id} AND address IN ({list})"
         );
         // Not prepared once for the transaction: its best plan changes as the table fills.
         let mut query = sqlx::query(&sql).persistent(false).bind(group.id);
@@ -370,10 +382,38 @@ impl Store {
             let status: HostStatus = row.try_get::<String, _>(1)?.parse().map_err(StoreError::Query)?;
             let misses = u32::try_from(row.try_get::<i64, _>(2)?).unwrap_or(u32::MAX);
             let seen_scan_id = row.try_get::<Option<i64>, _>(3)?;
-            let observation = row.try_get::<Option<String>, _>(4)?;
-            known.insert(row.try_get::<String, _>(0)?, Known { status, misses, seen_scan_id, observation });
+            let digest = row.try_get::<Option<String>, _>(4)?;
+            known.insert(row.try_get::<String, _>(0)?, Known { status, misses, seen_scan_id, digest });
         }
         Ok(known)
+    }
+
+    /// The last observation of each host of `addresses` (JSON), by address: one query.
+    async fn last_observations(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        group: &Group,
+        addresses: &[&str],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        if addresses.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut placeholders = self.params.placeholders(1, addresses.len() + 1);
+        let group_id = placeholders.next().unwrap_or_default();
+        let list = placeholders.collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT h.address, o.host FROM hosts h JOIN observations o ON o.scan_id = h.seen_scan_id AND o.address = h.address \
+             WHERE h.group_id = {group_id} AND h.address IN ({list})"
+        );
+        let mut query = sqlx::query(&sql).persistent(false).bind(group.id);
+        for address in addresses {
+            query = query.bind(*address);
+        }
+        let mut last = HashMap::with_capacity(addresses.len());
+        for row in query.fetch_all(&mut **tx).await? {
+            last.insert(row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?);
+        }
+        Ok(last)
     }
 
     /// Writes hosts seen in scan `scan_id` (added, or updated: seen now, not missed) and their
@@ -390,11 +430,11 @@ impl Store {
         }
         let now = now();
         let sql = format!(
-            "INSERT INTO hosts (group_id, address, status, first_scan_id, seen_scan_id, last_seen_at, changed_scan_id) \
+            "INSERT INTO hosts (group_id, address, status, first_scan_id, seen_scan_id, last_seen_at, changed_scan_id, digest) \
              VALUES {} ON CONFLICT (group_id, address) DO UPDATE SET status = excluded.status, misses = 0, \
-             seen_scan_id = excluded.seen_scan_id, last_seen_at = excluded.last_seen_at, \
+             seen_scan_id = excluded.seen_scan_id, last_seen_at = excluded.last_seen_at, digest = excluded.digest, \
              changed_scan_id = COALESCE(excluded.changed_scan_id, hosts.changed_scan_id)",
-            self.params.rows(sighted.len(), 7)
+            self.params.rows(sighted.len(), 8)
         );
         let mut query = sqlx::query(&sql).persistent(false);
         for host in sighted {
@@ -405,7 +445,8 @@ impl Store {
                 .bind(scan_id)
                 .bind(scan_id)
                 .bind(now)
-                .bind(host.changed.then_some(scan_id));
+                .bind(host.changed.then_some(scan_id))
+                .bind(&host.digest);
         }
         query.execute(&mut **tx).await?;
         let sql =
@@ -524,11 +565,12 @@ impl Store {
     }
 }
 
-/// A stored observation without its times (the last field, never compared): two hosts whose
-/// observations are the same without them have not changed. (`,"times":` cannot occur inside
-/// a JSON string, whose quotes are escaped.)
-fn without_times(observation: &str) -> &str {
-    observation.rfind(",\"times\":").map_or(observation, |at| &observation[..at])
+/// The digest of an observation without its times (the last field, never compared): two
+/// observations with the same digest say the same of their host. (`,"times":` cannot occur
+/// inside a JSON string, whose quotes are escaped.)
+fn digest(observation: &str) -> String {
+    let without_times = observation.rfind(",\"times\":").map_or(observation, |at| &observation[..at]);
+    hex::encode(&Sha256::digest(without_times.as_bytes())[..16])
 }
 
 /// Changes worth an alert: ports, services, names, addresses and OS; not script output
@@ -706,4 +748,21 @@ fn content_hash(path: &Path) -> std::io::Result<String> {
         hasher.update(&buf[..n]);
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_digest_ignores_the_times_and_nothing_else() {
+        let host = |product: &str, start: i64| {
+            let json = serde_json::json!({ "state": "up", "addresses": [{ "addr": "127.0.0.2", "kind": "ipv4" }],
+                "ports": [{ "product": product }], "times": { "start": start, "end": start + 5 } });
+            json.to_string()
+        };
+        assert_eq!(digest(&host("OpenSSH", 1)), digest(&host("OpenSSH", 2)));
+        assert_ne!(digest(&host("OpenSSH", 1)), digest(&host("Dropbear", 1)));
+        assert_eq!(digest(&host("OpenSSH", 1)).len(), 32);
+    }
 }
