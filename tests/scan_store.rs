@@ -297,32 +297,32 @@ fn scan_database_on_postgresql() {
     scenario(Some(postgres.url.clone()));
 }
 
-/// A scan of more hosts than ingest writes in one batch (500): every host stored once, the
+/// A scan of more hosts than ingest writes in one batch (2,000): every host stored once, the
 /// host nmap lists at the start and again at the end of the file merged into one, and the
 /// next scan's changes found in the first batch, the last one and the merged host.
 fn batches_scenario(database_url: Option<String>) {
     let lab = Lab::new(database_url, 0);
     let file = lab.dir.path().join("seclab.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, text.replace("targets: [127.0.0.2-4]", "targets: [127.0.0.2-4, 127.1.0.0/22]")).unwrap();
+    std::fs::write(&file, text.replace("targets: [127.0.0.2-4]", "targets: [127.0.0.2-4, 127.1.0.0/21]")).unwrap();
     let (p1, _) = lab.ports;
     let scan_of = |name: &str, open: &[Ipv4Addr]| {
         let _running: Vec<Service> = open.iter().map(|address| Service::start(*address, p1, FTP)).collect();
         std::fs::create_dir_all(lab.group_dir()).unwrap();
-        scan(&["127.0.0.3", "127.1.0.0/22", "127.0.0.3"], &[p1], &lab.group_dir().join(name));
+        scan(&["127.0.0.3", "127.1.0.0/22", "127.1.4.0/22", "127.0.0.3"], &[p1], &lab.group_dir().join(name));
     };
-    let (first, last, twice) = (Ipv4Addr::new(127, 1, 0, 10), Ipv4Addr::new(127, 1, 3, 200), ip(3));
+    let (first, last, twice) = (Ipv4Addr::new(127, 1, 0, 10), Ipv4Addr::new(127, 1, 7, 200), ip(3));
     scan_of("01.xml", &[]);
     let listed = std::fs::read_to_string(lab.group_dir().join("01.xml")).unwrap();
     assert_eq!(listed.matches("addr=\"127.0.0.3\"").count(), 2, "nmap lists the repeated target twice");
     let (code, out) = lab.ingest();
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("baseline: 1025 hosts up"), "1,024 hosts and 127.0.0.3 once: {out}");
+    assert!(out.contains("baseline: 2049 hosts up"), "2,048 hosts and 127.0.0.3 once: {out}");
 
     scan_of("02.xml", &[first, last, twice]);
     let (code, out) = lab.ingest();
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("ingested: 1025 hosts up, 3 changes, 6 alerts queued"), "{out}");
+    assert!(out.contains("ingested: 2049 hosts up, 3 changes, 6 alerts queued"), "{out}");
     for address in [first, last, twice] {
         assert_eq!(lab.host_status(&address.to_string()), "changed", "{address}: {out}");
     }
