@@ -11,7 +11,50 @@ use tower::{Layer, Service};
 
 /// Told of every request when its answer arrives: the verb and the status code (0 when no
 /// answer came).
-pub type RequestObserver = Arc<dyn Fn(&'static str, u16) + Send + Sync>;
+pub type RequestObserver = Arc<dyn Fn(Verb, u16) + Send + Sync>;
+
+/// What a request does, as the API server's audit log names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verb {
+    /// Reads one object.
+    Get,
+    /// Reads a collection.
+    List,
+    /// Follows a collection's changes.
+    Watch,
+    /// Creates an object.
+    Create,
+    /// A server-side apply.
+    Apply,
+    /// Any other patch.
+    Patch,
+    /// Replaces an object.
+    Update,
+    /// Deletes an object.
+    Delete,
+    /// A dry-run of a write, which changes nothing.
+    DryRun,
+    /// Anything else.
+    Other,
+}
+
+impl Verb {
+    /// The audit log's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::List => "list",
+            Self::Watch => "watch",
+            Self::Create => "create",
+            Self::Apply => "apply",
+            Self::Patch => "patch",
+            Self::Update => "update",
+            Self::Delete => "delete",
+            Self::DryRun => "dryrun",
+            Self::Other => "other",
+        }
+    }
+}
 
 /// The layer that tells a [`RequestObserver`] of every request.
 #[derive(Clone)]
@@ -59,28 +102,27 @@ where
     }
 }
 
-/// The audit log's verb of a request: `get`, `list`, `watch`, `create`, `apply`, `patch`,
-/// `update`, `delete`, or `dryrun` for a dry-run (which changes nothing).
-fn verb<B>(request: &Request<B>) -> &'static str {
+/// The audit log's verb of a request.
+fn verb<B>(request: &Request<B>) -> Verb {
     let query = request.uri().query().unwrap_or_default();
     let has = |name: &str| query.split('&').any(|pair| pair.split('=').next() == Some(name));
     match *request.method() {
-        Method::GET if query.split('&').any(|p| p == "watch=true" || p == "watch=1") => "watch",
-        Method::GET if names_a_collection(request.uri().path()) => "list",
-        Method::GET => "get",
-        _ if has("dryRun") => "dryrun",
+        Method::GET if query.split('&').any(|p| p == "watch=true" || p == "watch=1") => Verb::Watch,
+        Method::GET if names_a_collection(request.uri().path()) => Verb::List,
+        Method::GET => Verb::Get,
+        _ if has("dryRun") => Verb::DryRun,
         Method::PATCH => {
             let content_type = request.headers().get(http::header::CONTENT_TYPE);
             if content_type.is_some_and(|t| t.as_bytes().starts_with(b"application/apply-patch")) {
-                "apply"
+                Verb::Apply
             } else {
-                "patch"
+                Verb::Patch
             }
         }
-        Method::POST => "create",
-        Method::PUT => "update",
-        Method::DELETE => "delete",
-        _ => "other",
+        Method::POST => Verb::Create,
+        Method::PUT => Verb::Update,
+        Method::DELETE => Verb::Delete,
+        _ => Verb::Other,
     }
 }
 
@@ -142,7 +184,7 @@ mod tests {
             (Method::DELETE, "/api/v1/namespaces/n/services/s", None, "delete"),
         ];
         for (method, uri, content_type, expected) in cases {
-            assert_eq!(verb(&request(method, uri, content_type)), expected, "{uri}");
+            assert_eq!(verb(&request(method, uri, content_type)).as_str(), expected, "{uri}");
         }
     }
 }

@@ -111,16 +111,15 @@ impl Lab {
                 _ => true,
             })
             .filter_map(|(path, secret)| {
-                let reason = match secret {
-                    SecretSource::Env(var) => std::env::var_os(var)
-                        .is_none()
-                        .then(|| format!("`env:{var}`: the environment variable {var} is not set")),
-                    SecretSource::File(file) => std::fs::metadata(base.join(file))
-                        .err()
-                        .map(|e| format!("`file:{file}`: cannot read {}: {e}", base.join(file).display())),
-                    _ => None,
+                // Resolved as apply resolves it; a `secretRef` lives in the cluster, not here.
+                let reason = match secret.resolve(base).err()? {
+                    ResolveError::Unset(var) => format!("`env:{var}`: the environment variable {var} is not set"),
+                    ResolveError::Unreadable { path: file, source } => {
+                        format!("`file:{file}`: cannot read {}: {source}", base.join(&file).display())
+                    }
+                    ResolveError::InCluster { .. } | ResolveError::Literal => return None,
                 };
-                reason.map(|reason| format!("{path}: {reason}"))
+                Some(format!("{path}: {reason}"))
             })
             .collect()
     }

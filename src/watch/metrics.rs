@@ -11,6 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::cluster::requests::Verb;
+
 use crate::scan::alerts::Attempt;
 
 /// Label values that are one of a few words, each written as its metric says it.
@@ -94,11 +96,17 @@ pub struct StateLabel {
     pub state: ObjectState,
 }
 
+impl EncodeLabelValue for Verb {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        encoder.write_str(self.as_str())
+    }
+}
+
 /// `verb` and `code` labels of a request to the API server.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// The verb, as the audit log names it (`get`, `list`, `watch`, `apply`, `dryrun`...).
-    pub verb: String,
+    pub verb: Verb,
     /// The HTTP status code, `0` when no answer came.
     pub code: String,
 }

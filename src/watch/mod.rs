@@ -107,7 +107,7 @@ pub async fn run(
     let context = settings.context.as_deref().or(lab.spec().cluster.context.as_deref());
     let counted = shared.clone();
     let observer: RequestObserver = Arc::new(move |verb, code| {
-        let labels = RequestLabels { verb: verb.to_owned(), code: code.to_string() };
+        let labels = RequestLabels { verb, code: code.to_string() };
         counted.metrics.api_requests.get_or_create(&labels).inc();
         if code != 0 {
             counted.answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
