@@ -40,32 +40,6 @@ fresh_cluster() {
   settle
 }
 
-# writes FROM [USER]: write requests in the audit log after byte FROM (dry runs excluded),
-# by USER; without USER, by anyone but the fake nodes' heartbeats and events.
-writes() {
-  python3 - "$audit" "$@" <<'PY'
-import json, sys
-path, start, user = sys.argv[1], int(sys.argv[2]), (sys.argv[3:] or [None])[0]
-n = 0
-with open(path, "rb") as f:
-    f.seek(start)
-    for line in f:
-        try:
-            e = json.loads(line)
-        except ValueError:  # a line cut by the size taken mid-write
-            continue
-        if e["verb"] not in ("create", "update", "patch", "delete", "deletecollection"):
-            continue
-        if "dryRun" in e["requestURI"]:
-            continue
-        if user is not None:
-            n += e["user"]["username"] == user
-        else:
-            n += e.get("objectRef", {}).get("resource") not in ("leases", "events", "nodes")
-print(n)
-PY
-}
-
 # Before each measure, wait until the controllers are done with what came before (start-up,
 # ReplicaSets for the Deployments just applied, PV binding...): no write for 3 s, then the
 # control plane using under a fifth of a core for 2 s.

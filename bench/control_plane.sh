@@ -1,5 +1,5 @@
-# Sourced by the benchmarks: the test control plane's CPU use (scripts/testcluster, with
-# SECLAB_TESTCLUSTER_DIR set).
+# Sourced by the benchmarks: the test control plane's CPU use and the writes in its audit log
+# (scripts/testcluster, with SECLAB_TESTCLUSTER_DIR set and its env sourced).
 
 hz=$(getconf CLK_TCK)
 
@@ -22,4 +22,30 @@ wait_idle() {
     sleep 2
     (($(cpu_ticks) - ticks < 2 * hz / 5)) && break
   done
+}
+
+# writes FROM [USER]: write requests in the audit log after byte FROM (dry runs excluded),
+# by USER; without USER, by anyone but the fake nodes' heartbeats and events.
+writes() {
+  python3 - "$SECLAB_TESTCLUSTER_AUDIT_LOG" "$@" <<'PY'
+import json, sys
+path, start, user = sys.argv[1], int(sys.argv[2]), (sys.argv[3:] or [None])[0]
+n = 0
+with open(path, "rb") as f:
+    f.seek(start)
+    for line in f:
+        try:
+            e = json.loads(line)
+        except ValueError:  # a line cut by the size taken mid-write
+            continue
+        if e["verb"] not in ("create", "update", "patch", "delete", "deletecollection"):
+            continue
+        if "dryRun" in e["requestURI"]:
+            continue
+        if user is not None:
+            n += e["user"]["username"] == user
+        else:
+            n += e.get("objectRef", {}).get("resource") not in ("leases", "events", "nodes")
+print(n)
+PY
 }

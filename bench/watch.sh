@@ -42,22 +42,7 @@ for i in 1 2 3 4 5; do
   /usr/bin/time -f '%e' -o "$work/reapply-$i.time" "$seclab" --kubeconfig "$admin" -f "$work/lab.yaml" apply --yes >/dev/null
 done
 sleep 1 # an audit event is written once its response is complete
-# Write requests the re-applies sent (dry runs excluded), from the audit log.
-reapply_writes=$(python3 - "$SECLAB_TESTCLUSTER_AUDIT_LOG" "$audit_from" <<'PY'
-import json, sys
-n = 0
-with open(sys.argv[1], "rb") as f:
-    f.seek(int(sys.argv[2]))
-    for line in f:
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        write = e["verb"] in ("create", "update", "patch", "delete", "deletecollection")
-        n += write and "dryRun" not in e["requestURI"] and e["user"]["username"] == "admin"
-print(n)
-PY
-)
+reapply_writes=$(writes "$audit_from" admin)
 
 echo "== seclab watch" >&2
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreError, now};
+use super::{ParamStyle, Store, StoreError, now};
 use crate::scan::coverage::{Coverage, CoverageSpec};
 use crate::scan::diff::{Change, NoisePolicy, PortChangeKind, compare_host, listed_ports};
 
@@ -259,8 +259,10 @@ impl Store {
             Ok(read) => read,
             Err(error) => return Ok(Err(error)),
         };
-        for batch in merged.chunks(BATCH) {
-            self.seen(&mut tx, group, previous.as_ref(), batch.to_vec(), noise, &mut sink).await?;
+        let mut merged = merged.into_iter().peekable();
+        while merged.peek().is_some() {
+            let batch = merged.by_ref().take(BATCH).collect();
+            self.seen(&mut tx, group, previous.as_ref(), batch, noise, &mut sink).await?;
         }
         self.missed(&mut tx, group, &mut sink).await?;
         sqlx::query("UPDATE scans SET finished_at = $1, hosts_up = $2 WHERE id = $3")
@@ -366,11 +368,9 @@ impl Store {
         group: &Group,
         hosts: &[(String, Host)],
     ) -> Result<HashMap<String, Known>, StoreError> {
-        let mut placeholders = self.params.placeholders(1, hosts.len() + 1);
-        let group_id = placeholders.next().unwrap_or_default();
-        let list = placeholders.collect::<Vec<_>>().join(", ");
         let sql = format!(
-            "SELECT address, status, misses, seen_scan_id, digest FROM hosts WHERE group_id = {group_id} AND address IN ({list})"
+            "SELECT h.address, h.status, h.misses, h.seen_scan_id, h.digest FROM hosts h WHERE {}",
+            of_group(self.params, hosts.len())
         );
         // Not prepared once for the transaction: its best plan changes as the table fills.
         let mut query = sqlx::query(&sql).persistent(false).bind(group.id);
@@ -398,12 +398,10 @@ impl Store {
         if addresses.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut placeholders = self.params.placeholders(1, addresses.len() + 1);
-        let group_id = placeholders.next().unwrap_or_default();
-        let list = placeholders.collect::<Vec<_>>().join(", ");
         let sql = format!(
             "SELECT h.address, o.host FROM hosts h JOIN observations o ON o.scan_id = h.seen_scan_id AND o.address = h.address \
-             WHERE h.group_id = {group_id} AND h.address IN ({list})"
+             WHERE {}",
+            of_group(self.params, addresses.len())
         );
         let mut query = sqlx::query(&sql).persistent(false).bind(group.id);
         for address in addresses {
@@ -563,6 +561,14 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The condition selecting `count` hosts `h` of a group: the group's id is bound first, then
+/// the addresses.
+fn of_group(params: ParamStyle, count: usize) -> String {
+    let mut placeholders = params.placeholders(count + 1);
+    let group_id = placeholders.next().unwrap_or_default();
+    format!("h.group_id = {group_id} AND h.address IN ({})", placeholders.collect::<Vec<_>>().join(", "))
 }
 
 /// The digest of an observation without its times (the last field, never compared): two

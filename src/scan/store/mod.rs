@@ -63,9 +63,9 @@ enum ParamStyle {
 }
 
 impl ParamStyle {
-    /// The placeholders of `count` parameters, numbered from `from` (1 is the first).
-    fn placeholders(self, from: usize, count: usize) -> impl Iterator<Item = String> {
-        (from..from + count).map(move |n| match self {
+    /// The placeholders of a statement's `count` parameters, in the order they are bound.
+    fn placeholders(self, count: usize) -> impl Iterator<Item = String> {
+        (1..=count).map(move |n| match self {
             Self::Numbered => format!("${n}"),
             Self::Positional => "?".to_owned(),
         })
@@ -73,7 +73,7 @@ impl ParamStyle {
 
     /// `rows` rows of `width` parameters each, bound row by row: `($1, $2), ($3, $4)`.
     fn rows(self, rows: usize, width: usize) -> String {
-        let mut placeholders = self.placeholders(1, rows * width);
+        let mut placeholders = self.placeholders(rows * width);
         let row = |_| format!("({})", placeholders.by_ref().take(width).collect::<Vec<_>>().join(", "));
         (0..rows).map(row).collect::<Vec<_>>().join(", ")
     }
@@ -213,7 +213,7 @@ mod tests {
     fn placeholders_are_numbered_for_postgresql_and_positional_for_sqlite() {
         assert_eq!(ParamStyle::Numbered.rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(ParamStyle::Positional.rows(2, 2), "(?, ?), (?, ?)");
-        assert_eq!(ParamStyle::Numbered.placeholders(2, 2).collect::<Vec<_>>(), ["$2", "$3"]);
+        assert_eq!(ParamStyle::Numbered.placeholders(2).collect::<Vec<_>>(), ["$1", "$2"]);
     }
 
     #[test]
