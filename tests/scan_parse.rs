@@ -3,6 +3,7 @@
 mod support;
 
 use proptest::prelude::*;
+use seclab::scan::chunks;
 use seclab::scan::parse::{ScanError, read_scan};
 
 /// A real nmap scan of two loopback hosts (one with an SSH banner service).
@@ -326,5 +327,108 @@ fn a_huge_text_is_refused() {
     match read_scan(huge.as_bytes()) {
         Err(ScanError::Malformed { message, .. }) => assert!(message.contains("one text is 3 MiB long"), "{message}"),
         other => panic!("accepted or wrongly refused: {:?}", other.map(|s| s.hosts.len())),
+    }
+}
+
+/// A real `nmap -sV -O --traceroute` scan of a loopback host (an HTTP server, a service nmap
+/// does not know, so a `servicefp`, and a closed port), and the same command run again.
+const OS_SCAN: &str = include_str!("fixtures/loopback-os.xml");
+const OS_SCAN_AGAIN: &str = include_str!("fixtures/loopback-os-again.xml");
+
+/// The first OS scan, and the same host unchanged as a later scan writes it: every part nmap
+/// writes anew on each scan (the start tag's times, the service fingerprint's date, the
+/// random closed UDP port OS detection used, the OS fingerprint, uptime, TCP sequence and
+/// timestamp values, `<times>`) taken from the real second scan, and a traceroute (nmap
+/// writes none for loopback) with another round-trip time.
+fn rescanned() -> (String, String) {
+    let trace = |rtt: &str| {
+        format!("<trace port=\"18082\" proto=\"tcp\">\n<hop ttl=\"1\" ipaddr=\"127.0.0.1\" rtt=\"{rtt}\"/>\n</trace>\n")
+    };
+    let before = OS_SCAN.replacen("<times ", &format!("{}<times ", trace("0.05")), 1);
+    let mut after = OS_SCAN.replacen("<times ", &format!("{}<times ", trace("0.09")), 1);
+    let lines = ["<host ", "<portused state=\"closed\" proto=\"udp\"", "<osfingerprint ", "<uptime ", "<tcpsequence "];
+    for prefix in lines.into_iter().chain(["<tcptssequence ", "<times "]) {
+        let line = |scan: &str| scan.lines().find(|l| l.starts_with(prefix)).unwrap().to_owned();
+        assert_ne!(line(OS_SCAN), line(OS_SCAN_AGAIN), "{prefix}");
+        after = after.replacen(&line(OS_SCAN), &line(OS_SCAN_AGAIN), 1);
+    }
+    let fingerprint = |scan: &str| {
+        let start = scan.find("servicefp=\"").unwrap() + "servicefp=\"".len();
+        scan[start..start + scan[start..].find('"').unwrap()].to_owned()
+    };
+    assert_ne!(fingerprint(OS_SCAN), fingerprint(OS_SCAN_AGAIN));
+    after = after.replacen(&fingerprint(OS_SCAN), &fingerprint(OS_SCAN_AGAIN), 1);
+    (before, after)
+}
+
+/// The hosts `scan diff` parses as changed, counted per file.
+fn changed(before: &str, after: &str) -> Result<(usize, usize), ScanError> {
+    let (a, b) = (chunks::split(before.as_bytes())?, chunks::split(after.as_bytes())?);
+    let (earlier, later) = chunks::changed_hosts(&a, &b).map_err(|(_, e)| e)?;
+    Ok((earlier.len(), later.len()))
+}
+
+/// A host as the comparison sees it: without its times.
+fn untimed(scan: &str) -> seclab::scan::model::Host {
+    let mut host = read_scan(scan.as_bytes()).unwrap().hosts.remove(0);
+    host.times = None;
+    host
+}
+
+#[test]
+fn a_host_rescanned_unchanged_is_not_parsed_though_nmap_rewrote_its_volatile_parts() {
+    let (before, after) = rescanned();
+    assert_eq!(changed(&before, &after).unwrap(), (0, 0));
+    assert_eq!(untimed(&before), untimed(&after), "the parser agrees: the same host but for its times");
+    // The real second scan also changed what the comparison reads: OS match accuracies and
+    // order, a script. Parsed.
+    assert_eq!(changed(OS_SCAN, OS_SCAN_AGAIN).unwrap(), (1, 1));
+    // Next to a volatile part, what the comparison reads still counts: the host's
+    // `timedout`, a service's name in the tag that holds the fingerprint, a hop that is an
+    // address, an OS match.
+    let start = after.find("<host ").unwrap() + "<host ".len();
+    let timed_out = format!("{}timedout=\"true\" {}", &after[..start], &after[start..]);
+    let renamed = after.replacen("<service name=\"unknown\" servicefp=", "<service name=\"unkn0wn\" servicefp=", 1);
+    let hop = after.replacen("<hop ttl=\"1\"", "<address addr=\"127.0.0.9\" addrtype=\"ipv4\"/><hop ttl=\"1\"", 1);
+    let os = after.replacen("<uptime ", "<osmatch name=\"Plan 9\" accuracy=\"99\" line=\"1\"/>\n<uptime ", 1);
+    for (case, later) in [("timedout", timed_out), ("service", renamed), ("hop", hop), ("os", os)] {
+        assert_ne!(untimed(&before), untimed(&later), "{case}");
+        assert_eq!(changed(&before, &later).unwrap(), (1, 1), "{case}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Markup put into the rescanned host, anywhere or where its volatile parts are: the
+    /// comparison rejects exactly what strict XML rejects, and a host it leaves unparsed is the
+    /// same host to the parser, but for its times.
+    #[test]
+    fn a_rescanned_host_is_checked_wherever_it_differs_from_its_twin(
+        at in 0usize..100_000, piece in 0..MARKUP.len(), replace in 0usize..3, volatile_part in any::<bool>()
+    ) {
+        let (before, after) = rescanned();
+        let host = after.find("<host ").unwrap();
+        let end = after.find("</host>").unwrap();
+        let from = if volatile_part { after.find("</ports>").unwrap() } else { host + 1 };
+        let mut at = from + at % (end - from);
+        while !after.is_char_boundary(at) {
+            at -= 1;
+        }
+        let cut = (at + replace).min(end);
+        let cut = (cut..=end).find(|c| after.is_char_boundary(*c)).unwrap();
+        let mutated = format!("{}{}{}", &after[..at], MARKUP[piece], &after[cut..]);
+        let element = &mutated[host..mutated.rfind("</host>").unwrap() + "</host>".len()];
+        let strict = roxmltree::Document::parse(element).is_ok();
+        match changed(&before, &mutated) {
+            Ok(counts) => {
+                prop_assert!(strict, "compared a host strict XML rejects:\n{}", element);
+                if counts == (0, 0) {
+                    prop_assert_eq!(untimed(&before), untimed(&mutated), "left unparsed:\n{}", element);
+                }
+            }
+            Err(error @ ScanError::Malformed { .. }) => prop_assert!(!strict, "{} for\n{}", error, element),
+            Err(_) => prop_assert!(strict, "only a well-formed host may be wrong otherwise"),
+        }
     }
 }

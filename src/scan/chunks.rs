@@ -2,12 +2,15 @@
 //! without parsing the hosts that did not change. Pure: works on bytes in memory.
 
 use std::collections::{HashMap, HashSet};
+
+/// A set hashed with foldhash: the keys are a scan's own bytes, hashed by the hundred thousand.
+type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 use std::hash::{BuildHasher, Hasher};
 
 use memchr::memmem;
 
 use super::model::{Host, RunInfo, RunStats};
-use super::parse::{ScanError, ScanReader, check_element, check_tag};
+use super::parse::{ScanError, ScanReader, check_element, tag_end, values_of};
 
 /// A scan file split into its hosts' raw XML and the document around them.
 pub struct Chunks<'a> {
@@ -63,73 +66,182 @@ pub fn split(bytes: &[u8]) -> Result<Chunks<'_>, ScanError> {
     Ok(Chunks { file: bytes, hosts, info, stats })
 }
 
-/// A host element without what changes on every scan of an unchanged host: its start tag
-/// (start and end times), the part before `<times>`, the `<times>` element, the part after.
-struct Parts<'a> {
-    start_tag: &'a [u8],
-    before_times: &'a [u8],
-    times: &'a [u8],
-    after_times: &'a [u8],
+/// Elements nmap writes anew on every scan of a host that did not change, and that the
+/// comparison does not read (`<times>` it reads and does not compare): the round-trip times,
+/// OS detection's uptime guess, distance, sequence probes, fingerprint and the ports it
+/// used, and the traceroute with its hops. Other elements the comparison ignores (`<cpe>`,
+/// `<osclass>`, a script's `<elem>`) stay: nmap writes them the same on every scan.
+const VOLATILE_ELEMENTS: [&[u8]; 10] = [
+    b"times",
+    b"uptime",
+    b"distance",
+    b"tcpsequence",
+    b"ipidsequence",
+    b"tcptssequence",
+    b"osfingerprint",
+    b"portused",
+    b"trace",
+    b"hop",
+];
+
+/// The searches [`parts`] makes in every host, built once.
+struct Finders {
+    comment_or_cdata: memmem::Finder<'static>,
+    instruction: memmem::Finder<'static>,
+    service_fingerprint: memmem::Finder<'static>,
+    ports_end: memmem::FinderRev<'static>,
+    address: memmem::Finder<'static>,
 }
 
-fn parts<'a>(host: &'a [u8], times: &memmem::Finder<'_>) -> Parts<'a> {
-    let tag_end = memchr::memchr(b'>', host).map_or(0, |end| end + 1);
-    let (start_tag, body) = host.split_at(tag_end);
-    match times.find(body) {
-        Some(start) => {
-            let end = memchr::memchr(b'>', &body[start..]).map_or(body.len(), |e| start + e + 1);
-            Parts { start_tag, before_times: &body[..start], times: &body[start..end], after_times: &body[end..] }
+impl Finders {
+    fn new() -> Self {
+        Self {
+            comment_or_cdata: memmem::Finder::new(b"<!"),
+            instruction: memmem::Finder::new(b"<?"),
+            service_fingerprint: memmem::Finder::new(b" servicefp="),
+            ports_end: memmem::FinderRev::new(b"</ports>"),
+            address: memmem::Finder::new(b"<address"),
         }
-        None => Parts { start_tag, before_times: body, times: &[], after_times: &[] },
     }
 }
 
-impl Parts<'_> {
-    /// A fingerprint of what an unchanged host keeps from one scan to the next.
+/// A host element and the spans of it that change on every scan of a host that did not
+/// change (in file order, apart): the start tag's `starttime` and `endtime` values, each
+/// `<service>`'s `servicefp` value (it holds the date), and the [`VOLATILE_ELEMENTS`]. A span
+/// is only cut out where it is well-formed by itself, so a host whose other parts are the
+/// same bytes as a well-formed twin's is well-formed too, and parses to the same host but
+/// for its times.
+struct Parts<'a> {
+    host: &'a [u8],
+    /// The host's identity as its bytes say it (see [`addresses`]).
+    addresses: &'a [u8],
+    volatile: Vec<std::ops::Range<usize>>,
+}
+
+/// Cuts `host` into [`Parts`]. A host holding a comment, CDATA or a processing instruction
+/// (nmap writes none) is kept whole: a span found inside one would not be markup.
+fn parts<'a>(host: &'a [u8], finders: &Finders) -> Parts<'a> {
+    let (mut volatile, addresses) = (Vec::new(), addresses(host, &finders.address));
+    if finders.comment_or_cdata.find(host).is_some() || finders.instruction.find(host).is_some() {
+        return Parts { host, addresses, volatile };
+    }
+    let Some(start_tag) = tag_end(host) else { return Parts { host, addresses, volatile } };
+    let values = |tag: std::ops::Range<usize>, names: &[&str], volatile: &mut Vec<std::ops::Range<usize>>| {
+        let found = volatile.len();
+        let start = tag.start;
+        if !values_of(&host[tag], names, |value| volatile.push(start + value.start..start + value.end)) {
+            volatile.truncate(found);
+        }
+    };
+    values(0..start_tag + 1, &["starttime", "endtime"], &mut volatile);
+    let body = start_tag + 1;
+    // nmap writes the ports first, then what OS detection and traceroute found.
+    let tail = finders.ports_end.rfind(&host[body..]).map_or(body, |end| body + end);
+    let mut at = body;
+    while let Some(found) = finders.service_fingerprint.find(&host[at..tail]) {
+        let name = at + found + 1;
+        at = name + 1;
+        let Some(start) = memchr::memrchr(b'<', &host[..name]) else { continue };
+        let Some(end) = tag_end(&host[start..]).map(|end| start + end) else { continue };
+        if host[start..].starts_with(b"<service") && host[start + 8].is_ascii_whitespace() && name < end {
+            values(start..end + 1, &["servicefp"], &mut volatile);
+            at = end;
+        }
+    }
+    let mut at = tail;
+    while let Some(found) = memchr::memchr(b'<', &host[at..]) {
+        let start = at + found;
+        at = start + 1;
+        if let Some(end) = volatile_element(&host[start..]) {
+            volatile.push(start..start + end);
+            at = start + end;
+        }
+    }
+    Parts { host, addresses, volatile }
+}
+
+/// The length of the volatile element `element` starts with, when it is one of
+/// [`VOLATILE_ELEMENTS`], holds only those, and is well-formed by itself.
+fn volatile_element(element: &[u8]) -> Option<usize> {
+    fn name_of(tag: &[u8]) -> &[u8] {
+        let name = tag.iter().position(|b| b.is_ascii_whitespace() || matches!(b, b'/' | b'>')).unwrap_or(tag.len());
+        &tag[..name]
+    }
+    let volatile = |tag: &[u8]| VOLATILE_ELEMENTS.contains(&name_of(tag));
+    if !volatile(&element[1..]) {
+        return None;
+    }
+    let end = tag_end(element)?;
+    let length = if element[end - 1] == b'/' {
+        end + 1
+    } else {
+        let close = [b"</", name_of(&element[1..]), b">"].concat();
+        end + memmem::find(&element[end..], &close)? + close.len()
+    };
+    let span = &element[..length];
+    let inner_only_volatile = memchr::memchr_iter(b'<', span).all(|at| {
+        let tag = &span[at + 1..];
+        volatile(tag.strip_prefix(b"/").unwrap_or(tag))
+    });
+    (inner_only_volatile && check_element(span, 0).is_ok()).then_some(length)
+}
+
+impl<'a> Parts<'a> {
+    /// What an unchanged host keeps from one scan to the next: the host between its spans.
+    fn kept(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        let starts = std::iter::once(0).chain(self.volatile.iter().map(|span| span.end));
+        let ends = self.volatile.iter().map(|span| span.start).chain(std::iter::once(self.host.len()));
+        starts.zip(ends).map(|(start, end)| &self.host[start..end])
+    }
+
+    /// A fingerprint of what an unchanged host keeps.
     fn fingerprint(&self) -> u64 {
         let mut hasher = foldhash::fast::FixedState::with_seed(0).build_hasher();
-        hasher.write(self.before_times);
-        hasher.write(self.after_times);
+        self.kept().for_each(|part| hasher.write(part));
         hasher.finish()
     }
 
-    /// Whether the other host is this one, its times aside.
+    /// Whether the other host is this one but for what changes on every scan.
     fn same_as(&self, other: &Parts<'_>) -> bool {
-        self.before_times == other.before_times && self.after_times == other.after_times
+        self.volatile.len() == other.volatile.len() && self.kept().eq(other.kept())
     }
 }
 
-/// A fingerprint of a host element without what changes on every scan of an unchanged
-/// host: the start tag (start and end times) and the `<times>` element.
-pub fn fingerprint(host: &[u8]) -> u64 {
-    parts(host, &memmem::Finder::new(b"<times ")).fingerprint()
+/// A fingerprint of a host element without what changes on every scan of an unchanged host
+/// (see [`Parts`]).
+#[cfg(test)]
+fn fingerprint(host: &[u8]) -> u64 {
+    parts(host, &Finders::new()).fingerprint()
 }
 
-/// The hosts of `before` and `after` whose elements differ (pairs identical apart from their
-/// times are left out), parsed, after checking every byte of both files for well-formedness.
-/// A host listed more than once in either file is always parsed, every entry of it in both
-/// files: its entries pair in file order, as ndiff pairs them, not by content.
-/// A host identical in both files is checked once: in full in the earlier file, and in the
-/// later one only its start tag and `<times>` (the rest is the same bytes, in the same
-/// place). The checks run on two threads. An error says which scan it is in (`true`: the
-/// later one); an error in the earlier scan is reported first.
+/// The hosts of `before` and `after` whose elements differ (pairs the same but for what
+/// changes on every scan, see [`Parts`], are left out), parsed, after checking every byte of
+/// both files for well-formedness. A host listed more than once in either file is always
+/// parsed, every entry of it in both files: its entries pair in file order, as ndiff pairs
+/// them, not by content.
+/// A host the same in both files is checked once: in full in the earlier file; in the later
+/// one, the spans it does not share with its twin were checked as they were cut out (the
+/// rest is the same bytes, in the same place). The checks run on two threads. An error says
+/// which scan it is in (`true`: the later one); an error in the earlier scan is reported
+/// first.
 pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec<Host>, Vec<Host>), (bool, ScanError)> {
-    let times = memmem::Finder::new(b"<times ");
+    let finders = Finders::new();
     let fingerprinted = |chunks: &Chunks<'a>| -> Vec<(u64, Parts<'a>)> {
-        chunks.hosts.iter().map(|host| parts(host, &times)).map(|p| (p.fingerprint(), p)).collect()
+        chunks.hosts.iter().map(|host| parts(host, &finders)).map(|p| (p.fingerprint(), p)).collect()
     };
     let (earlier, later) = std::thread::scope(|scope| {
         let later = scope.spawn(|| fingerprinted(after));
         (fingerprinted(before), later.join().expect("the fingerprinting thread does not panic"))
     });
     let repeated = listed_twice(&earlier, &later);
-    let mut unpaired: HashMap<u64, Vec<usize>> = HashMap::with_capacity(earlier.len());
+    let mut unpaired: HashMap<u64, Vec<usize>, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(earlier.len(), Default::default());
     for (index, (fingerprint, _)) in earlier.iter().enumerate() {
         unpaired.entry(*fingerprint).or_default().push(index);
     }
-    let (mut same, mut changed_after) = (Vec::new(), Vec::new());
+    let mut changed_after = Vec::new();
     for (index, (fingerprint, host)) in later.iter().enumerate() {
-        if repeated.contains(addresses(host)) {
+        if repeated.contains(host.addresses) {
             changed_after.push(index);
             continue;
         }
@@ -137,30 +249,24 @@ pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec
             let found = candidates.iter().position(|&i| earlier[i].1.same_as(host))?;
             Some(candidates.swap_remove(found))
         });
-        match twin {
-            Some(_) => same.push(index),
-            None => changed_after.push(index),
+        if twin.is_none() {
+            changed_after.push(index);
         }
     }
     let mut changed_before: Vec<usize> = unpaired.into_values().flatten().collect();
     changed_before.sort_unstable();
 
-    // Every host of the earlier file in full; the later file's changed hosts in full, and the
-    // start tag and times of its others. Half of the earlier file's hosts on each thread.
+    // Every host of the earlier file in full, half on each thread; the later file's changed
+    // hosts in full.
     let half = before.hosts.len() / 2;
     let check_before = |range: std::ops::Range<usize>| -> Result<(), ScanError> {
         before.hosts[range].iter().try_for_each(|host| check_element(host, before.offset(host)))
     };
     let check_after = || -> Result<(), ScanError> {
-        for &index in &changed_after {
+        changed_after.iter().try_for_each(|&index| {
             let host = after.hosts[index];
-            check_element(host, after.offset(host))?;
-        }
-        for &index in &same {
-            let host = after.hosts[index];
-            check_times_and_tag(host, &later[index].1, after.offset(host))?;
-        }
-        Ok(())
+            check_element(host, after.offset(host))
+        })
     };
     let (first, second, later) = std::thread::scope(|scope| {
         let other = scope.spawn(|| (check_before(half..before.hosts.len()), check_after()));
@@ -187,12 +293,12 @@ pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec
 }
 
 /// The addresses of the hosts listed more than once in either file (see [`addresses`]).
-fn listed_twice<'a>(earlier: &[(u64, Parts<'a>)], later: &[(u64, Parts<'a>)]) -> HashSet<&'a [u8]> {
-    let mut repeated = HashSet::new();
+fn listed_twice<'a>(earlier: &[(u64, Parts<'a>)], later: &[(u64, Parts<'a>)]) -> FastSet<&'a [u8]> {
+    let mut repeated = FastSet::default();
     for file in [earlier, later] {
-        let mut seen = HashSet::with_capacity(file.len());
+        let mut seen = FastSet::with_capacity_and_hasher(file.len(), Default::default());
         for (_, host) in file {
-            let key = addresses(host);
+            let key = host.addresses;
             if !seen.insert(key) {
                 repeated.insert(key);
             }
@@ -201,28 +307,19 @@ fn listed_twice<'a>(earlier: &[(u64, Parts<'a>)], later: &[(u64, Parts<'a>)]) ->
     repeated
 }
 
-/// A host's identity as its bytes say it: from its first `<address` to the end of its last
-/// one (nmap writes them together, after `<status>`); empty when it has none.
-fn addresses<'a>(host: &Parts<'a>) -> &'a [u8] {
-    let body = host.before_times;
-    let Some(first) = memmem::find(body, b"<address") else { return &[] };
-    let last = memmem::rfind(body, b"<address").unwrap_or(first);
-    let end = memchr::memchr(b'>', &body[last..]).map_or(body.len(), |e| last + e + 1);
-    &body[first..end]
-}
-
-/// Checks the parts of a host element that differ from its twin in the other file: the start
-/// tag and the `<times>` element. Anything unusual about them (markup inside either) gets the
-/// whole element checked instead.
-fn check_times_and_tag(host: &[u8], parts: &Parts<'_>, offset: u64) -> Result<(), ScanError> {
-    let plain = |part: &[u8]| memchr::memchr(b'<', &part[1..]).is_none() && memmem::find(part, b"--").is_none();
-    let simple = parts.start_tag.len() > 1
-        && plain(parts.start_tag)
-        && (parts.times.is_empty() || (plain(parts.times) && parts.times.ends_with(b"/>")));
-    let quick = simple
-        && check_tag(parts.start_tag, offset).is_ok()
-        && (parts.times.is_empty() || check_tag(parts.times, offset).is_ok());
-    if quick { Ok(()) } else { check_element(host, offset) }
+/// A host's identity as its bytes say it: its `<address>` elements, which nmap writes
+/// together after `<status>`; empty when it has none.
+fn addresses<'a>(host: &'a [u8], finder: &memmem::Finder<'_>) -> &'a [u8] {
+    let Some(first) = finder.find(host) else { return &[] };
+    let mut end = first;
+    while host[end..].starts_with(b"<address") {
+        let Some(close) = memchr::memchr(b'>', &host[end..]) else { break };
+        end += close + 1;
+        while host.get(end).is_some_and(u8::is_ascii_whitespace) {
+            end += 1;
+        }
+    }
+    host[first..end].trim_ascii_end()
 }
 
 /// Parses one host element with the streaming parser.

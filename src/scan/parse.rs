@@ -486,15 +486,25 @@ pub fn check_element(element: &[u8], offset: u64) -> Result<(), ScanError> {
             }
             end + 3
         } else {
-            let end = tag_end(rest).ok_or_else(|| malformed(start, "a tag is never closed".into()))?;
-            let tag = &rest[..=end];
-            // `<` and `>` are ASCII: the tag is whole characters of the checked text.
-            check_tag_text(&text[start..=start + end], offset + start as u64)?;
-            if !tag.ends_with(b"/>") {
-                let name_end = tag[1..].iter().position(|b| b.is_ascii_whitespace() || matches!(b, b'>' | b'/'));
-                open.push(&tag[1..1 + name_end.unwrap_or(tag.len() - 1)]);
+            // A start tag: its name, then its attributes up to its end, in one pass.
+            let name_length = rest[1..].iter().position(|b| b.is_ascii_whitespace() || matches!(b, b'>' | b'/'));
+            let name_end = start + 1 + name_length.unwrap_or(rest.len() - 1);
+            // `<` and the bytes that end a name are ASCII: the name is whole characters.
+            let name = &text[start + 1..name_end];
+            if !is_name(name) {
+                return Err(malformed(start, format!("`{name}` is not an element name")));
             }
-            end + 1
+            let attributes = attributes_until_end(&text[name_end..], |_, _| {})
+                .map_err(|message| malformed(start, format!("<{name}>: {message}")))?;
+            let end = name_end + attributes;
+            match element.get(end) {
+                Some(b'>') => {
+                    open.push(name.as_bytes());
+                    end + 1 - start
+                }
+                Some(_) => end + 2 - start,
+                None => return Err(malformed(start, "a tag is never closed".into())),
+            }
         };
         at = start + length;
     }
@@ -506,7 +516,7 @@ pub fn check_element(element: &[u8], offset: u64) -> Result<(), ScanError> {
 
 /// Where the tag that `tag` starts with ends (its `>`, outside quoted values); `None` when it
 /// does not end, or holds a `<` outside quotes.
-fn tag_end(tag: &[u8]) -> Option<usize> {
+pub fn tag_end(tag: &[u8]) -> Option<usize> {
     let mut at = 1;
     loop {
         let found = at + memchr::memchr3(b'>', b'"', b'\'', &tag[at..])?;
@@ -601,7 +611,16 @@ fn shortened(text: &str) -> String {
     }
 }
 
-fn attributes<'a>(raw: &'a str, mut each: impl FnMut(&'a str, &'a str)) -> Result<(), String> {
+fn attributes<'a>(raw: &'a str, each: impl FnMut(&'a str, &'a str)) -> Result<(), String> {
+    match attributes_until_end(raw, each)? {
+        end if end == raw.len() => Ok(()),
+        _ => Err("`>` outside the attribute values".into()),
+    }
+}
+
+/// [`attributes`] of a tag read from just after its element name, up to where the tag ends:
+/// returns where that is (its `>` or `/>`, outside quoted values), or the end of `raw`.
+fn attributes_until_end<'a>(raw: &'a str, mut each: impl FnMut(&'a str, &'a str)) -> Result<usize, String> {
     let bytes = raw.as_bytes();
     // The names so far, for duplicates: on the stack (nmap writes at most a dozen), else on
     // the heap.
@@ -612,14 +631,16 @@ fn attributes<'a>(raw: &'a str, mut each: impl FnMut(&'a str, &'a str)) -> Resul
         while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
             at += 1;
         }
-        if at >= bytes.len() {
-            return Ok(());
+        match bytes.get(at) {
+            None | Some(b'>') => return Ok(at),
+            Some(b'/') if bytes.get(at + 1) == Some(&b'>') => return Ok(at),
+            _ => {}
         }
         if at == spaced && count > 0 {
             return Err("attributes must be separated by a space".into());
         }
         let start = at;
-        while bytes.get(at).is_some_and(|b| !matches!(b, b'=' | b' ' | b'\t' | b'\r' | b'\n')) {
+        while bytes.get(at).is_some_and(|b| !matches!(b, b'=' | b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/')) {
             at += 1;
         }
         let name = &raw[start..at];
@@ -680,22 +701,27 @@ fn attributes<'a>(raw: &'a str, mut each: impl FnMut(&'a str, &'a str)) -> Resul
 }
 
 /// Checks one tag on its own, `<name attributes>` or `<name attributes/>`, as [`ScanReader`]
-/// checks an element's start: for the parts of a host that differ from its twin in the other
-/// file (everything else about the host was checked there).
-pub fn check_tag(tag: &[u8], at: u64) -> Result<(), ScanError> {
-    let tag = std::str::from_utf8(tag).map_err(|e| ScanError::Malformed { offset: at, message: e.to_string() })?;
-    check_tag_text(tag, at)
+/// checks an element's start, and calls `each` with where the value of each attribute named
+/// in `names` lies in the tag (without its quotes), each value checked before. `false` when
+/// the tag is not well-formed: then values `each` was given before the fault do not count.
+pub fn values_of(tag: &[u8], names: &[&str], mut each: impl FnMut(std::ops::Range<usize>)) -> bool {
+    let Ok(text) = std::str::from_utf8(tag) else { return false };
+    let Some((name, raw)) = split_tag(text) else { return false };
+    is_name(name)
+        && attributes(raw, |key, value| {
+            if names.contains(&key) {
+                let start = value.as_ptr() as usize - tag.as_ptr() as usize;
+                each(start..start + value.len());
+            }
+        })
+        .is_ok()
 }
 
-fn check_tag_text(tag: &str, at: u64) -> Result<(), ScanError> {
-    let malformed = |message: String| ScanError::Malformed { offset: at, message };
-    let inner = tag.strip_prefix('<').and_then(|t| t.strip_suffix('>')).map(|t| t.strip_suffix('/').unwrap_or(t));
-    let text = inner.ok_or_else(|| malformed("not a tag".into()))?;
-    let (name, raw) = text.split_at(text.bytes().position(|b| b.is_ascii_whitespace()).unwrap_or(text.len()));
-    if !is_name(name) {
-        return Err(malformed(format!("`{name}` is not an element name")));
-    }
-    attributes(raw, |_, _| {}).map_err(|message| malformed(format!("<{name}>: {message}")))
+/// A tag's element name and the raw attributes after it; `None` unless it is `<...>`.
+fn split_tag(tag: &str) -> Option<(&str, &str)> {
+    let inner = tag.strip_prefix('<')?.strip_suffix('>')?;
+    let text = inner.strip_suffix('/').unwrap_or(inner);
+    Some(text.split_at(text.bytes().position(|b| b.is_ascii_whitespace()).unwrap_or(text.len())))
 }
 
 /// Checks the attributes of an element the reader does not use (it still must be XML).
