@@ -48,7 +48,9 @@ fn seclab_reader(path: &str) -> usize {
 /// Every host element of the file checked (in memory, as `scan diff` checks them).
 fn host_check(bytes: &[u8]) -> usize {
     let split = chunks::split(bytes).unwrap();
-    split.hosts.iter().for_each(|host| check_element(host, 0).unwrap());
+    for host in &split.hosts {
+        check_element(host, 0).unwrap();
+    }
     split.hosts.len()
 }
 

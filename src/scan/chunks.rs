@@ -6,11 +6,12 @@ use std::collections::{HashMap, HashSet};
 /// A set hashed with foldhash: the keys are a scan's own bytes, hashed by the hundred thousand.
 type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use memchr::memmem;
 
 use super::model::{Host, RunInfo, RunStats};
-use super::parse::{ScanError, ScanReader, check_element, tag_end, values_of};
+use super::parse::{Markup, ScanError, ScanReader, check_element, tag_end, values_of};
 
 /// A scan file split into its hosts' raw XML and the document around them.
 pub struct Chunks<'a> {
@@ -86,8 +87,6 @@ const VOLATILE_ELEMENTS: [&[u8]; 10] = [
 
 /// The searches [`parts`] makes in every host, built once.
 struct Finders {
-    comment_or_cdata: memmem::Finder<'static>,
-    instruction: memmem::Finder<'static>,
     service_fingerprint: memmem::Finder<'static>,
     ports_end: memmem::FinderRev<'static>,
     address: memmem::Finder<'static>,
@@ -96,8 +95,6 @@ struct Finders {
 impl Finders {
     fn new() -> Self {
         Self {
-            comment_or_cdata: memmem::Finder::new(b"<!"),
-            instruction: memmem::Finder::new(b"<?"),
             service_fingerprint: memmem::Finder::new(b" servicefp="),
             ports_end: memmem::FinderRev::new(b"</ports>"),
             address: memmem::Finder::new(b"<address"),
@@ -110,7 +107,9 @@ impl Finders {
 /// `<service>`'s `servicefp` value (it holds the date), and the [`VOLATILE_ELEMENTS`]. A span
 /// is only cut out where it is well-formed by itself, so a host whose other parts are the
 /// same bytes as a well-formed twin's is well-formed too, and parses to the same host but
-/// for its times.
+/// for its times. That holds where every `<` starts a tag: a host holding a comment, CDATA or a
+/// processing instruction (nmap writes none) may be cut where a span found inside one is not
+/// markup, so [`changed_hosts`] parses it and its twin after all.
 struct Parts<'a> {
     host: &'a [u8],
     /// The host's identity as its bytes say it (see [`addresses`]).
@@ -118,13 +117,9 @@ struct Parts<'a> {
     volatile: Vec<std::ops::Range<usize>>,
 }
 
-/// Cuts `host` into [`Parts`]. A host holding a comment, CDATA or a processing instruction
-/// (nmap writes none) is kept whole: a span found inside one would not be markup.
+/// Cuts `host` into [`Parts`].
 fn parts<'a>(host: &'a [u8], finders: &Finders) -> Parts<'a> {
     let (mut volatile, addresses) = (Vec::new(), addresses(host, &finders.address));
-    if finders.comment_or_cdata.find(host).is_some() || finders.instruction.find(host).is_some() {
-        return Parts { host, addresses, volatile };
-    }
     let Some(start_tag) = tag_end(host) else { return Parts { host, addresses, volatile } };
     let values = |tag: std::ops::Range<usize>, names: &[&str], volatile: &mut Vec<std::ops::Range<usize>>| {
         let found = volatile.len();
@@ -233,63 +228,113 @@ pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec
         let later = scope.spawn(|| fingerprinted(after));
         (fingerprinted(before), later.join().expect("the fingerprinting thread does not panic"))
     });
-    let repeated = listed_twice(&earlier, &later);
+    // Both threads check the earlier file, a batch of hosts at a time, this one after it has
+    // paired the hosts; then each parses one file's changed hosts. A check gives the hosts
+    // that hold more than elements and text (see [`Parts`]).
+    let next = AtomicUsize::new(0);
+    let check_batches = || -> Result<Vec<usize>, (usize, ScanError)> {
+        let mut declarations = Vec::new();
+        loop {
+            let start = next.fetch_add(CHECK_BATCH, Ordering::Relaxed).min(before.hosts.len());
+            let batch = &before.hosts[start..(start + CHECK_BATCH).min(before.hosts.len())];
+            if batch.is_empty() {
+                return Ok(declarations);
+            }
+            for (index, host) in (start..).zip(batch) {
+                if check_element(host, before.offset(host)).map_err(|e| (index, e))? == Markup::Declarations {
+                    declarations.push(index);
+                }
+            }
+        }
+    };
+    // A changed host of the later file is checked before it is parsed: a fault there is
+    // named as the check names it (the reader would call an unclosed quote a cut-short file).
+    let parse_all = |chunks: &Chunks<'_>, indexes: &[usize], check: bool| {
+        let parse = |host: &[u8]| {
+            if check {
+                check_element(host, chunks.offset(host))?;
+            }
+            parse_host(host)
+        };
+        indexes.iter().map(|&i| parse(chunks.hosts[i])).collect::<Result<Vec<_>, _>>()
+    };
+    let (send, receive) = std::sync::mpsc::channel::<Vec<usize>>();
+    let (pairing, (checked, parsed_before), (other_checked, parsed_after)) = std::thread::scope(|scope| {
+        let (check_batches, parse_all) = (&check_batches, &parse_all);
+        let other = scope.spawn(move || {
+            let checked = check_batches();
+            (checked, parse_all(after, &receive.recv().unwrap_or_default(), true))
+        });
+        let pairing = pair(&earlier, &later);
+        // The other thread waits for it before it ends.
+        let _ = send.send(pairing.changed_after.clone());
+        let mine = (check_batches(), parse_all(before, &pairing.changed_before, false));
+        let failed = || (Err((0, ScanError::Io("a checking thread failed".into()))), Ok(Vec::new()));
+        (pairing, mine, other.join().unwrap_or_else(|_| failed()))
+    });
+    // The earlier file's first fault, then the changed hosts' in each file.
+    let mut declarations = match (checked, other_checked) {
+        (Err(a), Err(b)) => return Err((false, if a.0 <= b.0 { a.1 } else { b.1 })),
+        (Err((_, error)), _) | (_, Err((_, error))) => return Err((false, error)),
+        (Ok(mine), Ok(other)) => [mine, other].concat(),
+    };
+    declarations.sort_unstable();
+    let (parsed_before, parsed_after) = (parsed_before.map_err(|e| (false, e))?, parsed_after.map_err(|e| (true, e))?);
+    let twins: Vec<(usize, usize)> =
+        pairing.twins.into_iter().filter(|(earlier, _)| declarations.binary_search(earlier).is_ok()).collect();
+    if twins.is_empty() {
+        return Ok((parsed_before, parsed_after));
+    }
+    // A host holding a comment, CDATA or a processing instruction, and its twin: parsed too.
+    let (mut changed_before, mut changed_after) = (pairing.changed_before, pairing.changed_after);
+    for (earlier, later) in twins {
+        changed_before.push(earlier);
+        changed_after.push(later);
+    }
+    changed_before.sort_unstable();
+    changed_after.sort_unstable();
+    Ok((
+        parse_all(before, &changed_before, false).map_err(|e| (false, e))?,
+        parse_all(after, &changed_after, true).map_err(|e| (true, e))?,
+    ))
+}
+
+/// How many hosts a checking thread takes at a time.
+const CHECK_BATCH: usize = 256;
+
+/// Which hosts of two files are twins (see [`Parts`]) and which changed, by index.
+struct Pairing {
+    /// The earlier file's hosts without a twin, in file order.
+    changed_before: Vec<usize>,
+    /// The later file's, in file order.
+    changed_after: Vec<usize>,
+    /// The twins: a host of the earlier file, and of the later.
+    twins: Vec<(usize, usize)>,
+}
+
+/// Pairs each host of the later file with a twin in the earlier one.
+fn pair(earlier: &[(u64, Parts<'_>)], later: &[(u64, Parts<'_>)]) -> Pairing {
+    let repeated = listed_twice(earlier, later);
     let mut unpaired: HashMap<u64, Vec<usize>, foldhash::fast::RandomState> =
         HashMap::with_capacity_and_hasher(earlier.len(), Default::default());
     for (index, (fingerprint, _)) in earlier.iter().enumerate() {
         unpaired.entry(*fingerprint).or_default().push(index);
     }
-    let mut changed_after = Vec::new();
+    let (mut changed_after, mut twins) = (Vec::new(), Vec::with_capacity(later.len()));
     for (index, (fingerprint, host)) in later.iter().enumerate() {
-        if repeated.contains(host.addresses) {
-            changed_after.push(index);
-            continue;
-        }
-        let twin = unpaired.get_mut(fingerprint).and_then(|candidates| {
-            let found = candidates.iter().position(|&i| earlier[i].1.same_as(host))?;
-            Some(candidates.swap_remove(found))
-        });
-        if twin.is_none() {
-            changed_after.push(index);
+        let twin =
+            unpaired.get_mut(fingerprint).filter(|_| !repeated.contains(host.addresses)).and_then(|candidates| {
+                let found = candidates.iter().position(|&i| earlier[i].1.same_as(host))?;
+                Some(candidates.swap_remove(found))
+            });
+        match twin {
+            Some(twin) => twins.push((twin, index)),
+            None => changed_after.push(index),
         }
     }
     let mut changed_before: Vec<usize> = unpaired.into_values().flatten().collect();
     changed_before.sort_unstable();
-
-    // Every host of the earlier file in full, half on each thread; the later file's changed
-    // hosts in full.
-    let half = before.hosts.len() / 2;
-    let check_before = |range: std::ops::Range<usize>| -> Result<(), ScanError> {
-        before.hosts[range].iter().try_for_each(|host| check_element(host, before.offset(host)))
-    };
-    let check_after = || -> Result<(), ScanError> {
-        changed_after.iter().try_for_each(|&index| {
-            let host = after.hosts[index];
-            check_element(host, after.offset(host))
-        })
-    };
-    let (first, second, later) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| (check_before(half..before.hosts.len()), check_after()));
-        let first = check_before(0..half);
-        let (second, later) = other.join().unwrap_or_else(|_| {
-            let failed = || Err(ScanError::Io("a checking thread failed".into()));
-            (failed(), failed())
-        });
-        (first, second, later)
-    });
-    first.and(second).map_err(|e| (false, e))?;
-    later.map_err(|e| (true, e))?;
-
-    let parse_all = |chunks: &Chunks<'_>, indexes: &[usize], in_later: bool| {
-        indexes.iter().map(|&i| parse_host(chunks.hosts[i]).map_err(|e| (in_later, e))).collect::<Result<Vec<_>, _>>()
-    };
-    // The changed hosts of each file on a thread of their own.
-    let (earlier, later) = std::thread::scope(|scope| {
-        let later = scope.spawn(|| parse_all(after, &changed_after, true));
-        let earlier = parse_all(before, &changed_before, false);
-        (earlier, later.join().unwrap_or_else(|_| Err((true, ScanError::Io("a parsing thread failed".into())))))
-    });
-    Ok((earlier?, later?))
+    Pairing { changed_before, changed_after, twins }
 }
 
 /// The addresses of the hosts listed more than once in either file (see [`addresses`]).
@@ -375,6 +420,21 @@ mod tests {
         let (earlier, later) = changed_hosts(&a, &b).unwrap();
         assert_eq!((earlier.len(), later.len()), (2, 2));
         assert!(earlier.iter().chain(&later).all(|h| h.primary_address() == earlier[0].primary_address()));
+    }
+
+    #[test]
+    fn a_host_holding_a_comment_is_parsed_with_its_twin() {
+        // What looks like a volatile element, inside a comment: `--` in its attribute is
+        // well-formed markup, and not allowed in a comment.
+        let with = |uptime: &str| SCAN.replacen("<times ", &format!("<!-- {uptime} --><times "), 1);
+        let before = with(r#"<uptime seconds="1"/>"#);
+        let earlier = split(before.as_bytes()).unwrap();
+        let broken = with(r#"<uptime seconds="a--b"/>"#);
+        let (in_later, error) = changed_hosts(&earlier, &split(broken.as_bytes()).unwrap()).unwrap_err();
+        assert!(in_later && error.to_string().contains("a comment holds `--`"), "{error}");
+        let other = with(r#"<uptime seconds="2"/>"#);
+        let (a, b) = changed_hosts(&earlier, &split(other.as_bytes()).unwrap()).unwrap();
+        assert_eq!((a.len(), b.len()), (1, 1));
     }
 
     #[test]

@@ -425,20 +425,30 @@ fn read<'b, R: BufRead>(
     }
 }
 
+/// What a well-formed element holds besides elements, text and references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Markup {
+    /// Nothing else: every `<` in it starts a tag.
+    Plain,
+    /// A comment, a CDATA section or a processing instruction (nmap writes none in a host).
+    Declarations,
+}
+
 /// Checks that `element` (the bytes of one element, `<host>` for instance) is well-formed XML
 /// as [`ScanReader`] requires, without building anything: for the hosts a comparison does not
 /// parse because they are the same in both files. One pass over the bytes, without a reader:
 /// valid UTF-8, every tag closed by its own name, every start tag's name and attributes
 /// checked as the reader checks them, every entity one XML defines, comments (without `--`),
 /// CDATA sections and processing instructions closed. `offset` is where the element starts
-/// in its file, for the error.
-pub fn check_element(element: &[u8], offset: u64) -> Result<(), ScanError> {
+/// in its file, for the error. Says whether the element holds anything but elements, text
+/// and references.
+pub fn check_element(element: &[u8], offset: u64) -> Result<Markup, ScanError> {
     let malformed = |at: usize, message: String| ScanError::Malformed { offset: offset + at as u64, message };
     let text = match std::str::from_utf8(element) {
         Ok(text) => text,
         Err(error) => return Err(malformed(error.valid_up_to(), "the bytes here are not UTF-8".into())),
     };
-    let mut open: Vec<&[u8]> = Vec::new();
+    let (mut open, mut markup): (Vec<&[u8]>, _) = (Vec::new(), Markup::Plain);
     let mut at = 0;
     while let Some(found) = memchr::memchr2(b'<', b'&', &element[at..]) {
         let start = at + found;
@@ -455,6 +465,9 @@ pub fn check_element(element: &[u8], offset: u64) -> Result<(), ScanError> {
                 .map(|e| from + e + marker.len())
                 .ok_or_else(|| malformed(start, format!("{what} is never closed")))
         };
+        if rest.get(1).is_some_and(|b| matches!(b, b'!' | b'?')) {
+            markup = Markup::Declarations;
+        }
         let length = if rest.starts_with(b"<!--") {
             let length = closed(b"-->", 4, "a comment")?;
             if memchr::memmem::find(&rest[4..length - 3], b"--").is_some() {
@@ -509,7 +522,7 @@ pub fn check_element(element: &[u8], offset: u64) -> Result<(), ScanError> {
         at = start + length;
     }
     match open.last() {
-        None => Ok(()),
+        None => Ok(markup),
         Some(name) => Err(malformed(0, format!("<{}> is never closed", String::from_utf8_lossy(name)))),
     }
 }
