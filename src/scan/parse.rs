@@ -450,7 +450,14 @@ pub fn check_element(element: &[u8], offset: u64) -> Result<Markup, ScanError> {
     };
     let (mut open, mut markup): (Vec<&[u8]>, _) = (Vec::new(), Markup::Plain);
     let mut at = 0;
-    while let Some(found) = memchr::memchr2(b'<', b'&', &element[at..]) {
+    // The next tag mostly starts right after the last, or after a line break: looked at
+    // before searching.
+    let next = |at: usize| match element.get(at..at + 2) {
+        Some([b'<', _]) => Some(0),
+        Some([b'\n', b'<']) => Some(1),
+        _ => memchr::memchr2(b'<', b'&', &element[at..]),
+    };
+    while let Some(found) = next(at) {
         let start = at + found;
         let rest = &element[start..];
         if rest[0] == b'&' {
@@ -546,12 +553,30 @@ pub fn tag_end(tag: &[u8]) -> Option<usize> {
 /// An XML name: a letter, `_` or `:`, then letters, digits, `-`, `.`, `_` or `:` (any
 /// character above ASCII counts as a letter, as XML's name ranges nearly all do).
 fn is_name(name: &str) -> bool {
-    // Bytes above ASCII are parts of such characters; the text is valid UTF-8.
-    let letter = |b: u8| b.is_ascii_alphabetic() || matches!(b, b'_' | b':') || !b.is_ascii();
     let bytes = name.as_bytes();
-    bytes.first().is_some_and(|b| letter(*b))
-        && bytes.iter().all(|&b| letter(b) || b.is_ascii_digit() || matches!(b, b'-' | b'.'))
+    bytes.first().is_some_and(|&b| NAME_BYTES[usize::from(b)] == NAME_START)
+        && bytes.iter().all(|&b| NAME_BYTES[usize::from(b)] != 0)
 }
+
+/// Per byte: [`NAME_START`] for a letter, `_`, `:` or a byte above ASCII (part of a
+/// character the text, valid UTF-8, holds), 1 for a digit, `-` or `.`, else 0.
+const NAME_BYTES: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = if b.is_ascii_alphabetic() || b == b'_' || b == b':' || !b.is_ascii() {
+            NAME_START
+        } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
+            1
+        } else {
+            0
+        };
+        byte += 1;
+    }
+    table
+};
+const NAME_START: u8 = 2;
 
 fn is_name_byte(byte: Option<&u8>) -> bool {
     byte.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
