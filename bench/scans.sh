@@ -12,7 +12,8 @@
 #                hosts listed twice, ~3% changed, and what changes on every real scan
 #                (uptime, sequences, round-trip times) changed on every host;
 #       rich-frozen (only when asked for): the rich shape with those values kept equal;
-#  2. parser throughput vs a bare quick-xml event loop over the same file (default shape);
+#  2. parser throughput vs a bare quick-xml event loop over the same file (default shape), and
+#     the host check `scan diff` makes of the hosts it does not parse, on one thread;
 #  3. `seclab scan ingest` of the default pair on SQLite and on PostgreSQL (a server of Debian's
 #     started for it on loopback, fsync on): the first scan and the next one, against 2 s and
 #     4 s; and its peak memory on a 1x and a 4x file (streaming: flat).
