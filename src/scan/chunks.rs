@@ -189,10 +189,15 @@ impl<'a> Parts<'a> {
         starts.zip(ends).map(|(start, end)| &self.host[start..end])
     }
 
-    /// A fingerprint of what an unchanged host keeps.
-    fn fingerprint(&self) -> u64 {
+    /// Where its twin is looked for: a hash of its addresses, which its twin shares (they are
+    /// among what it keeps; [`Parts::same_as`] compares the rest), or, for a host without
+    /// any, of all it keeps. One hash over a few bytes per host, not over the file.
+    fn key(&self) -> u64 {
         let mut hasher = foldhash::fast::FixedState::with_seed(0).build_hasher();
-        self.kept().for_each(|part| hasher.write(part));
+        match self.addresses {
+            [] => self.kept().for_each(|part| hasher.write(part)),
+            addresses => hasher.write(addresses),
+        }
         hasher.finish()
     }
 
@@ -200,13 +205,6 @@ impl<'a> Parts<'a> {
     fn same_as(&self, other: &Parts<'_>) -> bool {
         self.volatile.len() == other.volatile.len() && self.kept().eq(other.kept())
     }
-}
-
-/// A fingerprint of a host element without what changes on every scan of an unchanged host
-/// (see [`Parts`]).
-#[cfg(test)]
-fn fingerprint(host: &[u8]) -> u64 {
-    parts(host, &Finders::new()).fingerprint()
 }
 
 /// The hosts of `before` and `after` whose elements differ (pairs the same but for what
@@ -221,12 +219,12 @@ fn fingerprint(host: &[u8]) -> u64 {
 /// first.
 pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec<Host>, Vec<Host>), (bool, ScanError)> {
     let finders = Finders::new();
-    let fingerprinted = |chunks: &Chunks<'a>| -> Vec<(u64, Parts<'a>)> {
-        chunks.hosts.iter().map(|host| parts(host, &finders)).map(|p| (p.fingerprint(), p)).collect()
+    let cut = |chunks: &Chunks<'a>| -> Vec<(u64, Parts<'a>)> {
+        chunks.hosts.iter().map(|host| parts(host, &finders)).map(|p| (p.key(), p)).collect()
     };
     let (earlier, later) = std::thread::scope(|scope| {
-        let later = scope.spawn(|| fingerprinted(after));
-        (fingerprinted(before), later.join().expect("the fingerprinting thread does not panic"))
+        let later = scope.spawn(|| cut(after));
+        (cut(before), later.join().expect("the cutting thread does not panic"))
     });
     // Both threads check the earlier file, a batch of hosts at a time, this one after it has
     // paired the hosts; then each parses one file's changed hosts. A check gives the hosts
@@ -317,16 +315,15 @@ fn pair(earlier: &[(u64, Parts<'_>)], later: &[(u64, Parts<'_>)]) -> Pairing {
     let repeated = listed_twice(earlier, later);
     let mut unpaired: HashMap<u64, Vec<usize>, foldhash::fast::RandomState> =
         HashMap::with_capacity_and_hasher(earlier.len(), Default::default());
-    for (index, (fingerprint, _)) in earlier.iter().enumerate() {
-        unpaired.entry(*fingerprint).or_default().push(index);
+    for (index, (key, _)) in earlier.iter().enumerate() {
+        unpaired.entry(*key).or_default().push(index);
     }
     let (mut changed_after, mut twins) = (Vec::new(), Vec::with_capacity(later.len()));
-    for (index, (fingerprint, host)) in later.iter().enumerate() {
-        let twin =
-            unpaired.get_mut(fingerprint).filter(|_| !repeated.contains(host.addresses)).and_then(|candidates| {
-                let found = candidates.iter().position(|&i| earlier[i].1.same_as(host))?;
-                Some(candidates.swap_remove(found))
-            });
+    for (index, (key, host)) in later.iter().enumerate() {
+        let twin = unpaired.get_mut(key).filter(|_| !repeated.contains(host.addresses)).and_then(|candidates| {
+            let found = candidates.iter().position(|&i| earlier[i].1.same_as(host))?;
+            Some(candidates.swap_remove(found))
+        });
         match twin {
             Some(twin) => twins.push((twin, index)),
             None => changed_after.push(index),
@@ -398,13 +395,23 @@ mod tests {
     }
 
     #[test]
-    fn timing_does_not_change_the_fingerprint_but_content_does() {
+    fn timing_does_not_make_a_host_differ_but_content_does() {
         let a = br#"<host starttime="1" endtime="2"><status state="up"/><times srtt="5" rttvar="1" to="100"/></host>"#;
         let b = br#"<host starttime="7" endtime="9"><status state="up"/><times srtt="8" rttvar="3" to="200"/></host>"#;
         let c =
             br#"<host starttime="7" endtime="9"><status state="down"/><times srtt="8" rttvar="3" to="200"/></host>"#;
-        assert_eq!(fingerprint(a), fingerprint(b));
-        assert_ne!(fingerprint(a), fingerprint(c));
+        let finders = Finders::new();
+        let (a, b, c) = (parts(a, &finders), parts(b, &finders), parts(c, &finders));
+        assert!(a.same_as(&b) && a.key() == b.key());
+        assert!(!a.same_as(&c));
+        // Without addresses, the key is what the host keeps.
+        assert_ne!(a.key(), c.key());
+        let (x, y) =
+            (r#"<address addr="127.0.0.1" addrtype="ipv4"/>"#, r#"<address addr="127.0.0.2" addrtype="ipv4"/>"#);
+        let with = |address: &str, state: &str| format!(r#"<host><status state="{state}"/>{address}</host>"#);
+        let hosts = [with(x, "up"), with(x, "down"), with(y, "up")].map(|h| parts(h.as_bytes(), &finders).key());
+        assert_eq!(hosts[0], hosts[1], "the same host, changed: one key, compared in full");
+        assert_ne!(hosts[0], hosts[2]);
     }
 
     #[test]
