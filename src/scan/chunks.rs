@@ -114,13 +114,24 @@ struct Parts<'a> {
     host: &'a [u8],
     /// The host's identity as its bytes say it (see [`addresses`]).
     addresses: &'a [u8],
+    /// A hash of it. Two hosts whose different addresses hash alike both count as listed
+    /// twice: parsed, never wrongly paired.
+    identity: u64,
     volatile: Vec<std::ops::Range<usize>>,
+}
+
+/// A hash of the bytes of `parts`, one after another (the same in every run).
+fn hash(parts: impl IntoIterator<Item = impl AsRef<[u8]>>) -> u64 {
+    let mut hasher = foldhash::fast::FixedState::with_seed(0).build_hasher();
+    parts.into_iter().for_each(|part| hasher.write(part.as_ref()));
+    hasher.finish()
 }
 
 /// Cuts `host` into [`Parts`].
 fn parts<'a>(host: &'a [u8], finders: &Finders) -> Parts<'a> {
     let (mut volatile, addresses) = (Vec::new(), addresses(host, &finders.address));
-    let Some(start_tag) = tag_end(host) else { return Parts { host, addresses, volatile } };
+    let identity = hash([addresses]);
+    let Some(start_tag) = tag_end(host) else { return Parts { host, addresses, identity, volatile } };
     let values = |tag: std::ops::Range<usize>, names: &[&str], volatile: &mut Vec<std::ops::Range<usize>>| {
         let found = volatile.len();
         let start = tag.start;
@@ -152,7 +163,7 @@ fn parts<'a>(host: &'a [u8], finders: &Finders) -> Parts<'a> {
             at = start + end;
         }
     }
-    Parts { host, addresses, volatile }
+    Parts { host, addresses, identity, volatile }
 }
 
 /// The length of the volatile element `element` starts with, when it is one of
@@ -193,12 +204,7 @@ impl<'a> Parts<'a> {
     /// among what it keeps; [`Parts::same_as`] compares the rest), or, for a host without
     /// any, of all it keeps. One hash over a few bytes per host, not over the file.
     fn key(&self) -> u64 {
-        let mut hasher = foldhash::fast::FixedState::with_seed(0).build_hasher();
-        match self.addresses {
-            [] => self.kept().for_each(|part| hasher.write(part)),
-            addresses => hasher.write(addresses),
-        }
-        hasher.finish()
+        if self.addresses.is_empty() { hash(self.kept()) } else { self.identity }
     }
 
     /// Whether the other host is this one but for what changes on every scan.
@@ -313,36 +319,43 @@ struct Pairing {
 /// Pairs each host of the later file with a twin in the earlier one.
 fn pair(earlier: &[(u64, Parts<'_>)], later: &[(u64, Parts<'_>)]) -> Pairing {
     let repeated = listed_twice(earlier, later);
-    let mut unpaired: HashMap<u64, Vec<usize>, foldhash::fast::RandomState> =
+    // The earlier file's hosts by key: the first of each key, and after each the next with
+    // its key (`NONE` ends), in file order.
+    const NONE: usize = usize::MAX;
+    let mut first: HashMap<u64, usize, foldhash::fast::RandomState> =
         HashMap::with_capacity_and_hasher(earlier.len(), Default::default());
-    for (index, (key, _)) in earlier.iter().enumerate() {
-        unpaired.entry(*key).or_default().push(index);
-    }
-    let (mut changed_after, mut twins) = (Vec::new(), Vec::with_capacity(later.len()));
-    for (index, (key, host)) in later.iter().enumerate() {
-        let twin = unpaired.get_mut(key).filter(|_| !repeated.contains(host.addresses)).and_then(|candidates| {
-            let found = candidates.iter().position(|&i| earlier[i].1.same_as(host))?;
-            Some(candidates.swap_remove(found))
-        });
-        match twin {
-            Some(twin) => twins.push((twin, index)),
-            None => changed_after.push(index),
+    let mut next = vec![NONE; earlier.len()];
+    for (index, (key, _)) in earlier.iter().enumerate().rev() {
+        if let Some(following) = first.insert(*key, index) {
+            next[index] = following;
         }
     }
-    let mut changed_before: Vec<usize> = unpaired.into_values().flatten().collect();
-    changed_before.sort_unstable();
+    let mut taken = vec![false; earlier.len()];
+    let (mut changed_after, mut twins) = (Vec::new(), Vec::with_capacity(later.len()));
+    for (index, (key, host)) in later.iter().enumerate() {
+        let mut candidate = first.get(key).copied().filter(|_| !repeated.contains(&host.identity)).unwrap_or(NONE);
+        while candidate != NONE && (taken[candidate] || !earlier[candidate].1.same_as(host)) {
+            candidate = next[candidate];
+        }
+        if candidate == NONE {
+            changed_after.push(index);
+        } else {
+            taken[candidate] = true;
+            twins.push((candidate, index));
+        }
+    }
+    let changed_before = (0..earlier.len()).filter(|&index| !taken[index]).collect();
     Pairing { changed_before, changed_after, twins }
 }
 
-/// The addresses of the hosts listed more than once in either file (see [`addresses`]).
-fn listed_twice<'a>(earlier: &[(u64, Parts<'a>)], later: &[(u64, Parts<'a>)]) -> FastSet<&'a [u8]> {
+/// The identities of the hosts listed more than once in either file (see [`addresses`]).
+fn listed_twice(earlier: &[(u64, Parts<'_>)], later: &[(u64, Parts<'_>)]) -> FastSet<u64> {
     let mut repeated = FastSet::default();
     for file in [earlier, later] {
         let mut seen = FastSet::with_capacity_and_hasher(file.len(), Default::default());
         for (_, host) in file {
-            let key = host.addresses;
-            if !seen.insert(key) {
-                repeated.insert(key);
+            if !seen.insert(host.identity) {
+                repeated.insert(host.identity);
             }
         }
     }
