@@ -11,14 +11,6 @@ sizes="${SIZES:-1000 5000}"
 command -v go >/dev/null || { echo "go is missing: its pprof reads the profiles" >&2; exit 1; }
 CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" cargo build --release --quiet
 seclab="$PWD/target/release/seclab"
-hz=$(getconf CLK_TCK)
-
-# component_ticks: "component ticks" for each control-plane process, CPU so far.
-component_ticks() {
-  while read -r component pid; do
-    echo "$component $(awk '{print $14 + $15}' "/proc/$pid/stat")"
-  done <"$SECLAB_TESTCLUSTER_DIR/pids"
-}
 
 for tenants in $sizes; do
   work=$(mktemp -d)
@@ -46,8 +38,8 @@ for tenants in $sizes; do
   component_ticks >"$work/after"
   read -r wall user system <"$work/apply.time"
   echo "== $tenants tenants ($objects objects): apply ${wall} s wall, seclab CPU $(echo "$user + $system" | bc) s"
-  join "$work/before" "$work/after" | awk -v hz="$hz" -v n="$objects" \
-    '{ s = ($3 - $2) / hz; printf "%-24s %7.1f s CPU  %6.2f ms per object\n", $1, s, 1000 * s / n }'
+  paste "$work/before" "$work/after" | awk -v hz="$hz" -v n="$objects" \
+    '{ s = ($4 - $2) / hz; printf "%-24s %7.1f s CPU  %6.2f ms per object\n", $1, s, 1000 * s / n }'
   echo "apiserver profile over ${seconds} s, top functions by cumulative CPU:"
   go tool pprof -top -cum -nodecount=40 "$work/apiserver.pprof" 2>/dev/null | sed -n '/flat%/,$p'
   scripts/testcluster down >/dev/null 2>&1 || true

@@ -3,13 +3,18 @@
 
 hz=$(getconf CLK_TCK)
 
-# cpu_ticks: CPU time (user + system, in clock ticks) of all control-plane processes so far.
-cpu_ticks() {
-  local total=0 pid
-  while read -r _ pid; do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+# component_ticks: "component ticks" per line, the CPU time (user + system, in clock ticks) of
+# each control-plane process so far.
+component_ticks() {
+  local component pid
+  while read -r component pid; do
+    echo "$component $(awk '{print $14 + $15}' "/proc/$pid/stat")"
   done <"$SECLAB_TESTCLUSTER_DIR/pids"
-  echo "$total"
+}
+
+# cpu_ticks: the CPU time of all control-plane processes so far, in clock ticks.
+cpu_ticks() {
+  component_ticks | awk '{total += $2} END {print total + 0}'
 }
 
 # wait_idle [DEADLINE]: until the control plane uses under a fifth of a core for 2 s (its

@@ -12,7 +12,6 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::cluster::requests::Verb;
-
 use crate::scan::alerts::Attempt;
 
 /// Label values that are one of a few words, each written as its metric says it.
