@@ -244,14 +244,19 @@ fn a_100_mb_attribute_is_refused_whole_with_bounded_memory() {
         SCAN.replacen("<address addr=\"", &format!("<address comment=\"{}\" addr=\"", "A".repeat(100_000_000)), 1);
     std::fs::write(dir.path().join("b.xml"), &huge).unwrap();
     match read_scan(huge.as_bytes()) {
-        Err(ScanError::Malformed { message, .. }) => assert!(message.contains("is 95 MiB long"), "{message}"),
+        Err(ScanError::Malformed { message, .. }) => {
+            assert!(message.contains("`comment` is over 1 MiB long"), "{message}")
+        }
         other => panic!("accepted or wrongly refused: {:?}", other.map(|s| s.hosts.len())),
     }
     drop(huge);
     let (_, _, _, baseline) = support::run_measured(dir.path(), &["--version"]);
     let (code, stdout, stderr, kib) = support::run_measured(dir.path(), &["scan", "diff", "a.xml", "b.xml"]);
     assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
-    assert!(stderr.contains("b.xml: malformed XML") && stderr.contains("nmap writes none over 1 MiB"), "{stderr}");
+    assert!(
+        stderr.contains("b.xml: malformed XML") && stderr.contains("is over 1 MiB long (nmap writes none that long)"),
+        "{stderr}"
+    );
     assert!(stderr.len() < 1000, "the value is not echoed: {} bytes", stderr.len());
     // The file is mapped into memory once; nothing holds a second copy.
     assert!(kib < baseline + 200 * 1024, "peak RSS {kib} KiB ({baseline} KiB doing nothing)");
@@ -325,7 +330,9 @@ fn a_reference_to_a_control_character_is_refused() {
 fn a_huge_text_is_refused() {
     let huge = inside_first_host(&format!("<x>{}</x>", "A".repeat(3 << 20)));
     match read_scan(huge.as_bytes()) {
-        Err(ScanError::Malformed { message, .. }) => assert!(message.contains("one text is 3 MiB long"), "{message}"),
+        Err(ScanError::Malformed { message, .. }) => {
+            assert!(message.contains("one text is over 1 MiB long"), "{message}")
+        }
         other => panic!("accepted or wrongly refused: {:?}", other.map(|s| s.hosts.len())),
     }
 }
@@ -429,6 +436,77 @@ proptest! {
             }
             Err(error @ ScanError::Malformed { .. }) => prop_assert!(!strict, "{} for\n{}", error, element),
             Err(_) => prop_assert!(strict, "only a well-formed host may be wrong otherwise"),
+        }
+    }
+}
+
+/// A source that hands out its bytes in pieces of the given sizes, in turn: as a pipe or a
+/// slow disk would.
+struct Pieces<'a> {
+    bytes: &'a [u8],
+    sizes: Vec<usize>,
+    turn: usize,
+}
+
+impl std::io::Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let size = self.sizes[self.turn % self.sizes.len()].min(buf.len()).min(self.bytes.len());
+        self.turn += 1;
+        buf[..size].copy_from_slice(&self.bytes[..size]);
+        self.bytes = &self.bytes[size..];
+        Ok(size)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The reader holds a window of the file: read in pieces of any size (a character or a
+    /// reference cut in two, a tag cut anywhere), the scan reads the same as whole, and a
+    /// broken byte is found wherever a piece ends.
+    #[test]
+    fn a_scan_read_in_pieces_of_any_size_reads_the_same(
+        sizes in proptest::collection::vec(1usize..300, 1..8), broken in any::<bool>()
+    ) {
+        // Characters of two, three and four bytes, and references, in names and text.
+        let scan = OS_SCAN.replacen(
+            "<hostname name=\"localhost\"",
+            "<hostname name=\"h\u{e9}\u{2603}\u{1f600}&amp;&#x263a;\"",
+            1,
+        ).replacen("</hostnames>", "</hostnames><x>\u{e9}\u{2603}\u{1f600} &lt; &#65;</x>", 1);
+        let mut scan = scan.into_bytes();
+        if broken {
+            // A byte that is no part of UTF-8, inside the snowman's three.
+            let snowman = scan.windows(3).position(|w| w == "\u{2603}".as_bytes()).unwrap();
+            scan.insert(snowman + 1, 0xff);
+        }
+        let whole = read_scan(scan.as_slice());
+        let source = Pieces { bytes: &scan, sizes, turn: 0 };
+        let in_pieces = read_scan(std::io::BufReader::with_capacity(7, source));
+        prop_assert_eq!(&in_pieces, &whole);
+        prop_assert_eq!(whole.is_ok(), !broken);
+        if let Ok(scan) = whole {
+            prop_assert_eq!(scan.hosts[0].hostnames[0].name.as_str(), "h\u{e9}\u{2603}\u{1f600}&\u{263a}");
+        }
+    }
+}
+
+/// A changed host is checked as it is parsed: a comment it never closes (it runs to the end
+/// of the host) is named as such, in the file that holds it, not taken for a file cut short.
+#[test]
+fn a_changed_host_is_checked_as_it_is_parsed() {
+    let broken = SCAN.replacen("<hostnames>", "<!-- <hostnames>", 1);
+    let changed = |before: &str, after: &str| {
+        let (a, b) = (chunks::split(before.as_bytes()).unwrap(), chunks::split(after.as_bytes()).unwrap());
+        chunks::changed_hosts(&a, &b).map(drop)
+    };
+    for (before, after, in_later) in [(SCAN, broken.as_str(), true), (broken.as_str(), SCAN, false)] {
+        match changed(before, after) {
+            Err((later, ScanError::Malformed { message, .. })) => {
+                assert_eq!(later, in_later);
+                assert!(message.contains("a comment is never closed"), "{message}");
+            }
+            other => panic!("accepted or wrongly refused: {other:?}"),
         }
     }
 }

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use memchr::memmem;
 
 use super::model::{Host, RunInfo, RunStats};
-use super::parse::{Markup, ScanError, ScanReader, check_element, tag_end, values_of};
+use super::parse::{Markup, ScanError, ScanReader, check_element};
+use super::xml::{tag_end, values_of};
 
 /// A scan file split into its hosts' raw XML and the document around them.
 pub struct Chunks<'a> {
@@ -251,15 +252,10 @@ pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec
             }
         }
     };
-    // A changed host of the later file is checked before it is parsed: a fault there is
-    // named as the check names it (the reader would call an unclosed quote a cut-short file).
-    let parse_all = |chunks: &Chunks<'_>, indexes: &[usize], check: bool| {
-        let parse = |host: &[u8]| {
-            if check {
-                check_element(host, chunks.offset(host))?;
-            }
-            parse_host(host)
-        };
+    // A changed host is checked as it is parsed, in the same pass (the later file's were not
+    // checked before).
+    let parse_all = |chunks: &Chunks<'_>, indexes: &[usize]| {
+        let parse = |host: &[u8]| ScanReader::host_element(host, chunks.offset(host));
         indexes.iter().map(|&i| parse(chunks.hosts[i])).collect::<Result<Vec<_>, _>>()
     };
     let (send, receive) = std::sync::mpsc::channel::<Vec<usize>>();
@@ -267,12 +263,12 @@ pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec
         let (check_batches, parse_all) = (&check_batches, &parse_all);
         let other = scope.spawn(move || {
             let checked = check_batches();
-            (checked, parse_all(after, &receive.recv().unwrap_or_default(), true))
+            (checked, parse_all(after, &receive.recv().unwrap_or_default()))
         });
         let pairing = pair(&earlier, &later);
         // The other thread waits for it before it ends.
         let _ = send.send(pairing.changed_after.clone());
-        let mine = (check_batches(), parse_all(before, &pairing.changed_before, false));
+        let mine = (check_batches(), parse_all(before, &pairing.changed_before));
         let failed = || (Err((0, ScanError::Io("a checking thread failed".into()))), Ok(Vec::new()));
         (pairing, mine, other.join().unwrap_or_else(|_| failed()))
     });
@@ -298,8 +294,8 @@ pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec
     changed_before.sort_unstable();
     changed_after.sort_unstable();
     Ok((
-        parse_all(before, &changed_before, false).map_err(|e| (false, e))?,
-        parse_all(after, &changed_after, true).map_err(|e| (true, e))?,
+        parse_all(before, &changed_before).map_err(|e| (false, e))?,
+        parse_all(after, &changed_after).map_err(|e| (true, e))?,
     ))
 }
 
@@ -375,15 +371,6 @@ fn addresses<'a>(host: &'a [u8], finder: &memmem::Finder<'_>) -> &'a [u8] {
         }
     }
     host[first..end].trim_ascii_end()
-}
-
-/// Parses one host element with the streaming parser.
-fn parse_host(element: &[u8]) -> Result<Host, ScanError> {
-    let document = [b"<nmaprun>".as_slice(), element, b"</nmaprun>"].concat();
-    let mut reader = ScanReader::new(document.as_slice())?;
-    reader
-        .next_host()?
-        .ok_or_else(|| ScanError::Malformed { offset: 0, message: "a <host> element holds no host".into() })
 }
 
 #[cfg(test)]

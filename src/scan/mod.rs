@@ -13,3 +13,4 @@ pub mod report;
 pub mod run;
 pub mod state;
 pub mod store;
+pub mod xml;

@@ -1,16 +1,16 @@
 //! A streaming reader of nmap's XML output: hosts come out one at a time, so memory
-//! stays flat however large the file. A scan counts only if it ends with a successful
+//! stays flat however large the file (the reader holds a window of it, and each token is
+//! found and checked by [`super::xml::Scanner`], the pass `scan diff`'s check makes too). A scan counts only if it ends with a successful
 //! `<runstats><finished>` (`exit="success"`, or no `exit` and no error, as nmap wrote before
 //! 2010); anything else is rejected whole, and so is malformed XML.
 
-use std::io::BufRead;
-
-use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
+use std::borrow::Cow;
+use std::io::{BufRead, Read};
 
 use super::model::{
     Address, ExtraPorts, Host, Hostname, OsMatch, Port, RunInfo, RunStats, Scan, Script, Service, Times,
 };
+use super::xml::{Attribute, Fault, Scanner, Token};
 
 /// The first two bytes of a gzip stream (RFC 1952).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -46,9 +46,8 @@ pub enum ScanError {
 }
 
 /// Reads hosts from nmap XML one at a time.
-pub struct ScanReader<R: BufRead> {
-    reader: Reader<R>,
-    buf: Vec<u8>,
+pub struct ScanReader<R: Read> {
+    input: Input<R>,
     info: RunInfo,
     stats: Option<RunStats>,
     /// Set by `<finished exit="error">`.
@@ -56,58 +55,81 @@ pub struct ScanReader<R: BufRead> {
     closed: bool,
     hosts_read: u64,
     in_host: bool,
-    /// Where the last event read starts, for errors.
-    at: u64,
 }
 
 impl<R: BufRead> ScanReader<R> {
     /// Starts reading; fails unless the document's root is `<nmaprun>`.
     pub fn new(mut input: R) -> Result<Self, ScanError> {
-        if input.fill_buf().map_err(|e| ScanError::Io(e.to_string()))?.starts_with(&GZIP_MAGIC) {
+        let start = input.fill_buf().map_err(|e| ScanError::Io(e.to_string()))?;
+        if start.starts_with(&GZIP_MAGIC) {
             return Err(ScanError::NotNmap(
                 "it is gzip-compressed; decompress it first (gunzip FILE), seclab reads nmap's XML as nmap writes it"
                     .into(),
             ));
         }
-        let mut reader = Reader::from_reader(input);
-        let config = reader.config_mut();
-        config.check_end_names = true;
-        // The whitespace between elements carries nothing: no event for it.
-        config.trim_text(true);
+        // A byte order mark is no part of the document.
+        let mark = if start.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+        input.consume(mark);
         let mut this = Self {
-            reader,
-            buf: Vec::with_capacity(4096),
+            input: Input::new(input, Scanner::document(), mark as u64, WINDOW),
             info: RunInfo::default(),
             stats: None,
             failure: None,
             closed: false,
             hosts_read: 0,
             in_host: false,
-            at: 0,
         };
         loop {
-            let (hosts_read, in_host) = (this.hosts_read, this.in_host);
-            match read(&mut this.reader, &mut this.buf, hosts_read, in_host, &mut this.at)? {
-                Event::Start(e) | Event::Empty(e) if e.name().as_ref() == "nmaprun" => {
-                    each_attr(&e, this.at, |key, value| match key {
+            match next_piece(&mut this.input, 0, false)? {
+                Some(piece @ Piece { token: Token::Start { .. }, .. }) if piece.name() == "nmaprun" => {
+                    piece.each(|key, value| match key {
                         "scanner" => this.info.scanner = value.into_owned(),
                         "args" => this.info.args = value.into_owned(),
                         "start" => this.info.start = value.parse().unwrap_or_default(),
                         "version" => this.info.version = value.into_owned(),
                         _ => {}
-                    })?;
+                    });
                     return Ok(this);
                 }
-                Event::Start(e) | Event::Empty(e) => {
-                    let name = e.name().as_ref().to_owned();
-                    return Err(ScanError::NotNmap(format!("the root element is <{name}>, not <nmaprun>")));
+                Some(piece @ Piece { token: Token::Start { .. }, .. }) => {
+                    return Err(ScanError::NotNmap(format!("the root element is <{}>, not <nmaprun>", piece.name())));
                 }
-                Event::Eof => return Err(ScanError::NotNmap("the file holds no <nmaprun> element".into())),
-                _ => {}
+                None => return Err(ScanError::NotNmap("the file holds no <nmaprun> element".into())),
+                Some(_) => {}
             }
         }
     }
+}
 
+impl<'a> ScanReader<&'a [u8]> {
+    /// Reads one `<host>` element, `element`, which starts at `offset` in its file: every
+    /// byte of it checked as a whole file's are, a tag it does not close named as such.
+    pub fn host_element(element: &'a [u8], offset: u64) -> Result<Host, ScanError> {
+        let mut this = Self {
+            input: Input::new(element, Scanner::element().keeping_attributes(), offset, element.len()),
+            info: RunInfo::default(),
+            stats: None,
+            failure: None,
+            closed: false,
+            hosts_read: 0,
+            in_host: true,
+        };
+        this.input.whole = true;
+        let host = match next_piece(&mut this.input, 0, true)? {
+            Some(piece @ Piece { token: Token::Start { empty, .. }, .. }) if piece.name() == "host" => {
+                let host = Self::host_start(&piece);
+                if empty { Host { state: "unknown".into(), ..host } } else { this.host(host)? }
+            }
+            _ => return Err(ScanError::Malformed { offset, message: "not a <host> element".into() }),
+        };
+        match next_piece(&mut this.input, 0, true)? {
+            None => Ok(host),
+            Some(piece) => Err(ScanError::Malformed { offset: piece.offset, message: "more after </host>".into() }),
+        }
+    }
+}
+
+impl<R: Read> ScanReader<R> {
     /// Run information from `<nmaprun>`.
     pub fn info(&self) -> &RunInfo {
         &self.info
@@ -116,46 +138,34 @@ impl<R: BufRead> ScanReader<R> {
     /// The next host, or `None` once the document has ended.
     pub fn next_host(&mut self) -> Result<Option<Host>, ScanError> {
         while !self.closed {
-            let (hosts_read, in_host) = (self.hosts_read, self.in_host);
-            let (e, empty) = match read(&mut self.reader, &mut self.buf, hosts_read, in_host, &mut self.at)? {
-                Event::Start(e) => (e, false),
-                Event::Empty(e) => (e, true),
-                Event::End(e) if e.name().as_ref() == "nmaprun" => {
+            let Some(piece) = next_piece(&mut self.input, self.hosts_read, self.in_host)? else { break };
+            let empty = match piece.token {
+                Token::Start { empty, .. } => empty,
+                Token::End { .. } if piece.name() == "nmaprun" => {
                     self.closed = true;
                     continue;
                 }
-                Event::Eof => break,
                 _ => continue,
             };
-            let skip = match e.name().as_ref() {
+            match piece.name() {
                 "host" => {
-                    let (mut timed_out, mut times) = (false, Times::default());
-                    each_attr(&e, self.at, |key, value| match key {
-                        "timedout" => timed_out = value == "true",
-                        "starttime" => times.start = value.parse().unwrap_or_default(),
-                        "endtime" => times.end = value.parse().unwrap_or_default(),
-                        _ => {}
-                    })?;
-                    let host = Host { timed_out, times: Some(times), ..Host::default() };
+                    let host = Self::host_start(&piece);
                     if empty {
                         self.hosts_read += 1;
                         return Ok(Some(Host { state: "unknown".into(), ..host }));
                     }
                     return self.host(host).map(Some);
                 }
-                name @ ("hosthint" | "prescript" | "postscript" | "taskprogress") if !empty => {
-                    check_start(&e, self.at)?;
-                    Some(name.to_owned())
-                }
+                "hosthint" | "prescript" | "postscript" | "taskprogress" if !empty => self.skip()?,
                 "finished" => {
                     let (mut exit, mut time, mut summary, mut error) = (None, 0, String::new(), None);
-                    each_attr(&e, self.at, |key, value| match key {
+                    piece.each(|key, value| match key {
                         "exit" => exit = Some(value.into_owned()),
                         "time" => time = value.parse().unwrap_or_default(),
                         "summary" => summary = value.into_owned(),
                         "errormsg" => error = Some(value.into_owned()),
                         _ => {}
-                    })?;
+                    });
                     // `exit` is optional (nmap before 2010 did not write it): a run that
                     // finished without one and without an error message completed.
                     match (exit.as_deref(), error) {
@@ -170,61 +180,57 @@ impl<R: BufRead> ScanReader<R> {
                                 Some(format!("nmap wrote exit=\"{other}\", which is neither success nor error"));
                         }
                     }
-                    None
                 }
                 "hosts" => {
-                    match &mut self.stats {
-                        Some(stats) => each_attr(&e, self.at, |key, value| match key {
+                    if let Some(stats) = &mut self.stats {
+                        piece.each(|key, value| match key {
                             "up" => stats.hosts_up = value.parse().unwrap_or_default(),
                             "down" => stats.hosts_down = value.parse().unwrap_or_default(),
                             _ => {}
-                        })?,
-                        None => check_start(&e, self.at)?,
+                        });
                     }
-                    None
                 }
-                _ => {
-                    check_start(&e, self.at)?;
-                    None
-                }
-            };
-            if let Some(name) = skip {
-                self.skip(&name)?;
+                _ => {}
             }
         }
         Ok(None)
     }
 
-    /// Skips an element and everything inside it.
-    fn skip(&mut self, name: &str) -> Result<(), ScanError> {
-        let mut depth = 1usize;
-        while depth > 0 {
-            let (hosts_read, in_host) = (self.hosts_read, self.in_host);
-            let event = read(&mut self.reader, &mut self.buf, hosts_read, in_host, &mut self.at)?;
-            if let Event::Start(e) | Event::Empty(e) = &event {
-                check_start(e, self.at)?;
-            }
-            match event {
-                Event::Start(e) if e.name().as_ref() == name => depth += 1,
-                Event::End(e) if e.name().as_ref() == name => depth -= 1,
-                Event::Eof => return Err(truncated(hosts_read, in_host)),
-                _ => {}
+    /// Skips the element just started and everything inside it (checked all the same).
+    fn skip(&mut self) -> Result<(), ScanError> {
+        let depth = self.input.scanner.depth();
+        while self.input.scanner.depth() >= depth {
+            if next_piece(&mut self.input, self.hosts_read, self.in_host)?.is_none() {
+                return Err(truncated(self.hosts_read, self.in_host));
             }
         }
         Ok(())
     }
 
+    /// A host as its start tag says: whether it timed out, and when it was scanned.
+    fn host_start(piece: &Piece<'_>) -> Host {
+        let (mut timed_out, mut times) = (false, Times::default());
+        piece.each(|key, value| match key {
+            "timedout" => timed_out = value == "true",
+            "starttime" => times.start = value.parse().unwrap_or_default(),
+            "endtime" => times.end = value.parse().unwrap_or_default(),
+            _ => {}
+        });
+        Host { timed_out, times: Some(times), ..Host::default() }
+    }
+
     fn host(&mut self, mut host: Host) -> Result<Host, ScanError> {
         self.in_host = true;
-        let hosts_read = self.hosts_read;
         let mut port: Option<Port> = None;
         let mut in_hostscript = false;
         loop {
-            let (e, empty) = match read(&mut self.reader, &mut self.buf, hosts_read, true, &mut self.at)? {
-                Event::Start(e) => (e, false),
-                Event::Empty(e) => (e, true),
-                Event::End(e) => {
-                    match e.name().as_ref() {
+            let Some(piece) = next_piece(&mut self.input, self.hosts_read, true)? else {
+                return Err(truncated(self.hosts_read, true));
+            };
+            let empty = match piece.token {
+                Token::Start { empty, .. } => empty,
+                Token::End { .. } => {
+                    match piece.name() {
                         "port" => {
                             if let Some(port) = port.take().filter(|p| p.port != 0 && !p.protocol.is_empty()) {
                                 host.ports.push(port);
@@ -243,37 +249,26 @@ impl<R: BufRead> ScanReader<R> {
                     }
                     continue;
                 }
-                Event::Eof => return Err(truncated(hosts_read, true)),
                 _ => continue,
             };
-            // The elements read below are checked as their attributes are read; the others here.
-            let read_below = match e.name().as_ref() {
-                "status" | "address" | "hostname" | "extraports" | "port" | "script" | "osmatch" => true,
-                "state" | "service" => port.is_some(),
-                "times" => host.times.is_some(),
-                _ => false,
-            };
-            if !read_below {
-                check_start(&e, self.at)?;
-            }
-            match e.name().as_ref() {
-                "status" => each_attr(&e, self.at, |key, value| match key {
+            match piece.name() {
+                "status" => piece.each(|key, value| match key {
                     "state" => host.state = value.into_owned(),
                     "reason" => host.reason = value.into_owned(),
                     _ => {}
-                })?,
+                }),
                 "address" => {
                     let (mut addr, mut kind, mut vendor) = (None, None, None);
-                    each_attr(&e, self.at, |key, value| match key {
+                    piece.each(|key, value| match key {
                         "addr" => addr = Some(value.into_owned()),
                         "addrtype" => kind = Some(value.into_owned()),
                         "vendor" => vendor = Some(value.into_owned()),
                         _ => {}
-                    })?;
+                    });
                     if let Some(addr) = addr {
                         let kind = kind.unwrap_or_else(|| "ipv4".into());
                         check_address(&kind, &addr).map_err(|message| ScanError::Invalid {
-                            offset: self.at,
+                            offset: piece.offset,
                             message: format!("<address>: {message}"),
                         })?;
                         host.addresses.push(Address { kind, addr, vendor });
@@ -281,31 +276,31 @@ impl<R: BufRead> ScanReader<R> {
                 }
                 "hostname" => {
                     let (mut name, mut kind) = (None, String::new());
-                    each_attr(&e, self.at, |key, value| match key {
+                    piece.each(|key, value| match key {
                         "name" => name = Some(value.into_owned()),
                         "type" => kind = value.into_owned(),
                         _ => {}
-                    })?;
+                    });
                     if let Some(name) = name {
                         host.hostnames.push(Hostname { name, kind });
                     }
                 }
                 "extraports" => {
                     let mut extra = ExtraPorts { state: "unknown".into(), count: 0 };
-                    each_attr(&e, self.at, |key, value| match key {
+                    piece.each(|key, value| match key {
                         "state" => extra.state = value.into_owned(),
                         "count" => extra.count = value.parse().unwrap_or_default(),
                         _ => {}
-                    })?;
+                    });
                     host.extraports.push(extra);
                 }
                 "port" => {
                     let mut new = Port::default();
-                    each_attr(&e, self.at, |key, value| match key {
+                    piece.each(|key, value| match key {
                         "protocol" => new.protocol = value.into_owned(),
                         "portid" => new.port = value.parse().unwrap_or_default(),
                         _ => {}
-                    })?;
+                    });
                     if empty {
                         if new.port != 0 && !new.protocol.is_empty() {
                             host.ports.push(new);
@@ -316,17 +311,17 @@ impl<R: BufRead> ScanReader<R> {
                 }
                 "state" => {
                     if let Some(port) = &mut port {
-                        each_attr(&e, self.at, |key, value| match key {
+                        piece.each(|key, value| match key {
                             "state" => port.state = value.into_owned(),
                             "reason" => port.reason = value.into_owned(),
                             _ => {}
-                        })?;
+                        });
                     }
                 }
                 "service" => {
                     if let Some(port) = &mut port {
                         let mut service = Service::default();
-                        each_attr(&e, self.at, |key, value| {
+                        piece.each(|key, value| {
                             let field = match key {
                                 "name" => &mut service.name,
                                 "product" => &mut service.product,
@@ -337,17 +332,17 @@ impl<R: BufRead> ScanReader<R> {
                                 _ => return,
                             };
                             *field = Some(value.into_owned());
-                        })?;
+                        });
                         port.service = Some(service);
                     }
                 }
                 "script" => {
                     let mut script = Script { id: String::new(), output: String::new() };
-                    each_attr(&e, self.at, |key, value| match key {
+                    piece.each(|key, value| match key {
                         "id" => script.id = value.into_owned(),
                         "output" => script.output = value.into_owned(),
                         _ => {}
-                    })?;
+                    });
                     match &mut port {
                         Some(port) => port.scripts.push(script),
                         None if in_hostscript => host.scripts.push(script),
@@ -357,21 +352,21 @@ impl<R: BufRead> ScanReader<R> {
                 "hostscript" => in_hostscript = !empty,
                 "times" => {
                     if let Some(times) = &mut host.times {
-                        each_attr(&e, self.at, |key, value| match key {
+                        piece.each(|key, value| match key {
                             "srtt" => times.srtt = value.parse().unwrap_or_default(),
                             "rttvar" => times.rttvar = value.parse().unwrap_or_default(),
                             "to" => times.timeout = value.parse().unwrap_or_default(),
                             _ => {}
-                        })?;
+                        });
                     }
                 }
                 "osmatch" => {
                     let mut os = OsMatch { name: String::new(), accuracy: 0 };
-                    each_attr(&e, self.at, |key, value| match key {
+                    piece.each(|key, value| match key {
                         "name" => os.name = value.into_owned(),
                         "accuracy" => os.accuracy = value.parse().unwrap_or_default(),
                         _ => {}
-                    })?;
+                    });
                     host.os.push(os);
                 }
                 _ => {}
@@ -397,32 +392,183 @@ impl<R: BufRead> ScanReader<R> {
     }
 }
 
-/// The next event, borrowing `buf`; an end of input inside markup means the file was cut short.
-fn read<'b, R: BufRead>(
-    reader: &mut Reader<R>,
-    buf: &'b mut Vec<u8>,
-    hosts_read: u64,
-    in_host: bool,
-    at: &mut u64,
-) -> Result<Event<'b>, ScanError> {
-    buf.clear();
-    let offset = reader.buffer_position();
-    *at = offset;
-    match reader.read_event_into(buf) {
-        Ok(event) => {
-            // Elements are checked where they are read (or skipped), in one pass over their
-            // attributes: see [`each_attr`] and [`check_start`].
-            well_formed(&event).map_err(|message| ScanError::Malformed { offset, message })?;
-            Ok(event)
-        }
-        // An unclosed tag, comment or attribute at the end of input: the file was cut short.
-        Err(quick_xml::Error::Syntax(error)) if !matches!(error, quick_xml::errors::SyntaxError::InvalidBangMarkup) => {
-            Err(truncated(hosts_read, in_host))
-        }
-        Err(error) => {
-            Err(ScanError::Malformed { offset: reader.error_position().max(offset), message: error.to_string() })
+/// How much of a file the reader holds at a time (more while one token is longer).
+const WINDOW: usize = 64 * 1024;
+
+/// The longest token the reader holds: no tag nmap writes comes near it.
+const MAX_TOKEN: usize = 8 << 20;
+
+/// The reader's input: a window of the file, refilled as the scanner needs more; every byte
+/// checked to be UTF-8 once, a token at a time.
+struct Input<R> {
+    source: R,
+    scanner: Scanner,
+    buf: Vec<u8>,
+    /// Where the next token starts in `buf`, and where the bytes read end.
+    start: usize,
+    filled: usize,
+    /// The source has no more.
+    eof: bool,
+    /// The source is one element, all of it there: a token cut short is malformed, not a
+    /// file cut short.
+    whole: bool,
+    /// The file offset of `buf[0]`.
+    base: u64,
+}
+
+/// A token as the reader hands it on: its text, the attributes of a start tag, and where it
+/// is in the file.
+struct Piece<'a> {
+    token: Token,
+    text: &'a str,
+    attributes: &'a [Attribute],
+    offset: u64,
+}
+
+impl Piece<'_> {
+    /// The element name of a start or end tag.
+    fn name(&self) -> &str {
+        match self.token {
+            Token::Start { name_end, .. } => &self.text[1..name_end],
+            Token::End { name_end } => &self.text[2..name_end],
+            _ => "",
         }
     }
+
+    /// Calls `f` with each attribute's name and value (checked as the tag was read); values
+    /// are unescaped and normalised as XML says.
+    fn each(&self, mut f: impl FnMut(&str, Cow<'_, str>)) {
+        for attribute in self.attributes {
+            let raw = &self.text[attribute.value.clone()];
+            // Most values hold no entity and no whitespace to normalise: borrowed as they are.
+            let value = if raw.bytes().any(|b| matches!(b, b'&' | b'\r' | b'\n' | b'\t')) {
+                let spaced = raw.replace(['\r', '\n', '\t'], " ");
+                // The entities were checked: only XML's own are left to replace.
+                let unescaped = quick_xml::escape::unescape(&spaced).map(|v| v.into_owned());
+                Cow::Owned(unescaped.unwrap_or(spaced))
+            } else {
+                Cow::Borrowed(raw)
+            };
+            f(&self.text[attribute.name.clone()], value);
+        }
+    }
+}
+
+impl<R: Read> Input<R> {
+    fn new(source: R, scanner: Scanner, base: u64, window: usize) -> Self {
+        Self { source, scanner, buf: vec![0; window.max(64)], start: 0, filled: 0, eof: false, whole: false, base }
+    }
+
+    /// The next token, or `None` at the end of the input; `Err(None)` when the input ends
+    /// inside one (the file was cut short).
+    fn next(&mut self) -> Result<Option<Piece<'_>>, Option<ScanError>> {
+        loop {
+            let window = &self.buf[self.start..self.filled];
+            // A character the window's end cuts in two waits for its rest.
+            let usable = if self.eof { window.len() } else { whole_characters(window) };
+            let at = self.base + self.start as u64;
+            let fault = match self.scanner.next(&window[..usable]) {
+                Ok(found) => {
+                    let begin = self.start;
+                    self.start += found.end;
+                    let bytes = &self.buf[begin..begin + found.end];
+                    let text = std::str::from_utf8(bytes).map_err(|error| {
+                        Some(ScanError::Malformed {
+                            offset: at + error.valid_up_to() as u64,
+                            message: "the bytes here are not UTF-8".into(),
+                        })
+                    })?;
+                    return Ok(Some(Piece {
+                        token: found.token,
+                        text: &text[found.start..],
+                        attributes: self.scanner.attributes(),
+                        offset: at + found.start as u64,
+                    }));
+                }
+                Err(fault) => fault,
+            };
+            match fault {
+                Fault::Malformed(offset, message) => {
+                    return Err(Some(ScanError::Malformed { offset: at + offset as u64, message }));
+                }
+                Fault::Short(_) if usable > MAX_TOKEN => {
+                    return Err(Some(ScanError::Malformed {
+                        offset: at,
+                        message: "a tag over 8 MiB long (nmap writes none near that)".into(),
+                    }));
+                }
+                Fault::Short(_) if !self.eof => self.refill().map_err(Some)?,
+                Fault::Short(_) if self.start == self.filled => return Ok(None),
+                Fault::Short(what) if self.whole => {
+                    return Err(Some(ScanError::Malformed { offset: at, message: what.into() }));
+                }
+                Fault::Short(_) => {
+                    if let Err(error) = std::str::from_utf8(&self.buf[self.start..self.filled]) {
+                        let offset = at + error.valid_up_to() as u64;
+                        return Err(Some(ScanError::Malformed {
+                            offset,
+                            message: "the bytes here are not UTF-8".into(),
+                        }));
+                    }
+                    return Err(None);
+                }
+            }
+        }
+    }
+
+    /// Reads more of the source after the bytes not yet read (moved to the front).
+    fn refill(&mut self) -> Result<(), ScanError> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.filled, 0);
+            self.base += self.start as u64;
+            self.filled -= self.start;
+            self.start = 0;
+        }
+        if self.filled == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.source.read(&mut self.buf[self.filled..]) {
+                Ok(0) => self.eof = true,
+                Ok(read) => self.filled += read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(ScanError::Io(error.to_string())),
+            }
+            return Ok(());
+        }
+    }
+}
+
+/// The length of `bytes` without a character cut short at their end.
+fn whole_characters(bytes: &[u8]) -> usize {
+    let length = bytes.len();
+    for back in 1..=length.min(3) {
+        let byte = bytes[length - back];
+        if byte < 0x80 {
+            return length;
+        }
+        if byte >= 0xC0 {
+            let needs = if byte >= 0xF0 {
+                4
+            } else if byte >= 0xE0 {
+                3
+            } else {
+                2
+            };
+            return if needs > back { length - back } else { length };
+        }
+    }
+    length
+}
+
+/// The next token of `input`; a file cut short says where, by the hosts read so far.
+fn next_piece<R: Read>(input: &mut Input<R>, hosts_read: u64, in_host: bool) -> Result<Option<Piece<'_>>, ScanError> {
+    input.next().map_err(|stop| stop.unwrap_or_else(|| truncated(hosts_read, in_host)))
+}
+
+fn truncated(hosts_read: u64, in_host: bool) -> ScanError {
+    let place = if in_host { format!("inside host {}", hosts_read + 1) } else { "before the scan finished".to_owned() };
+    ScanError::Incomplete(format!("the file ends {place} (nmap was stopped or the file was cut short)"))
 }
 
 /// What a well-formed element holds besides elements, text and references.
@@ -436,199 +582,34 @@ pub enum Markup {
 
 /// Checks that `element` (the bytes of one element, `<host>` for instance) is well-formed XML
 /// as [`ScanReader`] requires, without building anything: for the hosts a comparison does not
-/// parse because they are the same in both files. One pass over the bytes, without a reader:
-/// valid UTF-8, every tag closed by its own name, every start tag's name and attributes
-/// checked as the reader checks them, every entity one XML defines, comments (without `--`),
-/// CDATA sections and processing instructions closed. `offset` is where the element starts
-/// in its file, for the error. Says whether the element holds anything but elements, text
-/// and references.
+/// parse because they are the same in both files. The reader's own pass ([`Scanner`]) over
+/// bytes in memory: valid UTF-8, every tag closed by its own name, every start tag's name and
+/// attributes checked, every entity one XML defines, comments (without `--`), CDATA sections
+/// and processing instructions closed. `offset` is where the element starts in its file, for
+/// the error. Says whether the element holds anything but elements, text and references.
 pub fn check_element(element: &[u8], offset: u64) -> Result<Markup, ScanError> {
     let malformed = |at: usize, message: String| ScanError::Malformed { offset: offset + at as u64, message };
-    let text = match std::str::from_utf8(element) {
-        Ok(text) => text,
-        Err(error) => return Err(malformed(error.valid_up_to(), "the bytes here are not UTF-8".into())),
-    };
-    let (mut open, mut markup): (Vec<&[u8]>, _) = (Vec::new(), Markup::Plain);
-    let mut at = 0;
-    // The next tag mostly starts right after the last, or after a line break: looked at
-    // before searching.
-    let next = |at: usize| match element.get(at..at + 2) {
-        Some([b'<', _]) => Some(0),
-        Some([b'\n', b'<']) => Some(1),
-        _ => memchr::memchr2(b'<', b'&', &element[at..]),
-    };
-    while let Some(found) = next(at) {
-        let start = at + found;
-        let rest = &element[start..];
-        if rest[0] == b'&' {
-            let end =
-                memchr::memchr(b';', rest).ok_or_else(|| malformed(start, "text: `&` starts no entity".into()))?;
-            entities_defined(&rest[..=end]).map_err(|e| malformed(start, format!("text: {e}")))?;
-            at = start + end + 1;
-            continue;
-        }
-        let closed = |marker: &[u8], from: usize, what: &str| {
-            memchr::memmem::find(&rest[from..], marker)
-                .map(|e| from + e + marker.len())
-                .ok_or_else(|| malformed(start, format!("{what} is never closed")))
-        };
-        if rest.get(1).is_some_and(|b| matches!(b, b'!' | b'?')) {
-            markup = Markup::Declarations;
-        }
-        let length = if rest.starts_with(b"<!--") {
-            let length = closed(b"-->", 4, "a comment")?;
-            if memchr::memmem::find(&rest[4..length - 3], b"--").is_some() {
-                return Err(malformed(start, "a comment holds `--`".into()));
-            }
-            length
-        } else if rest.starts_with(b"<![CDATA[") {
-            closed(b"]]>", 9, "a CDATA section")?
-        } else if rest.starts_with(b"<?") {
-            let length = closed(b"?>", 2, "a processing instruction")?;
-            if rest[2..].get(..3).is_some_and(|t| t.eq_ignore_ascii_case(b"xml")) && !is_name_byte(rest.get(5)) {
-                return Err(malformed(start, "an XML declaration inside the document".into()));
-            }
-            length
-        } else if let Some(end_tag) = rest.strip_prefix(b"</") {
-            let end =
-                memchr::memchr(b'>', end_tag).ok_or_else(|| malformed(start, "an end tag is never closed".into()))?;
-            let name = end_tag[..end].trim_ascii_end();
-            match open.pop() {
-                Some(expected) if expected == name => {}
-                expected => {
-                    let name = String::from_utf8_lossy(name);
-                    let message = match expected {
-                        Some(expected) => format!("</{name}> closes <{}>", String::from_utf8_lossy(expected)),
-                        None => format!("</{name}> closes no element"),
-                    };
-                    return Err(malformed(start, message));
-                }
-            }
-            end + 3
-        } else {
-            // A start tag: its name, then its attributes up to its end, in one pass.
-            let name_length = rest[1..].iter().position(|b| b.is_ascii_whitespace() || matches!(b, b'>' | b'/'));
-            let name_end = start + 1 + name_length.unwrap_or(rest.len() - 1);
-            // `<` and the bytes that end a name are ASCII: the name is whole characters.
-            let name = &text[start + 1..name_end];
-            if !is_name(name) {
-                return Err(malformed(start, format!("`{name}` is not an element name")));
-            }
-            let attributes = attributes_until_end(&text[name_end..], |_, _| {})
-                .map_err(|message| malformed(start, format!("<{name}>: {message}")))?;
-            let end = name_end + attributes;
-            match element.get(end) {
-                Some(b'>') => {
-                    open.push(name.as_bytes());
-                    end + 1 - start
-                }
-                Some(_) => end + 2 - start,
-                None => return Err(malformed(start, "a tag is never closed".into())),
-            }
-        };
-        at = start + length;
+    if let Err(error) = std::str::from_utf8(element) {
+        return Err(malformed(error.valid_up_to(), "the bytes here are not UTF-8".into()));
     }
-    match open.last() {
+    let (mut scanner, mut markup, mut at) = (Scanner::element(), Markup::Plain, 0);
+    while at < element.len() {
+        match scanner.next(&element[at..]) {
+            Ok(found) => {
+                if found.token == Token::Declaration {
+                    markup = Markup::Declarations;
+                }
+                at += found.end;
+            }
+            Err(Fault::Short(what)) => return Err(malformed(at, what.into())),
+            Err(Fault::Malformed(inside, message)) => return Err(malformed(at + inside, message)),
+        }
+    }
+    match scanner.open() {
         None => Ok(markup),
         Some(name) => Err(malformed(0, format!("<{}> is never closed", String::from_utf8_lossy(name)))),
     }
 }
-
-/// Where the tag that `tag` starts with ends (its `>`, outside quoted values); `None` when it
-/// does not end, or holds a `<` outside quotes.
-pub fn tag_end(tag: &[u8]) -> Option<usize> {
-    let mut at = 1;
-    loop {
-        let found = at + memchr::memchr3(b'>', b'"', b'\'', &tag[at..])?;
-        if memchr::memchr(b'<', &tag[at..found]).is_some() {
-            return None;
-        }
-        match tag[found] {
-            b'>' => return Some(found),
-            quote => at = found + 1 + memchr::memchr(quote, &tag[found + 1..])? + 1,
-        }
-    }
-}
-
-/// An XML name: a letter, `_` or `:`, then letters, digits, `-`, `.`, `_` or `:` (any
-/// character above ASCII counts as a letter, as XML's name ranges nearly all do).
-fn is_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    bytes.first().is_some_and(|&b| NAME_BYTES[usize::from(b)] == NAME_START)
-        && bytes.iter().all(|&b| NAME_BYTES[usize::from(b)] != 0)
-}
-
-/// Per byte: [`NAME_START`] for a letter, `_`, `:` or a byte above ASCII (part of a
-/// character the text, valid UTF-8, holds), 1 for a digit, `-` or `.`, else 0.
-const NAME_BYTES: [u8; 256] = {
-    let mut table = [0; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        table[byte] = if b.is_ascii_alphabetic() || b == b'_' || b == b':' || !b.is_ascii() {
-            NAME_START
-        } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
-            1
-        } else {
-            0
-        };
-        byte += 1;
-    }
-    table
-};
-const NAME_START: u8 = 2;
-
-fn is_name_byte(byte: Option<&u8>) -> bool {
-    byte.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-}
-
-fn too_long(length: usize) -> String {
-    format!("one text is {} MiB long; nmap writes none over 1 MiB", length >> 20)
-}
-
-/// What quick-xml lets through but XML (and nmap's own reader, expat) rejects, outside
-/// element tags (whose attributes [`attributes`] checks): an entity XML does not define in
-/// text, and an XML declaration XML does not allow.
-fn well_formed(event: &Event<'_>) -> Result<(), String> {
-    match event {
-        Event::Decl(declaration) => {
-            let raw = declaration.trim_end_matches('?');
-            let problem = |message: &str| format!("the XML declaration: {message}");
-            attributes(raw.strip_prefix("xml").unwrap_or(raw), |_, _| {}).map_err(|m| problem(&m))?;
-            let version = declaration.version().map_err(|e| problem(&e.to_string()))?;
-            let digits =
-                version.strip_prefix("1.").is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
-            let encoding = declaration.encoding().transpose().map_err(|e| problem(&e.to_string()))?;
-            let named = encoding.as_deref().is_none_or(|e| {
-                e.starts_with(|c: char| c.is_ascii_alphabetic())
-                    && e.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-            });
-            let standalone = declaration.standalone().transpose().map_err(|e| problem(&e.to_string()))?;
-            match (digits, named, standalone.as_deref()) {
-                (true, true, None | Some("yes" | "no")) => Ok(()),
-                _ => Err(problem("its version, encoding or standalone value is not one XML allows")),
-            }
-        }
-        Event::Text(text) | Event::Comment(text) if text.len() > MAX_ATTRIBUTE => Err(too_long(text.len())),
-        Event::CData(text) if text.len() > MAX_ATTRIBUTE => Err(too_long(text.len())),
-        Event::Text(text) if text.contains('&') => entities_defined(text.as_bytes()).map_err(|e| format!("text: {e}")),
-        // An entity in text comes as its own event.
-        Event::GeneralRef(entity) => match (&**entity, entity.resolve_char_ref()) {
-            (name, Ok(Some(c))) if !xml_char(c) => {
-                Err(format!("text: `&{name};` refers to a character XML 1.0 forbids"))
-            }
-            ("amp" | "lt" | "gt" | "quot" | "apos", _) | (_, Ok(Some(_))) => Ok(()),
-            (name, _) => Err(format!("text: `&{name};` is not an entity XML defines")),
-        },
-        _ => Ok(()),
-    }
-}
-
-/// One pass over an element's attributes (`name="value"` pairs, as XML writes them): checks
-/// them and hands each name and raw value to `each`. quick-xml's own checked iteration costs
-/// twice as much, and every element is checked.
-/// The longest attribute value a scan may hold: nmap's longest (script output) are a few KiB.
-const MAX_ATTRIBUTE: usize = 1 << 20;
 
 /// Checks that `addr` is an address of nmap's `addrtype` `kind`.
 fn check_address(kind: &str, addr: &str) -> Result<(), String> {
@@ -647,190 +628,6 @@ fn shortened(text: &str) -> String {
         Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], text.len()),
         None => text.to_owned(),
     }
-}
-
-fn attributes<'a>(raw: &'a str, each: impl FnMut(&'a str, &'a str)) -> Result<(), String> {
-    match attributes_until_end(raw, each)? {
-        end if end == raw.len() => Ok(()),
-        _ => Err("`>` outside the attribute values".into()),
-    }
-}
-
-/// [`attributes`] of a tag read from just after its element name, up to where the tag ends:
-/// returns where that is (its `>` or `/>`, outside quoted values), or the end of `raw`.
-fn attributes_until_end<'a>(raw: &'a str, mut each: impl FnMut(&'a str, &'a str)) -> Result<usize, String> {
-    let bytes = raw.as_bytes();
-    // The names so far, for duplicates: on the stack (nmap writes at most a dozen), else on
-    // the heap.
-    let (mut few, mut count, mut more): ([&str; 16], usize, Vec<&str>) = ([""; 16], 0, Vec::new());
-    let mut at = 0;
-    loop {
-        let spaced = at;
-        while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
-            at += 1;
-        }
-        match bytes.get(at) {
-            None | Some(b'>') => return Ok(at),
-            Some(b'/') if bytes.get(at + 1) == Some(&b'>') => return Ok(at),
-            _ => {}
-        }
-        if at == spaced && count > 0 {
-            return Err("attributes must be separated by a space".into());
-        }
-        let start = at;
-        while bytes.get(at).is_some_and(|b| !matches!(b, b'=' | b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/')) {
-            at += 1;
-        }
-        let name = &raw[start..at];
-        if !is_name(name) {
-            return Err(format!("`{name}` is not an attribute name"));
-        }
-        while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
-            at += 1;
-        }
-        if bytes.get(at) != Some(&b'=') {
-            return Err(format!("attribute `{name}` has no value"));
-        }
-        at += 1;
-        while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
-            at += 1;
-        }
-        let quote = match bytes.get(at) {
-            Some(quote @ (b'"' | b'\'')) => *quote,
-            _ => return Err(format!("the value of attribute `{name}` is not in quotes")),
-        };
-        // One search for the closing quote, a `<` (never allowed) or a `&` (checked after).
-        let (value_start, mut end, mut entity) = (at + 1, at + 1, false);
-        loop {
-            let Some(found) = memchr::memchr3(quote, b'<', b'&', &bytes[end..]) else {
-                return Err(format!("the value of attribute `{name}` has no closing quote"));
-            };
-            end += found;
-            match bytes[end] {
-                b'<' => return Err(format!("`<` in the value of attribute `{name}`")),
-                b'&' => {
-                    entity = true;
-                    end += 1;
-                }
-                _ => break,
-            }
-        }
-        let value = &raw[value_start..end];
-        if value.len() > MAX_ATTRIBUTE {
-            return Err(format!(
-                "the value of attribute `{name}` is {} MiB long; nmap writes none over 1 MiB",
-                value.len() >> 20
-            ));
-        }
-        if entity {
-            entities_defined(value.as_bytes()).map_err(|e| format!("attribute `{name}`: {e}"))?;
-        }
-        if few[..count.min(16)].contains(&name) || more.contains(&name) {
-            return Err(format!("attribute `{name}` is given twice"));
-        }
-        match few.get_mut(count) {
-            Some(slot) => *slot = name,
-            None => more.push(name),
-        }
-        count += 1;
-        each(name, value);
-        at = end + 1;
-    }
-}
-
-/// Checks one tag on its own, `<name attributes>` or `<name attributes/>`, as [`ScanReader`]
-/// checks an element's start, and calls `each` with where the value of each attribute named
-/// in `names` lies in the tag (without its quotes), each value checked before. `false` when
-/// the tag is not well-formed: then values `each` was given before the fault do not count.
-pub fn values_of(tag: &[u8], names: &[&str], mut each: impl FnMut(std::ops::Range<usize>)) -> bool {
-    let Ok(text) = std::str::from_utf8(tag) else { return false };
-    let Some((name, raw)) = split_tag(text) else { return false };
-    is_name(name)
-        && attributes(raw, |key, value| {
-            if names.contains(&key) {
-                let start = value.as_ptr() as usize - tag.as_ptr() as usize;
-                each(start..start + value.len());
-            }
-        })
-        .is_ok()
-}
-
-/// A tag's element name and the raw attributes after it; `None` unless it is `<...>`.
-fn split_tag(tag: &str) -> Option<(&str, &str)> {
-    let inner = tag.strip_prefix('<')?.strip_suffix('>')?;
-    let text = inner.strip_suffix('/').unwrap_or(inner);
-    Some(text.split_at(text.bytes().position(|b| b.is_ascii_whitespace()).unwrap_or(text.len())))
-}
-
-/// Checks the attributes of an element the reader does not use (it still must be XML).
-fn check_start(element: &BytesStart<'_>, at: u64) -> Result<(), ScanError> {
-    attributes(element.attributes_raw(), |_, _| {}).map_err(|message| malformed(element, at, message))
-}
-
-fn malformed(element: &BytesStart<'_>, at: u64, message: String) -> ScanError {
-    let name = String::from_utf8_lossy(element.name().as_ref().as_bytes()).into_owned();
-    ScanError::Malformed { offset: at, message: format!("<{name}>: {message}") }
-}
-
-/// Whether XML 1.0 allows `c` in a document (its `Char` production): no control character
-/// but tab, line feed and carriage return, no surrogate, no U+FFFE or U+FFFF.
-fn xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-}
-
-/// Every `&...;` in `text` is one of XML's five entities or a character reference to a
-/// character XML 1.0 allows.
-fn entities_defined(text: &[u8]) -> Result<(), String> {
-    for amp in memchr::memchr_iter(b'&', text) {
-        let rest = &text[amp + 1..];
-        let Some(end) = memchr::memchr(b';', rest) else { return Err("`&` starts no entity".into()) };
-        let name = &rest[..end];
-        let char_ref = match name {
-            [b'#', b'x', hex @ ..] if !hex.is_empty() => {
-                std::str::from_utf8(hex).ok().and_then(|h| u32::from_str_radix(h, 16).ok())
-            }
-            [b'#', digits @ ..] if !digits.is_empty() => std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()),
-            _ => None,
-        };
-        if let Some(c) = char_ref.and_then(char::from_u32)
-            && !xml_char(c)
-        {
-            return Err(format!("`&{};` refers to a character XML 1.0 forbids", String::from_utf8_lossy(name)));
-        }
-        let known =
-            matches!(name, b"amp" | b"lt" | b"gt" | b"quot" | b"apos") || char_ref.and_then(char::from_u32).is_some();
-        if !known {
-            return Err(format!("`&{};` is not an entity XML defines", String::from_utf8_lossy(name)));
-        }
-    }
-    Ok(())
-}
-
-fn truncated(hosts_read: u64, in_host: bool) -> ScanError {
-    let place = if in_host { format!("inside host {}", hosts_read + 1) } else { "before the scan finished".to_owned() };
-    ScanError::Incomplete(format!("the file ends {place} (nmap was stopped or the file was cut short)"))
-}
-
-/// Calls `f` with each attribute's name and value, in one pass over the element that also
-/// checks it (see [`attributes`]); values are unescaped and normalised as XML says.
-fn each_attr(
-    element: &BytesStart<'_>,
-    at: u64,
-    mut f: impl FnMut(&str, std::borrow::Cow<'_, str>),
-) -> Result<(), ScanError> {
-    attributes(element.attributes_raw(), |key, raw| {
-        // Most values hold no entity and no whitespace to normalise: borrow them as they are.
-        let value = if raw.bytes().any(|b| matches!(b, b'&' | b'\r' | b'\n' | b'\t')) {
-            let spaced = raw.replace(['\r', '\n', '\t'], " ");
-            // The entities were checked: only XML's own are left to replace.
-            let unescaped = quick_xml::escape::unescape(&spaced).map(|v| v.into_owned());
-            std::borrow::Cow::Owned(unescaped.unwrap_or(spaced))
-        } else {
-            std::borrow::Cow::Borrowed(raw)
-        };
-        f(key, value);
-    })
-    .map_err(|message| malformed(element, at, message))
 }
 
 /// Reads a whole scan into memory (small files, tests); rejects it unless it is complete.
