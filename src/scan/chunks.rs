@@ -252,24 +252,37 @@ pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec
             }
         }
     };
-    // A changed host is checked as it is parsed, in the same pass (the later file's were not
-    // checked before).
-    let parse_all = |chunks: &Chunks<'_>, indexes: &[usize]| {
-        let parse = |host: &[u8]| ScanReader::host_element(host, chunks.offset(host));
-        indexes.iter().map(|&i| parse(chunks.hosts[i])).collect::<Result<Vec<_>, _>>()
+    // Then the changed hosts of both files, shared the same way; each is checked as it is
+    // parsed, in the same pass.
+    let next_parse = AtomicUsize::new(0);
+    let parse_batches = |jobs: &[(bool, usize)]| {
+        let mut parsed = Vec::new();
+        loop {
+            let start = next_parse.fetch_add(PARSE_BATCH, Ordering::Relaxed).min(jobs.len());
+            let batch = &jobs[start..(start + PARSE_BATCH).min(jobs.len())];
+            if batch.is_empty() {
+                return parsed;
+            }
+            for &(in_later, index) in batch {
+                let chunks = if in_later { after } else { before };
+                let host = chunks.hosts[index];
+                parsed.push((in_later, index, ScanReader::host_element(host, chunks.offset(host))));
+            }
+        }
     };
-    let (send, receive) = std::sync::mpsc::channel::<Vec<usize>>();
-    let (pairing, (checked, parsed_before), (other_checked, parsed_after)) = std::thread::scope(|scope| {
-        let (check_batches, parse_all) = (&check_batches, &parse_all);
+    let (send, receive) = std::sync::mpsc::channel::<Vec<(bool, usize)>>();
+    let (pairing, (checked, mut parsed), (other_checked, other_parsed)) = std::thread::scope(|scope| {
+        let (check_batches, parse_batches) = (&check_batches, &parse_batches);
         let other = scope.spawn(move || {
             let checked = check_batches();
-            (checked, parse_all(after, &receive.recv().unwrap_or_default()))
+            (checked, parse_batches(&receive.recv().unwrap_or_default()))
         });
         let pairing = pair(&earlier, &later);
+        let jobs = changed_jobs(&pairing.changed_before, &pairing.changed_after);
         // The other thread waits for it before it ends.
-        let _ = send.send(pairing.changed_after.clone());
-        let mine = (check_batches(), parse_all(before, &pairing.changed_before));
-        let failed = || (Err((0, ScanError::Io("a checking thread failed".into()))), Ok(Vec::new()));
+        let _ = send.send(jobs.clone());
+        let mine = (check_batches(), parse_batches(&jobs));
+        let failed = || (Err((0, ScanError::Io("a checking thread failed".into()))), Vec::new());
         (pairing, mine, other.join().unwrap_or_else(|_| failed()))
     });
     // The earlier file's first fault, then the changed hosts' in each file.
@@ -279,11 +292,11 @@ pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec
         (Ok(mine), Ok(other)) => [mine, other].concat(),
     };
     declarations.sort_unstable();
-    let (parsed_before, parsed_after) = (parsed_before.map_err(|e| (false, e))?, parsed_after.map_err(|e| (true, e))?);
+    parsed.extend(other_parsed);
     let twins: Vec<(usize, usize)> =
         pairing.twins.into_iter().filter(|(earlier, _)| declarations.binary_search(earlier).is_ok()).collect();
     if twins.is_empty() {
-        return Ok((parsed_before, parsed_after));
+        return in_file_order(parsed);
     }
     // A host holding a comment, CDATA or a processing instruction, and its twin: parsed too.
     let (mut changed_before, mut changed_after) = (pairing.changed_before, pairing.changed_after);
@@ -291,13 +304,31 @@ pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec
         changed_before.push(earlier);
         changed_after.push(later);
     }
-    changed_before.sort_unstable();
-    changed_after.sort_unstable();
-    Ok((
-        parse_all(before, &changed_before).map_err(|e| (false, e))?,
-        parse_all(after, &changed_after).map_err(|e| (true, e))?,
-    ))
+    next_parse.store(0, Ordering::Relaxed);
+    in_file_order(parse_batches(&changed_jobs(&changed_before, &changed_after)))
 }
+
+/// The changed hosts of both files as parse jobs: `(in the later file, index)`.
+fn changed_jobs(before: &[usize], after: &[usize]) -> Vec<(bool, usize)> {
+    before.iter().map(|&i| (false, i)).chain(after.iter().map(|&i| (true, i))).collect()
+}
+
+/// Hosts parsed in any order, in their files' order; or the first fault, the earlier
+/// file's first.
+fn in_file_order(
+    mut parsed: Vec<(bool, usize, Result<Host, ScanError>)>,
+) -> Result<(Vec<Host>, Vec<Host>), (bool, ScanError)> {
+    parsed.sort_unstable_by_key(|&(in_later, index, _)| (in_later, index));
+    let (mut earlier, mut later) = (Vec::new(), Vec::new());
+    for (in_later, _, host) in parsed {
+        let host = host.map_err(|e| (in_later, e))?;
+        if in_later { later.push(host) } else { earlier.push(host) }
+    }
+    Ok((earlier, later))
+}
+
+/// How many changed hosts a parsing thread takes at a time.
+const PARSE_BATCH: usize = 16;
 
 /// How many hosts a checking thread takes at a time.
 const CHECK_BATCH: usize = 256;
