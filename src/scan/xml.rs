@@ -413,6 +413,7 @@ fn attributes_until_end(
     // The names so far, for duplicates: on the stack (nmap writes at most a dozen), else on
     // the heap.
     let (mut few, mut count, mut more): ([&[u8]; 16], usize, Vec<&[u8]>) = ([&[]; 16], 0, Vec::new());
+    let mut seen = 0u64;
     let mut at = 0;
     loop {
         let spaced = at;
@@ -465,24 +466,33 @@ fn attributes_until_end(
             Some(quote @ (b'"' | b'\'')) => *quote,
             Some(_) => return bad(format!("the value of attribute `{}` is not in quotes", shown())),
         };
-        // One search for the closing quote, a `<` (never allowed) or a `&` (checked after).
+        // Where the value ends: most are short, so its first bytes are looked at one by one
+        // before a search for the closing quote, a `<` (never allowed) or a `&` (checked
+        // after).
         let (value_start, mut end, mut entity) = (at + 1, at + 1, false);
         loop {
-            let Some(found) = memchr::memchr3(quote, b'<', b'&', &raw[end..]) else {
-                if raw.len() - value_start > MAX_TEXT {
-                    end = raw.len();
-                    break;
+            let found = match raw.get(end..end + SHORT_VALUE) {
+                Some(near) if end - value_start < SHORT_VALUE => {
+                    near.iter().position(|&b| b == quote || b == b'<' || b == b'&').map_or(SHORT_VALUE, |f| f)
                 }
-                return short;
+                _ => match memchr::memchr3(quote, b'<', b'&', &raw[end..]) {
+                    Some(found) => found,
+                    None if raw.len() - value_start > MAX_TEXT => {
+                        end = raw.len();
+                        break;
+                    }
+                    None => return short,
+                },
             };
             end += found;
-            match raw[end] {
-                b'<' => return bad(format!("`<` in the value of attribute `{}`", shown())),
-                b'&' => {
+            match raw.get(end) {
+                Some(b'<') => return bad(format!("`<` in the value of attribute `{}`", shown())),
+                Some(b'&') => {
                     entity = true;
                     end += 1;
                 }
-                _ => break,
+                Some(&b) if b == quote => break,
+                _ => {}
             }
         }
         if end - value_start > MAX_TEXT {
@@ -495,9 +505,12 @@ fn attributes_until_end(
             check_references(&raw[value_start..end])
                 .map_err(|e| Fault::Malformed(0, format!("attribute `{}`: {e}", shown())))?;
         }
-        if few[..count.min(16)].contains(&name) || more.contains(&name) {
+        // A name is compared with those before only where its length and ends match one's.
+        let signature = 1u64 << ((name.len() * 7 + usize::from(name[0]) * 3 + usize::from(name[name.len() - 1])) & 63);
+        if seen & signature != 0 && (few[..count.min(16)].contains(&name) || more.contains(&name)) {
             return bad(format!("attribute `{}` is given twice", shown()));
         }
+        seen |= signature;
         match few.get_mut(count) {
             Some(slot) => *slot = name,
             None => more.push(name),
@@ -507,6 +520,9 @@ fn attributes_until_end(
         at = end + 1;
     }
 }
+
+/// How many bytes of a value are looked at one by one before a search.
+const SHORT_VALUE: usize = 16;
 
 /// An XML name: a letter, `_` or `:`, then letters, digits, `-`, `.`, `_` or `:` (any
 /// character above ASCII counts as a letter, as XML's name ranges nearly all do).
@@ -641,6 +657,13 @@ mod tests {
         // Fed a byte at a time, text comes in pieces; every tag is the same.
         let tags = |tokens: Vec<(Token, usize, usize)>| tokens.into_iter().filter(|t| t.0 != Text).collect::<Vec<_>>();
         assert_eq!(tags(tokens(document).unwrap()), tags(read_whole));
+        // Values of every length around the bytes looked at one by one.
+        for length in 0..40 {
+            let value = "v".repeat(length);
+            let tag = format!("<a b=\"{value}\" c='{value}&amp;'/>");
+            let found = Scanner::document().next(tag.as_bytes()).unwrap();
+            assert_eq!((found.token, found.end), (Start { name_end: 2, empty: true }, tag.len()), "{tag}");
+        }
     }
 
     #[test]
@@ -650,6 +673,10 @@ mod tests {
             (b"<a b=1>", "not in quotes"),
             (b"<a b>", "has no value"),
             (br#"<a b="<">"#, "`<` in the value"),
+            // Past the bytes of a value looked at one by one.
+            (br#"<a b="0123456789abcdefghij<">"#, "`<` in the value"),
+            (br#"<a b="0123456789abcdefghij&bogus;">"#, "not an entity XML defines"),
+            (br#"<a b="0123456789abcdef" b="0123456789abcdef">"#, "given twice"),
             (br#"<a b="&bogus;">"#, "not an entity XML defines"),
             (b"<a></b>", "</b> closes <a>"),
             (b"<a>&#1;</a>", "forbids"),
