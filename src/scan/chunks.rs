@@ -20,6 +20,8 @@ pub struct Chunks<'a> {
     file: &'a [u8],
     /// Each `<host>...</host>`, in file order; checked by [`changed_hosts`], not yet here.
     pub hosts: Vec<&'a [u8]>,
+    /// Each host cut into [`Parts`], with the key its twin is looked for by.
+    parts: Vec<(u64, Parts<'a>)>,
     /// Run information and statistics, read (strictly) from the document without its hosts.
     pub info: RunInfo,
     /// How the scan ended.
@@ -35,11 +37,13 @@ impl Chunks<'_> {
 
 /// Splits `bytes` into host elements and checks the rest of the document with the full
 /// parser: a scan that did not finish, or malformed outside its hosts, is rejected exactly as
-/// [`super::parse::read_scan`] rejects it. The hosts are checked by [`changed_hosts`].
+/// [`super::parse::read_scan`] rejects it. The hosts are checked by [`changed_hosts`]; each
+/// is cut into its [`Parts`] here, as it is found (its bytes are still in the cache).
 pub fn split(bytes: &[u8]) -> Result<Chunks<'_>, ScanError> {
     let open = memmem::Finder::new(b"<host");
     let close = memmem::Finder::new(b"</host>");
-    let mut hosts = Vec::new();
+    let finders = Finders::new();
+    let (mut hosts, mut cut) = (Vec::new(), Vec::new());
     let mut rest = Vec::with_capacity(4096);
     let mut at = 0;
     while let Some(found) = open.find(&bytes[at..]) {
@@ -58,14 +62,17 @@ pub fn split(bytes: &[u8]) -> Result<Chunks<'_>, ScanError> {
         };
         let end = start + length + b"</host>".len();
         rest.extend_from_slice(&bytes[at..start]);
-        hosts.push(&bytes[start..end]);
+        let host = &bytes[start..end];
+        let parts = parts(host, &finders);
+        cut.push((parts.key(), parts));
+        hosts.push(host);
         at = end;
     }
     rest.extend_from_slice(&bytes[at..]);
     let reader = ScanReader::new(rest.as_slice())?;
     let info = reader.info().clone();
     let stats = reader.finish()?;
-    Ok(Chunks { file: bytes, hosts, info, stats })
+    Ok(Chunks { file: bytes, hosts, parts: cut, info, stats })
 }
 
 /// Elements nmap writes anew on every scan of a host that did not change, and that the
@@ -225,14 +232,7 @@ impl<'a> Parts<'a> {
 /// which scan it is in (`true`: the later one); an error in the earlier scan is reported
 /// first.
 pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec<Host>, Vec<Host>), (bool, ScanError)> {
-    let finders = Finders::new();
-    let cut = |chunks: &Chunks<'a>| -> Vec<(u64, Parts<'a>)> {
-        chunks.hosts.iter().map(|host| parts(host, &finders)).map(|p| (p.key(), p)).collect()
-    };
-    let (earlier, later) = std::thread::scope(|scope| {
-        let later = scope.spawn(|| cut(after));
-        (cut(before), later.join().expect("the cutting thread does not panic"))
-    });
+    let (earlier, later) = (&before.parts, &after.parts);
     // Both threads check the earlier file, a batch of hosts at a time, this one after it has
     // paired the hosts; then each parses one file's changed hosts. A check gives the hosts
     // that hold more than elements and text (see [`Parts`]).
@@ -277,7 +277,7 @@ pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec
             let checked = check_batches();
             (checked, parse_batches(&receive.recv().unwrap_or_default()))
         });
-        let pairing = pair(&earlier, &later);
+        let pairing = pair(earlier, later);
         let jobs = changed_jobs(&pairing.changed_before, &pairing.changed_after);
         // The other thread waits for it before it ends.
         let _ = send.send(jobs.clone());
