@@ -389,9 +389,8 @@ fn restart_http_on(port: u16, dir: &Path) -> Receiver {
 }
 
 /// With a repeat window, a change that comes back within it is recorded but not alerted.
-#[test]
-fn the_repeat_window_suppresses_flapping_ports() {
-    let mut lab = Lab::new(None, 3);
+fn repeat_window_scenario(database_url: Option<String>) {
+    let mut lab = Lab::new(database_url, 3);
     let (p1, p2) = lab.ports;
     let host = ["127.0.0.2"];
     lab.scan(&host, &[(2, p1, FTP)]);
@@ -407,6 +406,17 @@ fn the_repeat_window_suppresses_flapping_ports() {
     assert!(out.contains("1 change (1 seen within the repeat window, not alerted), 0 alerts queued"), "{out}");
     let (_, history, _) = lab.seclab(&["scan", "history", "site/lab", "--host", "127.0.0.2"]);
     assert!(history.contains("(not alerted: repeat)"), "{history}");
+}
+
+#[test]
+fn the_repeat_window_suppresses_flapping_ports_on_sqlite() {
+    repeat_window_scenario(None);
+}
+
+#[test]
+fn the_repeat_window_suppresses_flapping_ports_on_postgresql() {
+    let postgres = Postgres::start();
+    repeat_window_scenario(Some(postgres.url.clone()));
 }
 
 /// Stored scans compare as `scan ingest` compared them: `scan diff --group` leaves out the noise

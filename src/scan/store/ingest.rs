@@ -102,9 +102,26 @@ struct Known {
 struct Sighted<'a> {
     address: &'a str,
     status: HostStatus,
+    observation: &'a str,
+    digest: &'a str,
+    changed: bool,
+}
+
+/// A host seen up, as it is written: its observation (JSON) and the digest of it, made on the
+/// thread that reads the file, ahead of the writes.
+struct Observed {
+    address: String,
+    host: Host,
     observation: String,
     digest: String,
-    changed: bool,
+}
+
+impl Observed {
+    fn new(address: String, host: Host) -> Result<Self, serde_json::Error> {
+        let observation = serde_json::to_string(&host)?;
+        let digest = digest(&observation);
+        Ok(Self { address, host, observation, digest })
+    }
 }
 
 /// An event about to be recorded.
@@ -261,7 +278,12 @@ impl Store {
         };
         let mut merged = merged.into_iter().peekable();
         while merged.peek().is_some() {
-            let batch = merged.by_ref().take(BATCH).collect();
+            let batch = merged
+                .by_ref()
+                .take(BATCH)
+                .map(|(address, host)| Observed::new(address, host))
+                .collect::<Result<_, _>>()
+                .map_err(|e| StoreError::Query(e.to_string()))?;
             self.seen(&mut tx, group, previous.as_ref(), batch, noise, &mut sink).await?;
         }
         self.missed(&mut tx, group, &mut sink).await?;
@@ -285,18 +307,18 @@ impl Store {
         tx: &mut Transaction<'_, Any>,
         group: &Group,
         previous: Option<&Coverage>,
-        hosts: Vec<(String, Host)>,
+        hosts: Vec<Observed>,
         noise: NoisePolicy,
         sink: &mut Sink<'_>,
     ) -> Result<(), StoreError> {
         let scan_id = sink.scan_id;
         let mut covered = Vec::with_capacity(hosts.len());
         let mut addresses = HashSet::with_capacity(hosts.len());
-        for (address, host) in hosts {
-            if !group.coverage.covers(&host) {
+        for observed in hosts {
+            if !group.coverage.covers(&observed.host) {
                 sink.ingested.outside += 1;
-            } else if addresses.insert(address.clone()) {
-                covered.push((address, host));
+            } else if addresses.insert(observed.address.clone()) {
+                covered.push(observed);
             }
         }
         if covered.is_empty() {
@@ -304,28 +326,23 @@ impl Store {
         }
         let known = self.known(tx, group, &covered).await?;
         let newly_covered = |host: &Host| previous.is_some_and(|p| !p.covers(host));
-        let mut observed = Vec::with_capacity(covered.len());
-        for (_, host) in &covered {
-            let observation = serde_json::to_string(host).map_err(|e| StoreError::Query(e.to_string()))?;
-            let digest = digest(&observation);
-            observed.push((observation, digest));
-        }
         // The last observation, read back only where the digest says the host changed. A host
         // the previous scan did not cover starts afresh, as in a baseline.
         let changed: Vec<&str> = covered
             .iter()
-            .zip(&observed)
-            .filter(|((address, host), (_, digest))| {
-                known.get(address.as_str()).is_some_and(|known| {
-                    known.seen_scan_id != Some(scan_id) && known.digest.as_ref() != Some(digest) && !newly_covered(host)
+            .filter(|observed| {
+                known.get(observed.address.as_str()).is_some_and(|known| {
+                    known.seen_scan_id != Some(scan_id)
+                        && known.digest.as_ref() != Some(&observed.digest)
+                        && !newly_covered(&observed.host)
                 })
             })
-            .map(|((address, _), _)| address.as_str())
+            .map(|observed| observed.address.as_str())
             .collect();
         let last = self.last_observations(tx, group, &changed).await?;
         let mut sighted = Vec::with_capacity(covered.len());
         let mut events = Vec::new();
-        for ((address, host), (observation, digest)) in covered.iter().zip(observed) {
+        for Observed { address, host, observation, digest } in &covered {
             let newly_covered = newly_covered(host);
             let Some(known) = known.get(address.as_str()) else {
                 let transition = state::next(None, Sighting::Seen { changed: false }, group.down_after);
@@ -355,10 +372,7 @@ impl Store {
         }
         self.store_sighted(tx, group, scan_id, &sighted).await?;
         sink.ingested.hosts_up += sighted.len() as u64;
-        for event in events {
-            self.record(tx, group, event, sink).await?;
-        }
-        Ok(())
+        self.record(tx, group, events, sink).await
     }
 
     /// What the group knows of `hosts`, by address: one query.
@@ -366,7 +380,7 @@ impl Store {
         &self,
         tx: &mut Transaction<'_, Any>,
         group: &Group,
-        hosts: &[(String, Host)],
+        hosts: &[Observed],
     ) -> Result<HashMap<String, Known>, StoreError> {
         let sql = format!(
             "SELECT h.address, h.status, h.misses, h.seen_scan_id, h.digest FROM hosts h WHERE {}",
@@ -374,8 +388,8 @@ impl Store {
         );
         // Not prepared once for the transaction: its best plan changes as the table fills.
         let mut query = sqlx::query(&sql).persistent(false).bind(group.id);
-        for (address, _) in hosts {
-            query = query.bind(address);
+        for observed in hosts {
+            query = query.bind(&observed.address);
         }
         let mut known = HashMap::with_capacity(hosts.len());
         for row in query.fetch_all(&mut **tx).await? {
@@ -444,14 +458,14 @@ impl Store {
                 .bind(scan_id)
                 .bind(now)
                 .bind(host.changed.then_some(scan_id))
-                .bind(&host.digest);
+                .bind(host.digest);
         }
         query.execute(&mut **tx).await?;
         let sql =
             format!("INSERT INTO observations (scan_id, address, host) VALUES {}", self.params.rows(sighted.len(), 3));
         let mut query = sqlx::query(&sql).persistent(false);
         for host in sighted {
-            query = query.bind(scan_id).bind(host.address).bind(&host.observation);
+            query = query.bind(scan_id).bind(host.address).bind(host.observation);
         }
         query.execute(&mut **tx).await?;
         Ok(())
@@ -476,6 +490,9 @@ impl Store {
             .bind(scan_id)
             .fetch_all(&mut **tx)
             .await?;
+        // The hosts that move alike are written together.
+        let mut moves: HashMap<(&'static str, u32), Vec<i64>> = HashMap::new();
+        let mut events = Vec::new();
         for row in rows {
             let status: HostStatus = row.try_get::<String, _>(2)?.parse().map_err(StoreError::Query)?;
             let misses = u32::try_from(row.try_get::<i64, _>(3)?).unwrap_or(u32::MAX);
@@ -491,77 +508,129 @@ impl Store {
             } else {
                 state::next(Some((HostStatus::Gone, misses)), Sighting::Missed, group.down_after)
             };
-            sqlx::query("UPDATE hosts SET status = $1, misses = $2 WHERE id = $3")
-                .bind(transition.status.code())
-                .bind(i64::from(transition.misses))
-                .bind(row.try_get::<i64, _>(0)?)
-                .execute(&mut **tx)
-                .await?;
+            moves.entry((transition.status.code(), transition.misses)).or_default().push(row.try_get::<i64, _>(0)?);
             if let Some(event) = transition.event {
-                self.record(tx, group, status_event(&address, event, None), sink).await?;
+                events.push(status_event(&address, event, None));
             }
         }
-        Ok(())
+        for ((status, misses), ids) in moves {
+            for ids in ids.chunks(BATCH) {
+                let mut placeholders = self.params.placeholders(ids.len() + 2);
+                let (status_at, misses_at) =
+                    (placeholders.next().unwrap_or_default(), placeholders.next().unwrap_or_default());
+                let sql = format!(
+                    "UPDATE hosts SET status = {status_at}, misses = {misses_at} WHERE id IN ({})",
+                    placeholders.collect::<Vec<_>>().join(", ")
+                );
+                let mut query = sqlx::query(&sql).persistent(false).bind(status).bind(i64::from(misses));
+                for id in ids {
+                    query = query.bind(*id);
+                }
+                query.execute(&mut **tx).await?;
+            }
+        }
+        self.record(tx, group, events, sink).await
     }
 
-    /// Records an event (none in the baseline) and queues an alert per route, unless the
-    /// same change was alerted within the repeat window.
+    /// Records events (none in the baseline) and queues an alert per route for each, unless
+    /// the same change was alerted within the repeat window: a few multi-row statements per
+    /// batch of events, not one or more per event.
     async fn record(
         &self,
         tx: &mut Transaction<'_, Any>,
         group: &Group,
-        event: NewEvent,
+        events: Vec<NewEvent>,
         sink: &mut Sink<'_>,
     ) -> Result<(), StoreError> {
         if sink.baseline {
             return Ok(());
         }
         let now = now();
-        let repeated = sink.repeat_window > 0
-            && sqlx::query(
-                "SELECT e.id FROM events e WHERE e.group_id = $1 AND e.fingerprint = $2 AND e.suppressed = 0 AND e.scan_id IN \
-                 (SELECT s.id FROM scans s WHERE s.group_id = $1 AND s.status = 'complete' AND s.id < $3 ORDER BY s.id DESC LIMIT $4) LIMIT 1",
-            )
-            .bind(group.id)
-            .bind(&event.fingerprint)
-            .bind(sink.scan_id)
-            .bind(i64::from(sink.repeat_window))
-            .fetch_optional(&mut **tx)
-            .await?
-            .is_some();
-        let event_id: i64 = sqlx::query(
-            "INSERT INTO events (scan_id, group_id, address, kind, summary, detail, fingerprint, suppressed, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        )
-        .bind(sink.scan_id)
-        .bind(group.id)
-        .bind(&event.address)
-        .bind(&event.kind)
-        .bind(&event.summary)
-        .bind(&event.detail)
-        .bind(&event.fingerprint)
-        .bind(i64::from(repeated))
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get(0)?;
-        sink.ingested.events += 1;
-        if repeated {
-            sink.ingested.suppressed += 1;
-            return Ok(());
-        }
-        for route in &group.routes {
-            sqlx::query("INSERT INTO outbox (event_id, route, next_attempt_at) VALUES ($1, $2, $3)")
-                .bind(event_id)
-                .bind(route)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-            sink.ingested.alerts += 1;
+        for events in events.chunks(EVENT_BATCH) {
+            let repeated = self.alerted_recently(tx, group, events, sink).await?;
+            let sql = format!(
+                "INSERT INTO events (scan_id, group_id, address, kind, summary, detail, fingerprint, suppressed, created_at) \
+                 VALUES {} RETURNING id, suppressed",
+                self.params.rows(events.len(), 9)
+            );
+            let mut query = sqlx::query(&sql).persistent(false);
+            for event in events {
+                query = query
+                    .bind(sink.scan_id)
+                    .bind(group.id)
+                    .bind(&event.address)
+                    .bind(&event.kind)
+                    .bind(&event.summary)
+                    .bind(&event.detail)
+                    .bind(&event.fingerprint)
+                    .bind(i64::from(repeated.contains(event.fingerprint.as_str())))
+                    .bind(now);
+            }
+            // Which id went to which event does not matter here: each one alerted gets a
+            // delivery per route.
+            let mut alerted = Vec::with_capacity(events.len());
+            for row in query.fetch_all(&mut **tx).await? {
+                if row.try_get::<i64, _>(1)? == 0 {
+                    alerted.push(row.try_get::<i64, _>(0)?);
+                }
+            }
+            sink.ingested.events += events.len() as u64;
+            sink.ingested.suppressed += (events.len() - alerted.len()) as u64;
+            let deliveries: Vec<(i64, &String)> =
+                alerted.iter().flat_map(|&id| group.routes.iter().map(move |route| (id, route))).collect();
+            for deliveries in deliveries.chunks(BATCH) {
+                let sql = format!(
+                    "INSERT INTO outbox (event_id, route, next_attempt_at) VALUES {}",
+                    self.params.rows(deliveries.len(), 3)
+                );
+                let mut query = sqlx::query(&sql).persistent(false);
+                for (id, route) in deliveries {
+                    query = query.bind(*id).bind(*route).bind(now);
+                }
+                query.execute(&mut **tx).await?;
+                sink.ingested.alerts += deliveries.len() as u64;
+            }
         }
         Ok(())
     }
+
+    /// The fingerprints among `events` of changes alerted within the repeat window (the
+    /// complete scans of the group before this one): one query.
+    async fn alerted_recently(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        group: &Group,
+        events: &[NewEvent],
+        sink: &Sink<'_>,
+    ) -> Result<HashSet<String>, StoreError> {
+        if sink.repeat_window == 0 || events.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut placeholders = self.params.placeholders(events.len() + 4);
+        let group_at = placeholders.next().unwrap_or_default();
+        let fingerprints = placeholders.by_ref().take(events.len()).collect::<Vec<_>>().join(", ");
+        let rest: Vec<String> = placeholders.collect();
+        let sql = format!(
+            "SELECT DISTINCT e.fingerprint FROM events e WHERE e.group_id = {group_at} AND e.suppressed = 0 \
+             AND e.fingerprint IN ({fingerprints}) AND e.scan_id IN (SELECT s.id FROM scans s WHERE s.group_id = {} \
+             AND s.status = 'complete' AND s.id < {} ORDER BY s.id DESC LIMIT {})",
+            rest[0], rest[1], rest[2]
+        );
+        let mut query = sqlx::query(&sql).persistent(false).bind(group.id);
+        for event in events {
+            query = query.bind(&event.fingerprint);
+        }
+        query = query.bind(group.id).bind(sink.scan_id).bind(i64::from(sink.repeat_window));
+        let mut repeated = HashSet::new();
+        for row in query.fetch_all(&mut **tx).await? {
+            repeated.insert(row.try_get::<String, _>(0)?);
+        }
+        Ok(repeated)
+    }
 }
+
+/// Events recorded per statement: 9,000 parameters, under every server's limit.
+const EVENT_BATCH: usize = 1000;
 
 /// The condition selecting `count` hosts `h` of a group: the group's id is bound first, then
 /// the addresses.
@@ -652,7 +721,7 @@ fn change_event(address: &str, change: &Change) -> NewEvent {
 fn read_hosts<R: std::io::BufRead>(
     mut reader: ScanReader<R>,
     repeated: &HashSet<String>,
-    batches: &tokio::sync::mpsc::Sender<Vec<(String, Host)>>,
+    batches: &tokio::sync::mpsc::Sender<Vec<Observed>>,
 ) -> Result<(Vec<(String, Host)>, RunStats), ScanError> {
     let mut merged: Vec<(String, Host)> = Vec::new();
     let mut merged_at: HashMap<String, usize> = HashMap::new();
@@ -672,7 +741,7 @@ fn read_hosts<R: std::io::BufRead>(
             }
             continue;
         }
-        batch.push((address, host));
+        batch.push(Observed::new(address, host).map_err(|e| ScanError::Io(e.to_string()))?);
         if batch.len() == BATCH && batches.blocking_send(std::mem::take(&mut batch)).is_err() {
             return Ok((Vec::new(), RunStats::default()));
         }
