@@ -1,9 +1,9 @@
-//! The one pass over XML bytes that both the streaming reader ([`super::parse::ScanReader`],
-//! for ingest and for the hosts a comparison parses) and the check of the hosts it does not
-//! parse ([`super::parse::check_element`]) make: it finds each token, checks it as XML (and
-//! nmap's own reader, expat) requires, and keeps the elements open, so that every end tag
-//! closes its own. quick-xml lets through duplicate attributes, unquoted values, `<` in a
-//! value and entities XML does not define; this pass lets none through.
+//! The one pass over XML bytes that both the streaming reader (`parse::ScanReader`, for
+//! ingest and for the hosts a comparison parses) and the check of the hosts it does not
+//! parse (`parse::check_element`) make: it finds each token, checks it as XML (and nmap's own
+//! reader, expat) requires, and keeps the elements open, so that every end tag closes its
+//! own. quick-xml lets through duplicate attributes, unquoted values, `<` in a value and
+//! entities XML does not define; this pass lets none through.
 
 use std::ops::Range;
 
@@ -165,7 +165,8 @@ impl Scanner {
                         .map_err(|message| Fault::Malformed(amp, format!("text: {message}")))?;
                     from = amp + semicolon + 1;
                 }
-                None if end < bytes.len() || amp + 16 < end => {
+                // Past a `<`, or too far for any reference (however many leading zeros).
+                None if end < bytes.len() || end - amp > MAX_TEXT => {
                     return Err(Fault::Malformed(amp, "text: `&` starts no entity".into()));
                 }
                 // The bytes end inside what may be a reference.
@@ -254,7 +255,8 @@ impl Scanner {
     /// A comment, a CDATA section, a processing instruction, or (before the root element) the
     /// XML declaration, first of all, or the document type declaration.
     fn declaration(&mut self, tag: &[u8], first: bool) -> Result<(Token, usize), Fault> {
-        let closed = |marker: &[u8], from: usize, what: &'static str| match tag
+        // Where the declaration ends, after `marker`; `what` it is, and how a short one is named.
+        let closed = |marker: &[u8], from: usize, what: &str, short: &'static str| match tag
             .get(from..)
             .and_then(|rest| memchr::memmem::find(rest, marker))
         {
@@ -262,14 +264,14 @@ impl Scanner {
             None if tag.len() > MAX_TEXT => {
                 Err(Fault::Malformed(0, format!("{what} is over 1 MiB long (nmap writes none that long)")))
             }
-            None => Err(Fault::Short(what)),
+            None => Err(Fault::Short(short)),
         };
         let starts = |prefix: &[u8]| {
             let common = tag.len().min(prefix.len());
             (tag[..common] == prefix[..common]).then_some(common == prefix.len())
         };
         if tag[1] == b'?' {
-            let length = closed(b"?>", 2, "a processing instruction is never closed")?;
+            let length = closed(b"?>", 2, "a processing instruction", "a processing instruction is never closed")?;
             let target = &tag[2..];
             if target.get(..3).is_some_and(|t| t.eq_ignore_ascii_case(b"xml")) && !is_name_byte(target.get(3)) {
                 if !first {
@@ -283,13 +285,15 @@ impl Scanner {
         }
         match (starts(b"<!--"), starts(b"<![CDATA["), starts(b"<!DOCTYPE")) {
             (Some(true), _, _) => {
-                let length = closed(b"-->", 4, "a comment is never closed")?;
+                let length = closed(b"-->", 4, "a comment", "a comment is never closed")?;
                 if memchr::memmem::find(&tag[4..length - 3], b"--").is_some() {
                     return Err(Fault::Malformed(0, "a comment holds `--`".into()));
                 }
                 Ok((Token::Declaration, length))
             }
-            (_, Some(true), _) => Ok((Token::Declaration, closed(b"]]>", 9, "a CDATA section is never closed")?)),
+            (_, Some(true), _) => {
+                Ok((Token::Declaration, closed(b"]]>", 9, "a CDATA section", "a CDATA section is never closed")?))
+            }
             (_, _, Some(true)) if self.place == Place::Prolog => Ok((Token::Prolog, document_type(tag)?)),
             (_, _, Some(true)) => Err(Fault::Malformed(0, "a document type declaration after the root element".into())),
             (Some(false), _, _) | (_, Some(false), _) | (_, _, Some(false)) => {
@@ -687,6 +691,21 @@ mod tests {
             match tokens(bytes) {
                 Err(Fault::Malformed(_, found)) => assert!(found.contains(message), "{found}"),
                 other => panic!("{}: {other:?}", String::from_utf8_lossy(bytes)),
+            }
+        }
+    }
+
+    #[test]
+    fn what_nmap_never_writes_is_refused_before_it_is_held_whole() {
+        let long = "a".repeat(MAX_TEXT + 1);
+        for (bytes, message) in [
+            (format!("<!--{long}"), "a comment is over 1 MiB long"),
+            (format!("<a b=\"{long}"), "the value of attribute `b` is over 1 MiB long"),
+            (format!("&{long}"), "`&` starts no entity"),
+        ] {
+            match Scanner::document().next(bytes.as_bytes()) {
+                Err(Fault::Malformed(_, found)) => assert!(found.contains(message), "{found}"),
+                other => panic!("{message}: {other:?}"),
             }
         }
     }
