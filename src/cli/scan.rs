@@ -516,7 +516,7 @@ fn diff(cli: &Cli, before: &Path, after: &Path, matching: Matching, noise: Noise
     let printed = print_diff(cli, &diffs, document, noise, "asked on the command line");
     // The process ends next: unmapping both files and freeing every host parsed would only
     // cost time (a tenth of a second on two 700 MB scans).
-    drop((a, b));
-    std::mem::forget((a_bytes, b_bytes, earlier, later, diffs));
+    std::mem::forget((a, b, earlier, later, diffs));
+    std::mem::forget((a_bytes, b_bytes));
     printed
 }

@@ -234,8 +234,8 @@ impl<'a> Parts<'a> {
 pub fn changed_hosts<'a>(before: &Chunks<'a>, after: &Chunks<'a>) -> Result<(Vec<Host>, Vec<Host>), (bool, ScanError)> {
     let (earlier, later) = (&before.parts, &after.parts);
     // Both threads check the earlier file, a batch of hosts at a time, this one after it has
-    // paired the hosts; then each parses one file's changed hosts. A check gives the hosts
-    // that hold more than elements and text (see [`Parts`]).
+    // paired the hosts; then both parse the changed hosts of both files. A check gives the
+    // hosts that hold more than elements and text (see [`Parts`]).
     let next = AtomicUsize::new(0);
     let check_batches = || -> Result<Vec<usize>, (usize, ScanError)> {
         let mut declarations = Vec::new();
