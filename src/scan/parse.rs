@@ -71,7 +71,7 @@ impl<R: BufRead> ScanReader<R> {
         let mark = if start.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
         input.consume(mark);
         let mut this = Self {
-            input: Input::new(input, Scanner::document(), mark as u64, WINDOW),
+            input: Input::document(input, mark as u64),
             info: RunInfo::default(),
             stats: None,
             failure: None,
@@ -106,7 +106,7 @@ impl<'a> ScanReader<&'a [u8]> {
     /// byte of it checked as a whole file's are, a tag it does not close named as such.
     pub fn host_element(element: &'a [u8], offset: u64) -> Result<Host, ScanError> {
         let mut this = Self {
-            input: Input::new(element, Scanner::element().keeping_attributes(), offset, element.len()),
+            input: Input::element(element, offset),
             info: RunInfo::default(),
             stats: None,
             failure: None,
@@ -114,7 +114,6 @@ impl<'a> ScanReader<&'a [u8]> {
             hosts_read: 0,
             in_host: true,
         };
-        this.input.whole = true;
         let host = match next_piece(&mut this.input, 0, true)? {
             Some(piece @ Piece { token: Token::Start { empty, .. }, .. }) if piece.name() == "host" => {
                 let host = Self::host_start(&piece);
@@ -454,9 +453,19 @@ impl Piece<'_> {
     }
 }
 
+impl<'a> Input<&'a [u8]> {
+    /// One element, all of it in `element`, which starts at `offset` in its file.
+    fn element(element: &'a [u8], offset: u64) -> Self {
+        let (scanner, buf) = (Scanner::element().keeping_attributes(), vec![0; element.len().max(64)]);
+        Self { source: element, scanner, buf, start: 0, filled: 0, eof: false, whole: true, base: offset }
+    }
+}
+
 impl<R: Read> Input<R> {
-    fn new(source: R, scanner: Scanner, base: u64, window: usize) -> Self {
-        Self { source, scanner, buf: vec![0; window.max(64)], start: 0, filled: 0, eof: false, whole: false, base }
+    /// A document read from `source`, whose first byte is at `base` in its file.
+    fn document(source: R, base: u64) -> Self {
+        let buf = vec![0; WINDOW];
+        Self { source, scanner: Scanner::document(), buf, start: 0, filled: 0, eof: false, whole: false, base }
     }
 
     /// The next token, or `None` at the end of the input; `Err(None)` when the input ends

@@ -197,11 +197,9 @@ impl Scanner {
             Some(b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/') if name_end > 1 => {}
             None => return Err(Fault::Short("a tag is never closed")),
             Some(_) => {
-                let Some(end) = tag[1..].iter().position(|b| b.is_ascii_whitespace() || matches!(b, b'>' | b'/'))
-                else {
+                let Some(name) = not_a_name(&tag[1..], b" \t\r\n>/") else {
                     return Err(Fault::Short("a tag is never closed"));
                 };
-                let name = String::from_utf8_lossy(&tag[1..1 + end]);
                 return Err(Fault::Malformed(0, format!("`{name}` is not an element name")));
             }
         }
@@ -446,12 +444,8 @@ fn attributes_until_end(
             None => return short,
             Some(b'=' | b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/') if at > start => {}
             Some(_) => {
-                let delimiter = |b: &u8| matches!(b, b'=' | b' ' | b'\t' | b'\r' | b'\n' | b'>' | b'/');
-                let Some(end) = raw[start..].iter().position(delimiter) else { return short };
-                return bad(format!(
-                    "`{}` is not an attribute name",
-                    String::from_utf8_lossy(&raw[start..start + end])
-                ));
+                let Some(name) = not_a_name(&raw[start..], b"= \t\r\n>/") else { return short };
+                return bad(format!("`{name}` is not an attribute name"));
             }
         }
         while raw.get(at).is_some_and(u8::is_ascii_whitespace) {
@@ -531,8 +525,14 @@ const SHORT_VALUE: usize = 16;
 /// An XML name: a letter, `_` or `:`, then letters, digits, `-`, `.`, `_` or `:` (any
 /// character above ASCII counts as a letter, as XML's name ranges nearly all do).
 fn is_name(name: &[u8]) -> bool {
-    name.first().is_some_and(|&b| NAME_BYTES[usize::from(b)] == NAME_START)
-        && name.iter().all(|&b| NAME_BYTES[usize::from(b)] != 0)
+    !name.is_empty() && name_length(name) == name.len()
+}
+
+/// For a message: what stands where a name should, up to the first of `ends`; `None` when
+/// the bytes end first.
+fn not_a_name<'b>(bytes: &'b [u8], ends: &[u8]) -> Option<std::borrow::Cow<'b, str>> {
+    let end = bytes.iter().position(|b| ends.contains(b))?;
+    Some(String::from_utf8_lossy(&bytes[..end]))
 }
 
 /// How long the XML name `bytes` start with is (0 when they start with none).
